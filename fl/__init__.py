@@ -1,0 +1,1 @@
+"""sabre federated training core: data, model, FedAvg simulation, evaluation, command line."""

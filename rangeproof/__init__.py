@@ -1,0 +1,1 @@
+"""Norm-bound zero-knowledge proofs on petlib: Pedersen commitments, Bulletproofs, norm proofs."""

@@ -1,1 +1,61 @@
-"""Secure aggregation (Bonawitz et al. 2017; SecAgg+ of Bell et al. 2020)."""
+"""Secure aggregation (Bonawitz et al. 2017; SecAgg+ of Bell et al. 2020).
+
+The server learns the sum of the clients' vectors over Z_(2^k) (and of short side vectors over
+a prime field) and nothing else, tolerating dropouts at any step while ``t`` clients remain.
+The protocol, threat model, parameter choices and wire encoding are in ``docs/secagg.md``.
+
+Front doors:
+
+* :func:`secure_pipeline`, :class:`SecureSum`, :class:`QuantizeStage`, :class:`ModularPlainSum`
+  - the aggregation-pipeline stages (imported lazily: they depend on ``fl.aggregation``);
+* :class:`SecAggParams` (:meth:`~SecAggParams.classic`, :meth:`~SecAggParams.secagg_plus`) and
+  :func:`run_round` - one in-process round with a :class:`DropoutPlan`;
+* :class:`SecAggClient` / :class:`SecAggServer` - the state machines, for other transports
+  (:mod:`secagg.net` runs them over TCP).
+
+Internals (Shamir sharing, mask expansion, key derivation, codec) live in their own modules and
+are not re-exported.
+"""
+from __future__ import annotations
+
+from .client import ClientStage, SecAggClient
+from .driver import STEPS, DropoutPlan, RoundReport, run_round
+from .errors import (
+    AuthenticationFailed,
+    ConfigError,
+    DecodeError,
+    InconsistentView,
+    MalformedMessage,
+    NonCanonicalEncoding,
+    OutOfOrder,
+    OversizedMessage,
+    ProtocolViolation,
+    RefusedRequest,
+    ReplayedMessage,
+    SecAggError,
+    TooFewSurvivors,
+    TruncatedMessage,
+)
+from .params import P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
+from .server import SecAggServer, ServerStage, SumResult
+
+_STAGE_NAMES = ("QuantizeStage", "ModularPlainSum", "SecureSum", "SecureSumResult", "secure_pipeline",
+                "FIELD_VECTOR_KEY", "EXCLUDE_KEY")
+
+__all__ = [
+    "SecAggParams", "GraphChoice", "secagg_plus_parameters", "default_threshold", "P256_ORDER",
+    "SecAggClient", "ClientStage", "SecAggServer", "ServerStage", "SumResult",
+    "run_round", "DropoutPlan", "RoundReport", "STEPS",
+    "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
+    "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
+    "RefusedRequest", "TooFewSurvivors", "InconsistentView",
+    *_STAGE_NAMES,
+]
+
+
+def __getattr__(name: str):
+    if name in _STAGE_NAMES:
+        from . import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module 'secagg' has no attribute {name!r}")

@@ -1,0 +1,330 @@
+"""The client side of the protocol: an explicit state machine with one method per step.
+
+The steps (``docs/secagg.md#protocol``) and the methods that play them::
+
+    ADVERTISE     advertise_keys()                        -> AdvertiseKeys
+    SHARE_KEYS    share_keys(KeysBroadcast)               -> ShareKeys
+    MASKED_INPUT  masked_input(SharesDelivery, x, x_f)    -> MaskedInput
+    CONSISTENCY   consistency_check(ConsistencyRequest)   -> ConsistencySignature   (active only)
+    UNMASK        unmask(UnmaskRequest)                   -> UnmaskResponse
+    DONE
+
+Each method checks its input completely before it changes any state, so a rejected message
+(any :class:`~secagg.errors.SecAggError`) leaves the client exactly where it was. A step can be
+played once: calling it again, or out of order, raises :class:`~secagg.errors.OutOfOrder`.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import (
+    AuthenticationFailed,
+    InconsistentView,
+    MalformedMessage,
+    OutOfOrder,
+    ProtocolViolation,
+    RefusedRequest,
+    ReplayedMessage,
+    TooFewSurvivors,
+)
+from .graph import neighbours
+from .keys import AgreementKey, SigningKey, decrypt_share, encrypt_share, hkdf, verify_signature
+from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
+from .messages import (
+    MASK_KEY_SHARE,
+    SELF_MASK_SHARE,
+    SHARE_PLAINTEXT_BYTES,
+    AdvertiseKeys,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeysBroadcast,
+    MaskedInput,
+    SharesDelivery,
+    ShareKeys,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from .params import SecAggParams
+from .prg import MaskExpander, expand_field, ring_dtype
+from .randomness import RandomSource, SystemRandom
+from .shamir import SHARE_BYTES, SHARE_PRIME, share_secret
+from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
+
+__all__ = ["ClientStage", "SecAggClient", "check_incoming"]
+
+
+class ClientStage(enum.Enum):
+    ADVERTISE = "advertise_keys"
+    SHARE_KEYS = "share_keys"
+    MASKED_INPUT = "masked_input"
+    CONSISTENCY = "consistency_check"
+    UNMASK = "unmask"
+    DONE = "done"
+
+
+def check_incoming(msg, cls: type, round_id: bytes, party: int, party_field: str) -> None:
+    """Common checks on a received message: its type, its round and its addressee/sender.
+
+    Raises:
+      MalformedMessage: wrong type.
+      ReplayedMessage: a message of another round.
+      ProtocolViolation: addressed to (or sent by) another party.
+    """
+    if not isinstance(msg, cls):
+        raise MalformedMessage(f"expected {cls.__name__}, got {type(msg).__name__}")
+    if msg.round_id != round_id:
+        raise ReplayedMessage(f"{cls.__name__} belongs to another round")
+    if getattr(msg, party_field) != party:
+        raise ProtocolViolation(f"{cls.__name__} is for client {getattr(msg, party_field)}, not {party}")
+
+
+class SecAggClient:
+    """One client's side of one round.
+
+    Args:
+      params: the round's public parameters.
+      client_id: this client's protocol id, ``1..n``.
+      round_id: the 16-byte round id (fresh per round).
+      signing_key: the client's Ed25519 identity (active variant only).
+      verify_keys: ``{client id: Ed25519 public key}`` of all clients (active variant only).
+      rng: source of secrets (default: the OS CSPRNG).
+    """
+
+    def __init__(
+        self,
+        params: SecAggParams,
+        client_id: int,
+        round_id: bytes,
+        *,
+        signing_key: SigningKey | None = None,
+        verify_keys: Mapping[int, bytes] | None = None,
+        rng: RandomSource | None = None,
+    ):
+        if client_id not in params.client_ids:
+            raise ValueError(f"client_id: expected 1..{params.num_clients}, got {client_id}")
+        if len(round_id) != 16:
+            raise ValueError("round_id: expected 16 bytes")
+        if params.active and (signing_key is None or verify_keys is None):
+            raise ValueError("the active variant needs signing_key and verify_keys")
+        self.params = params
+        self.id = client_id
+        self.round_id = bytes(round_id)
+        self._signing_key = signing_key
+        self._verify_keys = dict(verify_keys or {})
+        self._rng = rng or SystemRandom()
+        self.stage = ClientStage.ADVERTISE
+        self._holders = neighbours(params, self.round_id)[client_id] | {client_id}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _expect(self, stage: ClientStage) -> None:
+        if self.stage is not stage:
+            raise OutOfOrder(f"client {self.id}: {stage.value} called in stage {self.stage.value}")
+
+    def _check(self, msg, cls: type) -> None:
+        check_incoming(msg, cls, self.round_id, self.id, "receiver")
+
+    # -- step 0 ----------------------------------------------------------------------------
+    def advertise_keys(self) -> AdvertiseKeys:
+        """Step 0: generate the round's key pairs ``(c, s)`` and advertise the public halves."""
+        self._expect(ClientStage.ADVERTISE)
+        c_key = AgreementKey.generate(self._rng)
+        s_key = AgreementKey.generate(self._rng)
+        sig = b""
+        if self.params.active:
+            sig = self._signing_key.sign(advertise_transcript(self.round_id, self.id, c_key.public_bytes, s_key.public_bytes))
+        self._c_key, self._s_key = c_key, s_key
+        self.stage = ClientStage.SHARE_KEYS
+        return AdvertiseKeys(self.round_id, self.id, c_key.public_bytes, s_key.public_bytes, sig)
+
+    # -- step 1 ----------------------------------------------------------------------------
+    def share_keys(self, msg: KeysBroadcast) -> ShareKeys:
+        """Step 1: check the neighbours' keys, Shamir-share ``s_u`` and ``b_u``, encrypt the shares.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` holders advertised keys.
+          ProtocolViolation: own keys missing or altered, a non-neighbour listed, repeated keys.
+          AuthenticationFailed: (active) a signature on advertised keys does not verify.
+        """
+        self._expect(ClientStage.SHARE_KEYS)
+        self._check(msg, KeysBroadcast)
+        peers = {p.client: p for p in msg.peers}
+        if not set(peers) <= self._holders:
+            raise ProtocolViolation(f"client {self.id}: keys of non-neighbours {sorted(set(peers) - self._holders)}")
+        own = peers.get(self.id)
+        if own is None or own.c_pk != self._c_key.public_bytes or own.s_pk != self._s_key.public_bytes:
+            raise ProtocolViolation(f"client {self.id}: own keys missing or altered in the broadcast")
+        if len(peers) < self.params.threshold:
+            raise TooFewSurvivors("share_keys", len(peers), self.params.threshold, f"client {self.id}'s neighbourhood")
+        all_keys = [p.c_pk for p in msg.peers] + [p.s_pk for p in msg.peers]
+        if len(set(all_keys)) != len(all_keys):
+            raise ProtocolViolation(f"client {self.id}: repeated public keys in the broadcast")
+        if self.params.active:
+            for p in msg.peers:
+                if p.client not in self._verify_keys:
+                    raise AuthenticationFailed(f"no verify key for client {p.client}")
+                verify_signature(
+                    self._verify_keys[p.client], p.signature,
+                    advertise_transcript(self.round_id, p.client, p.c_pk, p.s_pk), f"client {p.client}",
+                )
+        enc_keys = {
+            v: hkdf(self._c_key.agree(p.c_pk), self.round_id, "share-encryption", *sorted((self.id, v)))
+            for v, p in peers.items() if v != self.id
+        }
+        # all checks passed: draw the secrets
+        b_seed = self._rng.bytes(32)
+        holders = sorted(peers)
+        s_shares = share_secret(int.from_bytes(self._s_key.private_bytes, "big"), holders, self.params.threshold, self._rng)
+        b_shares = share_secret(int.from_bytes(b_seed, "big"), holders, self.params.threshold, self._rng)
+        cts = []
+        for v in holders:
+            if v == self.id:
+                continue
+            plaintext = (
+                self.id.to_bytes(2, "big") + v.to_bytes(2, "big")
+                + s_shares[v].to_bytes(SHARE_BYTES, "big") + b_shares[v].to_bytes(SHARE_BYTES, "big")
+            )
+            cts.append((v, encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)))
+        self._peers = peers
+        self._enc_keys = enc_keys
+        self._b_seed = b_seed
+        self._shares = {self.id: (s_shares[self.id], b_shares[self.id])}
+        self.stage = ClientStage.MASKED_INPUT
+        return ShareKeys(self.round_id, self.id, self_mask_commitment(self.round_id, self.id, b_seed), tuple(cts))
+
+    # -- step 2 ----------------------------------------------------------------------------
+    def masked_input(self, msg: SharesDelivery, vector: np.ndarray, field_vector: Sequence[int] = ()) -> MaskedInput:
+        """Step 2: decrypt the shares received, mask ``vector`` (and ``field_vector``) and upload.
+
+        Args:
+          msg: the shares addressed to this client (their senders form U2).
+          vector: integers in ``[0, 2^k)``, 1-D.
+          field_vector: ``params.field_dim`` integers in ``[0, q)``.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` holders shared keys.
+          AuthenticationFailed: a share ciphertext does not verify.
+          ProtocolViolation: shares from a client that did not advertise keys.
+          ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
+        """
+        self._expect(ClientStage.MASKED_INPUT)
+        self._check(msg, SharesDelivery)
+        p = self.params
+        x = np.asarray(vector)
+        if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
+            raise ValueError("vector: expected a 1-D integer array")
+        if x.size and (int(x.min()) < 0 or int(x.max()) >> p.mask_bits):
+            raise ValueError(f"vector: entries must lie in [0, 2^{p.mask_bits})")
+        xf = [int(e) for e in field_vector]
+        if len(xf) != p.field_dim or any(not 0 <= e < p.field_modulus for e in xf):
+            raise ValueError(f"field_vector: expected {p.field_dim} integers in [0, q)")
+        received = {}
+        for sender, ct in msg.ciphertexts:
+            if sender == self.id or sender not in self._peers:
+                raise ProtocolViolation(f"client {self.id}: shares from client {sender}, which is not a neighbour in U1")
+            pt = decrypt_share(self._enc_keys[sender], self.round_id, sender, self.id, ct)
+            if len(pt) != SHARE_PLAINTEXT_BYTES or int.from_bytes(pt[:2], "big") != sender or int.from_bytes(pt[2:4], "big") != self.id:
+                raise AuthenticationFailed(f"client {self.id}: share bundle from {sender} names the wrong parties")
+            s_share = int.from_bytes(pt[4 : 4 + SHARE_BYTES], "big")
+            b_share = int.from_bytes(pt[4 + SHARE_BYTES :], "big")
+            if s_share >= SHARE_PRIME or b_share >= SHARE_PRIME:
+                raise MalformedMessage(f"client {self.id}: share from {sender} out of range")
+            received[sender] = (s_share, b_share)
+        u2 = set(received) | {self.id}
+        if len(u2) < p.threshold:
+            raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
+        pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(received)}
+        # mask
+        dtype = ring_dtype(p.mask_bits)
+        y = x.astype(dtype, copy=True)
+        expander = MaskExpander(y.size, p.mask_bits)
+        own = self_mask_keys(self._b_seed, self.round_id, self.id)
+        expander.add(y, own.ring, 1)
+        for v, keys in pair_keys.items():
+            expander.add(y, keys.ring, pairwise_sign(self.id, v))
+        if p.mask_bits < dtype.itemsize * 8:
+            np.bitwise_and(y, dtype.type((1 << p.mask_bits) - 1), out=y)
+        yf: tuple[int, ...] = ()
+        if p.field_dim:
+            q = p.field_modulus
+            acc = [(a + m) % q for a, m in zip(xf, expand_field(own.field, p.field_dim, q))]
+            for v, keys in pair_keys.items():
+                sign = pairwise_sign(self.id, v)
+                acc = [(a + sign * m) % q for a, m in zip(acc, expand_field(keys.field, p.field_dim, q))]
+            yf = tuple(acc)
+        self._shares.update(received)
+        self._u2 = frozenset(u2)
+        self.stage = ClientStage.CONSISTENCY if p.active else ClientStage.UNMASK
+        return MaskedInput(self.round_id, self.id, p.mask_bits, y, yf)
+
+    # -- step 3 (active) -------------------------------------------------------------------
+    def consistency_check(self, msg: ConsistencyRequest) -> ConsistencySignature:
+        """Step 3 (active variant): sign the set U3 the server announces.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` holders in U3.
+          ProtocolViolation: U3 lists holders that never shared keys, or omits this client.
+        """
+        self._expect(ClientStage.CONSISTENCY)
+        self._check(msg, ConsistencyRequest)
+        u3 = tuple(msg.survivors)
+        mine = set(u3) & self._holders
+        if self.id not in mine or not mine <= self._u2:
+            raise ProtocolViolation(f"client {self.id}: U3 is not a subset of U2 containing this client")
+        if len(mine) < self.params.threshold:
+            raise TooFewSurvivors("consistency_check", len(mine), self.params.threshold, f"client {self.id}'s neighbourhood")
+        sig = self._signing_key.sign(consistency_transcript(self.round_id, u3))
+        self._u3 = u3
+        self.stage = ClientStage.UNMASK
+        return ConsistencySignature(self.round_id, self.id, sig)
+
+    # -- step 4 ----------------------------------------------------------------------------
+    def unmask(self, msg: UnmaskRequest) -> UnmaskResponse:
+        """Step 4: reveal self-mask shares of survivors and mask-key shares of dropped clients.
+
+        An honest client answers at most one request, never reveals both shares of one peer,
+        never reveals its own mask-key share, and (active) requires the same U3 it signed plus
+        ``t`` valid consistency signatures.
+
+        Raises:
+          RefusedRequest: a peer in both lists, or this client listed as dropped.
+          InconsistentView: (active) the survivors differ from the signed U3.
+          AuthenticationFailed: (active) a consistency signature does not verify.
+          TooFewSurvivors: fewer than ``t`` survivors (or signatures).
+          ProtocolViolation: peers that never shared keys with this client.
+        """
+        self._expect(ClientStage.UNMASK)
+        self._check(msg, UnmaskRequest)
+        p = self.params
+        survivors, dropped = set(msg.survivors), set(msg.dropped)
+        if survivors & dropped:
+            raise RefusedRequest(f"client {self.id}: asked for both shares of {sorted(survivors & dropped)}")
+        if self.id in dropped or self.id not in survivors:
+            raise RefusedRequest(f"client {self.id}: listed as dropped although it is alive")
+        if p.active:
+            if tuple(msg.survivors) != self._u3:
+                raise InconsistentView(f"client {self.id}: survivors differ from the U3 it signed")
+            signers = [i for i, _ in msg.signatures]
+            if not set(signers) <= set(self._u3):
+                raise ProtocolViolation(f"client {self.id}: signatures from clients outside U3")
+            if len(signers) < p.threshold:
+                raise TooFewSurvivors("unmask", len(signers), p.threshold, "consistency signatures")
+            transcript = consistency_transcript(self.round_id, self._u3)
+            for i, sig in msg.signatures:
+                if i not in self._verify_keys:
+                    raise AuthenticationFailed(f"no verify key for client {i}")
+                verify_signature(self._verify_keys[i], sig, transcript, f"client {i}")
+        mine_s = survivors & self._holders
+        mine_d = dropped & self._holders
+        if not (mine_s | mine_d) <= self._u2:
+            raise ProtocolViolation(f"client {self.id}: asked about clients that did not share keys with it")
+        if len(mine_s) < p.threshold:
+            raise TooFewSurvivors("unmask", len(mine_s), p.threshold, f"client {self.id}'s neighbourhood")
+        out = []
+        for peer in sorted(mine_s | mine_d):
+            s_share, b_share = self._shares[peer]
+            out.append((peer, SELF_MASK_SHARE, b_share) if peer in mine_s else (peer, MASK_KEY_SHARE, s_share))
+        self.stage = ClientStage.DONE
+        return UnmaskResponse(self.round_id, self.id, tuple(out))

@@ -1,0 +1,199 @@
+"""In-process simulation of one round: clients and server exchange *encoded* messages.
+
+Every message goes through its binary encoding and back (so the codec is exercised and every
+byte is counted), and a :class:`DropoutPlan` says which client stops at which step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .client import SecAggClient
+from .errors import ConfigError, SecAggError
+from .keys import SigningKey
+from .messages import decode_message
+from .params import SecAggParams
+from .randomness import RandomSource, SeededRandom, SystemRandom
+from .server import SecAggServer, SumResult
+
+__all__ = ["STEPS", "DropoutPlan", "RoundReport", "run_round"]
+
+#: the client's steps, in order; ``DropoutPlan`` names the first step a client does not send
+STEPS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmask")
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutPlan:
+    """Which clients stop, and at which step (the first message they never send).
+
+    ``{3: "share_keys"}`` means client 3 advertised its keys and then vanished ("after
+    advertise"); ``"masked_input"``: after sharing keys; ``"consistency_check"`` or
+    ``"unmask"``: after uploading its masked input (its input is still in the sum).
+    """
+
+    drop_at: Mapping[int, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for u, step in self.drop_at.items():
+            if step not in STEPS:
+                raise ConfigError(f"dropout plan: client {u}: unknown step {step!r}, expected one of {STEPS}")
+
+    def sends(self, client: int, step: str) -> bool:
+        """Whether ``client`` sends its ``step`` message."""
+        stop = self.drop_at.get(client)
+        return stop is None or STEPS.index(step) < STEPS.index(stop)
+
+    @classmethod
+    def random(cls, clients: Sequence[int], rate: float, rng: np.random.Generator, *, steps: Sequence[str] = STEPS) -> "DropoutPlan":
+        """Each client drops with probability ``rate``, at a step drawn uniformly from ``steps``."""
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"dropout rate: expected 0..1, got {rate}")
+        drop = rng.random(len(clients)) < rate
+        where = rng.integers(0, len(steps), len(clients))
+        return cls({int(u): steps[int(w)] for u, d, w in zip(clients, drop, where) if d})
+
+
+@dataclasses.dataclass
+class RoundReport:
+    """What a simulated round produced and cost.
+
+    Attributes:
+      result: the server's :class:`SumResult`.
+      upload_bytes: bytes each client sent, by client.
+      download_bytes: bytes each client received, by client.
+      client_seconds: each client's compute time (its steps, encoding and decoding included).
+      server_seconds: the server's compute time.
+      client_errors: clients that stopped because they rejected a message (the exception).
+    """
+
+    result: SumResult
+    upload_bytes: dict[int, int]
+    download_bytes: dict[int, int]
+    client_seconds: dict[int, float]
+    server_seconds: float
+    client_errors: dict[int, Exception]
+
+
+def run_round(
+    params: SecAggParams,
+    inputs: Mapping[int, np.ndarray],
+    *,
+    field_inputs: Mapping[int, Sequence[int]] | None = None,
+    dropout: DropoutPlan | None = None,
+    exclude: Mapping[int, str] | Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
+    round_id: bytes | None = None,
+    seed: int | None = None,
+) -> RoundReport:
+    """Run one whole round in this process.
+
+    Args:
+      params: round parameters; ``inputs`` must have a vector for every client ``1..n``.
+      inputs: ``{client id: integer vector in [0, 2^k)}``.
+      field_inputs: ``{client id: params.field_dim ints in [0, q)}`` when ``field_dim > 0``.
+      dropout: who stops where (default: nobody).
+      exclude: clients to leave out before unmasking, or a function of the ids whose masked
+        inputs arrived that returns them (with reasons).
+      round_id: 16 bytes (default: random, or derived from ``seed``).
+      seed: replay all secret randomness from this seed (simulation only; default: OS CSPRNG).
+
+    Returns:
+      The :class:`RoundReport`.
+
+    Raises:
+      TooFewSurvivors: the round fell below the threshold.
+    """
+    ids = list(params.client_ids)
+    if sorted(inputs) != ids:
+        raise ConfigError(f"inputs: expected vectors for clients 1..{params.num_clients}")
+    dims = {np.asarray(v).shape for v in inputs.values()}
+    if len(dims) != 1 or len(next(iter(dims))) != 1:
+        raise ConfigError("inputs: expected 1-D vectors of one length")
+    dim = next(iter(dims))[0]
+    if params.field_dim and (field_inputs is None or sorted(field_inputs) != ids):
+        raise ConfigError("field_inputs: expected a side vector for every client")
+    dropout = dropout or DropoutPlan()
+    rng: RandomSource = SystemRandom() if seed is None else SeededRandom(seed)
+    round_id = round_id if round_id is not None else rng.bytes(16)
+    signing = {u: SigningKey.generate(rng) for u in ids} if params.active else {}
+    verify = {u: k.verify_key for u, k in signing.items()} if params.active else None
+
+    up = {u: 0 for u in ids}
+    down = {u: 0 for u in ids}
+    secs = {u: 0.0 for u in ids}
+    errors: dict[int, Exception] = {}
+    server_s = 0.0
+    clients = {
+        u: SecAggClient(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
+                        rng=rng if seed is not None else SystemRandom())
+        for u in ids
+    }
+    t0 = time.perf_counter()
+    server = SecAggServer(params, round_id, dim, verify_keys=verify)
+    server_s += time.perf_counter() - t0
+
+    def client_step(u: int, step: str, fn: Callable[[], object]) -> bytes | None:
+        if u in errors or not dropout.sends(u, step):
+            return None
+        t = time.perf_counter()
+        try:
+            data = fn().encode()
+        except SecAggError as exc:  # recorded: the client stops, like a dropout
+            errors[u] = exc
+            return None
+        secs[u] += time.perf_counter() - t
+        up[u] += len(data)
+        return data
+
+    def deliver(u: int, data: bytes):
+        t = time.perf_counter()
+        msg = decode_message(data)
+        secs[u] += time.perf_counter() - t
+        down[u] += len(data)
+        return msg
+
+    def server_do(fn: Callable, *args):
+        nonlocal server_s
+        t = time.perf_counter()
+        out = fn(*args)
+        server_s += time.perf_counter() - t
+        return out
+
+    def server_receive(method: Callable, data: bytes | None) -> None:
+        if data is not None:
+            server_do(lambda: method(decode_message(data)))
+
+    def server_close(fn: Callable, *args) -> dict[int, bytes]:
+        return {u: m.encode() for u, m in server_do(fn, *args).items()}
+
+    # step 0
+    for u in ids:
+        server_receive(server.receive_advertise, client_step(u, "advertise_keys", clients[u].advertise_keys))
+    outbox = server_close(server.close_advertise)
+    # step 1
+    for u, data in outbox.items():
+        msg = deliver(u, data)
+        server_receive(server.receive_share_keys, client_step(u, "share_keys", lambda: clients[u].share_keys(msg)))
+    outbox = server_close(server.close_share_keys)
+    # step 2
+    for u, data in outbox.items():
+        msg = deliver(u, data)
+        fv = field_inputs[u] if params.field_dim else ()
+        server_receive(server.receive_masked_input, client_step(u, "masked_input", lambda: clients[u].masked_input(msg, inputs[u], fv)))
+    arrived = tuple(sorted(server._inputs))
+    excluded = exclude(arrived) if callable(exclude) else (exclude or {})
+    outbox = server_close(server.close_masked_input, excluded)
+    # step 3 (active)
+    if params.active:
+        for u, data in outbox.items():
+            msg = deliver(u, data)
+            server_receive(server.receive_consistency, client_step(u, "consistency_check", lambda: clients[u].consistency_check(msg)))
+        outbox = server_close(server.close_consistency)
+    # step 4
+    for u, data in outbox.items():
+        msg = deliver(u, data)
+        server_receive(server.receive_unmask, client_step(u, "unmask", lambda: clients[u].unmask(msg)))
+    result = server_do(server.finish)
+    return RoundReport(result, up, down, secs, server_s, errors)

@@ -1,0 +1,96 @@
+"""The exceptions of :mod:`secagg`: one base class, one subclass per way a round can go wrong.
+
+Every check in the package raises one of these; none of them is ever logged and ignored. A method
+that raises leaves the object it was called on exactly as it was before the call.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "SecAggError",
+    "ConfigError",
+    "DecodeError",
+    "MalformedMessage",
+    "TruncatedMessage",
+    "OversizedMessage",
+    "NonCanonicalEncoding",
+    "ReplayedMessage",
+    "AuthenticationFailed",
+    "ProtocolViolation",
+    "OutOfOrder",
+    "RefusedRequest",
+    "TooFewSurvivors",
+    "InconsistentView",
+]
+
+
+class SecAggError(Exception):
+    """Base class of every error raised by :mod:`secagg`."""
+
+
+class ConfigError(SecAggError, ValueError):
+    """A parameter choice that cannot give a correct or secure round (rejected up front)."""
+
+
+class DecodeError(SecAggError):
+    """Bytes that are not a valid encoding of the expected message."""
+
+
+class MalformedMessage(DecodeError):
+    """Wrong magic, version, type tag, field value, or a message that does not fit the round."""
+
+
+class TruncatedMessage(DecodeError):
+    """The input ended before the message did."""
+
+
+class OversizedMessage(DecodeError):
+    """A length or count field, or the input itself, exceeds the limits of the codec or round."""
+
+
+class NonCanonicalEncoding(DecodeError):
+    """A valid-looking encoding that is not the unique canonical one (order, range, padding)."""
+
+
+class ReplayedMessage(SecAggError):
+    """A message already received in this step, or one that belongs to another round."""
+
+
+class AuthenticationFailed(SecAggError):
+    """A signature or an AES-GCM tag did not verify (tampering or wrong keys)."""
+
+
+class ProtocolViolation(SecAggError):
+    """A message that is well formed but breaks a protocol rule (sender, set sizes, keys)."""
+
+
+class OutOfOrder(ProtocolViolation):
+    """A protocol step invoked in the wrong state (twice, or before the step it depends on)."""
+
+
+class RefusedRequest(ProtocolViolation):
+    """An honest client refuses an unmasking request that would reveal more than it may.
+
+    The standard case: the server asks for the mask-key share and the self-mask share of the
+    same peer, which together would unmask that peer's input.
+    """
+
+
+class TooFewSurvivors(SecAggError):
+    """Fewer than the threshold ``t`` of clients (or of a client's neighbours) remain.
+
+    Attributes:
+      step: the protocol step at which the count fell short.
+      have: how many remained.
+      need: the threshold.
+    """
+
+    def __init__(self, step: str, have: int, need: int, detail: str = ""):
+        text = f"{step}: {have} client(s) remain, the threshold is {need}"
+        super().__init__(text + (f" ({detail})" if detail else ""))
+        self.step = step
+        self.have = have
+        self.need = need
+
+
+class InconsistentView(ProtocolViolation):
+    """Active variant: the consistency check shows the server gave clients different views."""

@@ -1,0 +1,458 @@
+"""The protocol's typed messages and their one canonical binary encoding (version 1).
+
+Each message is a frozen dataclass with ``encode() -> bytes`` and ``decode(data)``; the common
+header and the field rules are in :mod:`secagg.encoding`, and every layout is listed in
+``docs/secagg.md#wire-encoding``. ``party`` in the header is the sender for client -> server
+messages and the receiver for server -> client messages.
+
+========  =====================  ===================  ============================================
+type      message                direction            body after the header
+========  =====================  ===================  ============================================
+1         AdvertiseKeys          client -> server     c_pk 32 | s_pk 32 | sig flag u8 | [sig 64]
+2         KeysBroadcast          server -> client     u16 n | n x (id u16, c_pk, s_pk, flag, [sig])
+3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86)
+4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86)
+5         MaskedInput            client -> server     k u8 | u32 d | d words | u16 m | m x 32 bytes
+6         ConsistencyRequest     server -> client     ids (u16 n | n x u16)
+7         ConsistencySignature   client -> server     sig 64
+8         UnmaskRequest          server -> client     survivors ids | dropped ids | u16 n | n x (id, sig)
+9         UnmaskResponse         client -> server     u16 n | n x (peer u16, kind u8, share 33)
+========  =====================  ===================  ============================================
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+
+from .encoding import HEADER_BYTES, MAGIC, VERSION, Reader, Writer, check_ids
+from .errors import MalformedMessage, NonCanonicalEncoding, OversizedMessage
+from .keys import PUBLIC_KEY_BYTES, SHARE_CIPHERTEXT_OVERHEAD, SIGNATURE_BYTES
+from .params import MAX_CLIENTS, MAX_DIM, MAX_FIELD_DIM
+from .prg import ring_dtype
+from .shamir import SHARE_BYTES, SHARE_PRIME
+
+__all__ = [
+    "ROUND_ID_BYTES",
+    "SHARE_PLAINTEXT_BYTES",
+    "SHARE_CIPHERTEXT_BYTES",
+    "SELF_MASK_SHARE",
+    "MASK_KEY_SHARE",
+    "AdvertiseKeys",
+    "PeerKeys",
+    "KeysBroadcast",
+    "ShareKeys",
+    "SharesDelivery",
+    "MaskedInput",
+    "ConsistencyRequest",
+    "ConsistencySignature",
+    "UnmaskRequest",
+    "UnmaskResponse",
+    "decode_message",
+    "MESSAGE_TYPES",
+]
+
+ROUND_ID_BYTES = 16
+#: share bundle plaintext: sender u16 | receiver u16 | mask-key share 33 | self-mask share 33
+SHARE_PLAINTEXT_BYTES = 2 + 2 + 2 * SHARE_BYTES
+SHARE_CIPHERTEXT_BYTES = SHARE_PLAINTEXT_BYTES + SHARE_CIPHERTEXT_OVERHEAD
+#: share kinds in an UnmaskResponse
+SELF_MASK_SHARE = 1
+MASK_KEY_SHARE = 2
+_FIELD_BYTES = 32
+
+
+def _header(w: Writer, type_: int, round_id: bytes, party: int) -> Writer:
+    if len(round_id) != ROUND_ID_BYTES:
+        raise ValueError("round_id: expected 16 bytes")
+    if not 1 <= party <= MAX_CLIENTS:
+        raise ValueError(f"party: expected 1..{MAX_CLIENTS}, got {party}")
+    return w.raw(MAGIC).u8(VERSION).u8(type_).raw(round_id).u16(party)
+
+
+def _read_header(r: Reader, type_: int) -> tuple[bytes, int]:
+    if r.remaining < HEADER_BYTES:
+        r.raw(HEADER_BYTES)  # raises TruncatedMessage
+    if r.raw(3) != MAGIC:
+        raise MalformedMessage("bad magic")
+    if (v := r.u8()) != VERSION:
+        raise MalformedMessage(f"unsupported version {v}")
+    if (t := r.u8()) != type_:
+        raise MalformedMessage(f"expected message type {type_}, got {t}")
+    round_id = r.raw(ROUND_ID_BYTES)
+    party = r.u16()
+    if party == 0:
+        raise MalformedMessage("party id 0 is not a client")
+    return round_id, party
+
+
+def _write_sig(w: Writer, sig: bytes) -> None:
+    if sig and len(sig) != SIGNATURE_BYTES:
+        raise ValueError("signature: expected 0 or 64 bytes")
+    w.u8(1 if sig else 0).raw(sig)
+
+
+def _read_sig(r: Reader) -> bytes:
+    flag = r.u8()
+    if flag == 0:
+        return b""
+    if flag != 1:
+        raise NonCanonicalEncoding("signature flag must be 0 or 1")
+    return r.raw(SIGNATURE_BYTES)
+
+
+def _write_ids(w: Writer, ids: tuple[int, ...], what: str) -> None:
+    check_ids(tuple(ids), what)
+    w.u16(len(ids))
+    for i in ids:
+        w.u16(i)
+
+
+class _Message:
+    TYPE: ClassVar[int]
+
+    def encode(self) -> bytes:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        """Bytes of the encoding (what this message costs on the wire)."""
+        return len(self.encode())
+
+
+@dataclasses.dataclass(frozen=True)
+class AdvertiseKeys(_Message):
+    """Step 0, client -> server: the round's two X25519 public keys (and, active, a signature)."""
+
+    TYPE: ClassVar[int] = 1
+    round_id: bytes
+    sender: int
+    c_pk: bytes
+    s_pk: bytes
+    signature: bytes = b""
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.c_pk).raw(self.s_pk)
+        _write_sig(w, self.signature)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "AdvertiseKeys":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        c_pk, s_pk = r.raw(PUBLIC_KEY_BYTES), r.raw(PUBLIC_KEY_BYTES)
+        sig = _read_sig(r)
+        r.finish()
+        return cls(round_id, sender, c_pk, s_pk, sig)
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerKeys:
+    """One client's advertised keys, as forwarded by the server."""
+
+    client: int
+    c_pk: bytes
+    s_pk: bytes
+    signature: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeysBroadcast(_Message):
+    """Step 0, server -> client: the keys of the client's neighbours that advertised (U1)."""
+
+    TYPE: ClassVar[int] = 2
+    round_id: bytes
+    receiver: int
+    peers: tuple[PeerKeys, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        check_ids(tuple(p.client for p in self.peers), "peers")
+        w.u16(len(self.peers))
+        for p in self.peers:
+            w.u16(p.client).raw(p.c_pk).raw(p.s_pk)
+            _write_sig(w, p.signature)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "KeysBroadcast":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        n = r.count(2, MAX_CLIENTS, 2 + 2 * PUBLIC_KEY_BYTES + 1, "peers")
+        peers = []
+        for _ in range(n):
+            client = r.u16()
+            c_pk, s_pk = r.raw(PUBLIC_KEY_BYTES), r.raw(PUBLIC_KEY_BYTES)
+            peers.append(PeerKeys(client, c_pk, s_pk, _read_sig(r)))
+        r.finish()
+        check_ids(tuple(p.client for p in peers), "peers")
+        return cls(round_id, receiver, tuple(peers))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShareKeys(_Message):
+    """Step 1, client -> server: encrypted share bundles for each neighbour (and a commitment).
+
+    ``b_commitment`` is SHA-256 over the self-mask seed (see :mod:`secagg.client`); the server
+    checks the reconstructed seed against it.
+    """
+
+    TYPE: ClassVar[int] = 3
+    round_id: bytes
+    sender: int
+    b_commitment: bytes
+    ciphertexts: tuple[tuple[int, bytes], ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.b_commitment)
+        check_ids(tuple(i for i, _ in self.ciphertexts), "ciphertexts")
+        w.u16(len(self.ciphertexts))
+        for to, ct in self.ciphertexts:
+            if len(ct) != SHARE_CIPHERTEXT_BYTES:
+                raise ValueError("ciphertext: wrong length")
+            w.u16(to).raw(ct)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "ShareKeys":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        commit = r.raw(32)
+        n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = tuple((r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)) for _ in range(n))
+        r.finish()
+        check_ids(tuple(i for i, _ in cts), "ciphertexts")
+        return cls(round_id, sender, commit, cts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SharesDelivery(_Message):
+    """Step 1, server -> client: the ciphertexts addressed to the client, by sender (U2)."""
+
+    TYPE: ClassVar[int] = 4
+    round_id: bytes
+    receiver: int
+    ciphertexts: tuple[tuple[int, bytes], ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        check_ids(tuple(i for i, _ in self.ciphertexts), "ciphertexts")
+        w.u16(len(self.ciphertexts))
+        for frm, ct in self.ciphertexts:
+            if len(ct) != SHARE_CIPHERTEXT_BYTES:
+                raise ValueError("ciphertext: wrong length")
+            w.u16(frm).raw(ct)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "SharesDelivery":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = tuple((r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)) for _ in range(n))
+        r.finish()
+        check_ids(tuple(i for i, _ in cts), "ciphertexts")
+        return cls(round_id, receiver, cts)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MaskedInput(_Message):
+    """Step 2, client -> server: the masked vector over Z_(2^k) and the masked side vector."""
+
+    TYPE: ClassVar[int] = 5
+    round_id: bytes
+    sender: int
+    mask_bits: int
+    vector: np.ndarray
+    field_vector: tuple[int, ...] = ()
+
+    def encode(self) -> bytes:
+        dtype = ring_dtype(self.mask_bits)
+        v = np.ascontiguousarray(self.vector, dtype=dtype)
+        if v.ndim != 1 or v.size > MAX_DIM:
+            raise ValueError("vector: expected a 1-D array within MAX_DIM")
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender).u8(self.mask_bits).u32(v.size).raw(v.data)
+        w.u16(len(self.field_vector))
+        for x in self.field_vector:
+            w.uint(x, _FIELD_BYTES)
+        return w.getvalue()
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + 1 + 4 + self.vector.size * ring_dtype(self.mask_bits).itemsize + 2 + 32 * len(self.field_vector)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "MaskedInput":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        k = r.u8()
+        if not 1 <= k <= 64:
+            raise MalformedMessage(f"mask_bits {k} out of range")
+        dtype = ring_dtype(k)
+        d = r.count(4, MAX_DIM, dtype.itemsize, "vector")
+        vec = r.words(d, dtype, k)
+        m = r.count(2, MAX_FIELD_DIM, _FIELD_BYTES, "field_vector")
+        field = tuple(r.uint(_FIELD_BYTES, 1 << 256, "field element") for _ in range(m))
+        r.finish()
+        return cls(round_id, sender, k, vec, field)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyRequest(_Message):
+    """Step 3 (active), server -> client: the set U3 of clients whose masked inputs arrived."""
+
+    TYPE: ClassVar[int] = 6
+    round_id: bytes
+    receiver: int
+    survivors: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        _write_ids(w, self.survivors, "survivors")
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "ConsistencyRequest":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        ids = r.ids(MAX_CLIENTS, "survivors")
+        r.finish()
+        return cls(round_id, receiver, ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencySignature(_Message):
+    """Step 3 (active), client -> server: the client's signature over (round id, U3)."""
+
+    TYPE: ClassVar[int] = 7
+    round_id: bytes
+    sender: int
+    signature: bytes
+
+    def encode(self) -> bytes:
+        if len(self.signature) != SIGNATURE_BYTES:
+            raise ValueError("signature: expected 64 bytes")
+        return _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.signature).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "ConsistencySignature":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        sig = r.raw(SIGNATURE_BYTES)
+        r.finish()
+        return cls(round_id, sender, sig)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnmaskRequest(_Message):
+    """Step 4, server -> client: survivors (send self-mask shares) and dropped (mask-key shares).
+
+    In the active variant ``signatures`` holds the consistency signatures of U4 over U3.
+    """
+
+    TYPE: ClassVar[int] = 8
+    round_id: bytes
+    receiver: int
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    signatures: tuple[tuple[int, bytes], ...] = ()
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        _write_ids(w, self.survivors, "survivors")
+        _write_ids(w, self.dropped, "dropped")
+        check_ids(tuple(i for i, _ in self.signatures), "signatures")
+        w.u16(len(self.signatures))
+        for i, sig in self.signatures:
+            if len(sig) != SIGNATURE_BYTES:
+                raise ValueError("signature: expected 64 bytes")
+            w.u16(i).raw(sig)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "UnmaskRequest":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        survivors = r.ids(MAX_CLIENTS, "survivors")
+        dropped = r.ids(MAX_CLIENTS, "dropped")
+        n = r.count(2, MAX_CLIENTS, 2 + SIGNATURE_BYTES, "signatures")
+        sigs = tuple((r.u16(), r.raw(SIGNATURE_BYTES)) for _ in range(n))
+        r.finish()
+        check_ids(tuple(i for i, _ in sigs), "signatures")
+        return cls(round_id, receiver, survivors, dropped, sigs)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnmaskResponse(_Message):
+    """Step 4, client -> server: one share per requested peer, ``(peer, kind, value)``.
+
+    ``kind`` is :data:`SELF_MASK_SHARE` (a share of ``b_peer``) or :data:`MASK_KEY_SHARE` (a
+    share of the peer's X25519 mask key). Peers are strictly increasing, so a peer appears once.
+    """
+
+    TYPE: ClassVar[int] = 9
+    round_id: bytes
+    sender: int
+    shares: tuple[tuple[int, int, int], ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender)
+        check_ids(tuple(p for p, _, _ in self.shares), "shares")
+        w.u16(len(self.shares))
+        for peer, kind, value in self.shares:
+            w.u16(peer).u8(kind).uint(value, SHARE_BYTES)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "UnmaskResponse":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        n = r.count(2, MAX_CLIENTS, 3 + SHARE_BYTES, "shares")
+        shares = []
+        for _ in range(n):
+            peer, kind = r.u16(), r.u8()
+            if kind not in (SELF_MASK_SHARE, MASK_KEY_SHARE):
+                raise MalformedMessage(f"unknown share kind {kind}")
+            shares.append((peer, kind, r.uint(SHARE_BYTES, SHARE_PRIME, "share")))
+        r.finish()
+        check_ids(tuple(p for p, _, _ in shares), "shares")
+        return cls(round_id, sender, tuple(shares))
+
+
+MESSAGE_TYPES: dict[int, type] = {
+    c.TYPE: c
+    for c in (
+        AdvertiseKeys,
+        KeysBroadcast,
+        ShareKeys,
+        SharesDelivery,
+        MaskedInput,
+        ConsistencyRequest,
+        ConsistencySignature,
+        UnmaskRequest,
+        UnmaskResponse,
+    )
+}
+
+
+def decode_message(data: bytes, max_bytes: int | None = None):
+    """Decode any message by its type tag.
+
+    Args:
+      data: the encoding.
+      max_bytes: reject longer input before parsing (:class:`OversizedMessage`).
+
+    Raises:
+      DecodeError: see :mod:`secagg.errors`.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise OversizedMessage(f"{len(data)} bytes exceed the limit of {max_bytes}")
+    if len(data) < HEADER_BYTES:
+        Reader(data).raw(HEADER_BYTES)
+    if bytes(data[:3]) != MAGIC:
+        raise MalformedMessage("bad magic")
+    cls = MESSAGE_TYPES.get(data[4])
+    if cls is None:
+        raise MalformedMessage(f"unknown message type {data[4]}")
+    return cls.decode(data)

@@ -1,0 +1,261 @@
+"""Round parameters: the ring Z_(2^k), the threshold t, the SecAgg+ graph degree, the side field.
+
+The calculation behind :func:`secagg_plus_parameters` is written out in ``docs/secagg.md``
+(section "Parameter choices"); the names here follow it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+
+from .errors import ConfigError
+
+__all__ = [
+    "P256_ORDER",
+    "MAX_CLIENTS",
+    "MAX_DIM",
+    "MAX_FIELD_DIM",
+    "SecAggParams",
+    "default_threshold",
+    "secagg_plus_parameters",
+    "GraphChoice",
+]
+
+#: order of the NIST P-256 group: the default modulus of the side sum (commitment randomness)
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+#: client ids are 1..n and go on the wire as u16 (Shamir evaluation points are the ids)
+MAX_CLIENTS = 65_535
+#: largest vector accepted by the codec: 2^28 coordinates (1 GiB at 32 bits)
+MAX_DIM = 1 << 28
+#: largest side vector over the prime field
+MAX_FIELD_DIM = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphChoice:
+    """Result of :func:`secagg_plus_parameters`.
+
+    Attributes:
+      degree: number of neighbours of each client (``None``: the complete graph).
+      threshold: shares needed to reconstruct a secret (out of ``degree + 1`` holders).
+      log2_security_failure: log2 of the bound on the probability that the adversary learns an
+        honest client's input (corrupted neighbours reach t, or the honest graph splits).
+      log2_correctness_failure: log2 of the bound on the probability that the round fails
+        although the dropout and corruption rates hold.
+    """
+
+    degree: int | None
+    threshold: int
+    log2_security_failure: float
+    log2_correctness_failure: float
+
+
+def default_threshold(holders: int) -> int:
+    """The default threshold for ``holders`` share holders: ``floor(2 * holders / 3) + 1``.
+
+    Tolerates a third of the holders dropping out while any set of ``t`` holders is a strict
+    majority (so a server cannot collect two disjoint reconstructing sets).
+    """
+    if holders < 2:
+        raise ConfigError(f"holders: need at least 2 share holders, got {holders}")
+    return (2 * holders) // 3 + 1
+
+
+def _log2_binom_sf(k_minus_1: int, n: int, p: float) -> float:
+    """log2 P[Bin(n, p) > k_minus_1]."""
+    from scipy.stats import binom  # imported here: scipy is slow to import and rarely needed
+
+    if p <= 0.0:
+        return -math.inf if k_minus_1 >= 0 else 0.0
+    return float(binom.logsf(k_minus_1, n, p)) / math.log(2)
+
+
+def _log2_binom_cdf(k: int, n: int, p: float) -> float:
+    """log2 P[Bin(n, p) <= k]."""
+    from scipy.stats import binom
+
+    if k < 0:
+        return -math.inf
+    if p >= 1.0:
+        return -math.inf if k < n else 0.0
+    return float(binom.logcdf(k, n, p)) / math.log(2)
+
+
+def _check_rates(n: int, dropout_rate: float, corruption_rate: float) -> None:
+    if not 3 <= n <= MAX_CLIENTS:
+        raise ConfigError(f"num_clients: expected 3..{MAX_CLIENTS}, got {n}")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ConfigError(f"dropout_rate: expected 0 <= rate < 1, got {dropout_rate}")
+    if not 0.0 <= corruption_rate < 1.0:
+        raise ConfigError(f"corruption_rate: expected 0 <= rate < 1, got {corruption_rate}")
+    if dropout_rate + corruption_rate >= 1.0:
+        raise ConfigError("dropout_rate + corruption_rate must be below 1")
+
+
+def _failure_bounds(n: int, k: int, t: int, delta: float, gamma: float) -> tuple[float, float]:
+    """(log2 security failure, log2 correctness failure) for degree k, threshold t (see docs)."""
+    lg_n = math.log2(n)
+    # security (a): some honest client has >= t corrupted neighbours
+    sec_shares = lg_n + _log2_binom_sf(t - 1, k, gamma)
+    # security (b): the ring of a Harary graph minus the removed (corrupted or dropped) clients
+    # splits only if two disjoint runs of k/2 consecutive clients are all removed
+    removed = delta + gamma
+    sec_split = (2 * lg_n - 1 + k * math.log2(removed)) if (removed > 0 and k < n - 1) else -math.inf
+    security = max(sec_shares, sec_split)
+    # correctness: some client has fewer than t honest, surviving holders (self not counted)
+    correctness = lg_n + _log2_binom_cdf(t - 1, k, 1.0 - delta - gamma)
+    return security, correctness
+
+
+def secagg_plus_parameters(
+    n: int,
+    *,
+    dropout_rate: float,
+    corruption_rate: float,
+    security_bits: float = 40.0,
+    correctness_bits: float = 20.0,
+) -> GraphChoice:
+    """Smallest even SecAgg+ degree (and its threshold) meeting both failure targets.
+
+    Each client is dropped with probability ``dropout_rate`` and corrupted with probability
+    ``corruption_rate``, independently. For degree ``k`` (the Harary graph H(n, k) on a random
+    permutation of the clients) and threshold ``t`` the function bounds, with union bounds over
+    the ``n`` clients:
+
+    * security: ``n * P[Bin(k, gamma) >= t] + C(n, 2) * (gamma + delta)^k <= 2^-security_bits``;
+    * correctness: ``n * P[Bin(k, 1 - gamma - delta) < t] <= 2^-correctness_bits``;
+
+    and takes the smallest ``t`` that is secure and a strict majority of the ``k + 1`` holders.
+    When no degree below ``n - 1`` works the complete graph is returned (``degree=None``), with
+    the worst-case rule ``gamma * n < t <= n - floor(gamma n) - floor(delta n)`` and ``t`` a strict
+    majority (its failure bounds are then reported as ``-inf``: exact under the stated rates).
+
+    Args:
+      n: clients in the round.
+      dropout_rate: tolerated fraction of dropouts (delta).
+      corruption_rate: tolerated fraction of clients colluding with the server (gamma).
+      security_bits: sigma, the statistical security parameter.
+      correctness_bits: eta, the correctness parameter.
+
+    Returns:
+      The :class:`GraphChoice`.
+
+    Raises:
+      ConfigError: the rates are out of range or no threshold meets both targets even on the
+        complete graph.
+    """
+    _check_rates(n, dropout_rate, corruption_rate)
+    for k in range(2, n - 1, 2):
+        t_low = (k + 1) // 2 + 1
+        for t in range(t_low, k + 2):
+            security, correctness = _failure_bounds(n, k, t, dropout_rate, corruption_rate)
+            if correctness > -correctness_bits:
+                break  # larger t only makes correctness worse
+            if security <= -security_bits:
+                return GraphChoice(k, t, security, correctness)
+    # complete graph: with at most floor(gamma n) corrupted and floor(delta n) dropped clients
+    # (worst case, not random) the round is secure if t > gamma n and correct if
+    # t <= n - floor(gamma n) - floor(delta n)
+    t = max(math.floor(corruption_rate * n) + 1, n // 2 + 1)
+    if t <= n - math.floor(corruption_rate * n) - math.floor(dropout_rate * n):
+        return GraphChoice(None, t, -math.inf, -math.inf)
+    raise ConfigError(
+        f"no threshold gives 2^-{security_bits} security and 2^-{correctness_bits} correctness for "
+        f"n={n}, dropout_rate={dropout_rate}, corruption_rate={corruption_rate}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SecAggParams:
+    """The public parameters of one secure-aggregation round, agreed by all parties.
+
+    Attributes:
+      num_clients: n; clients carry protocol ids ``1..n`` (the Shamir evaluation points).
+      threshold: t, the number of shares that reconstruct a secret.
+      mask_bits: k; inputs and masks live in Z_(2^k), ``1 <= k <= 64``.
+      degree: ``None`` for classic SecAgg (complete graph), else the even SecAgg+ degree.
+      active: the variant against an active server (Ed25519 signatures, consistency check).
+      field_modulus: prime modulus of the optional side vector (default: the P-256 order).
+      field_dim: length of the side vector (0: none).
+
+    Notes:
+      Each secret has ``holders = degree + 1`` (or ``n``) share holders, the client itself
+      included; ``t`` must satisfy ``2 <= t <= holders``, and in the active variant also
+      ``t > holders / 2`` so that a server cannot form two disjoint reconstructing sets.
+    """
+
+    num_clients: int
+    threshold: int
+    mask_bits: int = 32
+    degree: int | None = None
+    active: bool = False
+    field_modulus: int = P256_ORDER
+    field_dim: int = 0
+
+    def __post_init__(self) -> None:
+        n = self.num_clients
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_CLIENTS:
+            raise ConfigError(f"num_clients: expected an int in 2..{MAX_CLIENTS}, got {n!r}")
+        if isinstance(self.mask_bits, bool) or not isinstance(self.mask_bits, int) or not 1 <= self.mask_bits <= 64:
+            raise ConfigError(f"mask_bits: expected an int in 1..64, got {self.mask_bits!r}")
+        if self.degree is not None:
+            d = self.degree
+            if isinstance(d, bool) or not isinstance(d, int) or d < 2 or d % 2 or d >= n - 1:
+                raise ConfigError(f"degree: expected an even int in 2..{n - 2} (or None), got {d!r}")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, int) or not 2 <= t <= self.holders:
+            raise ConfigError(f"threshold: expected an int in 2..{self.holders}, got {t!r}")
+        if self.active and 2 * t <= self.holders:
+            raise ConfigError(f"threshold: the active variant needs t > holders/2 = {self.holders / 2}, got {t}")
+        if self.field_modulus < 3 or self.field_modulus.bit_length() > 256:
+            raise ConfigError("field_modulus: expected a prime of at most 256 bits")
+        if not 0 <= self.field_dim <= MAX_FIELD_DIM:
+            raise ConfigError(f"field_dim: expected 0..{MAX_FIELD_DIM}, got {self.field_dim}")
+
+    @property
+    def holders(self) -> int:
+        """Share holders per secret: the neighbours plus the client itself."""
+        return self.num_clients if self.degree is None else self.degree + 1
+
+    @property
+    def modulus(self) -> int:
+        """2^k."""
+        return 1 << self.mask_bits
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes per coordinate on the wire and in memory: 4 for k <= 32, else 8."""
+        return 4 if self.mask_bits <= 32 else 8
+
+    @property
+    def client_ids(self) -> range:
+        return range(1, self.num_clients + 1)
+
+    @classmethod
+    def classic(cls, num_clients: int, *, threshold: int | None = None, **kw) -> "SecAggParams":
+        """Classic SecAgg on the complete graph, threshold :func:`default_threshold` by default."""
+        t = default_threshold(num_clients) if threshold is None else threshold
+        return cls(num_clients=num_clients, threshold=t, **kw)
+
+    @classmethod
+    def secagg_plus(
+        cls,
+        num_clients: int,
+        *,
+        dropout_rate: float = 0.1,
+        corruption_rate: float = 0.1,
+        security_bits: float = 40.0,
+        correctness_bits: float = 20.0,
+        **kw,
+    ) -> "SecAggParams":
+        """SecAgg+ with degree and threshold from :func:`secagg_plus_parameters`."""
+        g = secagg_plus_parameters(
+            num_clients,
+            dropout_rate=dropout_rate,
+            corruption_rate=corruption_rate,
+            security_bits=security_bits,
+            correctness_bits=correctness_bits,
+        )
+        return cls(num_clients=num_clients, threshold=g.threshold, degree=g.degree, **kw)

@@ -1,0 +1,369 @@
+"""The server side of the protocol: an explicit state machine, one ``receive_*``/``close_*`` pair
+per step, ending in :meth:`SecAggServer.finish`.
+
+::
+
+    ADVERTISE     receive_advertise(AdvertiseKeys)*          close_advertise()   -> {u: KeysBroadcast}
+    SHARE_KEYS    receive_share_keys(ShareKeys)*             close_share_keys()  -> {u: SharesDelivery}
+    MASKED_INPUT  receive_masked_input(MaskedInput)*         close_masked_input(exclude) -> requests
+    CONSISTENCY   receive_consistency(ConsistencySignature)* close_consistency() -> {u: UnmaskRequest}
+    UNMASK        receive_unmask(UnmaskResponse)*            finish()            -> SumResult
+
+``receive_*`` validates one message completely before storing it (a rejected message changes
+nothing); a second message from the same sender in a step is a :class:`ReplayedMessage`.
+``close_*`` fixes the step's set of senders and raises :class:`TooFewSurvivors` if it is below
+the threshold. The unmasking arithmetic is in ``docs/secagg.md#unmasking``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Mapping
+
+import numpy as np
+
+from .client import check_incoming
+from .errors import (
+    AuthenticationFailed,
+    MalformedMessage,
+    OutOfOrder,
+    ProtocolViolation,
+    ReplayedMessage,
+    TooFewSurvivors,
+)
+from .graph import neighbours
+from .keys import AgreementKey, verify_signature
+from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
+from .messages import (
+    MASK_KEY_SHARE,
+    SELF_MASK_SHARE,
+    AdvertiseKeys,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeysBroadcast,
+    MaskedInput,
+    PeerKeys,
+    SharesDelivery,
+    ShareKeys,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from .params import SecAggParams
+from .prg import MaskExpander, expand_field, ring_dtype
+from .shamir import reconstruct_secret
+from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
+
+__all__ = ["ServerStage", "SecAggServer", "SumResult"]
+
+
+class ServerStage(enum.Enum):
+    ADVERTISE = "advertise_keys"
+    SHARE_KEYS = "share_keys"
+    MASKED_INPUT = "masked_input"
+    CONSISTENCY = "consistency_check"
+    UNMASK = "unmask"
+    DONE = "done"
+
+
+@dataclasses.dataclass
+class SumResult:
+    """The output of a round.
+
+    Attributes:
+      vector: ``sum_{u in U3} x_u mod 2^k`` (uint32 or uint64).
+      field_vector: ``sum_{u in U3} x^f_u mod q`` (empty without a side vector).
+      survivors: U3, the clients whose inputs are in the sum.
+      dropped: ``{client: step}`` for each client whose input is not in the sum, where ``step``
+        names the first step it missed (or ``excluded: <reason>``).
+      late: clients in U3 that missed a later step (their inputs are still in the sum).
+    """
+
+    vector: np.ndarray
+    field_vector: tuple[int, ...]
+    survivors: tuple[int, ...]
+    dropped: dict[int, str]
+    late: dict[int, str]
+
+
+class SecAggServer:
+    """The server's side of one round.
+
+    Args:
+      params: the round's public parameters.
+      round_id: the 16-byte round id.
+      dim: length of the clients' vectors.
+      verify_keys: ``{client id: Ed25519 public key}`` (active variant only).
+    """
+
+    def __init__(self, params: SecAggParams, round_id: bytes, dim: int, *, verify_keys: Mapping[int, bytes] | None = None):
+        if len(round_id) != 16:
+            raise ValueError("round_id: expected 16 bytes")
+        if params.active and verify_keys is None:
+            raise ValueError("the active variant needs verify_keys")
+        self.params = params
+        self.round_id = bytes(round_id)
+        self.dim = int(dim)
+        self._verify_keys = dict(verify_keys or {})
+        self._graph = neighbours(params, self.round_id)
+        self.stage = ServerStage.ADVERTISE
+        self._keys: dict[int, AdvertiseKeys] = {}
+        self._share_msgs: dict[int, ShareKeys] = {}
+        self._inputs: dict[int, MaskedInput] = {}
+        self._signatures: dict[int, bytes] = {}
+        self._responses: dict[int, UnmaskResponse] = {}
+        self._eligible: frozenset[int] = frozenset(params.client_ids)
+        self._requests: dict[int, UnmaskRequest] = {}
+        self.dropped: dict[int, str] = {}
+        self.late: dict[int, str] = {}
+
+    def _holders(self, u: int) -> frozenset[int]:
+        return self._graph[u] | {u}
+
+    def _accept(self, msg, cls: type, stage: ServerStage, store: dict) -> None:
+        if self.stage is not stage:
+            raise OutOfOrder(f"server: {cls.__name__} received in stage {self.stage.value}")
+        check_incoming(msg, cls, self.round_id, msg.sender if hasattr(msg, "sender") else -1, "sender")
+        if msg.sender in store:
+            raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}")
+        if msg.sender not in self._eligible:
+            raise ProtocolViolation(f"server: client {msg.sender} may not send {cls.__name__} now")
+
+    def _close(self, step: str, received: set[int]) -> None:
+        for u in self._eligible - received:
+            self.dropped.setdefault(u, step)
+        if len(received) < self.params.threshold:
+            raise TooFewSurvivors(step, len(received), self.params.threshold)
+
+    # -- step 0 ----------------------------------------------------------------------------
+    def receive_advertise(self, msg: AdvertiseKeys) -> None:
+        """Store one client's advertised keys.
+
+        Raises:
+          ProtocolViolation: a public key already used by another client.
+          AuthenticationFailed: (active) the signature does not verify.
+        """
+        self._accept(msg, AdvertiseKeys, ServerStage.ADVERTISE, self._keys)
+        used = {k for m in self._keys.values() for k in (m.c_pk, m.s_pk)}
+        if msg.c_pk == msg.s_pk or msg.c_pk in used or msg.s_pk in used:
+            raise ProtocolViolation(f"server: client {msg.sender} reuses a public key")
+        if self.params.active:
+            if msg.sender not in self._verify_keys:
+                raise AuthenticationFailed(f"no verify key for client {msg.sender}")
+            verify_signature(
+                self._verify_keys[msg.sender], msg.signature,
+                advertise_transcript(self.round_id, msg.sender, msg.c_pk, msg.s_pk), f"client {msg.sender}",
+            )
+        self._keys[msg.sender] = msg
+
+    def close_advertise(self) -> dict[int, KeysBroadcast]:
+        """End step 0: U1 is fixed; each client gets the keys of its neighbours in U1."""
+        if self.stage is not ServerStage.ADVERTISE:
+            raise OutOfOrder("server: close_advertise called twice or out of order")
+        u1 = set(self._keys)
+        self._close("advertise_keys", u1)
+        out = {}
+        for u in sorted(u1):
+            mine = sorted(self._holders(u) & u1)
+            if len(mine) < self.params.threshold:
+                self.dropped[u] = "advertise_keys: too few neighbours"
+                continue
+            peers = tuple(PeerKeys(v, self._keys[v].c_pk, self._keys[v].s_pk, self._keys[v].signature) for v in mine)
+            out[u] = KeysBroadcast(self.round_id, u, peers)
+        self._u1 = frozenset(u1)
+        self._eligible = frozenset(out)
+        self.stage = ServerStage.SHARE_KEYS
+        return out
+
+    # -- step 1 ----------------------------------------------------------------------------
+    def receive_share_keys(self, msg: ShareKeys) -> None:
+        """Store one client's encrypted shares.
+
+        Raises:
+          ProtocolViolation: the ciphertexts are not addressed to exactly its neighbours in U1.
+        """
+        self._accept(msg, ShareKeys, ServerStage.SHARE_KEYS, self._share_msgs)
+        expected = (self._holders(msg.sender) & self._u1) - {msg.sender}
+        if {to for to, _ in msg.ciphertexts} != expected:
+            raise ProtocolViolation(f"server: client {msg.sender}'s shares are not addressed to its neighbours in U1")
+        self._share_msgs[msg.sender] = msg
+
+    def close_share_keys(self) -> dict[int, SharesDelivery]:
+        """End step 1: U2 is fixed; each client gets the ciphertexts addressed to it."""
+        if self.stage is not ServerStage.SHARE_KEYS:
+            raise OutOfOrder("server: close_share_keys called twice or out of order")
+        u2 = set(self._share_msgs)
+        self._close("share_keys", u2)
+        inbox: dict[int, list] = {u: [] for u in u2}
+        for sender in sorted(u2):
+            for to, ct in self._share_msgs[sender].ciphertexts:
+                if to in inbox:
+                    inbox[to].append((sender, ct))
+        out = {}
+        for u in sorted(u2):
+            if len(inbox[u]) + 1 < self.params.threshold:
+                self.dropped[u] = "share_keys: too few neighbours"
+                continue
+            out[u] = SharesDelivery(self.round_id, u, tuple(inbox[u]))
+        self._u2 = frozenset(u2)
+        self._eligible = frozenset(out)
+        self.stage = ServerStage.MASKED_INPUT
+        return out
+
+    # -- step 2 ----------------------------------------------------------------------------
+    def receive_masked_input(self, msg: MaskedInput) -> None:
+        """Store one masked input.
+
+        Raises:
+          MalformedMessage: wrong ``k``, length, or side vector.
+        """
+        self._accept(msg, MaskedInput, ServerStage.MASKED_INPUT, self._inputs)
+        p = self.params
+        if msg.mask_bits != p.mask_bits or msg.vector.shape != (self.dim,):
+            raise MalformedMessage(f"server: client {msg.sender}'s masked input has the wrong k or length")
+        if len(msg.field_vector) != p.field_dim or any(e >= p.field_modulus for e in msg.field_vector):
+            raise MalformedMessage(f"server: client {msg.sender}'s side vector has the wrong length or range")
+        self._inputs[msg.sender] = msg
+
+    def close_masked_input(self, exclude: Mapping[int, str] | None = None) -> dict[int, ConsistencyRequest | UnmaskRequest]:
+        """End step 2: U3 is fixed (received inputs minus ``exclude``); send the next requests.
+
+        Args:
+          exclude: clients to leave out of the sum *before unmasking*, with a reason (for
+            example, a norm proof that failed). They are treated exactly like clients that
+            dropped after sharing keys: their pairwise masks are removed, their self masks
+            never reconstructed.
+
+        Returns:
+          Consistency requests (active variant) or unmasking requests, by client.
+        """
+        if self.stage is not ServerStage.MASKED_INPUT:
+            raise OutOfOrder("server: close_masked_input called twice or out of order")
+        exclude = dict(exclude or {})
+        for u, why in exclude.items():
+            if u in self._inputs:
+                self.dropped[u] = f"excluded: {why}"
+        u3 = set(self._inputs) - set(exclude)
+        for u in self._u2 - u3:
+            self.dropped.setdefault(u, "masked_input")
+        if len(u3) < self.params.threshold:
+            raise TooFewSurvivors("masked_input", len(u3), self.params.threshold)
+        self._u3 = tuple(sorted(u3))
+        self._eligible = frozenset(u3)
+        if self.params.active:
+            self.stage = ServerStage.CONSISTENCY
+            return {u: ConsistencyRequest(self.round_id, u, self._u3) for u in self._u3}
+        return self._unmask_requests(())
+
+    def _unmask_requests(self, signatures: tuple) -> dict[int, UnmaskRequest]:
+        u3 = set(self._u3)
+        gone = self._u2 - u3
+        out = {}
+        for u in sorted(self._eligible):
+            h = self._holders(u)
+            out[u] = UnmaskRequest(self.round_id, u, tuple(sorted(u3 & h)), tuple(sorted(gone & h)), signatures)
+            if self.params.active:  # the signed U3 must be sent in full
+                out[u] = dataclasses.replace(out[u], survivors=self._u3)
+        self._requests = out
+        self._eligible = frozenset(out)
+        self.stage = ServerStage.UNMASK
+        return out
+
+    # -- step 3 (active) -------------------------------------------------------------------
+    def receive_consistency(self, msg: ConsistencySignature) -> None:
+        """Store one client's signature over U3.
+
+        Raises:
+          AuthenticationFailed: the signature does not verify.
+        """
+        self._accept(msg, ConsistencySignature, ServerStage.CONSISTENCY, self._signatures)
+        if msg.sender not in self._verify_keys:
+            raise AuthenticationFailed(f"no verify key for client {msg.sender}")
+        verify_signature(self._verify_keys[msg.sender], msg.signature, consistency_transcript(self.round_id, self._u3), f"client {msg.sender}")
+        self._signatures[msg.sender] = msg.signature
+
+    def close_consistency(self) -> dict[int, UnmaskRequest]:
+        """End step 3: U4 is fixed; each client in U4 gets the unmasking request with U4's signatures."""
+        if self.stage is not ServerStage.CONSISTENCY:
+            raise OutOfOrder("server: close_consistency called twice or out of order")
+        u4 = set(self._signatures)
+        if len(u4) < self.params.threshold:
+            raise TooFewSurvivors("consistency_check", len(u4), self.params.threshold)
+        for u in set(self._u3) - u4:
+            self.late[u] = "consistency_check"
+        self._eligible = frozenset(u4)
+        return self._unmask_requests(tuple(sorted(self._signatures.items())))
+
+    # -- step 4 ----------------------------------------------------------------------------
+    def receive_unmask(self, msg: UnmaskResponse) -> None:
+        """Store one client's shares.
+
+        Raises:
+          ProtocolViolation: shares of other peers or kinds than the request asked for.
+        """
+        self._accept(msg, UnmaskResponse, ServerStage.UNMASK, self._responses)
+        req = self._requests[msg.sender]
+        want = {v: SELF_MASK_SHARE for v in req.survivors if v in self._holders(msg.sender)}
+        want.update({v: MASK_KEY_SHARE for v in req.dropped})
+        if {peer: kind for peer, kind, _ in msg.shares} != want:
+            raise ProtocolViolation(f"server: client {msg.sender}'s shares do not answer the request")
+        self._responses[msg.sender] = msg
+
+    def finish(self) -> SumResult:
+        """Reconstruct the secrets needed, remove all masks, and return the sum.
+
+        Raises:
+          TooFewSurvivors: a secret has fewer than ``t`` shares.
+          AuthenticationFailed: a reconstructed secret does not match its public key or
+            commitment (a client sent a wrong share).
+        """
+        if self.stage is not ServerStage.UNMASK:
+            raise OutOfOrder("server: finish called twice or out of order")
+        p = self.params
+        for u in self._eligible - set(self._responses):
+            self.late[u] = "unmask"
+        b_shares: dict[int, dict[int, int]] = {u: {} for u in self._u3}
+        s_shares: dict[int, dict[int, int]] = {u: {} for u in self._u2 - set(self._u3)}
+        for holder, resp in self._responses.items():
+            for peer, kind, value in resp.shares:
+                (b_shares if kind == SELF_MASK_SHARE else s_shares)[peer][holder] = value
+        for table in (b_shares, s_shares):
+            for u, shares in table.items():
+                if len(shares) < p.threshold:
+                    raise TooFewSurvivors("unmask", len(shares), p.threshold, f"shares of client {u}")
+        seeds = {}
+        for u, shares in b_shares.items():
+            seed = reconstruct_secret(shares, p.threshold).to_bytes(32, "big")
+            if self_mask_commitment(self.round_id, u, seed) != self._share_msgs[u].b_commitment:
+                raise AuthenticationFailed(f"server: reconstructed self-mask seed of client {u} does not match its commitment")
+            seeds[u] = seed
+        mask_keys = {}
+        for u, shares in s_shares.items():
+            key = AgreementKey(reconstruct_secret(shares, p.threshold).to_bytes(32, "big"))
+            if key.public_bytes != self._keys[u].s_pk:
+                raise AuthenticationFailed(f"server: reconstructed mask key of client {u} does not match its public key")
+            mask_keys[u] = key
+        # unmask: acc = sum y_u - sum PRG(b_u) - sum_{dropped u} sum_{v in U3 cap N(u)} sign(v, u) PRG(s_uv)
+        dtype = ring_dtype(p.mask_bits)
+        acc = np.zeros(self.dim, dtype=dtype)
+        for u in self._u3:
+            np.add(acc, self._inputs[u].vector, out=acc)
+        expander = MaskExpander(self.dim, p.mask_bits)
+        q = p.field_modulus
+        facc = [0] * p.field_dim
+        for u in self._u3:
+            keys = self_mask_keys(seeds[u], self.round_id, u)
+            expander.add(acc, keys.ring, -1)
+            if p.field_dim:
+                facc = [(a + y - m) for a, y, m in zip(facc, self._inputs[u].field_vector, expand_field(keys.field, p.field_dim, q))]
+        u3 = set(self._u3)
+        for u, key in sorted(mask_keys.items()):
+            for v in sorted(self._graph[u] & u3):
+                keys = pairwise_mask_keys(key.agree(self._keys[v].s_pk), self.round_id, u, v)
+                sign = pairwise_sign(v, u)
+                expander.add(acc, keys.ring, -sign)
+                if p.field_dim:
+                    facc = [a - sign * m for a, m in zip(facc, expand_field(keys.field, p.field_dim, q))]
+        if p.mask_bits < dtype.itemsize * 8:
+            np.bitwise_and(acc, dtype.type((1 << p.mask_bits) - 1), out=acc)
+        self.stage = ServerStage.DONE
+        return SumResult(acc, tuple(a % q for a in facc), self._u3, dict(self.dropped), dict(self.late))

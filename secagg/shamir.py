@@ -1,0 +1,98 @@
+"""t-of-n Shamir secret sharing of 256-bit secrets over the prime field GF(2^256 + 297).
+
+Internal primitive: use it through the protocol (:mod:`secagg.client`). The maths (sharing,
+Lagrange interpolation at 0) is in ``docs/secagg.md#shamir-sharing``.
+
+A secret ``s < 2^256`` is shared with a random polynomial ``f`` of degree ``t - 1`` over GF(p),
+``f(0) = s``; the holder with protocol id ``x`` (``1 <= x < p``) receives ``f(x)``. Any ``t``
+shares give ``s`` back; fewer reveal nothing about it.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping, Sequence
+
+from .errors import ConfigError, ProtocolViolation
+from .randomness import RandomSource, randbelow
+
+__all__ = ["SHARE_PRIME", "SHARE_BYTES", "share_secret", "reconstruct_secret", "lagrange_at_zero"]
+
+#: the smallest prime above 2^256, so every 32-byte secret is a field element
+SHARE_PRIME = (1 << 256) + 297
+#: bytes of one share value on the wire (big-endian, < SHARE_PRIME)
+SHARE_BYTES = 33
+
+
+def share_secret(secret: int, holders: Sequence[int], threshold: int, rng: RandomSource) -> dict[int, int]:
+    """Shares of ``secret`` for each holder id.
+
+    Args:
+      secret: the value to share, ``0 <= secret < 2^256``.
+      holders: distinct non-zero evaluation points (the holders' protocol ids).
+      threshold: t, ``1 <= t <= len(holders)``.
+      rng: source of the polynomial's coefficients.
+
+    Returns:
+      ``{holder: f(holder)}``.
+
+    Raises:
+      ConfigError: bad threshold, holders or secret.
+    """
+    if not 0 <= secret < (1 << 256):
+        raise ConfigError("secret: expected an int in [0, 2^256)")
+    if len(set(holders)) != len(holders) or any(not 0 < x < SHARE_PRIME for x in holders):
+        raise ConfigError("holders: expected distinct ids in [1, p)")
+    if not 1 <= threshold <= len(holders):
+        raise ConfigError(f"threshold: expected 1..{len(holders)}, got {threshold}")
+    p = SHARE_PRIME
+    # coefficients a_{t-1}, ..., a_1 (highest first, for Horner), then the secret a_0
+    coefficients = [randbelow(rng, p) for _ in range(threshold - 1)] + [secret]
+    shares = {}
+    for x in holders:
+        y = 0
+        for a in coefficients:
+            y = (y * x + a) % p
+        shares[x] = y
+    return shares
+
+
+@functools.lru_cache(maxsize=64)
+def lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """Coefficients ``lambda_i = prod_{j != i} x_j / (x_j - x_i) mod p`` for interpolation at 0."""
+    p = SHARE_PRIME
+    out = []
+    for i, xi in enumerate(xs):
+        num = 1
+        den = 1
+        for j, xj in enumerate(xs):
+            if j != i:
+                num = num * xj % p
+                den = den * (xj - xi) % p
+        out.append(num * pow(den, -1, p) % p)
+    return tuple(out)
+
+
+def reconstruct_secret(shares: Mapping[int, int], threshold: int) -> int:
+    """The secret from at least ``threshold`` shares (the ``threshold`` lowest ids are used).
+
+    Args:
+      shares: ``{holder id: share value}``.
+      threshold: t.
+
+    Returns:
+      The secret.
+
+    Raises:
+      ProtocolViolation: fewer than ``t`` shares, a share out of range, or a result that is not a
+        256-bit secret (inconsistent shares).
+    """
+    if len(shares) < threshold:
+        raise ProtocolViolation(f"reconstruction needs {threshold} shares, got {len(shares)}")
+    xs = tuple(sorted(shares)[:threshold])
+    p = SHARE_PRIME
+    if any(not 0 < x < p for x in xs) or any(not 0 <= shares[x] < p for x in xs):
+        raise ProtocolViolation("share out of range")
+    secret = sum(lam * shares[x] for lam, x in zip(lagrange_at_zero(xs), xs)) % p
+    if secret >= (1 << 256):
+        raise ProtocolViolation("shares are inconsistent: the interpolated value is not a secret")
+    return secret

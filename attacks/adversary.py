@@ -1,0 +1,234 @@
+"""The :class:`fl.hooks.Adversary` of Sun et al. (2019): backdoor task + schedule + attack.
+
+Call order (see ``fl.hooks``): the simulation asks :meth:`BackdoorAdversary.plan_round` which
+sampled clients are malicious, then :meth:`~BackdoorAdversary.malicious_messages` for what they
+upload, then :meth:`~BackdoorAdversary.metrics` after evaluation. Several attackers in one round
+coordinate: they train one malicious model together (on D_mal and, by default, on all their own
+benign data) and split the boosted update evenly, each claiming its own example count as weight.
+
+Each malicious message carries ``extras["attacker"] = True``. This is simulation ground truth
+for measurements only (attacker norms in the defense stages' logs); no stage may use it to
+decide anything.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from fl.aggregation.base import ClientMessage
+from fl.aggregation.robust import ATTACKER_EXTRA
+
+from .backdoor import BackdoorTask, backdoor_metrics, build_backdoor_task
+from .beyond import scale_to_norm
+from .boosting import WEIGHTINGS_FOR_BOOST, boost_factor
+from .config import AttackConfig
+from .pgd import malicious_delta
+from .pipeline_cheats import build_cheat
+from .schedules import FixedFrequencySchedule, RandomSamplingSchedule, Schedule, attack_frequency
+
+__all__ = ["BackdoorAdversary", "ATTACKER_EXTRA"]
+
+
+class BackdoorAdversary:
+    """The paper's adversary: plans attack rounds and crafts the malicious updates.
+
+    Args:
+      cfg: the validated ``[attack]`` section (``kind != "none"``).
+      dataset: the run's ``fl.data.FederatedDataset``.
+      run_seed: the run's seed (with ``cfg.target_seed``, seeds the random-sampling population).
+      norm_bound: ``aggregation.norm_bound`` M, or ``None`` when the run has no bound.
+      weighting: ``aggregation.weighting``, for the automatic boost.
+      clients_per_round: C*K; ``None`` takes the number of clients sampled in the first round.
+
+    Raises:
+      ValueError: the config needs a norm bound (``pgd_bound = "auto"`` with ``kind`` pgd or
+        at_bound) and none was given, or an unknown weighting.
+      BackdoorTaskError: the data cannot support ``cfg.num_tasks`` target writers.
+    """
+
+    def __init__(
+        self,
+        cfg: AttackConfig,
+        dataset,
+        run_seed: int,
+        *,
+        norm_bound: float | None = None,
+        weighting: str = "examples",
+        clients_per_round: int | None = None,
+    ):
+        cfg.validate()
+        if cfg.kind == "none":
+            raise ValueError("attack.kind: BackdoorAdversary needs an attack kind other than \"none\"")
+        if cfg.kind in ("pgd", "at_bound") and cfg.pgd_bound == "auto" and norm_bound is None:
+            raise ValueError(f"attack.pgd_bound: \"auto\" with kind {cfg.kind!r} needs aggregation.norm_bound")
+        if weighting not in WEIGHTINGS_FOR_BOOST:
+            raise ValueError(f"aggregation.weighting: expected one of {list(WEIGHTINGS_FOR_BOOST)}, got {weighting!r}")
+        self.cfg = cfg
+        self.dataset = dataset
+        self.run_seed = int(run_seed)
+        self.norm_bound = None if norm_bound is None else float(norm_bound)
+        self.weighting = weighting
+        self.clients_per_round = clients_per_round
+        self.task: BackdoorTask = build_backdoor_task(
+            dataset,
+            cfg.num_tasks,
+            source_label=cfg.source_label,
+            target_label=cfg.target_label,
+            target_seed=cfg.target_seed,
+        )
+        train_counts = [dataset.num_train(c) for c in dataset.train_clients()]
+        self.mean_client_weight = float(np.mean(train_counts)) if train_counts else 1.0
+        self.schedule: Schedule | None = None
+        if cfg.schedule == "random_sampling":
+            self.schedule = RandomSamplingSchedule(
+                dataset.train_clients(), cfg.eps, seed=self.run_seed * 1_000_003 + cfg.target_seed
+            )
+        elif clients_per_round is not None or cfg.frequency is not None:
+            self._make_fixed(clients_per_round)
+        self.cheat = build_cheat(cfg.pipeline_cheat, cfg.cheat_factor)
+        self._mal_cache: tuple[object, object] | None = None
+        self._eval_cache: dict[tuple, tuple] = {}
+        self._planned_round: int | None = None
+        #: facts about the last attack round (boost, bound, norms), for logs and tests
+        self.last_attack: dict[str, float] = {}
+
+    def _make_fixed(self, clients_per_round: int | None) -> None:
+        freq = self.cfg.frequency
+        if freq is None:
+            freq = attack_frequency(self.cfg.eps, int(clients_per_round))
+        self.schedule = FixedFrequencySchedule(freq)
+
+    # ------------------------------------------------------------------ fl.hooks.Adversary
+    def plan_round(self, round_index: int, sampled: Sequence[int], rng: np.random.Generator) -> list[int]:
+        """The malicious clients among ``sampled`` (``rng`` is unused: the schedules are seeded)."""
+        if self.schedule is None:
+            self._make_fixed(self.clients_per_round or len(sampled))
+        self._planned_round = int(round_index)
+        return self.schedule.attackers(round_index, sampled)
+
+    def malicious_messages(
+        self, view, round_index: int, clients: Sequence[int], global_params: torch.Tensor
+    ) -> list[ClientMessage]:
+        """Train the malicious model once and split its boosted update among ``clients``."""
+        clients = [int(c) for c in clients]
+        if not clients:
+            return []
+        cfg = self.cfg
+        a = len(clients)
+        weights = [float(self.dataset.num_train(c)) for c in clients]
+        betas = [self._boost(view, a, w) for w in weights]
+        # the largest boost sets the radius, so that every attacker's boosted update stays within M
+        bound = self._train_bound(max(betas))
+        # a client sampled twice (sampling with replacement) contributes its data once
+        benign = [view.client_data(c) for c in dict.fromkeys(clients)] if cfg.include_benign else []
+        mal_data = self._malicious_data(view)
+        seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xBAD]).generate_state(cfg.pgd_rounds, np.uint64)
+        delta = malicious_delta(
+            view,
+            global_params,
+            benign,
+            mal_data,
+            self.task.size,
+            [int(s) % 2**63 for s in seeds],
+            rounds=cfg.pgd_rounds,
+            bound=bound,
+            malicious_steps=cfg.malicious_steps,
+            attacker_lr=cfg.attacker_lr,
+        )
+        delta = delta.detach().to("cpu", torch.float32)
+        if cfg.kind == "at_bound":
+            sent = [scale_to_norm(delta, self._at_bound_norm()) for _ in clients]
+        else:
+            sent = [(delta.double() * b).to(torch.float32) for b in betas]
+        self.last_attack = {
+            "round": float(round_index),
+            "attackers": float(a),
+            "boost": float(betas[0]) if cfg.kind != "at_bound" else 1.0,
+            "train_bound": float("inf") if bound is None else float(bound),
+            "delta_norm": float(torch.linalg.vector_norm(delta.double())),
+            "sent_norm": float(torch.linalg.vector_norm(sent[0].double())),
+        }
+        return [
+            ClientMessage(
+                client_id=c,
+                vector=np.ascontiguousarray(v.numpy(), dtype=np.float32),
+                weight=w,
+                adversary=self.cheat,
+                extras={ATTACKER_EXTRA: True},
+            )
+            for c, v, w in zip(clients, sent, weights)
+        ]
+
+    def metrics(self, view, global_params: torch.Tensor) -> dict[str, float]:
+        """``backdoor_acc`` on D_mal and ``backdoor_heldout_acc`` on the targets' test 7s.
+
+        After an attack round also ``attack_boost`` (beta per attacker, 1 for at_bound) and
+        ``attack_sent_norm`` (L2 norm of one attacker's update before the pipeline).
+        """
+        device_key = str(view.device)
+
+        def to_input(pixels: np.ndarray, labels: np.ndarray):
+            key = (device_key, id(pixels))
+            if key not in self._eval_cache:
+                from fl.data import to_model_input  # noqa: PLC0415
+
+                self._eval_cache[key] = (
+                    torch.as_tensor(to_model_input(pixels)).to(view.device),
+                    torch.as_tensor(labels).to(view.device),
+                )
+            return self._eval_cache[key]
+
+        out = backdoor_metrics(view.evaluate, self.task, to_input, global_params)
+        if self.last_attack and self.last_attack["round"] == self._planned_round:
+            out["attack_boost"] = self.last_attack["boost"]
+            out["attack_sent_norm"] = self.last_attack["sent_norm"]
+        return out
+
+    def main_eval_exclude(self) -> set[int]:
+        """The target writers: their test data is not main-task data."""
+        return set(self.task.target_clients)
+
+    # ------------------------------------------------------------------ helpers
+    def _boost(self, view, num_attackers: int, weight: float) -> float:
+        if self.cfg.boost != "auto":
+            return float(self.cfg.boost)
+        return boost_factor(
+            clients_per_round=int(view.clients_per_round),
+            server_lr=float(view.server_lr),
+            num_attackers=num_attackers,
+            weighting=self.weighting,
+            attacker_weight=weight,
+            mean_client_weight=self.mean_client_weight,
+        )
+
+    def _at_bound_norm(self) -> float:
+        return float(self.norm_bound if self.cfg.pgd_bound == "auto" else self.cfg.pgd_bound)
+
+    def _train_bound(self, beta: float) -> float | None:
+        kind = self.cfg.kind
+        if kind == "boosted":
+            return None
+        if kind == "at_bound":
+            return self._at_bound_norm()
+        if self.cfg.pgd_bound == "auto":
+            return float(self.norm_bound) / beta
+        return float(self.cfg.pgd_bound)
+
+    def _malicious_data(self, view):
+        key = str(view.device)
+        if self._mal_cache is None or self._mal_cache[0] != key:
+            from fl.data import to_model_input  # noqa: PLC0415
+            from fl.training import ClientData  # noqa: PLC0415
+
+            x = torch.as_tensor(to_model_input(self.task.train_pixels)).to(view.device)
+            y = torch.as_tensor(self.task.train_labels).to(view.device)
+            self._mal_cache = (key, ClientData(x, y))
+        return self._mal_cache[1]
+
+    def __repr__(self) -> str:
+        return (
+            f"BackdoorAdversary(kind={self.cfg.kind!r}, schedule={self.schedule!r}, "
+            f"targets={len(self.task.target_clients)}, |D_mal|={self.task.size})"
+        )

@@ -1,0 +1,207 @@
+"""Clients that cheat the aggregation pipeline itself, through the ``ClientAdversary`` hook.
+
+A stage calls ``adversary.client_step(stage, message, ctx, honest)`` instead of its own client
+half when a message carries an adversary (``fl.aggregation.base``). These objects play one
+cheat at the stages they target, chosen by the stage's ``name``, and behave honestly
+everywhere else.
+
+Against plaintext client clipping (``client_clip``, :class:`fl.aggregation.robust.ClientClipStage`):
+
+* :class:`SkipClip` - sends its update unclipped;
+* :class:`BoostAfterClip` - clips honestly, then multiplies the clipped vector by ``factor``.
+
+Both succeed: nothing checks a plaintext client clip.
+
+Against the norm-proof stage (``norm_proof``, ``rangeproof.stage.NormProofStage``), where
+honest clients clip, quantize to integers ``x = trunc(s * v)``, commit and prove ``||x|| <= B``:
+
+* :class:`SkipClip` - quantizes its *unclipped* update ``x'``, commits to ``x'`` honestly and
+  attaches the proof it made for the clipped vector (it cannot prove a false statement): the
+  proof does not verify against its commitment, so the server rejects it before the sum;
+* :class:`BoostAfterClip` - the same with ``x' = factor * x``;
+* :class:`CommitOther` - commits to and proves the honest ``x``, then hands ``factor * x`` to
+  the secure sum for masking: every proof verifies, and the binding check after the sum
+  (the sum of the commitments against the unmasked aggregate) fails the round.
+
+In the fast twin (``secure=False``) the same cheaters' integer vectors are checked in plaintext.
+The cheats import nothing from ``rangeproof`` until they play against its stage.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from fl.aggregation.base import ClientMessage, RoundContext, Stage
+
+__all__ = [
+    "PipelineCheat",
+    "SkipClip",
+    "BoostAfterClip",
+    "CommitOther",
+    "build_cheat",
+    "commit_with_stolen_proof",
+    "scale_vector",
+    "CLIP_STAGE",
+    "PROOF_STAGE",
+]
+
+#: name of the client-side clipping stage (fl.aggregation.robust.ClientClipStage)
+CLIP_STAGE = "client_clip"
+#: name of the norm-proof stage (rangeproof.stage.NormProofStage)
+PROOF_STAGE = "norm_proof"
+#: keys of the norm-proof stage's side data in ``ClientMessage.extras``
+PROOF_EXTRA, FIELD_EXTRA = "norm_proof", "field_vector"
+
+Honest = Callable[[ClientMessage, RoundContext], ClientMessage]
+
+
+def scale_vector(vector: np.ndarray, factor: float) -> np.ndarray:
+    """``factor * vector`` in the vector's own domain.
+
+    Floats are scaled in float64 and cast back. Integers (the quantized domain) are scaled as
+    integers with the dtype's wrap-around, which is how a cheater would craft a residue.
+    """
+    if np.issubdtype(vector.dtype, np.floating):
+        return (vector.astype(np.float64) * factor).astype(vector.dtype)
+    if np.issubdtype(vector.dtype, np.unsignedinteger):
+        return (vector.astype(np.uint64) * np.uint64(int(round(factor)))).astype(vector.dtype)
+    if np.issubdtype(vector.dtype, np.integer):
+        return (vector.astype(np.int64) * int(round(factor))).astype(vector.dtype)
+    raise TypeError(f"cannot scale a vector of dtype {vector.dtype}")
+
+
+class PipelineCheat:
+    """Base: honest at every stage except those named in ``targets``, where :meth:`cheat` runs.
+
+    Args:
+      targets: the ``name`` of each stage to cheat (default: the class's own).
+    """
+
+    targets: tuple[str, ...] = ()
+
+    def __init__(self, targets: tuple[str, ...] | None = None):
+        if targets is not None:
+            self.targets = tuple(targets)
+        #: how many times the cheat was played (for tests and logs)
+        self.played = 0
+
+    def client_step(self, stage: Stage, message: ClientMessage, ctx: RoundContext, honest: Honest) -> ClientMessage:
+        """Play the cheat at a target stage, else behave honestly."""
+        if getattr(stage, "name", None) not in self.targets:
+            return honest(message, ctx)
+        self.played += 1
+        return self.cheat(stage, message, ctx, honest)
+
+    def cheat(self, stage: Stage, message: ClientMessage, ctx: RoundContext, honest: Honest) -> ClientMessage:
+        raise NotImplementedError
+
+
+def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.ndarray, ctx: RoundContext,
+                             honest: Honest) -> ClientMessage:
+    """At the norm-proof stage: commit honestly to ``x_bad`` but attach the honest vector's proof.
+
+    Args:
+      stage: the norm-proof stage.
+      message: the cheater's float message as it reached the stage.
+      x_bad: the integer vector the cheater wants summed.
+      ctx: the round.
+      honest: the stage's honest client half (gives a valid proof for the clipped vector).
+
+    Returns:
+      The message carrying ``x_bad``; under ``secure`` its commitment is to ``x_bad`` and its
+      proof belongs to another commitment.
+    """
+    proved = honest(message, ctx)
+    x_bad = np.asarray(x_bad, dtype=np.int64)
+    if PROOF_EXTRA not in proved.extras:  # the fast twin: no commitments, only the vector
+        return proved.replace(vector=x_bad)
+    from rangeproof.group import point_to_bytes  # noqa: PLC0415 - only when playing the secure stage
+    from rangeproof.norm import commit_vector  # noqa: PLC0415
+
+    commitment, blinding = commit_vector(x_bad)
+    extras = dict(proved.extras)
+    extras[PROOF_EXTRA] = {"commitment": point_to_bytes(commitment), "proof": proved.extras[PROOF_EXTRA]["proof"]}
+    extras[FIELD_EXTRA] = [blinding]
+    return proved.replace(vector=x_bad, extras=extras)
+
+
+class SkipClip(PipelineCheat):
+    """Skip clipping: the plaintext client clip, or the clip inside the norm-proof stage."""
+
+    targets = (CLIP_STAGE, PROOF_STAGE)
+
+    def cheat(self, stage, message, ctx, honest):
+        if stage.name == CLIP_STAGE:
+            return message
+        unclipped = np.trunc(np.asarray(message.vector, dtype=np.float64) * float(stage.scale)).astype(np.int64)
+        return commit_with_stolen_proof(stage, message, unclipped, ctx, honest)
+
+    def __repr__(self) -> str:
+        return "SkipClip()"
+
+
+class BoostAfterClip(PipelineCheat):
+    """Clip honestly, then multiply the clipped update by ``factor``.
+
+    Args:
+      factor: the boost applied after clipping.
+      targets: stage names (default: the client clipping and norm-proof stages).
+    """
+
+    targets = (CLIP_STAGE, PROOF_STAGE)
+
+    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
+        super().__init__(targets)
+        self.factor = float(factor)
+
+    def cheat(self, stage, message, ctx, honest):
+        if stage.name == CLIP_STAGE:
+            clipped = honest(message, ctx)
+            return clipped.replace(vector=scale_vector(clipped.vector, self.factor))
+        from rangeproof.stage import clip_and_quantize  # noqa: PLC0415 - only against the proof stage
+
+        x = clip_and_quantize(message.vector, stage.bound, stage.scale, stage.norm)
+        return commit_with_stolen_proof(stage, message, scale_vector(x, self.factor), ctx, honest)
+
+    def __repr__(self) -> str:
+        return f"BoostAfterClip(factor={self.factor})"
+
+
+class CommitOther(PipelineCheat):
+    """Commit to (and prove) the honest vector, then pass on ``factor`` times it for masking.
+
+    Args:
+      factor: the multiplier of the vector actually masked.
+      targets: stage names (default: the norm-proof stage).
+    """
+
+    targets = (PROOF_STAGE,)
+
+    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
+        super().__init__(targets)
+        self.factor = float(factor)
+
+    def cheat(self, stage, message, ctx, honest):
+        proved = honest(message, ctx)
+        return proved.replace(vector=scale_vector(proved.vector, self.factor))
+
+    def __repr__(self) -> str:
+        return f"CommitOther(factor={self.factor})"
+
+
+def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
+    """The cheat named by ``attack.pipeline_cheat`` (``None`` for ``"none"``).
+
+    Raises:
+      ValueError: unknown kind.
+    """
+    if kind == "none":
+        return None
+    if kind == "skip_clip":
+        return SkipClip()
+    if kind == "boost_after_clip":
+        return BoostAfterClip(factor)
+    if kind == "commit_other":
+        return CommitOther(factor)
+    raise ValueError(f"attack.pipeline_cheat: unknown cheat {kind!r}")

@@ -1,0 +1,222 @@
+"""Norm defenses: client-side L2 clipping, and the plaintext server-side baselines.
+
+* :class:`ClientClipStage` - every honest client clips its own update to L2 norm ``bound``
+  before it enters the rest of the pipeline (TFF's record preprocessing in the authors' code).
+  It works under secure aggregation because no one but the client reads the update, but nothing
+  *checks* it: a cheating client (``ClientMessage.adversary``) may skip it. Under SecAgg the
+  norm-proof stage is what enforces the bound.
+* :class:`ServerClipStage` - the server reads every update and clips it to ``bound``
+  (Sun et al.'s norm-clipping defense as a plaintext baseline: impossible under SecAgg).
+* :class:`ServerThresholdStage` - the server reads every update and rejects those with norm
+  above ``bound`` (norm thresholding, the plaintext twin of rejecting a failed norm proof).
+
+Clipping: ``u <- u * min(1, bound / ||u||_2)``, with ``||u||_2`` computed in float64 so the
+result is the same on every run. Each stage records, in ``ctx.measurements``:
+
+* ``<name>_bound`` - the bound;
+* ``<name>_clipped`` / ``<name>_rejected`` - how many clients were clipped / rejected;
+* ``norm_honest_p50``, ``norm_honest_p90``, ``norm_honest_max`` and ``norm_attacker_max`` -
+  update norms of the clients this stage saw, split by the simulation's ground-truth label
+  ``extras["attacker"]`` (set by ``attacks``; never used for a decision). The server stages
+  could compute these; under client clipping they are simulation diagnostics only.
+
+:class:`NormProbeStage` records only those norms and changes nothing: it gives runs without a
+norm defense the same columns (a simulation diagnostic; no server of a secure run sees them).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
+
+__all__ = [
+    "ClientClipStage",
+    "ServerClipStage",
+    "ServerThresholdStage",
+    "NormProbeStage",
+    "l2_norm",
+    "clip_l2",
+    "record_norms",
+    "ATTACKER_EXTRA",
+]
+
+#: key of the simulation's ground-truth attacker label in ``ClientMessage.extras``
+ATTACKER_EXTRA = "attacker"
+
+
+def l2_norm(vector: np.ndarray) -> float:
+    """The L2 norm of a flat vector, accumulated in float64."""
+    v = np.asarray(vector, dtype=np.float64)
+    return float(math.sqrt(float(np.dot(v, v))))
+
+
+def clip_l2(vector: np.ndarray, bound: float) -> tuple[np.ndarray, bool]:
+    """``vector * min(1, bound / ||vector||)`` in the vector's dtype, and whether it was clipped.
+
+    Args:
+      vector: a flat float vector.
+      bound: the L2 bound, positive.
+
+    Returns:
+      ``(clipped vector, was_clipped)``; the input object itself when it was within the bound.
+    """
+    norm = l2_norm(vector)
+    if norm <= bound:
+        return vector, False
+    return (np.asarray(vector, dtype=np.float64) * (bound / norm)).astype(vector.dtype), True
+
+
+def _check_bound(stage: str, bound: float) -> float:
+    bound = float(bound)
+    if not (math.isfinite(bound) and bound > 0):
+        raise ValueError(f"{stage}: bound must be a positive finite number, got {bound!r}")
+    return bound
+
+
+def _check_float(stage: str, m: ClientMessage) -> None:
+    if not np.issubdtype(m.vector.dtype, np.floating) or m.vector.ndim != 1:
+        raise ValueError(
+            f"{stage}: client {m.client_id} sent a {m.vector.dtype} vector of shape {m.vector.shape}; "
+            "norm stages need the flat float update (place them outside quantization)"
+        )
+    if not np.all(np.isfinite(m.vector)):
+        raise ValueError(f"{stage}: client {m.client_id} sent a non-finite update")
+
+
+def record_norms(messages: Sequence[ClientMessage], ctx: RoundContext) -> None:
+    """Record honest norm percentiles and the largest attacker norm of ``messages``.
+
+    Uses the ground-truth label ``extras["attacker"]`` (measurement only).
+    """
+    honest = [l2_norm(m.vector) for m in messages if not m.extras.get(ATTACKER_EXTRA)]
+    attack = [l2_norm(m.vector) for m in messages if m.extras.get(ATTACKER_EXTRA)]
+    if honest:
+        ctx.record("norm_honest_p50", float(np.percentile(honest, 50)))
+        ctx.record("norm_honest_p90", float(np.percentile(honest, 90)))
+        ctx.record("norm_honest_max", float(max(honest)))
+    if attack:
+        ctx.record("norm_attacker_max", float(max(attack)))
+
+
+class ClientClipStage(Stage):
+    """Each client clips its update to L2 norm ``bound`` (a cheater may skip it).
+
+    Args:
+      inner: the rest of the pipeline.
+      bound: the L2 bound M.
+    """
+
+    name = "client_clip"
+
+    def __init__(self, inner: Aggregator, bound: float):
+        super().__init__(inner)
+        self.bound = _check_bound("aggregation.norm_bound", bound)
+
+    def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
+        _check_float(self.name, message)
+        clipped, _ = clip_l2(message.vector, self.bound)
+        return message.replace(vector=clipped)
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        record_norms(messages, ctx)
+        prepared = [self.run_client(m, ctx) for m in messages]
+        clipped = sum(1 for before, after in zip(messages, prepared) if after.vector is not before.vector)
+        ctx.record(f"{self.name}_bound", self.bound)
+        ctx.record(f"{self.name}_clipped", clipped)
+        return self.server(self.inner.aggregate(prepared, ctx), ctx)
+
+    def __repr__(self) -> str:
+        return f"ClientClipStage(bound={self.bound})"
+
+
+class ServerClipStage(Stage):
+    """The server reads each update and clips it to ``bound`` (plaintext baseline).
+
+    Args:
+      inner: the rest of the pipeline.
+      bound: the L2 bound.
+    """
+
+    name = "server_clip"
+
+    def __init__(self, inner: Aggregator, bound: float):
+        super().__init__(inner)
+        self.bound = _check_bound("aggregation.server_clip", bound)
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        prepared, clipped = [], 0
+        for m in messages:
+            _check_float(self.name, m)
+            vector, was = clip_l2(m.vector, self.bound)
+            clipped += int(was)
+            prepared.append(m if not was else m.replace(vector=vector))
+        record_norms(messages, ctx)
+        ctx.record(f"{self.name}_bound", self.bound)
+        ctx.record(f"{self.name}_clipped", clipped)
+        return self.inner.aggregate(prepared, ctx)
+
+    def __repr__(self) -> str:
+        return f"ServerClipStage(bound={self.bound})"
+
+
+class ServerThresholdStage(Stage):
+    """The server reads each update and rejects those with L2 norm above ``bound``.
+
+    Rejected clients appear in :attr:`AggregateResult.rejected` with reason
+    ``"norm_over_threshold"``; if every client is rejected the round fails.
+
+    Args:
+      inner: the rest of the pipeline.
+      bound: the L2 threshold.
+    """
+
+    name = "server_threshold"
+    REASON = "norm_over_threshold"
+
+    def __init__(self, inner: Aggregator, bound: float):
+        super().__init__(inner)
+        self.bound = _check_bound("aggregation.server_threshold", bound)
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        kept, rejected = [], {}
+        for m in messages:
+            _check_float(self.name, m)
+            if l2_norm(m.vector) > self.bound:
+                rejected[m.client_id] = self.REASON
+                ctx.events.append(f"{self.name}: rejected client {m.client_id} (norm {l2_norm(m.vector):.4g} > {self.bound:g})")
+            else:
+                kept.append(m)
+        record_norms(messages, ctx)
+        ctx.record(f"{self.name}_bound", self.bound)
+        ctx.record(f"{self.name}_rejected", len(rejected))
+        if not kept:
+            raise RoundFailed("all_rejected", f"{self.name}: every client's update exceeds the norm threshold {self.bound:g}")
+        result = self.inner.aggregate(kept, ctx)
+        merged = dict(result.rejected)
+        merged.update(rejected)
+        return result.replace(rejected=merged)
+
+    def __repr__(self) -> str:
+        return f"ServerThresholdStage(bound={self.bound})"
+
+
+class NormProbeStage(Stage):
+    """Records the update norms of the messages passing through; changes nothing.
+
+    A simulation diagnostic (see the module docstring): place it outermost to log the clients'
+    raw update norms in runs without a norm stage.
+    """
+
+    name = "norm_probe"
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        for m in messages:
+            _check_float(self.name, m)
+        record_norms(messages, ctx)
+        return self.inner.aggregate(messages, ctx)
+
+    def __repr__(self) -> str:
+        return "NormProbeStage()"

@@ -1,0 +1,164 @@
+"""The backdoor set D_mal, the attack config, and the adversary's bookkeeping (no training)."""
+import numpy as np
+import pytest
+
+import attacks
+from attacks.adversary import BackdoorAdversary
+from attacks.backdoor import backdoor_metrics, build_backdoor_task, writers_with_label
+from attacks.errors import BackdoorTaskError
+from fl.data import FederatedDataset
+
+
+def tiny_dataset():
+    """8 writers; writers 0..5 have train 7s (writer k has k+1 of them), 6 has none, 7 is test-only."""
+    pixels, labels, client, split = [], [], [], []
+    for w in range(8):
+        if w < 7:
+            train_labels = [7] * (w + 1) + [3, 1] if w < 6 else [2, 3, 1]
+            for lab in train_labels:
+                labels.append(lab), client.append(w), split.append(0)
+                pixels.append(np.full((28, 28), 10 * w + lab, np.uint8))
+        for lab in (7, 4):
+            labels.append(lab), client.append(w), split.append(1)
+            pixels.append(np.full((28, 28), 100 + 10 * w + lab, np.uint8))
+    return FederatedDataset("tiny", np.stack(pixels), np.array(labels), np.array(client), np.array(split),
+                            [f"w{i}" for i in range(8)])
+
+
+def test_eligible_writers_are_those_with_train_images_of_the_digit():
+    ds = tiny_dataset()
+    assert writers_with_label(ds, 7) == [0, 1, 2, 3, 4, 5]
+
+
+def test_backdoor_set_is_the_targets_train_sevens_labelled_one():
+    ds = tiny_dataset()
+    task = build_backdoor_task(ds, 3, target_seed=5)
+    assert len(task.target_clients) == 3 and set(task.target_clients) <= {0, 1, 2, 3, 4, 5}
+    assert list(task.target_clients) == sorted(task.target_clients)
+    assert task.size == sum(w + 1 for w in task.target_clients)
+    assert (task.train_labels == 1).all() and task.train_labels.dtype == np.int64
+    # every image is one of the targets' train 7s (pixel value 10*w + 7)
+    assert sorted({int(p[0, 0]) for p in task.train_pixels}) == sorted(10 * w + 7 for w in task.target_clients)
+    # held-out twin: the targets' test 7s
+    assert sorted(int(p[0, 0]) for p in task.test_pixels) == sorted(100 + 10 * w + 7 for w in task.target_clients)
+    assert (task.test_labels == 1).all()
+
+
+def test_targets_stay_in_the_benign_population_with_correct_labels():
+    ds = tiny_dataset()
+    before = {c: ds.client_train(c)[1].copy() for c in ds.train_clients()}
+    task = build_backdoor_task(ds, 2, target_seed=0)
+    for c in task.target_clients:
+        assert c in ds.train_clients()
+        np.testing.assert_array_equal(ds.client_train(c)[1], before[c])
+        assert (ds.client_train(c)[1] == 7).sum() == c + 1
+
+
+def test_choice_is_deterministic_in_the_seed():
+    ds = tiny_dataset()
+    a = build_backdoor_task(ds, 3, target_seed=1).target_clients
+    assert build_backdoor_task(ds, 3, target_seed=1).target_clients == a
+    assert len({build_backdoor_task(ds, 3, target_seed=s).target_clients for s in range(10)}) > 1
+
+
+def test_too_many_tasks_is_an_error():
+    with pytest.raises(BackdoorTaskError, match="num_tasks"):
+        build_backdoor_task(tiny_dataset(), 7)
+
+
+def test_backdoor_accuracy_is_the_share_classified_as_the_target_label():
+    ds = tiny_dataset()
+    task = build_backdoor_task(ds, 2, target_seed=0)
+
+    def evaluate(params, x, y):  # a "model" that says 1 for images whose pixel value is even
+        pred = np.where(x[:, 0, 0] % 2 == 0, 1, 7)
+        return float((pred == y).mean()), 0.0
+
+    out = backdoor_metrics(evaluate, task, lambda p, l: (p, l), params=None)
+    assert out["backdoor_acc"] == pytest.approx(np.mean(task.train_pixels[:, 0, 0] % 2 == 0))
+    assert out["backdoor_heldout_acc"] == pytest.approx(np.mean(task.test_pixels[:, 0, 0] % 2 == 0))
+
+
+def test_config_defaults_and_key_named_errors():
+    cfg = attacks.AttackConfig()
+    assert cfg.kind == "none" and not cfg.enabled
+    assert attacks.build_adversary(cfg, None, 0) is None
+    for bad, key in [({"kind": "magic"}, "attack.kind"), ({"boost": -1}, "attack.boost"),
+                     ({"boost": "big"}, "attack.boost"), ({"eps": 0}, "attack.eps"),
+                     ({"frequency": 0}, "attack.frequency"), ({"num_tasks": 0}, "attack.num_tasks"),
+                     ({"source_label": 1}, "attack.target_label"), ({"pgd_bound": 0}, "attack.pgd_bound"),
+                     ({"schedule": "daily"}, "attack.schedule"), ({"pipeline_cheat": "x"}, "attack.pipeline_cheat"),
+                     ({"colour": "red"}, "attack.colour")]:
+        with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+            attacks.AttackConfig.from_mapping(bad)
+    assert attacks.AttackConfig.from_mapping({"kind": "pgd", "boost": 5}).boost == 5
+
+
+def test_adversary_plans_and_excludes_the_targets():
+    ds = tiny_dataset()
+    cfg = attacks.AttackConfig(kind="pgd", num_tasks=2, eps=0.2)
+    with pytest.raises(ValueError, match="attack.pgd_bound"):
+        attacks.build_adversary(cfg, ds, 0)  # "auto" needs a norm bound
+    adv = attacks.build_adversary(cfg, ds, 0, norm_bound=3.0, clients_per_round=5)
+    assert isinstance(adv, BackdoorAdversary)
+    assert adv.main_eval_exclude() == set(adv.task.target_clients)
+    assert adv.schedule.frequency == 1
+    assert adv.plan_round(0, [3, 4, 5], None) == [5]
+    assert adv._train_bound(5.0) == pytest.approx(3.0 / 5.0)  # M / beta
+    rs = attacks.build_adversary(attacks.AttackConfig(kind="boosted", num_tasks=2, eps=0.5,
+                                                      schedule="random_sampling"), ds, 0)
+    assert rs.schedule.num_compromised == round(0.5 * len(ds.train_clients()))
+
+
+class FakeView:
+    """Training view stand-in: every training call moves the weights by a fixed large step."""
+
+    def __init__(self, dim=6, clients_per_round=4):
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Local:
+            epochs: int = 1
+            batch_size: int = 20
+            lr: float = 0.1
+            shuffle: bool = False
+
+        self.local = Local()
+        self.device = "cpu"
+        self.clients_per_round = clients_per_round
+        self.server_lr = 1.0
+        self.seed = 0
+        self.dim = dim
+
+    def client_data(self, c):
+        return {"client": c}
+
+    def train(self, start, datasets, seeds, local=None):
+        import torch
+
+        return torch.stack([torch.arange(1.0, self.dim + 1) for _ in datasets])
+
+
+@pytest.mark.parametrize("weighting", ["fixed", "examples"])
+def test_coordinated_attackers_split_the_update_and_each_stays_within_the_bound(weighting):
+    import torch
+
+    ds = tiny_dataset()
+    cfg = attacks.AttackConfig(kind="pgd", num_tasks=2, frequency=1, pgd_rounds=2)
+    adv = attacks.build_adversary(cfg, ds, 0, norm_bound=2.0, weighting=weighting, clients_per_round=4)
+    view = FakeView()
+    attackers = [0, 5]  # 3 and 8 train images: different weights
+    msgs = adv.malicious_messages(view, 0, attackers, torch.zeros(view.dim))
+    assert [m.client_id for m in msgs] == attackers
+    assert [m.weight for m in msgs] == [float(ds.num_train(c)) for c in attackers]
+    assert all(m.extras["attacker"] and m.adversary is None for m in msgs)
+    norms = [float(np.linalg.norm(m.vector.astype(np.float64))) for m in msgs]
+    assert max(norms) == pytest.approx(2.0, rel=1e-5)  # the largest boost reaches M exactly
+    assert all(n <= 2.0 * (1 + 1e-6) for n in norms)
+    # the weighted contributions add up to one replacement step: sum_a w_a u_a is parallel to
+    # the trained direction with the same boost in total
+    if weighting == "fixed":
+        np.testing.assert_allclose(msgs[0].vector, msgs[1].vector)
+        assert adv.last_attack["boost"] == 4 / 2
+    else:
+        np.testing.assert_allclose(msgs[0].vector * msgs[0].weight, msgs[1].vector * msgs[1].weight, rtol=1e-5)

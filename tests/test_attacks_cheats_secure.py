@@ -1,0 +1,57 @@
+"""Pipeline cheaters against the real norm-proof stage, in secure mode and in its fast twin."""
+import numpy as np
+import pytest
+
+from attacks.pipeline_cheats import BoostAfterClip, CommitOther, SkipClip
+from fl.aggregation import ClientMessage, RoundContext, RoundFailed
+
+stage_mod = pytest.importorskip("rangeproof.stage")
+
+DIM, BOUND, SCALE = 8, 1.0, 1000.0
+
+
+def ctx():
+    return RoundContext(round_index=0, seed=3, dim=DIM, expected_clients=3)
+
+
+def messages(cheat):
+    rng = np.random.default_rng(0)
+    honest = [ClientMessage(i, (rng.normal(size=DIM) * 0.15).astype(np.float32)) for i in range(2)]
+    bad = ClientMessage(2, np.full(DIM, 1.5, np.float32), adversary=cheat)  # norm 4.2 > 1
+    return honest + [bad]
+
+
+def stage(secure):
+    return stage_mod.NormProofStage(stage_mod.ExactIntegerSum(), bound=BOUND, scale=SCALE, secure=secure)
+
+
+def honest_sum():
+    ms = messages(None)[:2]
+    xs = [stage_mod.clip_and_quantize(m.vector, BOUND, SCALE, "l2") for m in ms]
+    return ((xs[0] + xs[1]).astype(np.float64) / SCALE).astype(np.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [SkipClip, lambda: BoostAfterClip(10.0)], ids=["skip_clip", "boost_after_clip"])
+def test_out_of_bound_cheaters_are_rejected_alone_in_both_modes(make):
+    outcomes = {}
+    for secure in (True, False):
+        cheat = make()
+        out = stage(secure).aggregate(messages(cheat), ctx())
+        assert cheat.played == 1
+        assert out.included == [0, 1] and list(out.rejected) == [2]
+        np.testing.assert_array_equal(out.vector, honest_sum())
+        outcomes[secure] = out
+    assert outcomes[True].rejected[2] == "norm_proof_failed"
+    assert outcomes[False].rejected[2] == "norm_bound_exceeded"
+    assert np.array_equal(outcomes[True].vector, outcomes[False].vector)  # same model either way
+
+
+@pytest.mark.slow
+def test_committing_to_one_vector_and_masking_another_fails_the_round():
+    c = ctx()
+    with pytest.raises(RoundFailed) as info:
+        stage(True).aggregate(messages(CommitOther(3.0)), c)
+    assert info.value.reason == "binding_failed"
+    assert c.measurements["norm_proof_rejected"] == 0  # every proof verified: only binding catches it
+    assert any("binding" in e for e in c.events)

@@ -1,0 +1,107 @@
+"""The ``[aggregation]`` section: which stages stand between the clients' updates and the model.
+
+:func:`fl.aggregation.build.build_pipeline` turns an :class:`AggregationConfig` into the stage
+stack. This module only holds the settings and checks that they make sense together.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fl.config import (
+    BOOL,
+    FRACTION,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_NUMBER,
+    Check,
+    ConfigError,
+    parse_section,
+    setting,
+)
+
+from .mean import WEIGHTINGS
+
+__all__ = ["AggregationConfig", "NORM_KINDS", "NOISE_KINDS", "SECAGG_GRAPHS"]
+
+#: norms a client's update can be bounded in
+NORM_KINDS = {"l2": "Euclidean norm of the flat update", "linf": "largest absolute coordinate"}
+#: where Gaussian noise is added to the sum
+NOISE_KINDS = {
+    "none": "no noise",
+    "central": "the server adds N(0, noise_std^2) per coordinate to the sum (the paper's weak DP)",
+    "distributed": "each client adds a share of the noise before masking, so the sum carries noise_std",
+}
+#: shapes of the SecAgg communication graph
+SECAGG_GRAPHS = {"complete": "every pair of clients shares a mask (Bonawitz et al. 2017)",
+                 "sparse": "a random sparse graph (SecAgg+, Bell et al. 2020)"}
+
+
+@dataclasses.dataclass
+class AggregationConfig:
+    """Settings of the aggregation pipeline (TOML section ``[aggregation]``).
+
+    Attributes:
+      weighting: how the mean weights clients, one of :data:`fl.aggregation.WEIGHTINGS`.
+      secure: aggregate with real secure aggregation (and real norm proofs when ``norm_bound``).
+      norm_bound: L2 (or L-infinity) bound M that honest clients clip to; 0 turns it off. Under
+        ``secure`` each client proves the bound in zero knowledge.
+      norm_kind: the norm of ``norm_bound``, one of :data:`NORM_KINDS`.
+      server_clip: plaintext baseline: the server clips each update to L2 <= value (0: off).
+      server_threshold: plaintext baseline: the server drops updates with L2 > value (0: off).
+      noise: where Gaussian noise is added, one of :data:`NOISE_KINDS`.
+      noise_std: standard deviation per coordinate of the noise on the *sum* of updates.
+      quant_bits: the SecAgg modulus is ``2**quant_bits``.
+      quant_range: coordinates are clipped to ``[-quant_range, quant_range]`` before quantizing.
+      secagg_graph: one of :data:`SECAGG_GRAPHS`.
+      secagg_dropout: tolerated client dropout rate; sizes the thresholds and SecAgg+ graphs.
+    """
+
+    weighting: str = setting("examples", Check.one_of(WEIGHTINGS))
+    secure: bool = setting(False, BOOL)
+    norm_bound: float = setting(0.0, NON_NEGATIVE_NUMBER)
+    norm_kind: str = setting("l2", Check.one_of(NORM_KINDS))
+    server_clip: float = setting(0.0, NON_NEGATIVE_NUMBER)
+    server_threshold: float = setting(0.0, NON_NEGATIVE_NUMBER)
+    noise: str = setting("none", Check.one_of(NOISE_KINDS))
+    noise_std: float = setting(0.0, NON_NEGATIVE_NUMBER)
+    quant_bits: int = setting(32, Check.int_in(2, 64))
+    quant_range: float = setting(1.0, POSITIVE_NUMBER)
+    secagg_graph: str = setting("complete", Check.one_of(SECAGG_GRAPHS))
+    secagg_dropout: float = setting(0.0, FRACTION)
+
+    @classmethod
+    def from_table(cls, table: Any) -> "AggregationConfig":
+        """Build from the ``[aggregation]`` TOML table and validate.
+
+        Raises:
+          ConfigError: an unknown key, a bad value or an inconsistent combination, naming the key.
+        """
+        cfg = parse_section(cls, table, "aggregation")
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Check the settings against each other (each value alone was checked when parsed).
+
+        Raises:
+          ConfigError: naming the key that conflicts.
+        """
+        if self.noise == "none" and self.noise_std > 0:
+            raise ConfigError(f"aggregation.noise_std: is {self.noise_std} but aggregation.noise is \"none\"")
+        if self.noise != "none" and self.noise_std <= 0:
+            raise ConfigError(f"aggregation.noise_std: expected a positive number with aggregation.noise = "
+                              f"{self.noise!r}, got {self.noise_std}")
+        if self.noise == "distributed" and not self.secure:
+            raise ConfigError("aggregation.noise: \"distributed\" noise needs aggregation.secure = true "
+                              "(in plaintext use \"central\")")
+        if self.secure:
+            for key in ("server_clip", "server_threshold"):
+                if getattr(self, key) > 0:
+                    raise ConfigError(f"aggregation.{key}: a plaintext baseline; under aggregation.secure = true "
+                                      "the server never sees single updates (use aggregation.norm_bound)")
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is the plain weighted mean with no defense, noise or cryptography."""
+        return not self.secure and self.norm_bound == 0 and self.server_clip == 0 \
+            and self.server_threshold == 0 and self.noise == "none"

@@ -1,0 +1,224 @@
+"""The ``sabre`` command line.
+
+::
+
+    sabre run CONFIG.toml [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
+    sabre run --resume RUN_DIR [--set run.rounds=N ...]
+    sabre demo [--out DIR]
+    sabre plot RUN_DIR... --out FILE.png
+    sabre data info PATH
+    sabre bench secagg ARGS...       (secagg.bench)
+    sabre bench proof ARGS...        (rangeproof.bench)
+
+``CONFIG`` is a path, or the name of a bundled config (``emnist_baseline``,
+``configs/emnist_baseline.toml``), looked up in ``fl/configs/`` when no such file exists.
+Configuration and data errors print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "find_config", "BUNDLED_CONFIGS"]
+
+#: the directory of the configs shipped with the package
+BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+_USAGE_ERROR = 2
+
+
+def find_config(name: str) -> Path:
+    """The config file ``name`` refers to: an existing path, else a bundled config.
+
+    ``configs/NAME.toml``, ``NAME.toml`` and ``NAME`` are looked up in :data:`BUNDLED_CONFIGS`.
+
+    Raises:
+      ConfigError: neither a file nor a bundled config (the message lists the bundled ones).
+    """
+    from fl.config import ConfigError
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
+    if path.parent in (Path("."), Path("configs"), Path("fl/configs")):
+        bundled = BUNDLED_CONFIGS / f"{stem}.toml"
+        if bundled.is_file():
+            return bundled
+    known = ", ".join(sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.toml")))
+    raise ConfigError(f"{name}: no such config file, nor a bundled config (bundled: {known})")
+
+
+# ---------------------------------------------------------------------------- commands
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fl.config import ConfigError, load_config
+    from fl.experiment import resume_experiment, run_experiment
+
+    overrides = list(args.set or [])
+    if args.device is not None:
+        overrides.append(f"run.device={args.device}")
+    if args.resume is not None:
+        if args.config is not None or args.out is not None:
+            raise ConfigError("--resume: give only the run directory (no CONFIG, no --out)")
+        summary = resume_experiment(args.resume, overrides, progress=not args.quiet)
+    else:
+        if args.config is None:
+            raise ConfigError("run: give a CONFIG file (or --resume RUN_DIR)")
+        cfg = load_config(find_config(args.config), overrides)
+        summary = run_experiment(cfg, out=args.out, progress=not args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fl.config import load_config
+    from fl.experiment import read_metrics, run_experiment
+
+    cfg = load_config(BUNDLED_CONFIGS / "demo.toml", args.set or [])
+    print(f"demo: {cfg.run.rounds} FedAvg rounds of {cfg.model.name} on {cfg.data.path} data, "
+          f"{cfg.fedavg.clients_per_round} clients per round, {cfg.fedavg.epochs} local epoch(s)")
+    summary = run_experiment(cfg, out=args.out, progress=not args.quiet)
+    rows = read_metrics(summary.run_dir / "metrics.csv")
+    if len(rows) > 1:
+        print(f"main-task accuracy went from {rows[0]['main_acc']:.4f} after round 1 "
+              f"to {rows[-1]['main_acc']:.4f} after round {int(rows[-1]['round']) + 1}")
+    _print_summary(summary)
+    print(f"next: sabre plot {summary.run_dir} --out demo.png, or sabre run configs/emnist_baseline.toml")
+    return 0
+
+
+def _print_summary(summary) -> None:
+    m = summary.last_metrics
+    state = "finished" if summary.finished else "stopped"
+    print(f"{state} after {summary.rounds_done} rounds", end="")
+    if m:
+        print(f": main-task accuracy {m['main_acc']:.4f} (loss {m['main_loss']:.4f})", end="")
+        extras = {k: v for k, v in m.items() if k.startswith("backdoor")}
+        for key, value in sorted(extras.items()):
+            print(f", {key} {value:.4f}", end="")
+    print()
+    if summary.failed_rounds:
+        print(f"rounds failed (model not updated): {summary.failed_rounds}")
+    print(f"run directory: {summary.run_dir}")
+    print(f"  metrics.csv, rounds.csv, run.log, plot.png, config.toml, checkpoints/")
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from fl.plots import plot_runs
+
+    out = plot_runs(args.runs, args.out, labels=args.label, title=args.title)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from fl.data import load_dataset
+    from fl.data.info import describe
+    from fl.experiment import resolve_data_path
+
+    print(describe(load_dataset(resolve_data_path(args.path))))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    from fl.config import ConfigError
+
+    module = {"secagg": "secagg.bench", "proof": "rangeproof.bench"}[args.target]
+    try:
+        bench = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        raise ConfigError(f"bench {args.target}: {module} is not available in this installation") from None
+    argv = list(args.args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    return int(bench.main(argv) or 0)
+
+
+# ---------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sabre",
+        description="SecAgg-aware backdoor robustness evaluation: federated training, attacks and defenses.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train a federated model from a TOML config",
+                         description="Train a federated model. CONFIG is a TOML file or a bundled config name.")
+    run.add_argument("config", nargs="?", metavar="CONFIG", help="TOML config file or bundled config name")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a setting, e.g. --set fedavg.epochs=1 (TOML literal; repeatable)")
+    run.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set run.device=...")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="a short run on synthetic data (about a minute on a laptop)")
+    demo.add_argument("--out", metavar="DIR", help="run directory (default runs/demo-<timestamp>)")
+    demo.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting of demo.toml")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(func=_cmd_demo)
+
+    plot = sub.add_parser("plot", help="plot accuracy per round of one or more runs")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", required=True, metavar="FILE.png")
+    plot.add_argument("--label", action="append", help="legend name of each run, in order (repeatable)")
+    plot.add_argument("--title")
+    plot.set_defaults(func=_cmd_plot)
+
+    data = sub.add_parser("data", help="inspect datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    info = data_sub.add_parser("info", help="summarise a dataset: writers, images, labels")
+    info.add_argument("path", metavar="PATH", help="'synthetic[:N[:SEED]]', a .npz file, a TFF h5 or LEAF directory")
+    info.set_defaults(func=_cmd_data_info)
+
+    bench = sub.add_parser("bench", help="benchmarks of the cryptographic parts",
+                           description="Run a benchmark; the remaining arguments go to it "
+                                       "(try: sabre bench secagg --help).")
+    bench.add_argument("target", choices=["secagg", "proof"])
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sabre`` console script.
+
+    Args:
+      argv: the arguments (``sys.argv[1:]`` when ``None``).
+
+    Returns:
+      The exit status: 0 on success, 2 for a configuration, data or usage error (one line on
+      stderr, no traceback), 130 when interrupted.
+    """
+    from fl.config import ConfigError
+    from fl.data import DataError
+    from fl.plots import PlotError
+
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FileNotFoundError)
+    try:  # the data cannot support the configured backdoor task
+        from attacks.errors import BackdoorTaskError
+
+        user_errors += (BackdoorTaskError,)
+    except ImportError:
+        pass
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except user_errors as e:
+        print(f"sabre: error: {_one_line(e)}", file=sys.stderr)
+        return _USAGE_ERROR
+    except KeyboardInterrupt:
+        print("sabre: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) if not isinstance(error, FileNotFoundError) or not error.filename else \
+        f"{error.filename}: {error.strerror or 'no such file or directory'}"
+    return " ".join(text.split())

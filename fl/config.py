@@ -1,0 +1,442 @@
+"""A run's configuration: typed TOML sections, validated key by key, with ``--set`` overrides.
+
+A run is described by one TOML file with the sections ``[run]``, ``[data]``, ``[model]``,
+``[fedavg]``, ``[eval]``, ``[aggregation]`` and ``[attack]``. Every section is a dataclass whose
+fields carry a :class:`Check`; :func:`parse_config` rejects unknown keys, wrong types and bad
+values with a :class:`ConfigError` that names the full key, for example::
+
+    fedavg.clients_per_round: expected a positive integer, got -3
+
+Every key has a default, so an empty file is a valid (synthetic, clean) run. The defaults of
+``[fedavg]`` are the paper's text (Sun et al. 2019, section 5): 30 clients per round, 5 local
+epochs, batch 20, client learning rate 0.1, server learning rate 1.
+
+Public API: :class:`ExperimentConfig` and its sections, :func:`load_config`,
+:func:`parse_config`, :func:`apply_overrides`, :func:`config_to_toml`, :class:`ConfigError`,
+and the small validation kit (:class:`Check`, :func:`setting`, :func:`parse_section`) that
+``fl.aggregation.config`` builds on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from fl.model import MODELS
+
+if TYPE_CHECKING:
+    from attacks.config import AttackConfig
+    from fl.aggregation.config import AggregationConfig
+
+__all__ = [
+    "ConfigError",
+    "Check",
+    "setting",
+    "parse_section",
+    "RunConfig",
+    "DataConfig",
+    "ModelConfig",
+    "FedAvgConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "SECTIONS",
+    "load_config",
+    "parse_config",
+    "apply_overrides",
+    "parse_override",
+    "config_to_toml",
+    "read_toml",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message starts with the full key."""
+
+
+# ---------------------------------------------------------------------------- validation kit
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """What one key accepts: a description for error messages, a test, and a conversion.
+
+    Attributes:
+      expected: completes "expected ..." in error messages (``"a positive integer"``).
+      accept: returns whether a raw TOML value is acceptable.
+      convert: turns an accepted value into the stored one (``int`` -> ``float`` for numbers).
+    """
+
+    expected: str
+    accept: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda value: value
+
+    def __call__(self, key: str, value: Any) -> Any:
+        """Return the converted ``value`` of ``key``.
+
+        Raises:
+          ConfigError: ``value`` is not acceptable; the message names ``key``.
+        """
+        if not self.accept(value):
+            raise ConfigError(f"{key}: expected {self.expected}, got {value!r}")
+        return self.convert(value)
+
+    @staticmethod
+    def one_of(choices: Sequence[str] | Mapping[str, Any]) -> "Check":
+        """A string among ``choices``."""
+        names = sorted(choices)
+        return Check(f"one of {names}", lambda v: isinstance(v, str) and v in names)
+
+    @staticmethod
+    def int_in(low: int, high: int) -> "Check":
+        """An integer in ``[low, high]``."""
+        return Check(f"an integer in [{low}, {high}]", lambda v: _is_int(v) and low <= v <= high)
+
+    @staticmethod
+    def optional(inner: "Check") -> "Check":
+        """``inner``, or nothing (the key is left out of the file)."""
+        return Check(f"{inner.expected} or nothing", lambda v: v is None or inner.accept(v),
+                     lambda v: None if v is None else inner.convert(v))
+
+
+POSITIVE_INT = Check("a positive integer", lambda v: _is_int(v) and v > 0)
+NON_NEGATIVE_INT = Check("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+POSITIVE_NUMBER = Check("a positive number", lambda v: _is_number(v) and v > 0, float)
+NON_NEGATIVE_NUMBER = Check("a non-negative number", lambda v: _is_number(v) and v >= 0, float)
+FRACTION = Check("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, float)
+BOOL = Check("true or false", lambda v: isinstance(v, bool))
+TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+RUN_NAME = Check(
+    "a name of letters, digits, '.', '_' or '-'",
+    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._-]+", v) is not None and v not in (".", ".."),
+)
+
+
+def setting(default: Any, check: Check) -> Any:
+    """A dataclass field with a default and the :class:`Check` its TOML value must pass."""
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+def parse_section(cls: type, table: Any, section: str) -> Any:
+    """Build the dataclass ``cls`` from one TOML table, checking every key.
+
+    Args:
+      cls: a dataclass whose fields were declared with :func:`setting`.
+      table: the TOML table (``None`` or missing means all defaults).
+      section: the section's name, used as the key prefix in error messages.
+
+    Returns:
+      An instance of ``cls``; keys absent from ``table`` keep their defaults.
+
+    Raises:
+      ConfigError: ``table`` is not a table, has an unknown key, or a value fails its check.
+    """
+    if table is None:
+        table = {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{section}: expected a table of settings, got {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(fields)})")
+    values = {key: fields[key].metadata["check"](f"{section}.{key}", value) for key, value in table.items()}
+    return cls(**values)
+
+
+def section_table(obj: Any) -> dict[str, Any]:
+    """A section dataclass as a TOML table; ``None`` values (absent keys) are left out."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
+
+
+# ---------------------------------------------------------------------------- the sections
+@dataclasses.dataclass
+class RunConfig:
+    """``[run]``: identity, length and machinery of a run.
+
+    Attributes:
+      name: the run's name; its directory is ``runs/<name>-<timestamp>``.
+      seed: the run seed; every random choice of round ``t`` is derived from ``(seed, t)``.
+      rounds: number of FedAvg rounds.
+      device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+      checkpoint_every: write a checkpoint every this many rounds (0: only at the end).
+      training_path: how clients are trained: ``"loop"`` (one at a time), ``"batched"`` (all
+        clients of a round at once) or ``"auto"`` (``fl.training`` decides).
+    """
+
+    name: str = setting("run", RUN_NAME)
+    seed: int = setting(0, NON_NEGATIVE_INT)
+    rounds: int = setting(10, POSITIVE_INT)
+    device: str = setting("auto", Check.one_of(["auto", "cpu", "cuda"]))
+    checkpoint_every: int = setting(10, NON_NEGATIVE_INT)
+    training_path: str = setting("auto", Check.one_of(["auto", "loop", "batched"]))
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """``[data]``: which federated dataset.
+
+    Attributes:
+      path: a spec for ``fl.data.load_dataset``: ``"synthetic"``, ``"synthetic:N[:SEED]"``, a
+        ``.npz`` file, a TFF h5 directory or a LEAF directory. A relative path is looked up from
+        the working directory, then from the config file's directory, then from the project root.
+      max_clients: keep only the first this many clients that have training data (all if unset).
+    """
+
+    path: str = setting("synthetic", TEXT)
+    max_clients: int | None = setting(None, Check.optional(POSITIVE_INT))
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """``[model]``: the network.
+
+    Attributes:
+      name: a key of :data:`fl.model.MODELS`: ``"paper_cnn"`` (the paper's CNN) or ``"small_cnn"``.
+    """
+
+    name: str = setting("paper_cnn", Check.one_of(MODELS))
+
+
+@dataclasses.dataclass
+class FedAvgConfig:
+    """``[fedavg]``: federated averaging (defaults: the paper's text, section 5).
+
+    Attributes:
+      clients_per_round: C*K, the clients sampled each round (30 in the paper, 5 in its code).
+      sampling: ``"without_replacement"`` (default) or ``"with_replacement"`` (the authors' code).
+      server_lr: eta in ``w_{t+1} = w_t + eta * aggregate``.
+      epochs: E, local epochs per client and round.
+      batch_size: B, the local batch size.
+      client_lr: the clients' SGD learning rate.
+      shuffle: whether clients shuffle their data each epoch (the authors' code does not).
+    """
+
+    clients_per_round: int = setting(30, POSITIVE_INT)
+    sampling: str = setting("without_replacement", Check.one_of(["with_replacement", "without_replacement"]))
+    server_lr: float = setting(1.0, POSITIVE_NUMBER)
+    epochs: int = setting(5, POSITIVE_INT)
+    batch_size: int = setting(20, POSITIVE_INT)
+    client_lr: float = setting(0.1, POSITIVE_NUMBER)
+    shuffle: bool = setting(False, BOOL)
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """``[eval]``: the evaluation schedule.
+
+    Attributes:
+      every: evaluate after every this many rounds (and always after the last round).
+      batch_size: evaluation batch size (does not change the numbers beyond float rounding).
+    """
+
+    every: int = setting(1, POSITIVE_INT)
+    batch_size: int = setting(500, POSITIVE_INT)
+
+
+def _default_aggregation() -> "AggregationConfig":
+    from fl.aggregation.config import AggregationConfig
+
+    return AggregationConfig()
+
+
+def _default_attack() -> "AttackConfig | None":
+    try:
+        from attacks.config import AttackConfig
+    except ImportError:  # the attacks package is optional for clean runs
+        return None
+    return AttackConfig()
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """A whole run: one attribute per TOML section.
+
+    ``attack`` is ``None`` only when the :mod:`attacks` package cannot be imported.
+    ``source`` is the file the config was read from (``None`` when built in code); relative
+    data paths are also looked up next to it.
+    """
+
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    fedavg: FedAvgConfig = dataclasses.field(default_factory=FedAvgConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    aggregation: "AggregationConfig" = dataclasses.field(default_factory=_default_aggregation)
+    attack: "AttackConfig | None" = dataclasses.field(default_factory=_default_attack)
+    source: Path | None = dataclasses.field(default=None, compare=False)
+
+
+#: section name -> dataclass, in file order (``aggregation`` and ``attack`` are parsed by their packages)
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "fedavg": FedAvgConfig,
+    "eval": EvalConfig,
+}
+_ALL_SECTIONS = (*SECTIONS, "aggregation", "attack")
+
+
+# ---------------------------------------------------------------------------- reading
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file.
+
+    Raises:
+      ConfigError: the file is missing, unreadable or not valid TOML.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML ({e})") from None
+
+
+def parse_config(table: Mapping[str, Any], source: Path | None = None) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a parsed TOML document.
+
+    Args:
+      table: the document, one table per section; missing sections take their defaults.
+      source: the file it came from, kept for resolving relative data paths.
+
+    Returns:
+      The validated config.
+
+    Raises:
+      ConfigError: an unknown section or key, or an invalid value (naming the key).
+    """
+    from fl.aggregation.config import AggregationConfig
+
+    for name in table:
+        if name not in _ALL_SECTIONS:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(_ALL_SECTIONS)})")
+    sections = {name: parse_section(cls, table.get(name), name) for name, cls in SECTIONS.items()}
+    aggregation = AggregationConfig.from_table(table.get("aggregation"))
+    attack = _parse_attack(table.get("attack"))
+    return ExperimentConfig(**sections, aggregation=aggregation, attack=attack, source=source)
+
+
+def _parse_attack(table: Any) -> "AttackConfig | None":
+    try:
+        from attacks.config import AttackConfig
+    except ImportError:
+        if table:
+            raise ConfigError("attack: the attacks package is not available") from None
+        return None
+    if table is not None and not isinstance(table, Mapping):
+        raise ConfigError(f"attack: expected a table of settings, got {table!r}")
+    try:
+        return AttackConfig.from_mapping(table)
+    except (TypeError, ValueError) as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith("attack") else f"attack: {message}") from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a config file, apply ``key=value`` overrides, and validate the result.
+
+    Args:
+      path: the TOML file.
+      overrides: ``"section.key=value"`` strings (see :func:`parse_override`), applied in order.
+
+    Returns:
+      The validated config, with ``source`` set to ``path``.
+
+    Raises:
+      ConfigError: the file or an override is invalid (naming the key).
+    """
+    table = apply_overrides(read_toml(path), overrides)
+    return parse_config(table, source=Path(path))
+
+
+# ---------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``"section.key=value"`` into ``(section, key, value)``.
+
+    The value is read as a TOML literal (``true``, ``3``, ``0.5``, ``"text"``, ``[1, 2]``);
+    anything that is not a valid TOML literal is taken as a bare string, so
+    ``data.path=../shared/data/x.npz`` needs no quotes.
+
+    Raises:
+      ConfigError: the text is not of the form ``section.key=value``.
+    """
+    name, sep, raw = text.partition("=")
+    parts = name.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: expected section.key=value (for example fedavg.epochs=1)")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return parts[0], parts[1], value
+
+
+def apply_overrides(table: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``table`` with each ``section.key=value`` override set.
+
+    Unknown sections and keys are not rejected here but by :func:`parse_config`, with the
+    same message as for a key written in the file.
+
+    Raises:
+      ConfigError: an override is malformed or its section is not a table.
+    """
+    result = {name: dict(value) if isinstance(value, Mapping) else value for name, value in table.items()}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        target = result.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{section}: expected a table of settings, got {target!r}")
+        target[key] = value
+    return result
+
+
+# ---------------------------------------------------------------------------- writing
+def config_to_table(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
+    """The config as a TOML document (one table per section, absent keys left out)."""
+    table = {name: section_table(getattr(cfg, name)) for name in SECTIONS}
+    table["aggregation"] = section_table(cfg.aggregation)
+    if cfg.attack is not None:
+        table["attack"] = {k: v for k, v in dataclasses.asdict(cfg.attack).items() if v is not None}
+    return table
+
+
+def config_to_toml(cfg: ExperimentConfig) -> str:
+    """The resolved config as TOML text; :func:`parse_config` of it gives ``cfg`` back."""
+    lines: list[str] = []
+    for name, values in config_to_table(cfg).items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

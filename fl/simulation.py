@@ -161,7 +161,8 @@ class Simulation:
                               f"{len(self.population)} clients with training data in {dataset.name!r}")
         self.replace = replace
         self.pipeline = pipeline if pipeline is not None else build_pipeline(
-            cfg.aggregation, clients_per_round=self.clients_per_round, dim=self.dim)
+            cfg.aggregation, clients_per_round=self.clients_per_round, dim=self.dim,
+            population=len(self.population))
         self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
         test_pixels, test_labels, test_clients = dataset.test_all_with_clients()
         self._test = self._to_device(test_pixels, test_labels)

@@ -66,7 +66,7 @@ def test_errors_name_the_full_key(table, message):
 
 
 def test_integers_are_accepted_for_numbers_and_stored_as_floats():
-    cfg = parse_config({"fedavg": {"server_lr": 1, "client_lr": 2}, "aggregation": {"norm_bound": 3}})
+    cfg = parse_config({"fedavg": {"server_lr": 1, "client_lr": 2}, "aggregation": {"norm_bound": 3, "weighting": "fixed"}})
     assert type(cfg.fedavg.server_lr) is float and cfg.fedavg.server_lr == 1.0
     assert type(cfg.aggregation.norm_bound) is float and cfg.aggregation.norm_bound == 3.0
 
@@ -149,29 +149,12 @@ def test_emnist_baseline_is_the_paper_setup():
 @pytest.mark.parametrize("weighting", ["examples", "uniform", "fixed"])
 def test_plain_pipeline_is_the_weighted_mean(weighting):
     pipeline = build_pipeline(AggregationConfig(weighting=weighting), clients_per_round=3, dim=2)
-    assert isinstance(pipeline, MeanStage) and isinstance(pipeline.inner, PlainSum)
-    assert pipeline.weighting == weighting
+    mean = pipeline.inner  # the outermost stage only records update norms
+    assert isinstance(mean, MeanStage) and isinstance(mean.inner, PlainSum)
+    assert mean.weighting == weighting
     messages = [ClientMessage(0, np.array([1.0, 2.0], np.float32), weight=1.0),
                 ClientMessage(1, np.array([4.0, -2.0], np.float32), weight=3.0)]
     ctx = RoundContext(round_index=0, seed=0, dim=2, expected_clients=4)
     out = pipeline.aggregate(messages, ctx).vector
     expected = {"examples": [13 / 4, -1.0], "uniform": [2.5, 0.0], "fixed": [1.25, 0.0]}[weighting]
     np.testing.assert_array_equal(out, np.array(expected, np.float32))
-
-
-# These settings need stages other helpers write; until they are wired into build_pipeline
-# the build must refuse them by key rather than silently run without the defense.
-@pytest.mark.parametrize(
-    "settings, key",
-    [
-        ({"secure": True}, "aggregation.secure"),
-        ({"norm_bound": 1.0}, "aggregation.norm_bound"),
-        ({"server_clip": 1.0}, "aggregation.server_clip"),
-        ({"server_threshold": 1.0}, "aggregation.server_threshold"),
-        ({"noise": "central", "noise_std": 0.1}, "aggregation.noise"),
-    ],
-)
-def test_stages_not_built_yet_are_refused_by_key(settings, key):
-    cfg = AggregationConfig.from_table(settings)
-    with pytest.raises(ConfigError, match=rf"^{key}: "):
-        build_pipeline(cfg, clients_per_round=3, dim=10)

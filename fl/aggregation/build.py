@@ -3,17 +3,24 @@
 The stack, innermost first (a stage's client half runs before those of the stages inside it;
 its server half runs after theirs)::
 
-    1. the sum          PlainSum, or secure aggregation            (aggregation.secure)
-    2. quantization     fixed point mod 2^k around the secure sum   (quant_bits, quant_range)
-    3. noise            Gaussian noise on the sum                   (noise, noise_std)
-    4. mean             MeanStage(weighting)                        (weighting)
-    5. norm bound       honest clients clip, proven in ZK if secure (norm_bound, norm_kind)
-    6. server baseline  plaintext clip or threshold per update      (server_clip, server_threshold)
+    1. the sum          PlainSum; ModularPlainSum / ExactIntegerSum (fast twins);
+                        SecureSum, the real protocol                 (secure, quant_bits, secagg_*)
+    2. integers         NormProofStage: clip to M, fixed point, commit + prove (secure) or the
+                        same decision in plaintext (fast twin)       (norm_bound, norm_kind)
+                        or QuantizeStage, [+ DistributedDiscreteGaussianStage]
+                                                                     (quant_bits, quant_range, noise)
+    3. central noise    Gaussian noise on the unmasked sum           (noise = "central", noise_std)
+    4. mean             MeanStage(weighting)                         (weighting)
+    5. server baseline  plaintext clip / threshold / norm probe per update
+                                                                     (server_clip, server_threshold)
 
-Clipping (5, 6) sits outside the mean so that it sees each client's raw update before the mean
-stage scales it by the client's weight; noise (3) sits inside it so that it is added to the sum,
-as in the paper's code. Steps 1-3 and 5-6 are switched off in the plain configuration, which is
-``MeanStage(PlainSum(), weighting)``.
+The norm-bound stage sits directly above the sum because its commitment must be to the exact
+integer vector that is masked; it therefore quantizes by itself, and clips the raw update (so
+the mean may not scale updates by their example counts: ``weighting`` must be "uniform" or
+"fixed"). Central noise sits inside the mean so that it is added to the sum, as in the paper's
+code. Server baselines sit outermost and see each client's raw update; they exist only in
+plaintext. ``secure = false`` with ``quantize = true`` (or with a norm bound) runs the same
+integer pipeline as ``secure = true`` without cryptography, so both give bit-identical models.
 """
 from __future__ import annotations
 
@@ -23,71 +30,144 @@ from .base import Aggregator
 from .config import AggregationConfig
 from .mean import MeanStage, PlainSum
 
-__all__ = ["build_pipeline"]
+__all__ = ["build_pipeline", "norm_scale", "NORM_INT_BOUND"]
+
+#: the integer bound a norm-bounded update is quantized to (``s * M``), unless the modulus
+#: needs less: 2^20 keeps the L2 proof's range proofs at 32 bits up to d ~ 2^21 coordinates
+NORM_INT_BOUND = 1 << 20
 
 
-def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int) -> Aggregator:
+def norm_scale(bound: float, *, bits: int, clients_per_round: int) -> float:
+    """Fixed-point scale ``s`` of the norm-bound stage.
+
+    Each coordinate of a clipped, quantized update lies within ``s * M``, so the sum of
+    ``clients_per_round`` of them stays inside ``[-2^(bits-1), 2^(bits-1))`` (no wrap-around in
+    Z_(2^bits)) when ``s * M <= (2^(bits-1) - 1) / clients_per_round``.
+
+    Raises:
+      ConfigError: the modulus leaves less than one integer step per client.
+    """
+    room = ((1 << (bits - 1)) - 1) // clients_per_round
+    if room < 1:
+        raise ConfigError(f"aggregation.quant_bits: 2^{bits} cannot hold the sum of {clients_per_round} "
+                          "norm-bounded updates without wrapping around")
+    return min(NORM_INT_BOUND, room) / bound
+
+
+def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
+                   population: int | None = None) -> Aggregator:
     """The aggregator for ``cfg``.
 
     Args:
       cfg: the validated ``[aggregation]`` section.
-      clients_per_round: clients sampled per round (sizes SecAgg thresholds and graphs).
+      clients_per_round: clients sampled per round (sizes SecAgg thresholds and the no-wrap rule).
       dim: length of the flat model update.
+      population: clients that can be sampled (for the DP accountant's sampling rate); the
+        accountant is left out when it is unknown or there is no norm bound.
 
     Returns:
       The outermost :class:`~fl.aggregation.Aggregator` of the stack.
 
     Raises:
-      ConfigError: a setting asks for a stage this build does not provide (naming the key).
+      ConfigError: settings that cannot be built together (naming the key).
     """
     if clients_per_round < 1 or dim < 1:
         raise ValueError(f"build_pipeline: clients_per_round and dim must be positive, got {clients_per_round}, {dim}")
     cfg.validate()
-    pipeline = _sum(cfg, clients_per_round=clients_per_round, dim=dim)  # 1
-    pipeline = _quantization(cfg, pipeline)  # 2
-    pipeline = _noise(cfg, pipeline)  # 3
+    pipeline = _sum(cfg)  # 1
+    pipeline = _integers(cfg, pipeline, clients_per_round=clients_per_round, population=population)  # 2
+    pipeline = _central_noise(cfg, pipeline, clients_per_round=clients_per_round, population=population)  # 3
     pipeline = MeanStage(pipeline, cfg.weighting)  # 4
-    pipeline = _norm_bound(cfg, pipeline)  # 5
-    pipeline = _server_baseline(cfg, pipeline)  # 6
+    pipeline = _server_baseline(cfg, pipeline)  # 5
     return pipeline
 
 
-def _not_available(key: str, what: str) -> ConfigError:
-    return ConfigError(f"aggregation.{key}: {what} is not available in this build yet")
+def _sensitivity(cfg: AggregationConfig) -> float:
+    """The L2 bound on one client's contribution to the sum, 0 when nothing bounds it."""
+    if cfg.norm_bound > 0 and cfg.norm_kind == "l2":
+        return cfg.norm_bound
+    return cfg.server_clip
 
 
-def _sum(cfg: AggregationConfig, *, clients_per_round: int, dim: int) -> Aggregator:
-    """1. The innermost sum: plaintext, or secure aggregation over ``clients_per_round`` clients."""
+def _accounting(cfg: AggregationConfig, *, clients_per_round: int, population: int | None):
+    from .privacy import DpAccounting
+
+    sensitivity = _sensitivity(cfg)
+    if sensitivity <= 0 or not population:
+        return None
+    return DpAccounting(sensitivity=sensitivity, sampling_rate=min(1.0, clients_per_round / population))
+
+
+def _sum(cfg: AggregationConfig) -> Aggregator:
+    """1. The innermost sum."""
     if cfg.secure:
-        raise _not_available("secure", "secure aggregation")
+        from secagg.stage import SecureSum  # imported here: secagg.stage imports fl.aggregation
+
+        return SecureSum(bits=cfg.quant_bits, graph=cfg.secagg_graph, tolerated_dropout=cfg.secagg_dropout)
+    if cfg.norm_bound > 0:
+        from rangeproof.stage import ExactIntegerSum
+
+        return ExactIntegerSum()
+    if cfg.quantize or cfg.noise == "distributed":
+        from secagg.stage import ModularPlainSum
+
+        return ModularPlainSum(cfg.quant_bits)
     return PlainSum()
 
 
-def _quantization(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
-    """2. Fixed-point quantization mod ``2**quant_bits``; only the secure sum needs it."""
-    if cfg.secure:
-        raise _not_available("secure", "quantization for the secure sum")
-    return inner
-
-
-def _noise(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
-    """3. Gaussian noise of std ``noise_std`` per coordinate on the sum."""
-    if cfg.noise != "none":
-        raise _not_available("noise", f"{cfg.noise} noise")
-    return inner
-
-
-def _norm_bound(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
-    """5. Honest clients clip to ``norm_bound`` (and prove it under secure aggregation)."""
+def _integers(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int,
+              population: int | None) -> Aggregator:
+    """2. Turn float updates into the integers that are summed (and masked, under SecAgg)."""
     if cfg.norm_bound > 0:
-        raise _not_available("norm_bound", "client-side norm bounding")
-    return inner
+        from rangeproof.stage import NormProofStage
+
+        scale = norm_scale(cfg.norm_bound, bits=cfg.quant_bits, clients_per_round=clients_per_round)
+        return NormProofStage(inner, bound=cfg.norm_bound, norm=cfg.norm_kind, scale=scale, secure=cfg.secure)
+    if not (cfg.secure or cfg.quantize or cfg.noise == "distributed"):
+        return inner
+    import secagg
+    from secagg.quantize import QuantizationSpec
+    from secagg.stage import QuantizeStage
+
+    if cfg.noise == "distributed":
+        from .distributed_noise import DistributedDiscreteGaussianStage
+
+        try:
+            spec = QuantizationSpec(cfg.quant_bits, cfg.quant_range, clients_per_round)
+        except secagg.ConfigError as e:
+            raise ConfigError(f"aggregation.quant_bits: {e}") from None
+        inner = DistributedDiscreteGaussianStage(
+            inner, cfg.noise_std, scale=spec.scale, num_clients=clients_per_round, modulus=1 << cfg.quant_bits,
+            accounting=_accounting(cfg, clients_per_round=clients_per_round, population=population))
+    try:
+        return QuantizeStage(inner, bits=cfg.quant_bits, clip_range=cfg.quant_range, num_clients=clients_per_round)
+    except secagg.ConfigError as e:
+        raise ConfigError(f"aggregation.quant_bits: {e}") from None
+
+
+def _central_noise(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int,
+                   population: int | None) -> Aggregator:
+    """3. Gaussian noise of std ``noise_std`` per coordinate on the (unmasked) sum."""
+    if cfg.noise != "central":
+        return inner
+    from .privacy import CentralGaussianNoiseStage
+
+    return CentralGaussianNoiseStage(
+        inner, cfg.noise_std, accounting=_accounting(cfg, clients_per_round=clients_per_round, population=population))
 
 
 def _server_baseline(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
-    """6. Plaintext defenses that inspect each update: clip to, or drop above, a norm."""
+    """5. Plaintext defenses that inspect each update; in plaintext runs a norm probe otherwise.
+
+    The probe only records update norms (honest percentiles, attacker) for the metrics; under
+    secure aggregation nobody can see them, so it is left out.
+    """
+    from .robust import NormProbeStage, ServerClipStage, ServerThresholdStage
+
     if cfg.server_clip > 0:
-        raise _not_available("server_clip", "server-side clipping")
+        inner = ServerClipStage(inner, cfg.server_clip)
     if cfg.server_threshold > 0:
-        raise _not_available("server_threshold", "the server-side norm threshold")
+        inner = ServerThresholdStage(inner, cfg.server_threshold)
+    if not cfg.secure and cfg.server_clip == 0 and cfg.server_threshold == 0:
+        inner = NormProbeStage(inner)
     return inner

@@ -54,6 +54,8 @@ class AggregationConfig:
       quant_range: coordinates are clipped to ``[-quant_range, quant_range]`` before quantizing.
       secagg_graph: one of :data:`SECAGG_GRAPHS`.
       secagg_dropout: tolerated client dropout rate; sizes the thresholds and SecAgg+ graphs.
+      quantize: run the fixed-point integer pipeline of ``secure`` without cryptography (its fast
+        twin: same integers, same decisions, bit-identical models); implied by ``secure``.
     """
 
     weighting: str = setting("examples", Check.one_of(WEIGHTINGS))
@@ -68,6 +70,7 @@ class AggregationConfig:
     quant_range: float = setting(1.0, POSITIVE_NUMBER)
     secagg_graph: str = setting("complete", Check.one_of(SECAGG_GRAPHS))
     secagg_dropout: float = setting(0.0, FRACTION)
+    quantize: bool = setting(False, BOOL)
 
     @classmethod
     def from_table(cls, table: Any) -> "AggregationConfig":
@@ -91,9 +94,15 @@ class AggregationConfig:
         if self.noise != "none" and self.noise_std <= 0:
             raise ConfigError(f"aggregation.noise_std: expected a positive number with aggregation.noise = "
                               f"{self.noise!r}, got {self.noise_std}")
-        if self.noise == "distributed" and not self.secure:
+        if self.noise == "distributed" and not (self.secure or self.quantize):
             raise ConfigError("aggregation.noise: \"distributed\" noise needs aggregation.secure = true "
-                              "(in plaintext use \"central\")")
+                              "(or its fast twin aggregation.quantize = true; in plaintext use \"central\")")
+        if self.noise == "distributed" and self.norm_bound > 0:
+            raise ConfigError("aggregation.noise: \"distributed\" noise cannot be combined with aggregation.norm_bound "
+                              "yet (the commitment would not cover the clients' noise); use \"central\"")
+        if self.norm_bound > 0 and self.weighting == "examples":
+            raise ConfigError("aggregation.weighting: aggregation.norm_bound needs \"uniform\" or \"fixed\" "
+                              "(clients clip and prove their raw update; \"examples\" would scale it first)")
         if self.secure:
             for key in ("server_clip", "server_threshold"):
                 if getattr(self, key) > 0:
@@ -103,5 +112,5 @@ class AggregationConfig:
     @property
     def plain(self) -> bool:
         """Whether this is the plain weighted mean with no defense, noise or cryptography."""
-        return not self.secure and self.norm_bound == 0 and self.server_clip == 0 \
+        return not self.secure and not self.quantize and self.norm_bound == 0 and self.server_clip == 0 \
             and self.server_threshold == 0 and self.noise == "none"

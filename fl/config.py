@@ -170,6 +170,9 @@ class RunConfig:
       checkpoint_every: write a checkpoint every this many rounds (0: only at the end).
       training_path: how clients are trained: ``"loop"`` (one at a time), ``"batched"`` (all
         clients of a round at once) or ``"auto"`` (``fl.training`` decides).
+      init_from: start from the parameters of another run (its directory, for its latest
+        checkpoint, or a checkpoint file) instead of a fresh initialisation; "" (default) for a
+        fresh start. Used for the quick scale of the paper's figures: one shared pre-trained model.
     """
 
     name: str = setting("run", RUN_NAME)
@@ -178,6 +181,7 @@ class RunConfig:
     device: str = setting("auto", Check.one_of(["auto", "cpu", "cuda"]))
     checkpoint_every: int = setting(10, NON_NEGATIVE_INT)
     training_path: str = setting("auto", Check.one_of(["auto", "loop", "batched"]))
+    init_from: str = setting("", Check("a path (or \"\")", lambda v: isinstance(v, str)))
 
 
 @dataclasses.dataclass

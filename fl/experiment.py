@@ -111,7 +111,8 @@ def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
 
     try:
         return attacks.build_adversary(cfg.attack, dataset, cfg.run.seed,
-                                       norm_bound=cfg.aggregation.norm_bound or None,
+                                       norm_bound=(cfg.aggregation.norm_bound or cfg.aggregation.server_clip
+                                                   or cfg.aggregation.server_threshold or None),
                                        weighting=cfg.aggregation.weighting,
                                        clients_per_round=cfg.fedavg.clients_per_round)
     except ValueError as e:
@@ -260,7 +261,32 @@ def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
     """Load the data and build the adversary and the simulation (no files written)."""
     dataset = dataset if dataset is not None else open_dataset(cfg)
     adversary = _build_adversary(cfg, dataset)
-    return Simulation(cfg, dataset, adversary=adversary, device=resolve_device(cfg.run.device))
+    sim = Simulation(cfg, dataset, adversary=adversary, device=resolve_device(cfg.run.device))
+    if cfg.run.init_from:
+        sim.params = load_initial_params(cfg.run.init_from, cfg.source, sim.dim).to(sim.device)
+    return sim
+
+
+def load_initial_params(spec: str, source: Path | None, dim: int) -> torch.Tensor:
+    """The parameters ``run.init_from`` names: a run directory's latest checkpoint or a checkpoint.
+
+    Raises:
+      ConfigError: nothing readable there, or parameters of another model (length != ``dim``).
+    """
+    path = Path(resolve_data_path(spec, source))
+    if path.is_dir():
+        found = RunDirectory(path).latest_checkpoint()
+        if found is None:
+            raise ConfigError(f"run.init_from: {spec} is a directory without checkpoints")
+        path = found
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        params = state["params"]
+    except Exception as e:  # missing, truncated or foreign file
+        raise ConfigError(f"run.init_from: cannot read a sabre checkpoint from {spec} ({type(e).__name__})") from None
+    if not isinstance(params, torch.Tensor) or params.dtype != torch.float32 or params.shape != (dim,):
+        raise ConfigError(f"run.init_from: {spec} holds parameters of another model (expected {dim} float32 values)")
+    return params.clone()
 
 
 class _Run:

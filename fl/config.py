@@ -22,7 +22,10 @@ import dataclasses
 import json
 import math
 import re
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the backport, declared in pyproject.toml
+    import tomli as tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 

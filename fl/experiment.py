@@ -471,6 +471,9 @@ def run_experiment(
     """
     resolved = dataclasses.replace(
         cfg, data=dataclasses.replace(cfg.data, path=resolve_data_path(cfg.data.path, cfg.source)))
+    if cfg.run.init_from:
+        resolved = dataclasses.replace(resolved, run=dataclasses.replace(
+            cfg.run, init_from=resolve_data_path(cfg.run.init_from, cfg.source)))
     if out is not None:
         RunDirectory.check_free(out)
     sim = _prepare(resolved, dataset)

@@ -165,6 +165,8 @@ class Simulation:
             population=len(self.population))
         self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
         test_pixels, test_labels, test_clients = dataset.test_all_with_clients()
+        if len(test_labels) == 0:
+            raise ConfigError(f"data.path: {dataset.name!r} has no test images to evaluate the main task on")
         self._test = self._to_device(test_pixels, test_labels)
         self._test_clients = torch.as_tensor(test_clients.astype(np.int64), device=self.device)
         self.params = init_params(self.model_name, self.seed).to(self.device)

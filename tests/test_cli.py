@@ -157,11 +157,15 @@ def test_a_run_that_cannot_start_leaves_no_directory(capsys, tmp_path):
     assert code == 2 and "exists and is not an empty directory" in err
 
 
-def test_demo_runs_and_summarises(capsys, tmp_path):
-    # the bundled demo, cut to two tiny rounds to keep the suite fast
-    code, out, err = run_cli(capsys, "demo", "--out", str(tmp_path / "demo"), "-q", "--set", "run.rounds=2",
-                             "--set", "data.path=synthetic:5:0", "--set", "fedavg.clients_per_round=2",
-                             "--set", "fedavg.epochs=1")
-    assert code == 0
-    assert "main-task accuracy went from" in out and f"run directory: {tmp_path / 'demo'}" in out
-    assert (tmp_path / "demo" / "plot.png").is_file()
+@pytest.mark.slow
+def test_demo_tells_the_story(capsys, tmp_path):
+    # the story cut to one clean and one attack round of four clients, to keep the suite fast
+    code, out, err = run_cli(capsys, "demo", "--out", str(tmp_path / "demo"), "--data", "synthetic:12:0",
+                             "--clients", "4", "--epochs", "1", "--clean-rounds", "1", "--attack-rounds", "1")
+    assert code == 0, err
+    assert "rejected before unmasking: syn" in out and "(norm_proof_failed)" in out
+    assert "binding check (sum of commitments = commitment to the unmasked sum): ok" in out and "no defense" in out
+    for name in ("story.csv", "story.png", "story.txt"):
+        assert (tmp_path / "demo" / name).is_file()
+    code, out, err = run_cli(capsys, "demo", "--clients", "2")
+    assert code == 2 and "at least 3 clients" in err

@@ -1,6 +1,6 @@
 """Run configuration: defaults, validation messages that name the key, overrides, TOML round trip,
 and the plain aggregation pipeline built from ``[aggregation]``."""
-import tomllib
+from fl.config import tomllib
 
 import numpy as np
 import pytest

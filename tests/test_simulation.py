@@ -274,7 +274,7 @@ def test_run_writes_its_directory(reference):
     assert header[:8] == ["round", "main_acc", "main_loss", "seconds", "clients", "rejected", "round_failed",
                           "malicious"]
     assert all(0 <= r["main_acc"] <= 1 and r["clients"] == 2 and r["round_failed"] == 0 for r in rows)
-    assert parse_config(__import__("tomllib").loads(d.config.read_text())) == parse_config(tiny_table())
+    assert parse_config(__import__("fl.config", fromlist=["tomllib"]).tomllib.loads(d.config.read_text())) == parse_config(tiny_table())
 
 
 def test_same_seed_same_run_bit_for_bit(reference, tmp_path, synthetic):

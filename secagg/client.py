@@ -15,7 +15,6 @@ played once: calling it again, or out of order, raises :class:`~secagg.errors.Ou
 """
 from __future__ import annotations
 
-import enum
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -48,6 +47,7 @@ from .messages import (
     UnmaskResponse,
 )
 from .params import SecAggParams
+from .steps import Step
 from .prg import MaskExpander, expand_field, ring_dtype
 from .randomness import RandomSource, SystemRandom
 from .shamir import SHARE_BYTES, SHARE_PRIME, share_secret
@@ -56,13 +56,7 @@ from .transcripts import advertise_transcript, consistency_transcript, self_mask
 __all__ = ["ClientStage", "SecAggClient", "check_incoming"]
 
 
-class ClientStage(enum.Enum):
-    ADVERTISE = "advertise_keys"
-    SHARE_KEYS = "share_keys"
-    MASKED_INPUT = "masked_input"
-    CONSISTENCY = "consistency_check"
-    UNMASK = "unmask"
-    DONE = "done"
+ClientStage = Step  # the shared step vocabulary (secagg.steps)
 
 
 def check_incoming(msg, cls: type, round_id: bytes, party: int, party_field: str) -> None:

@@ -16,13 +16,13 @@ from .errors import ConfigError, SecAggError
 from .keys import SigningKey
 from .messages import decode_message
 from .params import SecAggParams
+from .steps import STEPS
 from .randomness import RandomSource, SeededRandom, SystemRandom
 from .server import SecAggServer, SumResult
 
 __all__ = ["STEPS", "DropoutPlan", "RoundReport", "run_round"]
 
 #: the client's steps, in order; ``DropoutPlan`` names the first step a client does not send
-STEPS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmask")
 
 
 @dataclasses.dataclass(frozen=True)

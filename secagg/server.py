@@ -17,7 +17,6 @@ the threshold. The unmasking arithmetic is in ``docs/secagg.md#unmasking``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Mapping
 
 import numpy as np
@@ -49,6 +48,7 @@ from .messages import (
     UnmaskResponse,
 )
 from .params import SecAggParams
+from .steps import Step
 from .prg import MaskExpander, expand_field, ring_dtype
 from .shamir import reconstruct_secret
 from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
@@ -56,13 +56,7 @@ from .transcripts import advertise_transcript, consistency_transcript, self_mask
 __all__ = ["ServerStage", "SecAggServer", "SumResult"]
 
 
-class ServerStage(enum.Enum):
-    ADVERTISE = "advertise_keys"
-    SHARE_KEYS = "share_keys"
-    MASKED_INPUT = "masked_input"
-    CONSISTENCY = "consistency_check"
-    UNMASK = "unmask"
-    DONE = "done"
+ServerStage = Step  # the shared step vocabulary (secagg.steps)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,148 @@
+"""Proving and verifying norm proofs through one entry point; batched verification.
+
+Batched verification adds every client's equations to one :class:`.terms.Accumulator` (one
+multi-exponentiation over the shared generators, the largest part being the ``d`` vector
+generators, shared by all clients). If the batch fails, the clients are checked one by one so
+that only the failing ones are rejected.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence, Union
+
+import numpy as np
+from petlib.ec import EcPt
+
+from ..errors import EncodingError, ProofError, ProvingError, VerificationError
+from ..generators import pedersen_bases
+from ..group import ORDER, msm, random_scalar
+from .commitment import commit_vector
+from .l2 import L2Proof, ProjectionRetry
+from .linf import LinfProof
+from .statement import NormStatement
+from .terms import Accumulator
+
+__all__ = ["NormProof", "prove", "commit_and_prove", "verify", "verify_batch", "proof_from_bytes",
+           "MAX_RERANDOMIZATIONS"]
+
+MAX_RERANDOMIZATIONS = 16
+"""Honest retries of :func:`commit_and_prove` (each fails with probability below 6 %)."""
+
+NormProof = Union[L2Proof, LinfProof]
+
+Rng = Callable[[int], int]
+
+
+def prove(statement: NormStatement, x: np.ndarray, commitment: EcPt, blinding: int, *,
+          rng: Rng | None = None, timings: dict | None = None) -> NormProof:
+    """Proves ``statement`` (L2 or L-infinity) for ``x`` behind ``commitment``.
+
+    ``timings`` (L2 only) receives seconds per phase, for benchmarks.
+
+    Raises:
+      ProvingError: the input is out of bounds or malformed.
+    """
+    if statement.norm == "l2":
+        return L2Proof.prove(statement, x, commitment, blinding, rng=rng, timings=timings)
+    return LinfProof.prove(statement, x, commitment, blinding, rng=rng)
+
+
+def commit_and_prove(statement: NormStatement, x: np.ndarray, *, rng: Rng | None = None
+                     ) -> tuple[EcPt, int, NormProof]:
+    """Commits to ``x`` and proves ``statement``; the usual client entry point.
+
+    When an L2 sketch happens to exceed ``tau`` for an in-bound vector, the commitment is
+    re-randomized (``C + delta B~``, blinding ``r + delta``), which changes the transcript and so
+    the projection, without a new pass over ``x``; the verifier cannot tell that it happened.
+
+    Returns:
+      ``(commitment, blinding, proof)``.
+
+    Raises:
+      ProvingError: the input is out of bounds or malformed (or, with negligible probability
+        for in-bound input, every retry exceeded ``tau``).
+    """
+    C, r = commit_vector(x, rng=rng)
+    Bt = pedersen_bases()[1]
+    for _ in range(MAX_RERANDOMIZATIONS):
+        try:
+            return C, r, prove(statement, x, C, r, rng=rng)
+        except ProjectionRetry:
+            delta = random_scalar(rng)
+            C, r = C + msm([delta], [Bt]), (r + delta) % ORDER
+    raise ProvingError("norm proof: every re-randomized projection exceeded tau")
+
+
+def proof_from_bytes(statement: NormStatement, data: bytes) -> NormProof:
+    """Parses a proof of the kind ``statement`` asks for.
+
+    Raises:
+      EncodingError: malformed input.
+    """
+    if statement.norm == "l2":
+        return L2Proof.from_bytes(data)
+    return LinfProof.from_bytes(data)
+
+
+def _kind_ok(statement: NormStatement, proof: object) -> bool:
+    return isinstance(proof, L2Proof if statement.norm == "l2" else LinfProof)
+
+
+def verify(statement: NormStatement, commitment: EcPt, proof: NormProof | bytes) -> None:
+    """Verifies one proof (parsed, or as bytes).
+
+    Raises:
+      VerificationError: it does not verify.
+      EncodingError: ``proof`` is bytes that do not parse.
+    """
+    if isinstance(proof, (bytes, bytearray, memoryview)):
+        proof = proof_from_bytes(statement, proof)
+    if not _kind_ok(statement, proof):
+        raise VerificationError()
+    proof.verify(statement, commitment)
+
+
+def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]], *,
+                 rng: Rng | None = None) -> list[bool]:
+    """Verifies many proofs; returns, per item, whether it verifies.
+
+    Malformed bytes and structural failures mark their own item false without touching the
+    others; the rest are checked with one multi-exponentiation, and one by one only if that
+    fails.
+
+    Args:
+      items: ``(statement, commitment, proof)`` per client.
+      rng: optional deterministic source of the verifier's weights (tests).
+
+    Returns:
+      One bool per item.
+    """
+    ok = [False] * len(items)
+    parsed: list[tuple[int, NormStatement, EcPt, NormProof]] = []
+    for i, (st, C, pf) in enumerate(items):
+        try:
+            if isinstance(pf, (bytes, bytearray, memoryview)):
+                pf = proof_from_bytes(st, pf)
+            if not _kind_ok(st, pf):
+                continue
+            parsed.append((i, st, C, pf))
+        except (EncodingError, VerificationError):
+            continue
+    acc = Accumulator(rng)
+    good = []
+    for i, st, C, pf in parsed:
+        single = Accumulator(rng)
+        try:
+            pf.add_to(single, st, C)
+        except (ProofError, ValueError):
+            continue
+        good.append((i, single))
+        acc._merge(single)
+    if not good:
+        return ok
+    if acc.check():
+        for i, _ in good:
+            ok[i] = True
+        return ok
+    for i, single in good:
+        ok[i] = single.check()
+    return ok

@@ -1,0 +1,123 @@
+"""The public statement of a norm proof, and how it is bound into the Fiat-Shamir transcript.
+
+Everything the verifier relies on is absorbed before the first challenge: the protocol version,
+the round id, the client id, the dimension, the norm and its bound, the fixed-point scale, the
+sketch parameters and the commitment to the vector. A proof made for one round or one client
+therefore yields different challenges, and does not verify, in any other.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import struct
+
+from petlib.ec import EcPt
+
+from ..errors import ProvingError, VerificationError
+from ..group import ORDER
+from ..transcript import Transcript
+from .params import L2Params, LinfParams, l2_params, linf_params
+
+__all__ = ["PROTOCOL_VERSION", "NORMS", "NormStatement"]
+
+PROTOCOL_VERSION = 1
+"""Bumped whenever the proof format or the transcript layout changes."""
+
+NORMS = ("l2", "linf")
+
+_LABEL = b"sabre norm-bound proof"
+_MAX_DIM = 1 << 31
+
+
+@dataclasses.dataclass(frozen=True)
+class NormStatement:
+    """What a client claims about the integer vector behind its commitment.
+
+    Attributes:
+      round_id: the training round (binds the proof to it).
+      client_id: the client (binds the proof to it).
+      dim: the vector's length ``d``.
+      norm: ``"l2"`` (``||x||_2 <= bound``, up to the slack in :mod:`rangeproof.norm.params`)
+        or ``"linf"`` (``|x_j| <= bound`` for every ``j``, exact).
+      bound: the bound, in the same integer units as the vector.
+      scale: the fixed-point scale that turned the float update into integers (bound for the
+        record: a proof under another scale does not verify).
+      projections: for ``"l2"``, the number ``K`` of random projections (a power of two);
+        ignored (0) for ``"linf"``.
+    """
+
+    round_id: int
+    client_id: int
+    dim: int
+    norm: str
+    bound: int
+    scale: float
+    projections: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("round_id", "client_id", "dim", "bound", "projections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"NormStatement.{name} must be an int, got {type(value).__name__}")
+        if not 0 <= self.round_id < 1 << 64 or not 0 <= self.client_id < 1 << 64:
+            raise ValueError("NormStatement: round_id and client_id must be unsigned 64-bit")
+        if not 1 <= self.dim < _MAX_DIM:
+            raise ValueError(f"NormStatement.dim must be in [1, 2^31), got {self.dim}")
+        if self.norm not in NORMS:
+            raise ValueError(f"NormStatement.norm must be one of {NORMS}, got {self.norm!r}")
+        if self.bound < 1:
+            raise ValueError(f"NormStatement.bound must be a positive integer, got {self.bound}")
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"NormStatement.scale must be a positive finite number, got {self.scale!r}")
+        if self.norm == "l2":
+            self.l2_params()  # validates projections, bound and dim together
+        elif self.projections != 0:
+            raise ValueError("NormStatement.projections applies to the L2 proof only; use 0 for linf")
+        else:
+            self.linf_params()
+
+    def l2_params(self) -> L2Params:
+        """The derived L2 parameters (bit widths, thresholds, soundness); see :mod:`.params`."""
+        return l2_params(self.dim, self.bound, self.projections)
+
+    def linf_params(self) -> LinfParams:
+        """The derived L-infinity parameters; see :mod:`.params`."""
+        return linf_params(self.dim, self.bound)
+
+    def transcript(self, commitment: EcPt, attempt: int = 0) -> Transcript:
+        """A fresh transcript with this statement and ``commitment`` bound into it.
+
+        Args:
+          commitment: the client's commitment to its vector.
+          attempt: the prover's attempt counter (see :data:`.params.MAX_ATTEMPTS`).
+
+        Returns:
+          The transcript, ready for the proof's first message.
+
+        Raises:
+          VerificationError: ``commitment`` is the identity.
+        """
+        t = Transcript(_LABEL)
+        t.domain_sep(
+            b"sabre norm proof",
+            version=PROTOCOL_VERSION,
+            round=self.round_id,
+            client=self.client_id,
+            dim=self.dim,
+            norm=self.norm.encode(),
+            bound=self.bound,
+            scale=struct.pack(">d", float(self.scale)),
+            projections=self.projections,
+            attempt=attempt,
+            order=ORDER,
+        )
+        t.validate_and_append_point(b"commitment", commitment)
+        return t
+
+
+def check_attempt(attempt: int, max_attempts: int, *, proving: bool) -> None:
+    """Raises if ``attempt`` is outside ``[0, max_attempts)``."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt < max_attempts:
+        if proving:
+            raise ProvingError(f"attempt counter {attempt} outside [0, {max_attempts})")
+        raise VerificationError()

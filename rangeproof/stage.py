@@ -1,0 +1,270 @@
+"""The norm-bound pipeline stage: clip, quantize, commit, prove; verify, exclude, bind.
+
+Where it sits. The commitment must be to *the exact integer vector that gets masked*, so this
+stage does its own fixed-point quantization and sits **directly above the sum** (secure or
+plain); nothing between it and the sum may change the vector::
+
+    MeanStage(weighting="uniform" | "fixed")
+      NormProofStage(bound=M, norm, scale)      <- client: clip to M, x = trunc(scale * v), commit, prove
+        SecureSum (or ExactIntegerSum)          <- sums x and the blindings r (a field vector)
+
+Client half (honest): clip the float update to ``M`` (L2: rescale; L-infinity: clamp), quantize
+with truncation toward zero (``|trunc(s v_j)| <= s |v_j|``, so the integer vector is within
+``ceil(s M)`` in L2 and ``floor(s M)`` in L-infinity), commit ``C = <x, G> + r B~``, prove the
+bound, and attach ``extras["norm_proof"] = {"commitment", "proof"}`` (bytes) and
+``extras["field_vector"] = [r]`` (summed over the group order by the secure sum).
+
+Server half: verify every proof (batched, :func:`rangeproof.norm.verify_batch`), mark the
+clients whose proofs fail with ``extras["secagg_exclude"]`` so that the secure sum treats them
+as dropouts before unmasking (a round that still sums one of them fails closed), and after the
+sum check
+``sum_c C_c == <X, G> + R B~`` over the survivors (:mod:`rangeproof.binding`). A failed binding
+check fails the round closed: ``RoundFailed("binding_failed")``, and an event is recorded.
+
+The fast twin (``secure=False``) makes the same decision about each client's quantized vector
+in plaintext (exact integer norm against the integer bound), without commitments or proofs.
+The proof accepts every vector the plaintext check accepts; a cheater can get up to the proof's
+stated slack past the bound (``docs/proofs.md``), which the twin does not model.
+
+Integration with :mod:`secagg`: ``secagg.stage.SecureSum`` (signed int64 inputs give the signed
+sum; ``field_sum`` carries the modular sum of ``extras["field_vector"]``; the exclusion mark makes
+a client a dropout before unmasking) is the inner sum; :class:`ExactIntegerSum` is the plaintext
+reference with the same contract. The secure sum's modulus ``2^k`` must exceed twice the largest
+possible sum, ``2 N s M``: choose ``scale <= (2^(k-1) - 1) / (N M)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Sequence
+
+import numpy as np
+
+from fl.aggregation import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
+
+from .binding import BindingError, check_binding
+from .errors import EncodingError
+from .group import ORDER, point_from_bytes, point_to_bytes
+from .norm import DEFAULT_PROJECTIONS, NormStatement, commit_and_prove, verify_batch
+
+__all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize"]
+
+EXTRA_KEY = "norm_proof"
+FIELD_KEY = "field_vector"
+EXCLUDE_KEY = "secagg_exclude"  # secagg.stage.EXCLUDE_KEY: a dropout before unmasking
+
+
+@dataclasses.dataclass
+class FieldSumResult(AggregateResult):
+    """An :class:`AggregateResult` that also carries the modular sum of the field vectors."""
+
+    field_sum: list[int] = dataclasses.field(default_factory=list)
+
+
+class ExactIntegerSum(Aggregator):
+    """Plaintext reference sum: exact over the integers, plus the field vectors mod q.
+
+    It is the plaintext stand-in for the secure sum under :class:`NormProofStage` (for the fast
+    twin and for tests); it returns an int64 vector and ``field_sum``, and, like
+    ``secagg.stage.SecureSum``, leaves out messages marked ``extras["secagg_exclude"]``.
+    """
+
+    name = "exact_integer_sum"
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> FieldSumResult:
+        if not messages:
+            raise RoundFailed("no_clients", "no client message reached the server")
+        rejected = {m.client_id: f"excluded: {m.extras[EXCLUDE_KEY]}" for m in messages if EXCLUDE_KEY in m.extras}
+        messages = [m for m in messages if EXCLUDE_KEY not in m.extras]
+        if not messages:
+            raise RoundFailed("no_clients", "every client was excluded before the sum")
+        d = messages[0].vector.shape
+        total = np.zeros(d, dtype=np.int64)
+        width = len(messages[0].extras.get(FIELD_KEY, []))
+        field = [0] * width
+        for m in messages:
+            if m.vector.shape != d or m.vector.dtype.kind not in "iu":
+                raise ValueError(f"client {m.client_id}: expected an integer vector of shape {d}")
+            total += m.vector.astype(np.int64)
+            fv = m.extras.get(FIELD_KEY, [])
+            if len(fv) != width:
+                raise ValueError(f"client {m.client_id}: field vector of length {len(fv)}, expected {width}")
+            field = [(a + int(b)) % ORDER for a, b in zip(field, fv)]
+        return FieldSumResult(vector=total, included=[m.client_id for m in messages],
+                              weight_total=float(sum(m.weight for m in messages)), rejected=rejected,
+                              field_sum=field)
+
+    def __repr__(self) -> str:
+        return "ExactIntegerSum()"
+
+
+def integer_bound(bound: float, scale: float, norm: str) -> int:
+    """The integer bound that the quantized vector satisfies: ``ceil(s M)`` (L2), ``floor(s M)`` (Linf)."""
+    v = float(bound) * float(scale)
+    return max(1, math.ceil(v) if norm == "l2" else math.floor(v))
+
+
+def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str) -> np.ndarray:
+    """Clips a float update to ``bound`` in ``norm`` and quantizes it with truncation toward 0.
+
+    Returns:
+      The int64 vector (within :func:`integer_bound`).
+    """
+    v = np.asarray(vector, dtype=np.float64)
+    if norm == "l2":
+        n = float(np.linalg.norm(v))
+        if n > bound:
+            v = v * (bound / n)
+    else:
+        v = np.clip(v, -bound, bound)
+    x = np.trunc(v * scale).astype(np.int64)
+    lim = integer_bound(bound, scale, norm)
+    # Guard against float rounding at the boundary: shrink until exactly within the bound.
+    if norm == "l2":
+        sq = int(np.square(x.astype(object)).sum())
+        while sq > lim * lim:
+            x = np.trunc(x * (lim / math.sqrt(sq) * (1 - 1e-12))).astype(np.int64)
+            sq = int(np.square(x.astype(object)).sum())
+    else:
+        x = np.clip(x, -lim, lim)
+    return x
+
+
+class NormProofStage(Stage):
+    """Norm bound with zero-knowledge proofs (``secure=True``) or its plaintext twin.
+
+    Args:
+      inner: the sum below (a secure sum, or :class:`ExactIntegerSum`).
+      bound: the bound ``M`` on the float update.
+      norm: ``"l2"`` or ``"linf"``.
+      scale: fixed-point scale ``s`` (integers are ``trunc(s v)``).
+      projections: ``K`` for L2 proofs.
+      secure: prove and verify (True), or decide in plaintext (False).
+    """
+
+    name = "norm_proof"
+
+    def __init__(self, inner: Aggregator, *, bound: float, norm: str = "l2", scale: float,
+                 projections: int = DEFAULT_PROJECTIONS, secure: bool = True):
+        super().__init__(inner)
+        if norm not in ("l2", "linf"):
+            raise ValueError(f"NormProofStage: norm must be 'l2' or 'linf', got {norm!r}")
+        if not (bound > 0 and math.isfinite(bound)) or not (scale > 0 and math.isfinite(scale)):
+            raise ValueError("NormProofStage: bound and scale must be positive and finite")
+        self.bound = float(bound)
+        self.norm = norm
+        self.scale = float(scale)
+        self.projections = projections if norm == "l2" else 0
+        self.secure = bool(secure)
+        self.int_bound = integer_bound(bound, scale, norm)
+
+    def statement(self, ctx: RoundContext, client_id: int) -> NormStatement:
+        """The public statement of ``client_id`` in this round."""
+        return NormStatement(round_id=ctx.round_index, client_id=client_id, dim=ctx.dim,
+                             norm=self.norm, bound=self.int_bound, scale=self.scale,
+                             projections=self.projections)
+
+    # --- client half -----------------------------------------------------------------------
+
+    def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
+        x = clip_and_quantize(message.vector, self.bound, self.scale, self.norm)
+        return self.commit_and_prove(message, x, ctx)
+
+    def commit_and_prove(self, message: ClientMessage, x: np.ndarray, ctx: RoundContext
+                         ) -> ClientMessage:
+        """Attaches commitment and proof for the integer vector ``x`` and sets it as the payload.
+
+        A cheating client's adversary may call this with one vector and then replace
+        ``vector`` with another; the binding check catches that.
+        """
+        extras = dict(message.extras)
+        if self.secure:
+            C, r, proof = commit_and_prove(self.statement(ctx, message.client_id), x)
+            extras[EXTRA_KEY] = {"commitment": point_to_bytes(C), "proof": proof.to_bytes()}
+            extras[FIELD_KEY] = [r]
+        return message.replace(vector=x, extras=extras)
+
+    # --- server half -----------------------------------------------------------------------
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        prepared = [self.run_client(m, ctx) for m in messages]
+        rejected: dict[int, str] = {}
+        survivors: list[ClientMessage] = []
+        commitments = {}
+        start = time.perf_counter()
+        if self.secure:
+            items, owners = [], []
+            for m in prepared:
+                try:
+                    blob = m.extras[EXTRA_KEY]
+                    C = point_from_bytes(blob["commitment"])
+                    proof = blob["proof"]
+                except (KeyError, TypeError, EncodingError):
+                    rejected[m.client_id] = "norm_proof_missing_or_malformed"
+                    continue
+                items.append((self.statement(ctx, m.client_id), C, proof))
+                owners.append(m)
+                commitments[m.client_id] = C
+            for m, good in zip(owners, verify_batch(items)):
+                if good:
+                    survivors.append(m)
+                else:
+                    rejected[m.client_id] = "norm_proof_failed"
+            ctx.record("norm_proof_verify_s", time.perf_counter() - start)
+        else:
+            for m in prepared:
+                if self._plain_ok(m.vector, ctx.dim):
+                    survivors.append(m)
+                else:
+                    rejected[m.client_id] = "norm_bound_exceeded"
+        for cid, why in rejected.items():
+            ctx.events.append(f"round {ctx.round_index}: client {cid} excluded before unmasking ({why})")
+        ctx.record("norm_proof_rejected", len(rejected))
+        if not survivors:
+            raise RoundFailed("no_clients", "every client failed the norm-bound check")
+        # Failing clients still take part in the protocol up to their masked input and are then
+        # treated as dropouts before unmasking (secagg's exclusion mark). Their payload is never
+        # unmasked, so it is replaced by a well-formed zero input (a malformed one must not be
+        # able to abort the round).
+        width = len(survivors[0].extras.get(FIELD_KEY, []))
+        marked = [m if m.client_id not in rejected else
+                  m.replace(vector=np.zeros(ctx.dim, dtype=np.int64),
+                            extras={FIELD_KEY: [0] * width, EXCLUDE_KEY: rejected[m.client_id]})
+                  for m in prepared]
+        result = self.inner.aggregate(marked, ctx)
+        leaked = sorted(set(result.included) & set(rejected))
+        if leaked:
+            ctx.events.append(f"round {ctx.round_index}: excluded clients {leaked} were summed; round discarded")
+            raise RoundFailed("binding_failed", f"the inner sum included excluded clients {leaked}")
+        if self.secure:
+            self._check_binding(result, commitments, ctx)
+        result = result.replace(vector=(np.asarray(result.vector, dtype=np.float64) / self.scale)
+                                .astype(np.float32))
+        result.rejected.update(rejected)
+        return result
+
+    def _plain_ok(self, x: np.ndarray, dim: int) -> bool:
+        if x.shape != (dim,) or x.dtype.kind not in "iu":
+            return False
+        if self.norm == "l2":
+            return int(np.square(x.astype(object)).sum()) <= self.int_bound ** 2
+        return bool(np.all(np.abs(x.astype(np.int64)) <= self.int_bound))
+
+    def _check_binding(self, result: AggregateResult, commitments: dict, ctx: RoundContext) -> None:
+        field = getattr(result, "field_sum", None)
+        try:
+            if not field:
+                raise BindingError("the inner sum did not return the summed blindings (field_sum)")
+            check_binding([commitments[c] for c in result.included], np.asarray(result.vector),
+                          int(field[0]))
+        except (BindingError, KeyError) as exc:
+            ctx.events.append(f"round {ctx.round_index}: binding check failed ({exc}); round discarded")
+            ctx.record("binding_failed", 1.0)
+            raise RoundFailed("binding_failed",
+                              "the secure aggregate is not the sum of the committed vectors") from exc
+        ctx.record("binding_failed", 0.0)
+
+    def __repr__(self) -> str:
+        return (f"NormProofStage(bound={self.bound}, norm={self.norm!r}, scale={self.scale}, "
+                f"projections={self.projections}, secure={self.secure})")

@@ -1,0 +1,196 @@
+"""Binding the aggregate to the commitments, and the norm-proof pipeline stage end to end."""
+import numpy as np
+import pytest
+
+from fl.aggregation import ClientMessage, MeanStage, RoundContext, RoundFailed
+from rangeproof.binding import BindingError, aggregate_commitments, check_binding
+from rangeproof.group import ORDER, point_to_bytes
+from rangeproof.norm import commit_vector
+from rangeproof.norm.commitment import vector_generators
+from rangeproof.stage import ExactIntegerSum, NormProofStage, clip_and_quantize, integer_bound
+
+DIM = 64
+
+
+def test_binding_accepts_the_true_sum_only():
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-1000, 1000, DIM) for _ in range(4)]
+    commits = [commit_vector(x) for x in xs]
+    C = [c for c, _ in commits]
+    R = sum(r for _, r in commits) % ORDER
+    total = sum(xs)
+    check_binding(C, total, R)
+    bumped = total.copy()
+    bumped[5] += 1
+    for args in ((C, bumped, R), (C, total, (R + 1) % ORDER), (C[:3], total, R), ([], total, R)):
+        with pytest.raises(BindingError):
+            check_binding(*args)
+    assert aggregate_commitments(C) == commit_vector(total, R)[0]
+    # two colluders shifting mass between their masked inputs keep the sum: still bound to the
+    # committed vectors, whose proofs are checked one by one (docs/proofs.md)
+    check_binding(C, xs[0] + xs[1] + xs[2] + xs[3], R)
+
+
+def ctx(round_index=1, dim=DIM):
+    return RoundContext(round_index=round_index, seed=11, dim=dim, expected_clients=4)
+
+
+def updates(n=4, seed=0, scale=0.05):
+    rng = np.random.default_rng(seed)
+    return [ClientMessage(i, (rng.normal(size=DIM) * scale).astype(np.float32)) for i in range(n)]
+
+
+def stage(secure=True, norm="l2"):
+    return MeanStage(NormProofStage(ExactIntegerSum(), bound=0.5, norm=norm, scale=4096.0,
+                                    projections=512, secure=secure), "uniform")
+
+
+class Booster:
+    """Commits to (and proves) its clipped update, then masks a boosted one."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def client_step(self, st, message, ctx, honest):
+        if not isinstance(st, NormProofStage):
+            return honest(message, ctx)
+        x = clip_and_quantize(message.vector, st.bound, st.scale, st.norm)
+        proven = st.commit_and_prove(message, x, ctx)
+        return proven.replace(vector=x * self.factor)
+
+
+class ProofThief:
+    """Skips clipping: commits to its boosted vector but attaches another client's valid proof."""
+
+    def client_step(self, st, message, ctx, honest):
+        if not isinstance(st, NormProofStage):
+            return honest(message, ctx)
+        victim = honest(message.replace(vector=message.vector * 0), ctx)
+        boosted = np.trunc(message.vector * 20 * st.scale).astype(np.int64)
+        if not st.secure:
+            return victim.replace(vector=boosted)
+        C, r = commit_vector(boosted)
+        extras = dict(victim.extras)
+        extras["norm_proof"] = {"commitment": point_to_bytes(C), "proof": victim.extras["norm_proof"]["proof"]}
+        extras["field_vector"] = [r]
+        return victim.replace(vector=boosted, extras=extras)
+
+
+def test_quantization_stays_within_the_integer_bound():
+    rng = np.random.default_rng(1)
+    for norm in ("l2", "linf"):
+        for s in (0.1, 1.0, 10.0):
+            v = rng.normal(size=500) * s
+            x = clip_and_quantize(v, 0.5, 4096.0, norm)
+            lim = integer_bound(0.5, 4096.0, norm)
+            if norm == "l2":
+                assert int(np.square(x.astype(object)).sum()) <= lim * lim
+            else:
+                assert np.abs(x).max() <= lim
+
+
+@pytest.mark.slow
+def test_secure_round_matches_its_plaintext_twin():
+    c1, c2 = ctx(), ctx()
+    out = stage(True).aggregate(updates(3), c1)
+    twin = stage(False).aggregate(updates(3), c2)
+    assert out.included == twin.included == [0, 1, 2] and not out.rejected
+    np.testing.assert_array_equal(out.vector, twin.vector)
+    assert c1.measurements["binding_failed"] == 0.0
+
+
+@pytest.mark.slow
+def test_boosted_client_masking_another_vector_fails_the_round_closed():
+    msgs = updates(3)
+    msgs[1].adversary = Booster(10)
+    c = ctx()
+    with pytest.raises(RoundFailed) as info:
+        stage(True).aggregate(msgs, c)
+    assert info.value.reason == "binding_failed"
+    assert any("binding check failed" in e for e in c.events)
+    assert c.measurements["binding_failed"] == 1.0
+
+
+@pytest.mark.slow
+def test_client_with_an_invalid_proof_is_excluded_before_the_sum():
+    msgs = updates(3, seed=2)
+    msgs[2].adversary = ProofThief()
+    c = ctx()
+    out = stage(True).aggregate(msgs, c)
+    assert out.included == [0, 1] and out.rejected == {2: "norm_proof_failed"}
+    assert any("client 2 excluded before unmasking" in e for e in c.events)
+    # the plaintext twin excludes the same (unclipped, boosted) client
+    msgs = updates(3, seed=2)
+    msgs[2].adversary = ProofThief()
+    twin = stage(False).aggregate(msgs, ctx())
+    assert twin.included == [0, 1] and twin.rejected == {2: "norm_bound_exceeded"}
+    np.testing.assert_array_equal(out.vector, twin.vector)
+
+
+def test_missing_blinding_sum_fails_closed():
+    class NoFieldSum(ExactIntegerSum):
+        def aggregate(self, messages, ctx):
+            r = super().aggregate(messages, ctx)
+            r.field_sum = []
+            return r
+
+    st = NormProofStage(NoFieldSum(), bound=0.5, norm="linf", scale=64.0)
+    with pytest.raises(RoundFailed) as info:
+        st.aggregate(updates(2), ctx())
+    assert info.value.reason == "binding_failed"
+
+
+def test_linf_stage_round_and_missing_proof():
+    msgs = updates(3, seed=4)
+
+    class Silent:
+        def client_step(self, st, message, ctx, honest):
+            out = honest(message, ctx)
+            if not isinstance(st, NormProofStage):
+                return out
+            extras = dict(out.extras)
+            extras.pop("norm_proof")
+            return out.replace(extras=extras)
+
+    msgs[0].adversary = Silent()
+    out = MeanStage(NormProofStage(ExactIntegerSum(), bound=0.1, norm="linf", scale=64.0), "uniform").aggregate(msgs, ctx())
+    assert out.included == [1, 2] and out.rejected == {0: "norm_proof_missing_or_malformed"}
+    assert vector_generators(DIM)  # cached
+
+
+@pytest.mark.slow
+def test_with_the_real_secure_sum():
+    """The stage on secagg's SecureSum: failing proofs become dropouts before unmasking, the
+    binding check uses the protocol's field sum, and a boosted masker fails the round."""
+    secagg_stage = pytest.importorskip("secagg.stage")
+
+    def pipeline():
+        return MeanStage(NormProofStage(secagg_stage.SecureSum(bits=32), bound=0.5, norm="l2",
+                                        scale=4096.0, projections=512), "uniform")
+
+    msgs = updates(4, seed=5)
+    msgs[3].adversary = ProofThief()
+    out = pipeline().aggregate(msgs, ctx())
+    assert out.included == [0, 1, 2] and out.rejected[3] == "norm_proof_failed"
+    twin = stage(False).aggregate(updates(3, seed=5), ctx())
+    np.testing.assert_array_equal(out.vector, twin.vector)
+    msgs = updates(4, seed=5)
+    msgs[0].adversary = Booster(10)
+    c = ctx()
+    with pytest.raises(RoundFailed) as info:
+        pipeline().aggregate(msgs, c)
+    assert info.value.reason == "binding_failed"
+
+
+def test_an_inner_sum_that_ignores_exclusions_fails_closed():
+    class Careless(ExactIntegerSum):
+        def aggregate(self, messages, ctx):
+            clean = [m.replace(extras={k: v for k, v in m.extras.items() if k != "secagg_exclude"})
+                     for m in messages]
+            return super().aggregate(clean, ctx)
+
+    msgs = updates(3, seed=6)
+    msgs[1].adversary = ProofThief()
+    with pytest.raises(RoundFailed) as info:
+        MeanStage(NormProofStage(Careless(), bound=0.5, norm="linf", scale=64.0), "uniform").aggregate(msgs, ctx())
+    assert info.value.reason == "binding_failed"

@@ -1,0 +1,321 @@
+"""L2 norm proofs: completeness, binding to the context, encodings, and cheating provers."""
+import random
+
+import numpy as np
+import pytest
+
+from rangeproof.errors import EncodingError, ProvingError, VerificationError
+from rangeproof.generators import pedersen_bases
+from rangeproof.group import ORDER, msm
+from rangeproof.norm import L2Proof, NormStatement, commit_vector, l2_params, prove, verify, verify_batch
+from rangeproof.norm.commitment import vector_generators
+from rangeproof.norm.l2 import _gammas, _link_challenges, projection_generators
+from rangeproof.norm.linear_form import LinearFormProof
+from rangeproof.norm.params import SMALLNESS_PROJECTIONS
+from rangeproof.norm.projection import Projection
+from rangeproof.norm.self_inner import SelfInnerProof
+from rangeproof.range_proof import RangeProof
+
+D = 256
+M = 1 << 10
+K = 512
+B, BT = pedersen_bases()
+
+
+def stmt(round_id=4, client_id=9, **kw):
+    args = dict(round_id=round_id, client_id=client_id, dim=D, norm="l2", bound=M, scale=1024.0, projections=K)
+    args.update(kw)
+    return NormStatement(**args)
+
+
+def honest_vector(seed=0, norm=0.9 * M):
+    v = np.random.default_rng(seed).normal(size=D)
+    return np.trunc(v * (norm / np.linalg.norm(v))).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def honest():
+    st = stmt()
+    x = honest_vector()
+    rnd = random.Random(1)
+    C, r = commit_vector(x, rng=rnd.getrandbits)
+    proof = prove(st, x, C, r, rng=rnd.getrandbits)
+    return st, x, C, r, proof, proof.to_bytes()
+
+
+def test_parameters_meet_the_soundness_target():
+    for k in (512, 1024, 2048):
+        p = l2_params(1_199_882, 1 << 16, k)
+        assert p.soundness_bits >= 64
+        assert 1 < p.slack < 2.3
+        assert p.tau < 1 << 64
+    with pytest.raises(ValueError):
+        l2_params(D, M, 256)  # too few projections for 2^-64
+    with pytest.raises(ValueError):
+        l2_params(D, M, 1000)  # not a power of two
+
+
+def test_completeness_and_round_trip(honest):
+    st, x, C, r, proof, data = honest
+    again = L2Proof.from_bytes(data)
+    assert again.to_bytes() == data
+    verify(st, C, data)
+    verify(st, C, again)
+
+
+def test_same_randomness_gives_the_same_proof(honest):
+    st, x, C, r, proof, data = honest
+    rnd = random.Random(1)
+    C2, r2 = commit_vector(x, rng=rnd.getrandbits)
+    assert prove(st, x, C2, r2, rng=rnd.getrandbits).to_bytes() == data
+
+
+@pytest.mark.parametrize("change", [dict(round_id=5), dict(client_id=10), dict(bound=M + 1),
+                                    dict(scale=1000.0), dict(projections=1024)])
+def test_replay_under_another_context_is_rejected(honest, change):
+    st, x, C, r, proof, data = honest
+    with pytest.raises(VerificationError):
+        verify(stmt(**change), C, data)
+
+
+def test_wrong_commitment_is_rejected(honest):
+    st, x, C, r, proof, data = honest
+    other, _ = commit_vector(x)  # same vector, other blinding
+    for bad in (other, C + BT, C + vector_generators(D)[0]):
+        with pytest.raises(VerificationError):
+            verify(st, bad, data)
+
+
+def test_flipped_bytes_in_every_component_are_rejected(honest):
+    st, x, C, r, proof, data = honest
+    sizes = [4, 3, 33, 33 * 128, 33, 33]  # magic, attempt/count, C_z, V, Y, C_S
+    for blob in (proof.link.to_bytes(), proof.squares.to_bytes(), proof.range_z.to_bytes_compact(),
+                 proof.range_s.to_bytes_compact()):
+        sizes += [4, len(blob)]
+    sizes.append(len(proof.linear.to_bytes()))
+    assert sum(sizes) == len(data)
+    positions, start = [], 0
+    for size in sizes:  # first, middle and last byte of every field
+        positions += sorted({start, start + size // 2, start + size - 1})
+        start += size
+    for i in positions:
+        bad = bytearray(data)
+        bad[i] ^= 0x10
+        with pytest.raises((EncodingError, VerificationError)):
+            verify(st, C, bytes(bad))
+
+
+def test_malformed_encodings(honest):
+    st, x, C, r, proof, data = honest
+    for bad in (b"", data[:3], b"XXXX" + data[4:], data[:-1], data + b"\x00", data[:4000],
+                data[:5] + b"\x00\x07" + data[7:]):
+        with pytest.raises(EncodingError):
+            L2Proof.from_bytes(bad)
+    bad = bytearray(data)
+    bad[4] = 200  # attempt counter out of range parses, then fails verification
+    with pytest.raises(VerificationError):
+        verify(st, C, bytes(bad))
+
+
+def test_honest_prover_refuses_out_of_bound_input():
+    st = stmt()
+    x = honest_vector(norm=1.01 * M)
+    C, r = commit_vector(x)
+    with pytest.raises(ProvingError, match="exceeds the bound"):
+        prove(st, x, C, r)
+    with pytest.raises(ProvingError):
+        prove(st, x[:-1], C, r)
+    with pytest.raises(ProvingError):
+        prove(st, x.astype(np.float64), C, r)
+
+
+def test_batch_verification_names_the_bad_proof(honest):
+    st, x, C, r, proof, data = honest
+    bad = bytearray(data)
+    bad[len(data) - 1] ^= 1
+    out = verify_batch([(st, C, data), (st, C, bytes(bad)), (stmt(client_id=3), C, data), (st, C, b"junk")])
+    assert out == [True, False, False, False]
+
+
+# --- cheating provers -------------------------------------------------------------------------
+
+def centered(v):
+    v %= ORDER
+    return v - ORDER if v > ORDER // 2 else v
+
+
+def forge(st, xs, C, r, z, S, v_values, y_value, rnd):
+    """A cheating prover that runs the protocol with its own choice of every secret value.
+
+    ``z`` is committed in ``C_z``, ``v_values`` (clamped into ``[0, 2T)``) in the ``V_k`` and
+    their range proof, ``y_value`` in ``Y`` and ``S`` in ``C_S``; every sub-proof is then made
+    by the honest sub-prover on these values, valid or not."""
+    prm = st.l2_params()
+    T, R = prm.half_range, SMALLNESS_PROJECTIONS
+    H = projection_generators(K)
+    t = st.transcript(C, 0)
+    proj = Projection(t.challenge_bytes(b"projection seed", 32), K, D)
+    rho = rnd.randrange(ORDER)
+    C_z = msm([v % ORDER for v in z] + [rho], H + [BT])
+    vals = [min(max(v, 0), 2 * T - 1) for v in v_values[:R]]
+    s = [rnd.randrange(ORDER) for _ in range(R)]
+    V = [msm([v, sk], [B, BT]) for v, sk in zip(vals, s)]
+    t.validate_and_append_point(b"C_z", C_z)
+    for P in V:
+        t.append_point(b"V", P)
+    gamma = _gammas(t, K)
+    s_Y = rnd.randrange(ORDER)
+    yv = y_value(gamma) if callable(y_value) else y_value
+    Y = msm([yv, s_Y], [B, BT])
+    t.append_point(b"Y", Y)
+    delta, c = _link_challenges(t)
+    v_small = [(g + c * delta[k]) % ORDER if k < R else g for k, g in enumerate(gamma)]
+    s_link = (s_Y + c * sum(d * sk for d, sk in zip(delta, s))) % ORDER
+    link = LinearFormProof.create(t, H, [v % ORDER for v in z], rho, v_small, s_link, rng=rnd.getrandbits)
+    sigma = rnd.randrange(ORDER)
+    C_S = msm([S, sigma], [B, BT])
+    t.append_point(b"C_S", C_S)
+    squares = SelfInnerProof.create(t, H, z, rho, sigma, rng=rnd.getrandbits)
+    rz, _ = RangeProof.prove(t, vals, s, prm.bits, rng=rnd.getrandbits)
+    rs, _ = RangeProof.prove(t, [min(max(prm.tau - S, 0), (1 << 64) - 1)], [(-sigma) % ORDER], 64,
+                             rng=rnd.getrandbits)
+    v = proj.transpose_apply(gamma)
+    lf = LinearFormProof.create(t, vector_generators(D), xs, r, v, s_Y, rng=rnd.getrandbits)
+    return L2Proof(0, C_z, V, Y, C_S, link, squares, rz, rs, lf)
+
+
+def inner(z):
+    return lambda gamma: sum(g * v for g, v in zip(gamma, z))
+
+
+def true_projection(st, C, xs):
+    t = st.transcript(C, 0)
+    return Projection(t.challenge_bytes(b"projection seed", 32), K, D).apply_mod_q(xs)
+
+
+def modular_sqrt_of_minus_one():
+    g = 2
+    while pow(g, (ORDER - 1) // 2, ORDER) != ORDER - 1:
+        g += 1
+    w = pow(g, (ORDER - 1) // 4, ORDER)
+    assert w * w % ORDER == ORDER - 1
+    return w
+
+
+def adversarial_vectors():
+    rng = np.random.default_rng(5)
+    small = [int(v) for v in rng.integers(-20, 20, D)]
+    w = modular_sqrt_of_minus_one()
+    half = (ORDER + 1) // 2
+    yield "one huge coordinate", [ORDER // 3 if j == 17 else v for j, v in enumerate(small)]
+    yield "all near q/2", [ORDER // 2 + v for v in small]
+    yield "(q+1)/2 everywhere", [half] * D
+    a, b = 0x1234567, 0x7654321
+    yield "rank-1 structured", [pow(a, j // 16, ORDER) * pow(b, j % 16, ORDER) % ORDER for j in range(D)]
+    # sum_j x_j^2 = w^2 + 1 + ... = small mod q: passes a naive "sum of squares mod q" check
+    yield "wraps sum of squares", [w, 1] + small[2:]
+
+
+@pytest.mark.parametrize("name,xs", list(adversarial_vectors()))
+def test_large_vectors_have_large_checked_projections(name, xs):
+    """Step 1 of the soundness argument on concrete shapes: some range-checked projection of a
+    vector with a coordinate >= 2T (centered) falls outside [-T, T)."""
+    st = stmt()
+    T = st.l2_params().half_range
+    assert max(abs(centered(v)) for v in xs) >= 2 * T
+    if name == "wraps sum of squares":
+        assert centered(sum(v * v for v in xs)) < M * M
+    C, _ = commit_vector(xs)
+    z = [centered(v) for v in true_projection(st, C, xs)[:SMALLNESS_PROJECTIONS]]
+    outside = sum(1 for v in z if not -T <= v < T)
+    assert outside >= 16, (name, outside)  # about half of the 128 in expectation
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,xs", [v for v in adversarial_vectors() if v[0] in ("(q+1)/2 everywhere", "wraps sum of squares")])
+def test_wraparound_cheaters_are_caught(name, xs):
+    st = stmt()
+    T = st.l2_params().half_range
+    rnd = random.Random(7)
+    C, r = commit_vector(xs, rng=rnd.getrandbits)
+    zt = [centered(v) for v in true_projection(st, C, xs)]
+    # (a) commit to the true projections: the checked ones cannot all be honestly in range
+    S = sum(v * v for v in zt) % ORDER
+    proof = forge(st, xs, C, r, zt, S, [v + T for v in zt], inner(zt), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+    # (b) commit to small fake projections: the linear form on C no longer holds
+    fake = [v if -T <= v < T and abs(v) < 4 * M else 0 for v in zt]
+    S = sum(v * v for v in fake)
+    proof = forge(st, xs, C, r, fake, S, [v + T for v in fake], inner(fake), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+    # (c) true projections in C_z and Y, small fake values only in the range-checked V_k
+    S = sum(v * v for v in fake)
+    proof = forge(st, xs, C, r, zt, S, [v + T for v in fake], inner(zt), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+
+
+@pytest.mark.slow
+def test_l2_oversized_in_range_vector_is_caught():
+    st = stmt()
+    prm = st.l2_params()
+    x = honest_vector(seed=3, norm=3 * M)  # every coordinate small, the norm 3x the bound
+    xs = [int(v) % ORDER for v in x]
+    rnd = random.Random(8)
+    C, r = commit_vector(x, rng=rnd.getrandbits)
+    z = [centered(v) for v in true_projection(st, C, xs)]
+    S = sum(v * v for v in z)
+    assert S > prm.tau  # the sketch sees the excess
+    vals = [v + prm.half_range for v in z]
+    # (a) truthful S: the range proof on tau - S must be faked
+    proof = forge(st, xs, C, r, z, S, vals, inner(z), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+    # (b) commit to S = tau instead: the self-inner-product argument fails
+    proof = forge(st, xs, C, r, z, prm.tau, vals, inner(z), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+    # (c) scale the projections down to fit: the linear form on C fails
+    small = [v // 3 for v in z]
+    proof = forge(st, xs, C, r, small, sum(v * v for v in small), [v + prm.half_range for v in small],
+                  inner(small), rnd)
+    with pytest.raises(VerificationError):
+        verify(st, C, proof.to_bytes())
+
+
+def test_forge_harness_is_faithful():
+    """The cheating-prover harness makes a valid proof when fed the honest values, so the
+    rejections above come from the lies, not from the harness."""
+    st = stmt()
+    prm = st.l2_params()
+    x = honest_vector(seed=4, norm=0.5 * M)
+    xs = [int(v) % ORDER for v in x]
+    rnd = random.Random(9)
+    C, r = commit_vector(x, rng=rnd.getrandbits)
+    z = [centered(v) for v in true_projection(st, C, xs)]
+    proof = forge(st, xs, C, r, z, sum(v * v for v in z), [v + prm.half_range for v in z], inner(z), rnd)
+    verify(st, C, proof.to_bytes())
+
+
+def test_retry_rerandomizes_the_commitment(monkeypatch):
+    """When the sketch exceeds tau, commit_and_prove re-randomizes C (same x, new blinding) and
+    proves again; the final commitment opens with the returned blinding."""
+    from rangeproof.norm import ProjectionRetry, commit_and_prove
+    real = L2Proof.prove.__func__
+    calls = []
+
+    def flaky(cls, *args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ProjectionRetry("forced")
+        return real(cls, *args, **kw)
+
+    monkeypatch.setattr(L2Proof, "prove", classmethod(flaky))
+    st = stmt()
+    x = honest_vector(seed=6, norm=0.7 * M)
+    C, r, proof = commit_and_prove(st, x)
+    assert len(calls) == 2
+    assert C == commit_vector(x, r)[0]
+    verify(st, C, proof.to_bytes())

@@ -157,6 +157,10 @@ class QuantizeStage(Stage):
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
         q = quantize(message.vector, self.spec, ctx.rng("quantize", message.client_id))
+        # a simulation measurement (the count of coordinates clipped to [-r, r]): a clip range
+        # too small for the updates, e.g. with weighting = "examples", shows here
+        clipped = int(np.count_nonzero(np.abs(message.vector) > self.spec.clip_range))
+        ctx.record("quantize_clipped", ctx.measurements.get("quantize_clipped", 0.0) + clipped)
         return message.replace(vector=q)
 
     def server(self, result: AggregateResult, ctx: RoundContext) -> AggregateResult:

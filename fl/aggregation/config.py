@@ -52,6 +52,9 @@ class AggregationConfig:
       noise_std: standard deviation per coordinate of the noise on the *sum* of updates.
       quant_bits: the SecAgg modulus is ``2**quant_bits``.
       quant_range: coordinates are clipped to ``[-quant_range, quant_range]`` before quantizing.
+        With ``weighting = "examples"`` the quantized value is the client's example count times
+        its update, so the range must cover that (the ``quantize_clipped`` column counts clipped
+        coordinates); "uniform" and "fixed" quantize the update itself.
       secagg_graph: one of :data:`SECAGG_GRAPHS`.
       secagg_dropout: tolerated client dropout rate; sizes the thresholds and SecAgg+ graphs.
       quantize: run the fixed-point integer pipeline of ``secure`` without cryptography (its fast

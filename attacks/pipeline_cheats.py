@@ -114,8 +114,12 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
     """
     proved = honest(message, ctx)
     x_bad = np.asarray(x_bad, dtype=np.int64)
-    if PROOF_EXTRA not in proved.extras:  # the fast twin: no commitments, only the vector
-        return proved.replace(vector=x_bad)
+    if not stage.secure:  # the fast twin: a commitment is the vector's digest
+        from rangeproof.stage import plain_commitment  # noqa: PLC0415
+
+        extras = dict(proved.extras)
+        extras[PROOF_EXTRA] = {"commitment": plain_commitment(x_bad), "proof": proved.extras[PROOF_EXTRA]["proof"]}
+        return proved.replace(vector=x_bad, extras=extras)
     from rangeproof.group import point_to_bytes  # noqa: PLC0415 - only when playing the secure stage
     from rangeproof.norm import commit_vector  # noqa: PLC0415
 

@@ -21,10 +21,15 @@ sum check
 ``sum_c C_c == <X, G> + R B~`` over the survivors (:mod:`rangeproof.binding`). A failed binding
 check fails the round closed: ``RoundFailed("binding_failed")``, and an event is recorded.
 
-The fast twin (``secure=False``) makes the same decision about each client's quantized vector
-in plaintext (exact integer norm against the integer bound), without commitments or proofs.
-The proof accepts every vector the plaintext check accepts; a cheater can get up to the proof's
-stated slack past the bound (``docs/proofs.md``), which the twin does not model.
+The fast twin (``secure=False``) makes the same decisions without cryptography. It models a
+commitment by the SHA-256 digest of the committed integer vector (:func:`plain_commitment`) and a
+proof by what it attests: the digest of the vector it was made for and whether that vector was
+within the bound. The server accepts a client when its "proof" attests its commitment and the
+bound; after the sum, the binding check compares each survivor's vector with its commitment.
+So a client that attaches a proof made for another vector is excluded, and one that masks a
+vector other than the committed one fails the round, in both modes. The twin does not model the
+proof's slack: a cheater can get up to that factor past the bound under real proofs
+(``docs/proofs.md``), never in the twin.
 
 Integration with :mod:`secagg`: ``secagg.stage.SecureSum`` (signed int64 inputs give the signed
 sum; ``field_sum`` carries the modular sum of ``extras["field_vector"]``; the exclusion mark makes
@@ -35,6 +40,7 @@ possible sum, ``2 N s M``: choose ``scale <= (2^(k-1) - 1) / (N M)``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from typing import Sequence
@@ -48,7 +54,8 @@ from .errors import EncodingError
 from .group import ORDER, point_from_bytes, point_to_bytes
 from .norm import DEFAULT_PROJECTIONS, NormStatement, commit_and_prove, verify_batch
 
-__all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize"]
+__all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize",
+           "plain_commitment"]
 
 EXTRA_KEY = "norm_proof"
 FIELD_KEY = "field_vector"
@@ -131,6 +138,11 @@ def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str)
     return x
 
 
+def plain_commitment(x: np.ndarray) -> bytes:
+    """The fast twin's stand-in for a commitment: SHA-256 of the int64 vector's bytes."""
+    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.int64).tobytes()).digest()
+
+
 class NormProofStage(Stage):
     """Norm bound with zero-knowledge proofs (``secure=True``) or its plaintext twin.
 
@@ -183,6 +195,10 @@ class NormProofStage(Stage):
             C, r, proof = commit_and_prove(self.statement(ctx, message.client_id), x)
             extras[EXTRA_KEY] = {"commitment": point_to_bytes(C), "proof": proof.to_bytes()}
             extras[FIELD_KEY] = [r]
+        else:
+            digest = plain_commitment(x)
+            extras[EXTRA_KEY] = {"commitment": digest,
+                                 "proof": {"attests": digest, "in_bound": self._plain_ok(x, ctx.dim)}}
         return message.replace(vector=x, extras=extras)
 
     # --- server half -----------------------------------------------------------------------
@@ -214,10 +230,15 @@ class NormProofStage(Stage):
             ctx.record("norm_proof_verify_s", time.perf_counter() - start)
         else:
             for m in prepared:
-                if self._plain_ok(m.vector, ctx.dim):
+                blob = m.extras.get(EXTRA_KEY)
+                proof = blob.get("proof") if isinstance(blob, dict) else None
+                if not isinstance(proof, dict) or not isinstance(blob.get("commitment"), bytes):
+                    rejected[m.client_id] = "norm_proof_missing_or_malformed"
+                elif proof.get("attests") == blob["commitment"] and proof.get("in_bound") is True:
                     survivors.append(m)
+                    commitments[m.client_id] = blob["commitment"]
                 else:
-                    rejected[m.client_id] = "norm_bound_exceeded"
+                    rejected[m.client_id] = "norm_proof_failed"
         for cid, why in rejected.items():
             ctx.events.append(f"round {ctx.round_index}: client {cid} excluded before unmasking ({why})")
         ctx.record("norm_proof_rejected", len(rejected))
@@ -239,6 +260,8 @@ class NormProofStage(Stage):
             raise RoundFailed("binding_failed", f"the inner sum included excluded clients {leaked}")
         if self.secure:
             self._check_binding(result, commitments, ctx)
+        else:
+            self._check_plain_binding(result, commitments, {m.client_id: m.vector for m in survivors}, ctx)
         result = result.replace(vector=(np.asarray(result.vector, dtype=np.float64) / self.scale)
                                 .astype(np.float32))
         result.rejected.update(rejected)
@@ -250,6 +273,16 @@ class NormProofStage(Stage):
         if self.norm == "l2":
             return int(np.square(x.astype(object)).sum()) <= self.int_bound ** 2
         return bool(np.all(np.abs(x.astype(np.int64)) <= self.int_bound))
+
+    def _check_plain_binding(self, result: AggregateResult, commitments: dict, summed: dict,
+                             ctx: RoundContext) -> None:
+        """The twin's binding check: every summed vector is the committed one."""
+        if any(plain_commitment(summed[c]) != commitments[c] for c in result.included):
+            ctx.events.append(f"round {ctx.round_index}: binding check failed (the aggregate is not the sum "
+                              "of the committed vectors); round discarded")
+            ctx.record("binding_failed", 1.0)
+            raise RoundFailed("binding_failed", "the aggregate is not the sum of the committed vectors")
+        ctx.record("binding_failed", 0.0)
 
     def _check_binding(self, result: AggregateResult, commitments: dict, ctx: RoundContext) -> None:
         field = getattr(result, "field_sum", None)

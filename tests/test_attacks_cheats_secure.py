@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from attacks.pipeline_cheats import BoostAfterClip, CommitOther, SkipClip
+from attacks.pipeline_cheats import BoostAfterClip, CommitOther, SkipClip, commit_with_stolen_proof
 from fl.aggregation import ClientMessage, RoundContext, RoundFailed
 
 stage_mod = pytest.importorskip("rangeproof.stage")
@@ -42,16 +42,37 @@ def test_out_of_bound_cheaters_are_rejected_alone_in_both_modes(make):
         assert out.included == [0, 1] and list(out.rejected) == [2]
         np.testing.assert_array_equal(out.vector, honest_sum())
         outcomes[secure] = out
-    assert outcomes[True].rejected[2] == "norm_proof_failed"
-    assert outcomes[False].rejected[2] == "norm_bound_exceeded"
+    assert outcomes[True].rejected[2] == outcomes[False].rejected[2] == "norm_proof_failed"
     assert np.array_equal(outcomes[True].vector, outcomes[False].vector)  # same model either way
 
 
 @pytest.mark.slow
-def test_committing_to_one_vector_and_masking_another_fails_the_round():
+@pytest.mark.parametrize("secure", [True, False])
+def test_committing_to_one_vector_and_masking_another_fails_the_round(secure):
     c = ctx()
     with pytest.raises(RoundFailed) as info:
-        stage(True).aggregate(messages(CommitOther(3.0)), c)
+        stage(secure).aggregate(messages(CommitOther(3.0)), c)
     assert info.value.reason == "binding_failed"
     assert c.measurements["norm_proof_rejected"] == 0  # every proof verified: only binding catches it
     assert any("binding" in e for e in c.events)
+
+
+class ProofForAnotherVector:
+    """Commits to a shorter vector, still within the bound, with the honest vector's proof:
+    only the link between proof and commitment can catch it."""
+
+    def client_step(self, stage, message, ctx, honest):
+        if stage.name != "norm_proof":
+            return honest(message, ctx)
+        x = stage_mod.clip_and_quantize(message.vector, BOUND, SCALE, "l2")
+        return commit_with_stolen_proof(stage, message, (x * 9) // 10, ctx, honest)
+
+
+@pytest.mark.slow
+def test_in_bound_vector_with_another_vectors_proof_is_rejected_in_both_modes():
+    outcomes = {}
+    for secure in (True, False):
+        out = stage(secure).aggregate(messages(ProofForAnotherVector()), ctx())
+        assert out.included == [0, 1] and out.rejected == {2: "norm_proof_failed"}
+        outcomes[secure] = out
+    assert np.array_equal(outcomes[True].vector, outcomes[False].vector)

@@ -7,7 +7,7 @@ from rangeproof.binding import BindingError, aggregate_commitments, check_bindin
 from rangeproof.group import ORDER, point_to_bytes
 from rangeproof.norm import commit_vector
 from rangeproof.norm.commitment import vector_generators
-from rangeproof.stage import ExactIntegerSum, NormProofStage, clip_and_quantize, integer_bound
+from rangeproof.stage import ExactIntegerSum, NormProofStage, clip_and_quantize, integer_bound, plain_commitment
 
 DIM = 64
 
@@ -67,8 +67,10 @@ class ProofThief:
             return honest(message, ctx)
         victim = honest(message.replace(vector=message.vector * 0), ctx)
         boosted = np.trunc(message.vector * 20 * st.scale).astype(np.int64)
-        if not st.secure:
-            return victim.replace(vector=boosted)
+        if not st.secure:  # the twin's commitment is the vector's digest
+            extras = dict(victim.extras)
+            extras["norm_proof"] = {"commitment": plain_commitment(boosted), "proof": victim.extras["norm_proof"]["proof"]}
+            return victim.replace(vector=boosted, extras=extras)
         C, r = commit_vector(boosted)
         extras = dict(victim.extras)
         extras["norm_proof"] = {"commitment": point_to_bytes(C), "proof": victim.extras["norm_proof"]["proof"]}
@@ -123,7 +125,7 @@ def test_client_with_an_invalid_proof_is_excluded_before_the_sum():
     msgs = updates(3, seed=2)
     msgs[2].adversary = ProofThief()
     twin = stage(False).aggregate(msgs, ctx())
-    assert twin.included == [0, 1] and twin.rejected == {2: "norm_bound_exceeded"}
+    assert twin.included == [0, 1] and twin.rejected == {2: "norm_proof_failed"}
     np.testing.assert_array_equal(out.vector, twin.vector)
 
 

@@ -114,11 +114,13 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
     """
     proved = honest(message, ctx)
     x_bad = np.asarray(x_bad, dtype=np.int64)
-    if not stage.secure:  # the fast twin: a commitment is the vector's digest
+    if not stage.secure:  # the fast twin: a commitment is a digest of the vector and a fresh opening
         from rangeproof.stage import plain_commitment  # noqa: PLC0415
 
+        opening = ctx.derive_seed("cheat_commitment", message.client_id).to_bytes(8, "little")
         extras = dict(proved.extras)
-        extras[PROOF_EXTRA] = {"commitment": plain_commitment(x_bad), "proof": proved.extras[PROOF_EXTRA]["proof"]}
+        extras[PROOF_EXTRA] = {"commitment": plain_commitment(x_bad, opening), "opening": opening,
+                               "proof": proved.extras[PROOF_EXTRA]["proof"]}
         return proved.replace(vector=x_bad, extras=extras)
     from rangeproof.group import point_to_bytes  # noqa: PLC0415 - only when playing the secure stage
     from rangeproof.norm import commit_vector  # noqa: PLC0415

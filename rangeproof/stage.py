@@ -22,7 +22,8 @@ sum check
 check fails the round closed: ``RoundFailed("binding_failed")``, and an event is recorded.
 
 The fast twin (``secure=False``) makes the same decisions without cryptography. It models a
-commitment by the SHA-256 digest of the committed integer vector (:func:`plain_commitment`) and a
+commitment by a SHA-256 digest of the committed integer vector and an opening nonce
+(:func:`plain_commitment`; the nonce plays the blinding's part) and a
 proof by what it attests: the digest of the vector it was made for and whether that vector was
 within the bound. The server accepts a client when its "proof" attests its commitment and the
 bound; after the sum, the binding check compares each survivor's vector with its commitment.
@@ -138,9 +139,13 @@ def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str)
     return x
 
 
-def plain_commitment(x: np.ndarray) -> bytes:
-    """The fast twin's stand-in for a commitment: SHA-256 of the int64 vector's bytes."""
-    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.int64).tobytes()).digest()
+def plain_commitment(x: np.ndarray, opening: bytes) -> bytes:
+    """The fast twin's stand-in for a commitment to ``x``: SHA-256 of ``opening`` and the int64 bytes.
+
+    ``opening`` plays the blinding's part: two commitments to the same vector differ, so a proof
+    made for one commitment never fits another, as with Pedersen commitments.
+    """
+    return hashlib.sha256(bytes(opening) + np.ascontiguousarray(x, dtype=np.int64).tobytes()).digest()
 
 
 class NormProofStage(Stage):
@@ -196,8 +201,9 @@ class NormProofStage(Stage):
             extras[EXTRA_KEY] = {"commitment": point_to_bytes(C), "proof": proof.to_bytes()}
             extras[FIELD_KEY] = [r]
         else:
-            digest = plain_commitment(x)
-            extras[EXTRA_KEY] = {"commitment": digest,
+            opening = ctx.derive_seed("norm_commitment", message.client_id).to_bytes(8, "little")
+            digest = plain_commitment(x, opening)
+            extras[EXTRA_KEY] = {"commitment": digest, "opening": opening,
                                  "proof": {"attests": digest, "in_bound": self._plain_ok(x, ctx.dim)}}
         return message.replace(vector=x, extras=extras)
 
@@ -232,11 +238,12 @@ class NormProofStage(Stage):
             for m in prepared:
                 blob = m.extras.get(EXTRA_KEY)
                 proof = blob.get("proof") if isinstance(blob, dict) else None
-                if not isinstance(proof, dict) or not isinstance(blob.get("commitment"), bytes):
+                if not isinstance(proof, dict) or not isinstance(blob.get("commitment"), bytes) \
+                        or not isinstance(blob.get("opening"), bytes):
                     rejected[m.client_id] = "norm_proof_missing_or_malformed"
                 elif proof.get("attests") == blob["commitment"] and proof.get("in_bound") is True:
                     survivors.append(m)
-                    commitments[m.client_id] = blob["commitment"]
+                    commitments[m.client_id] = (blob["commitment"], blob["opening"])
                 else:
                     rejected[m.client_id] = "norm_proof_failed"
         for cid, why in rejected.items():
@@ -277,7 +284,7 @@ class NormProofStage(Stage):
     def _check_plain_binding(self, result: AggregateResult, commitments: dict, summed: dict,
                              ctx: RoundContext) -> None:
         """The twin's binding check: every summed vector is the committed one."""
-        if any(plain_commitment(summed[c]) != commitments[c] for c in result.included):
+        if any(plain_commitment(summed[c], commitments[c][1]) != commitments[c][0] for c in result.included):
             ctx.events.append(f"round {ctx.round_index}: binding check failed (the aggregate is not the sum "
                               "of the committed vectors); round discarded")
             ctx.record("binding_failed", 1.0)

@@ -76,3 +76,21 @@ def test_in_bound_vector_with_another_vectors_proof_is_rejected_in_both_modes():
         assert out.included == [0, 1] and out.rejected == {2: "norm_proof_failed"}
         outcomes[secure] = out
     assert np.array_equal(outcomes[True].vector, outcomes[False].vector)
+
+
+class SameVectorAnotherCommitment:
+    """Recommits to exactly the honest vector and reuses the proof made for the first commitment:
+    the proof binds the commitment, not just the vector, so it fails in both modes."""
+
+    def client_step(self, stage, message, ctx, honest):
+        if stage.name != "norm_proof":
+            return honest(message, ctx)
+        x = stage_mod.clip_and_quantize(message.vector, BOUND, SCALE, "l2")
+        return commit_with_stolen_proof(stage, message, x, ctx, honest)
+
+
+@pytest.mark.slow
+def test_a_proof_for_another_commitment_to_the_same_vector_is_rejected_in_both_modes():
+    for secure in (True, False):
+        out = stage(secure).aggregate(messages(SameVectorAnotherCommitment()), ctx())
+        assert out.included == [0, 1] and out.rejected == {2: "norm_proof_failed"}

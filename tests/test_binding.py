@@ -69,7 +69,8 @@ class ProofThief:
         boosted = np.trunc(message.vector * 20 * st.scale).astype(np.int64)
         if not st.secure:  # the twin's commitment is the vector's digest
             extras = dict(victim.extras)
-            extras["norm_proof"] = {"commitment": plain_commitment(boosted), "proof": victim.extras["norm_proof"]["proof"]}
+            extras["norm_proof"] = {"commitment": plain_commitment(boosted, b"thief"), "opening": b"thief",
+                                    "proof": victim.extras["norm_proof"]["proof"]}
             return victim.replace(vector=boosted, extras=extras)
         C, r = commit_vector(boosted)
         extras = dict(victim.extras)

@@ -224,6 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sabre: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`sabre data info ... | head`): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _one_line(error: BaseException) -> str:

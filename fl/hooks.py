@@ -9,6 +9,9 @@ The simulation asks one :class:`Adversary` per run (``None`` for a clean run):
 3. ``metrics`` - extra evaluation numbers (backdoor accuracy, ...) for each evaluated round;
 4. ``main_eval_exclude`` - writers whose test data must not count for main-task accuracy.
 
+An adversary that keeps state between rounds also provides ``state_dict()`` (plain values and
+tensors) and ``load_state_dict(state)``; checkpoints store it, so a resumed run is exact.
+
 The simulation gives the adversary a :class:`TrainingView`: enough to train and evaluate with
 the run's own model, data and hyperparameters, and nothing that would let it read other
 clients' updates.

@@ -124,11 +124,10 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), echo: Callable[
         for _ in range(s.attack_rounds):
             res = sim.run_round()
             m = sim.evaluate_global()
-            attacker = [i for i in res.malicious]
             meas = res.measurements
             rows.append({"phase": key, "round": res.round_index + 1, "main_acc": m["main_acc"],
                          "backdoor_acc": m["backdoor_acc"], "rejected": len(res.rejected)})
-            say(f"   round {res.round_index + 1}: attacker = writer {', '.join(dataset.client_ids[c] for c in attacker)}")
+            say(f"   round {res.round_index + 1}: attacker = writer {', '.join(dataset.client_ids[c] for c in res.malicious)}")
             if key == "no_defense":
                 say(f"      the server saw every update: honest norms up to {meas.get('norm_honest_max', math.nan):.3f}, "
                     f"the attacker's {meas.get('norm_attacker_max', math.nan):.3f}; nothing rejected")

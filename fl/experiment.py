@@ -36,7 +36,7 @@ from fl.config import (
     parse_config,
     read_toml,
 )
-from fl.simulation import RoundResult, Simulation, resolve_device
+from fl.simulation import RoundResult, Simulation
 
 __all__ = [
     "RunDirectory",
@@ -261,7 +261,7 @@ def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
     """Load the data and build the adversary and the simulation (no files written)."""
     dataset = dataset if dataset is not None else open_dataset(cfg)
     adversary = _build_adversary(cfg, dataset)
-    sim = Simulation(cfg, dataset, adversary=adversary, device=resolve_device(cfg.run.device))
+    sim = Simulation(cfg, dataset, adversary=adversary)
     if cfg.run.init_from:
         sim.params = load_initial_params(cfg.run.init_from, cfg.source, sim.dim).to(sim.device)
     return sim

@@ -52,6 +52,21 @@ __all__ = [
 ]
 
 
+def _dense_head(h, w3, b3, w4, b4, keep):
+    """Dropout -> Dense ReLU -> Dropout -> Dense, the tail both models share.
+
+    ``h`` is the flattened convolutional output; ``keep``'s first ``h.shape[1]`` columns scale it
+    and the rest scale the hidden layer (``None``: no dropout).
+    """
+    split = h.shape[1]
+    if keep is not None:
+        h = h * keep[:, :split]
+    h = F.relu(F.linear(h, w3, b3))
+    if keep is not None:
+        h = h * keep[:, split:]
+    return F.linear(h, w4, b4)
+
+
 class PaperCNN(nn.Module):
     """Sun et al.'s EMNIST CNN.
 
@@ -79,7 +94,7 @@ class PaperCNN(nn.Module):
         Args:
           params: the eight tensors in ``parameters()`` order.
           x: ``float32 [n, 1, 28, 28]``.
-          keep: ``[n, 9216 + 128]`` multipliers (0 or ``1 / (1 - rate)``), or ``None`` for no dropout.
+          keep: ``[n, 9216 + 128]`` multipliers (columns split as :attr:`dropout_layers`) (0 or ``1 / (1 - rate)``), or ``None`` for no dropout.
 
         Returns:
           ``[n, num_classes]`` logits.
@@ -88,12 +103,7 @@ class PaperCNN(nn.Module):
         h = F.relu(F.conv2d(x, w1, b1))
         h = F.relu(F.conv2d(h, w2, b2))
         h = F.max_pool2d(h, 2).flatten(1)
-        if keep is not None:
-            h = h * keep[:, :9216]
-        h = F.relu(F.linear(h, w3, b3))
-        if keep is not None:
-            h = h * keep[:, 9216:]
-        return F.linear(h, w4, b4)
+        return _dense_head(h, w3, b3, w4, b4, keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv1(x))
@@ -128,12 +138,7 @@ class SmallCNN(nn.Module):
         w1, b1, w2, b2, w3, b3, w4, b4 = params
         h = F.max_pool2d(F.relu(F.conv2d(x, w1, b1)), 2)
         h = F.max_pool2d(F.relu(F.conv2d(h, w2, b2)), 2).flatten(1)
-        if keep is not None:
-            h = h * keep[:, :400]
-        h = F.relu(F.linear(h, w3, b3))
-        if keep is not None:
-            h = h * keep[:, 400:]
-        return F.linear(h, w4, b4)
+        return _dense_head(h, w3, b3, w4, b4, keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.max_pool2d(F.relu(self.conv1(x)), 2)

@@ -3,14 +3,12 @@ of the secure pipeline give bit-identical aggregates."""
 import numpy as np
 import pytest
 
-from fl.aggregation import ClientMessage, MeanStage, PlainSum, RoundContext
+from fl.aggregation import ClientMessage, RoundContext
 from fl.aggregation.build import NORM_INT_BOUND, build_pipeline, norm_scale
 from fl.aggregation.config import AggregationConfig
 from fl.aggregation.privacy import CentralGaussianNoiseStage
-from fl.aggregation.robust import NormProbeStage, ServerClipStage, ServerThresholdStage
 from fl.config import ConfigError
-from rangeproof.stage import ExactIntegerSum, NormProofStage
-from secagg.stage import ModularPlainSum, QuantizeStage, SecureSum
+from rangeproof.stage import NormProofStage
 
 
 def stack(pipeline):

@@ -94,6 +94,23 @@ def test_flat_round_trip_and_functional_forward_match_the_module(name):
     torch.testing.assert_close(ones, expected)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_keep_mask_columns_split_as_dropout_layers(name):
+    """Zeroing only the last layer's block of ``keep`` silences the hidden layer (logits = final
+    bias); zeroing only the first block changes the output, so each block reaches its own layer."""
+    flat = init_params(name, 0)
+    flat[-10:] = torch.arange(10, dtype=torch.float32)
+    params = unflatten(name, flat)
+    x = torch.rand(3, 1, 28, 28)
+    (first, _), (hidden, _) = MODELS[name].dropout_layers
+    keep = torch.ones(3, first + hidden)
+    keep[:, first:] = 0
+    torch.testing.assert_close(MODELS[name].functional(params, x, keep), flat[-10:].expand(3, 10), rtol=0, atol=0)
+    keep = torch.ones(3, first + hidden)
+    keep[:, :first] = 0
+    assert not torch.equal(MODELS[name].functional(params, x, keep), MODELS[name].functional(params, x, None))
+
+
 def test_load_flat_rejects_a_wrong_length():
     with pytest.raises(ValueError):
         load_flat_(get_model("small_cnn"), torch.zeros(num_params("small_cnn") + 1))

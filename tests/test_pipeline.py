@@ -3,8 +3,6 @@ import numpy as np
 import pytest
 
 from fl.aggregation import (
-    AggregateResult,
-    Aggregator,
     ClientMessage,
     MeanStage,
     PlainSum,

@@ -58,7 +58,7 @@ class MeanStage(Stage):
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
         if self.weighting == "examples":
-            return message.replace(vector=(message.vector * np.float32(message.weight)).astype(np.float32))
+            return message.replace(vector=(message.vector * np.float32(message.weight)).astype(np.float32, copy=False))
         return message
 
     def server(self, result: AggregateResult, ctx: RoundContext) -> AggregateResult:
@@ -70,7 +70,7 @@ class MeanStage(Stage):
             denominator = float(ctx.expected_clients)
         if denominator <= 0:
             raise RoundFailed("no_weight", "the clients received carry no weight; nothing to average")
-        return result.replace(vector=(result.vector / np.float32(denominator)).astype(np.float32))
+        return result.replace(vector=(result.vector / np.float32(denominator)).astype(np.float32, copy=False))
 
     def __repr__(self) -> str:
         return f"MeanStage(weighting={self.weighting!r})"

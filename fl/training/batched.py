@@ -16,7 +16,6 @@ Clients with no examples are left out and get a zero update.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -74,9 +73,9 @@ def train_batched(
     ys = [clients[k].y.to(device) for k in active]
     gens = [client_generator(seeds[k], device) for k in active]
     bs, neg_lr, m = cfg.batch_size, -float(cfg.lr), len(active)
-    steps = max(-(-n // bs) for n in sizes)
-    width = steps * bs
     weights = row_weights(sizes, bs).to(device)
+    width = weights.shape[1]
+    steps = width // bs
 
     params = [v.unsqueeze(0).repeat(m, *([1] * v.dim())).requires_grad_(True) for v in unflatten(model_name, start)]
     step_loss = vmap(_client_loss(model_cls.functional))

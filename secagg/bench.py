@@ -26,6 +26,7 @@ import numpy as np
 
 from .driver import STEPS, DropoutPlan, run_round
 from .params import SecAggParams
+from .prg import reduce_ring, ring_dtype
 
 __all__ = ["main", "run_bench"]
 
@@ -56,7 +57,7 @@ def run_bench(
     else:
         params = SecAggParams.classic(clients, mask_bits=bits, active=active)
     rng = np.random.default_rng(seed)
-    dtype = np.uint32 if bits <= 32 else np.uint64
+    dtype = ring_dtype(bits)
     inputs = {u: rng.integers(0, 1 << bits, dim, dtype=np.uint64, endpoint=False).astype(dtype) for u in params.client_ids}
     n_drop = int(round(dropout * clients))
     dropped = rng.choice(np.arange(1, clients + 1), n_drop, replace=False) if n_drop else []
@@ -66,7 +67,7 @@ def run_bench(
     expected = np.zeros(dim, dtype=np.uint64)
     for u in res.survivors:
         np.add(expected, inputs[u], out=expected)
-    expected &= np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(2**64 - 1)
+    reduce_ring(expected, bits)
     exact = bool(np.array_equal(expected.astype(dtype), res.vector))
     finished = [u for u in params.client_ids if u not in plan.drop_at]
     client_s = [report.client_seconds[u] for u in finished]

@@ -48,7 +48,7 @@ from .messages import (
 )
 from .params import SecAggParams
 from .steps import Step
-from .prg import MaskExpander, expand_field, ring_dtype
+from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .randomness import RandomSource, SystemRandom
 from .shamir import SHARE_BYTES, SHARE_PRIME, share_secret
 from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
@@ -59,8 +59,11 @@ __all__ = ["ClientStage", "SecAggClient", "check_incoming"]
 ClientStage = Step  # the shared step vocabulary (secagg.steps)
 
 
-def check_incoming(msg, cls: type, round_id: bytes, party: int, party_field: str) -> None:
+def check_incoming(msg, cls: type, round_id: bytes, party: int | None, party_field: str) -> None:
     """Common checks on a received message: its type, its round and its addressee/sender.
+
+    Args:
+      party: the id ``msg.<party_field>`` must hold, or ``None`` (any sender; the server's case).
 
     Raises:
       MalformedMessage: wrong type.
@@ -71,7 +74,7 @@ def check_incoming(msg, cls: type, round_id: bytes, party: int, party_field: str
         raise MalformedMessage(f"expected {cls.__name__}, got {type(msg).__name__}")
     if msg.round_id != round_id:
         raise ReplayedMessage(f"{cls.__name__} belongs to another round")
-    if getattr(msg, party_field) != party:
+    if party is not None and getattr(msg, party_field) != party:
         raise ProtocolViolation(f"{cls.__name__} is for client {getattr(msg, party_field)}, not {party}")
 
 
@@ -231,15 +234,13 @@ class SecAggClient:
             raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
         pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(received)}
         # mask
-        dtype = ring_dtype(p.mask_bits)
-        y = x.astype(dtype, copy=True)
+        y = x.astype(ring_dtype(p.mask_bits), copy=True)
         expander = MaskExpander(y.size, p.mask_bits)
         own = self_mask_keys(self._b_seed, self.round_id, self.id)
         expander.add(y, own.ring, 1)
         for v, keys in pair_keys.items():
             expander.add(y, keys.ring, pairwise_sign(self.id, v))
-        if p.mask_bits < dtype.itemsize * 8:
-            np.bitwise_and(y, dtype.type((1 << p.mask_bits) - 1), out=y)
+        reduce_ring(y, p.mask_bits)
         yf: tuple[int, ...] = ()
         if p.field_dim:
             q = p.field_modulus

@@ -22,8 +22,6 @@ from .server import SecAggServer, SumResult
 
 __all__ = ["STEPS", "DropoutPlan", "RoundReport", "run_round"]
 
-#: the client's steps, in order; ``DropoutPlan`` names the first step a client does not send
-
 
 @dataclasses.dataclass(frozen=True)
 class DropoutPlan:
@@ -168,32 +166,30 @@ def run_round(
     def server_close(fn: Callable, *args) -> dict[int, bytes]:
         return {u: m.encode() for u, m in server_do(fn, *args).items()}
 
+    def exchange(outbox: dict[int, bytes], step: str, act: Callable[[int, object], object], receive: Callable) -> None:
+        """Deliver each request, let its client answer with ``act(u, request)``, pass the answer on."""
+        for u, data in outbox.items():
+            msg = deliver(u, data)
+            server_receive(receive, client_step(u, step, lambda: act(u, msg)))
+
     # step 0
     for u in ids:
         server_receive(server.receive_advertise, client_step(u, "advertise_keys", clients[u].advertise_keys))
     outbox = server_close(server.close_advertise)
     # step 1
-    for u, data in outbox.items():
-        msg = deliver(u, data)
-        server_receive(server.receive_share_keys, client_step(u, "share_keys", lambda: clients[u].share_keys(msg)))
+    exchange(outbox, "share_keys", lambda u, m: clients[u].share_keys(m), server.receive_share_keys)
     outbox = server_close(server.close_share_keys)
     # step 2
-    for u, data in outbox.items():
-        msg = deliver(u, data)
-        fv = field_inputs[u] if params.field_dim else ()
-        server_receive(server.receive_masked_input, client_step(u, "masked_input", lambda: clients[u].masked_input(msg, inputs[u], fv)))
-    arrived = tuple(sorted(server._inputs))
-    excluded = exclude(arrived) if callable(exclude) else (exclude or {})
+    exchange(outbox, "masked_input",
+             lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),
+             server.receive_masked_input)
+    excluded = exclude(server.arrived) if callable(exclude) else (exclude or {})
     outbox = server_close(server.close_masked_input, excluded)
     # step 3 (active)
     if params.active:
-        for u, data in outbox.items():
-            msg = deliver(u, data)
-            server_receive(server.receive_consistency, client_step(u, "consistency_check", lambda: clients[u].consistency_check(msg)))
+        exchange(outbox, "consistency_check", lambda u, m: clients[u].consistency_check(m), server.receive_consistency)
         outbox = server_close(server.close_consistency)
     # step 4
-    for u, data in outbox.items():
-        msg = deliver(u, data)
-        server_receive(server.receive_unmask, client_step(u, "unmask", lambda: clients[u].unmask(msg)))
+    exchange(outbox, "unmask", lambda u, m: clients[u].unmask(m), server.receive_unmask)
     result = server_do(server.finish)
     return RoundReport(result, up, down, secs, server_s, errors)

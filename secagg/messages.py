@@ -109,6 +109,24 @@ def _write_ids(w: Writer, ids: tuple[int, ...], what: str) -> None:
         w.u16(i)
 
 
+def _write_blobs(w: Writer, items: tuple[tuple[int, bytes], ...], size: int, what: str) -> None:
+    """``u16 n | n x (id u16, blob of `size` bytes)``, ids strictly increasing."""
+    check_ids(tuple(i for i, _ in items), what)
+    w.u16(len(items))
+    for i, blob in items:
+        if len(blob) != size:
+            raise ValueError(f"{what}: expected {size}-byte entries")
+        w.u16(i).raw(blob)
+
+
+def _read_blobs(r: Reader, size: int, what: str) -> tuple[tuple[int, bytes], ...]:
+    """Inverse of :func:`_write_blobs` (count checked before anything is read)."""
+    n = r.count(2, MAX_CLIENTS, 2 + size, what)
+    items = tuple((r.u16(), r.raw(size)) for _ in range(n))
+    check_ids(tuple(i for i, _ in items), what)
+    return items
+
+
 class _Message:
     TYPE: ClassVar[int]
 
@@ -206,12 +224,7 @@ class ShareKeys(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.b_commitment)
-        check_ids(tuple(i for i, _ in self.ciphertexts), "ciphertexts")
-        w.u16(len(self.ciphertexts))
-        for to, ct in self.ciphertexts:
-            if len(ct) != SHARE_CIPHERTEXT_BYTES:
-                raise ValueError("ciphertext: wrong length")
-            w.u16(to).raw(ct)
+        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
@@ -219,10 +232,8 @@ class ShareKeys(_Message):
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
         commit = r.raw(32)
-        n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES, "ciphertexts")
-        cts = tuple((r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)) for _ in range(n))
+        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         r.finish()
-        check_ids(tuple(i for i, _ in cts), "ciphertexts")
         return cls(round_id, sender, commit, cts)
 
 
@@ -237,22 +248,15 @@ class SharesDelivery(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
-        check_ids(tuple(i for i, _ in self.ciphertexts), "ciphertexts")
-        w.u16(len(self.ciphertexts))
-        for frm, ct in self.ciphertexts:
-            if len(ct) != SHARE_CIPHERTEXT_BYTES:
-                raise ValueError("ciphertext: wrong length")
-            w.u16(frm).raw(ct)
+        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> "SharesDelivery":
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
-        n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES, "ciphertexts")
-        cts = tuple((r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)) for _ in range(n))
+        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         r.finish()
-        check_ids(tuple(i for i, _ in cts), "ciphertexts")
         return cls(round_id, receiver, cts)
 
 
@@ -280,7 +284,7 @@ class MaskedInput(_Message):
 
     @property
     def size(self) -> int:
-        return HEADER_BYTES + 1 + 4 + self.vector.size * ring_dtype(self.mask_bits).itemsize + 2 + 32 * len(self.field_vector)
+        return HEADER_BYTES + 1 + 4 + self.vector.size * ring_dtype(self.mask_bits).itemsize + 2 + _FIELD_BYTES * len(self.field_vector)
 
     @classmethod
     def decode(cls, data: bytes) -> "MaskedInput":
@@ -362,12 +366,7 @@ class UnmaskRequest(_Message):
         w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
         _write_ids(w, self.survivors, "survivors")
         _write_ids(w, self.dropped, "dropped")
-        check_ids(tuple(i for i, _ in self.signatures), "signatures")
-        w.u16(len(self.signatures))
-        for i, sig in self.signatures:
-            if len(sig) != SIGNATURE_BYTES:
-                raise ValueError("signature: expected 64 bytes")
-            w.u16(i).raw(sig)
+        _write_blobs(w, self.signatures, SIGNATURE_BYTES, "signatures")
         return w.getvalue()
 
     @classmethod
@@ -376,10 +375,8 @@ class UnmaskRequest(_Message):
         round_id, receiver = _read_header(r, cls.TYPE)
         survivors = r.ids(MAX_CLIENTS, "survivors")
         dropped = r.ids(MAX_CLIENTS, "dropped")
-        n = r.count(2, MAX_CLIENTS, 2 + SIGNATURE_BYTES, "signatures")
-        sigs = tuple((r.u16(), r.raw(SIGNATURE_BYTES)) for _ in range(n))
+        sigs = _read_blobs(r, SIGNATURE_BYTES, "signatures")
         r.finish()
-        check_ids(tuple(i for i, _ in sigs), "signatures")
         return cls(round_id, receiver, survivors, dropped, sigs)
 
 

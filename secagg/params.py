@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-
-
 from .errors import ConfigError
 
 __all__ = [
@@ -223,11 +221,6 @@ class SecAggParams:
     def modulus(self) -> int:
         """2^k."""
         return 1 << self.mask_bits
-
-    @property
-    def word_bytes(self) -> int:
-        """Bytes per coordinate on the wire and in memory: 4 for k <= 32, else 8."""
-        return 4 if self.mask_bits <= 32 else 8
 
     @property
     def client_ids(self) -> range:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["MaskExpander", "ring_dtype", "expand_ring", "expand_field", "FIELD_DRAW_BYTES"]
+__all__ = ["MaskExpander", "ring_dtype", "reduce_ring", "expand_ring", "expand_field", "FIELD_DRAW_BYTES"]
 
 _ZERO_COUNTER = bytes(16)
 #: keystream bytes per field element
@@ -25,6 +25,13 @@ FIELD_DRAW_BYTES = 48
 def ring_dtype(mask_bits: int) -> np.dtype:
     """The little-endian unsigned word holding Z_(2^k) elements: uint32 for k <= 32, else uint64."""
     return np.dtype("<u4") if mask_bits <= 32 else np.dtype("<u8")
+
+
+def reduce_ring(acc: np.ndarray, mask_bits: int) -> None:
+    """Reduce an accumulator of :func:`ring_dtype` words to ``k`` bits, in place."""
+    dtype = acc.dtype
+    if mask_bits < dtype.itemsize * 8:
+        np.bitwise_and(acc, dtype.type((1 << mask_bits) - 1), out=acc)
 
 
 def _encryptor(key: bytes):

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ConfigError
 from .prg import ring_dtype
 
-__all__ = ["QuantizationSpec", "quantize", "dequantize_sum"]
+__all__ = ["QuantizationSpec", "quantize", "quantize_counting_clipped", "dequantize_sum", "to_ring", "to_signed"]
 
 _MAX_LEVELS = 1 << 52
 
@@ -73,23 +73,42 @@ class QuantizationSpec:
 
 def quantize(x: np.ndarray, spec: QuantizationSpec, rng: np.random.Generator) -> np.ndarray:
     """Clip, scale and stochastically round ``x``; return it modulo 2^k (uint32 or uint64)."""
-    y = np.clip(np.asarray(x, dtype=np.float64), -spec.clip_range, spec.clip_range) * spec.scale
+    return quantize_counting_clipped(x, spec, rng)[0]
+
+
+def quantize_counting_clipped(
+    x: np.ndarray, spec: QuantizationSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """:func:`quantize`, also returning how many coordinates the clip to ``[-r, r]`` changed.
+
+    The count reuses the float64 copy and the clipped array that quantizing makes anyway.
+    """
+    xf = np.asarray(x, dtype=np.float64)
+    y = np.clip(xf, -spec.clip_range, spec.clip_range)
+    clipped = int(np.count_nonzero(y != xf))
+    np.multiply(y, spec.scale, out=y)
     lo = np.floor(y)
     q = lo.astype(np.int64) + (rng.random(y.shape) < (y - lo))
-    dtype = ring_dtype(spec.bits)
-    out = q.astype(np.uint64) if dtype.itemsize == 8 else q
-    mask = (1 << spec.bits) - 1
-    if spec.bits < 64:
-        out = out & (np.uint64(mask) if dtype.itemsize == 8 else np.int64(mask))
-    return out.astype(dtype)
+    return to_ring(q, spec.bits), clipped
+
+
+def to_ring(signed: np.ndarray, bits: int) -> np.ndarray:
+    """Signed integers taken modulo 2^k (two's complement), as :func:`~secagg.prg.ring_dtype` words."""
+    w = np.asarray(signed).astype(np.int64, copy=False).view(np.uint64)
+    if bits < 64:
+        w = w & np.uint64((1 << bits) - 1)
+    return w.astype(ring_dtype(bits), copy=False)
+
+
+def to_signed(total: np.ndarray, bits: int) -> np.ndarray:
+    """A sum modulo 2^k read as signed k-bit integers (int64)."""
+    total = np.asarray(total)
+    if bits == 64:
+        return total.astype(np.uint64).view(np.int64)
+    t = total.astype(np.int64)
+    return np.where(t >= (1 << (bits - 1)), t - (1 << bits), t)
 
 
 def dequantize_sum(total: np.ndarray, spec: QuantizationSpec) -> np.ndarray:
     """The float32 value of a modular sum: read it as a signed k-bit integer, divide by scale."""
-    total = np.asarray(total)
-    if spec.bits == 64:
-        signed = total.astype(np.uint64).view(np.int64)
-    else:
-        signed = total.astype(np.int64)
-        signed = np.where(signed >= (1 << (spec.bits - 1)), signed - (1 << spec.bits), signed)
-    return (signed.astype(np.float64) / spec.scale).astype(np.float32)
+    return (to_signed(total, spec.bits).astype(np.float64) / spec.scale).astype(np.float32)

@@ -49,7 +49,7 @@ from .messages import (
 )
 from .params import SecAggParams
 from .steps import Step
-from .prg import MaskExpander, expand_field, ring_dtype
+from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .shamir import reconstruct_secret
 from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
 
@@ -110,23 +110,33 @@ class SecAggServer:
         self.dropped: dict[int, str] = {}
         self.late: dict[int, str] = {}
 
+    @property
+    def arrived(self) -> tuple[int, ...]:
+        """The clients whose masked inputs have been accepted so far, in increasing order."""
+        return tuple(sorted(self._inputs))
+
     def _holders(self, u: int) -> frozenset[int]:
         return self._graph[u] | {u}
 
     def _accept(self, msg, cls: type, stage: ServerStage, store: dict) -> None:
         if self.stage is not stage:
             raise OutOfOrder(f"server: {cls.__name__} received in stage {self.stage.value}")
-        check_incoming(msg, cls, self.round_id, msg.sender if hasattr(msg, "sender") else -1, "sender")
+        check_incoming(msg, cls, self.round_id, None, "sender")
         if msg.sender in store:
             raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}")
         if msg.sender not in self._eligible:
             raise ProtocolViolation(f"server: client {msg.sender} may not send {cls.__name__} now")
 
+    def _expect(self, stage: ServerStage, what: str) -> None:
+        if self.stage is not stage:
+            raise OutOfOrder(f"server: {what} called twice or out of order")
+
     def _close(self, step: str, received: set[int]) -> None:
-        for u in self._eligible - received:
-            self.dropped.setdefault(u, step)
+        """Check the step's senders against t (before any state changes), then record the missing."""
         if len(received) < self.params.threshold:
             raise TooFewSurvivors(step, len(received), self.params.threshold)
+        for u in self._eligible - received:
+            self.dropped.setdefault(u, step)
 
     # -- step 0 ----------------------------------------------------------------------------
     def receive_advertise(self, msg: AdvertiseKeys) -> None:
@@ -151,8 +161,7 @@ class SecAggServer:
 
     def close_advertise(self) -> dict[int, KeysBroadcast]:
         """End step 0: U1 is fixed; each client gets the keys of its neighbours in U1."""
-        if self.stage is not ServerStage.ADVERTISE:
-            raise OutOfOrder("server: close_advertise called twice or out of order")
+        self._expect(ServerStage.ADVERTISE, "close_advertise")
         u1 = set(self._keys)
         self._close("advertise_keys", u1)
         out = {}
@@ -183,8 +192,7 @@ class SecAggServer:
 
     def close_share_keys(self) -> dict[int, SharesDelivery]:
         """End step 1: U2 is fixed; each client gets the ciphertexts addressed to it."""
-        if self.stage is not ServerStage.SHARE_KEYS:
-            raise OutOfOrder("server: close_share_keys called twice or out of order")
+        self._expect(ServerStage.SHARE_KEYS, "close_share_keys")
         u2 = set(self._share_msgs)
         self._close("share_keys", u2)
         inbox: dict[int, list] = {u: [] for u in u2}
@@ -230,17 +238,16 @@ class SecAggServer:
         Returns:
           Consistency requests (active variant) or unmasking requests, by client.
         """
-        if self.stage is not ServerStage.MASKED_INPUT:
-            raise OutOfOrder("server: close_masked_input called twice or out of order")
+        self._expect(ServerStage.MASKED_INPUT, "close_masked_input")
         exclude = dict(exclude or {})
+        u3 = set(self._inputs) - set(exclude)
+        if len(u3) < self.params.threshold:
+            raise TooFewSurvivors("masked_input", len(u3), self.params.threshold)
         for u, why in exclude.items():
             if u in self._inputs:
                 self.dropped[u] = f"excluded: {why}"
-        u3 = set(self._inputs) - set(exclude)
         for u in self._u2 - u3:
             self.dropped.setdefault(u, "masked_input")
-        if len(u3) < self.params.threshold:
-            raise TooFewSurvivors("masked_input", len(u3), self.params.threshold)
         self._u3 = tuple(sorted(u3))
         self._eligible = frozenset(u3)
         if self.params.active:
@@ -254,9 +261,8 @@ class SecAggServer:
         out = {}
         for u in sorted(self._eligible):
             h = self._holders(u)
-            out[u] = UnmaskRequest(self.round_id, u, tuple(sorted(u3 & h)), tuple(sorted(gone & h)), signatures)
-            if self.params.active:  # the signed U3 must be sent in full
-                out[u] = dataclasses.replace(out[u], survivors=self._u3)
+            survivors = self._u3 if self.params.active else tuple(sorted(u3 & h))  # active: the signed U3 in full
+            out[u] = UnmaskRequest(self.round_id, u, survivors, tuple(sorted(gone & h)), signatures)
         self._requests = out
         self._eligible = frozenset(out)
         self.stage = ServerStage.UNMASK
@@ -277,8 +283,7 @@ class SecAggServer:
 
     def close_consistency(self) -> dict[int, UnmaskRequest]:
         """End step 3: U4 is fixed; each client in U4 gets the unmasking request with U4's signatures."""
-        if self.stage is not ServerStage.CONSISTENCY:
-            raise OutOfOrder("server: close_consistency called twice or out of order")
+        self._expect(ServerStage.CONSISTENCY, "close_consistency")
         u4 = set(self._signatures)
         if len(u4) < self.params.threshold:
             raise TooFewSurvivors("consistency_check", len(u4), self.params.threshold)
@@ -310,11 +315,8 @@ class SecAggServer:
           AuthenticationFailed: a reconstructed secret does not match its public key or
             commitment (a client sent a wrong share).
         """
-        if self.stage is not ServerStage.UNMASK:
-            raise OutOfOrder("server: finish called twice or out of order")
+        self._expect(ServerStage.UNMASK, "finish")
         p = self.params
-        for u in self._eligible - set(self._responses):
-            self.late[u] = "unmask"
         b_shares: dict[int, dict[int, int]] = {u: {} for u in self._u3}
         s_shares: dict[int, dict[int, int]] = {u: {} for u in self._u2 - set(self._u3)}
         for holder, resp in self._responses.items():
@@ -357,7 +359,8 @@ class SecAggServer:
                 expander.add(acc, keys.ring, -sign)
                 if p.field_dim:
                     facc = [a - sign * m for a, m in zip(facc, expand_field(keys.field, p.field_dim, q))]
-        if p.mask_bits < dtype.itemsize * 8:
-            np.bitwise_and(acc, dtype.type((1 << p.mask_bits) - 1), out=acc)
+        reduce_ring(acc, p.mask_bits)
+        for u in self._eligible - set(self._responses):
+            self.late[u] = "unmask"
         self.stage = ServerStage.DONE
         return SumResult(acc, tuple(a % q for a in facc), self._u3, dict(self.dropped), dict(self.late))

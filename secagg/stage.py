@@ -30,11 +30,11 @@ import numpy as np
 
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
 
-from .driver import STEPS, DropoutPlan, run_round
+from .driver import DropoutPlan, run_round
 from .errors import ConfigError, TooFewSurvivors
 from .params import P256_ORDER, SecAggParams, default_threshold, secagg_plus_parameters
-from .prg import ring_dtype
-from .quantize import QuantizationSpec, dequantize_sum, quantize
+from .prg import reduce_ring, ring_dtype
+from .quantize import QuantizationSpec, dequantize_sum, quantize_counting_clipped, to_ring, to_signed
 
 __all__ = [
     "FIELD_VECTOR_KEY",
@@ -102,23 +102,12 @@ def _ring_inputs(messages: Sequence[ClientMessage], bits: int, who: str) -> tupl
         if v.dtype.itemsize > 8:
             raise ValueError(f"{who}: client {m.client_id}: integers wider than 64 bits")
         if signed:
-            w = v.astype(np.int64).view(np.uint64)
-            if bits < 64:
-                w = w & np.uint64((1 << bits) - 1)
-            out.append(w.astype(dtype))
+            out.append(to_ring(v, bits))
         else:
             if bits < 64 and v.size and int(v.max()) >> bits:
                 raise ValueError(f"{who}: client {m.client_id}: entries must lie in [0, 2^{bits})")
             out.append(v.astype(dtype, copy=False))
     return out, signed
-
-
-def _to_signed(total: np.ndarray, bits: int) -> np.ndarray:
-    """A sum modulo 2^k read as signed k-bit integers (int64)."""
-    if bits == 64:
-        return total.astype(np.uint64).view(np.int64)
-    t = total.astype(np.int64)
-    return np.where(t >= (1 << (bits - 1)), t - (1 << bits), t)
 
 
 def _field_vectors(messages: Sequence[ClientMessage], q: int, who: str) -> list[list[int]] | None:
@@ -156,10 +145,9 @@ class QuantizeStage(Stage):
         super().__init__(inner)
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
-        q = quantize(message.vector, self.spec, ctx.rng("quantize", message.client_id))
+        q, clipped = quantize_counting_clipped(message.vector, self.spec, ctx.rng("quantize", message.client_id))
         # a simulation measurement (the count of coordinates clipped to [-r, r]): a clip range
         # too small for the updates, e.g. with weighting = "examples", shows here
-        clipped = int(np.count_nonzero(np.abs(message.vector) > self.spec.clip_range))
         ctx.record("quantize_clipped", ctx.measurements.get("quantize_clipped", 0.0) + clipped)
         return message.replace(vector=q)
 
@@ -206,10 +194,9 @@ class ModularPlainSum(Aggregator):
         acc = np.zeros(messages[0].vector.shape, dtype=dtype)
         for v in vectors:
             np.add(acc, v, out=acc)
-        if self.bits < dtype.itemsize * 8:
-            np.bitwise_and(acc, dtype.type((1 << self.bits) - 1), out=acc)
+        reduce_ring(acc, self.bits)
         if signed:
-            acc = _to_signed(acc, self.bits)
+            acc = to_signed(acc, self.bits)
         field_sum = None
         if fields is not None:
             field_sum = [sum(col) % self.field_modulus for col in zip(*fields)]
@@ -278,9 +265,7 @@ class SecureSum(Aggregator):
             raise ConfigError(f"bits: expected 1..64, got {bits}")
         if not 0.0 <= dropout_rate < 1.0:
             raise ConfigError(f"dropout_rate: expected 0 <= rate < 1, got {dropout_rate}")
-        for cid, step in (dropout or {}).items():
-            if step not in STEPS:
-                raise ConfigError(f"dropout: client {cid}: unknown step {step!r}")
+        DropoutPlan(dict(dropout or {}))  # validates the steps (ConfigError)
         self.bits = bits
         self.graph = graph
         self.threshold = threshold
@@ -358,7 +343,7 @@ class SecureSum(Aggregator):
         ctx.record("secagg_threshold", params.threshold)
         ctx.record("secagg_survivors", len(included))
         return SecureSumResult(
-            vector=_to_signed(res.vector, self.bits) if signed else res.vector,
+            vector=to_signed(res.vector, self.bits) if signed else res.vector,
             included=[m.client_id for m in included],
             weight_total=float(sum(m.weight for m in included)),
             rejected=rejected,

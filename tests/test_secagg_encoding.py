@@ -173,9 +173,9 @@ def test_oversized_counts_rejected_before_allocation():
 
 
 def test_encoder_refuses_non_canonical_values():
-    with pytest.raises(Exception):
+    with pytest.raises(NonCanonicalEncoding):
         ConsistencyRequest(R, 1, (2, 1)).encode()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         AdvertiseKeys(R, 0, K1, K2).encode()
 
 

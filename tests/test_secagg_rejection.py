@@ -254,6 +254,46 @@ def test_wrong_share_from_a_client_detected():
         r.server.finish()
 
 
+def test_failed_finish_changes_no_server_state():
+    r = Round(n=5, t=3)
+    reqs = r.to_unmask(skip=(5,))
+    for u, req in reqs.items():
+        if u == 4:  # client 4 never answers: it would be recorded as late by a successful finish
+            continue
+        resp = r.clients[u].unmask(req)
+        if u == 1:
+            resp = dataclasses.replace(resp, shares=tuple((p, k, (v + 1) % (1 << 256)) for p, k, v in resp.shares))
+        r.server.receive_unmask(resp)
+    snap = _snapshot(r.server)
+    with pytest.raises(AuthenticationFailed):
+        r.server.finish()
+    assert _same(r.server, snap) and r.server.late == {}
+
+
+@pytest.mark.parametrize("step", ["advertise", "share", "masked"])
+def test_close_below_threshold_changes_no_server_state(step):
+    r = Round(n=5, t=3)
+    skip = (1, 2, 3)
+    if step == "advertise":
+        for u in (4, 5):
+            r.server.receive_advertise(r.wire(r.clients[u].advertise_keys()))
+        close = r.server.close_advertise
+    elif step == "share":
+        for u, m in r.advertise().items():
+            if u not in skip:
+                r.server.receive_share_keys(r.wire(r.clients[u].share_keys(m)))
+        close = r.server.close_share_keys
+    else:
+        for u, m in r.share().items():
+            if u not in skip:
+                r.server.receive_masked_input(r.wire(r.clients[u].masked_input(m, r.x[u])))
+        close = r.server.close_masked_input
+    snap = _snapshot(r.server)
+    with pytest.raises(TooFewSurvivors):
+        close()
+    assert _same(r.server, snap) and r.server.dropped == {}
+
+
 def test_server_rejects_unrequested_shares():
     r = Round(n=5, t=3)
     reqs = r.to_unmask(skip=(5,))

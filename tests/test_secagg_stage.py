@@ -7,7 +7,7 @@ import pytest
 from fl.aggregation import ClientMessage, MeanStage, RoundContext, RoundFailed
 from secagg.errors import ConfigError
 from secagg.params import P256_ORDER
-from secagg.quantize import QuantizationSpec, dequantize_sum, quantize
+from secagg.quantize import QuantizationSpec, dequantize_sum, quantize, quantize_counting_clipped
 from secagg.stage import (
     EXCLUDE_KEY,
     FIELD_VECTOR_KEY,
@@ -145,6 +145,20 @@ def test_quantization_reversible_up_to_one_step_and_unbiased():
     assert abs(np.mean(back - x)) < 5 * spec.step / np.sqrt(len(x))
     y = np.full(20000, 0.3 * spec.step)  # a value a third of the way between two levels
     assert abs(np.mean(dequantize_sum(quantize(y, spec, np.random.default_rng(2)), spec)) - y[0]) < 0.05 * spec.step
+
+
+def test_clipped_coordinates_counted_in_the_quantizing_pass():
+    spec = QuantizationSpec(32, 0.5, 8)
+    x = np.array([0.1, -0.7, 0.5, -0.5, 2.0, 0.49, -3.0, 0.0], dtype=np.float32)
+    q, clipped = quantize_counting_clipped(x, spec, np.random.default_rng(4))
+    assert clipped == 3  # exactly the entries with |x| > r; +-r itself is not clipped
+    assert np.array_equal(q, quantize(x, spec, np.random.default_rng(4)))
+    stage = QuantizeStage(ModularPlainSum(32), bits=32, clip_range=0.5, num_clients=8)
+    ctx = _ctx()
+    msgs = [ClientMessage(1, x), ClientMessage(2, np.zeros(8, dtype=np.float32)), ClientMessage(3, -x)]
+    for m in msgs:
+        stage.client(m, ctx)
+    assert ctx.measurements["quantize_clipped"] == 6.0  # summed over the clients of the round
 
 
 def test_quantization_deterministic_per_client_seed():

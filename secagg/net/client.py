@@ -19,10 +19,11 @@ import sys
 import numpy as np
 
 from ..client import SecAggClient
-from ..driver import STEPS
 from ..errors import MalformedMessage, SecAggError
 from ..messages import ConsistencyRequest, KeysBroadcast, SharesDelivery, UnmaskRequest, decode_message
 from ..params import SecAggParams
+from ..prg import ring_dtype
+from ..steps import STEPS
 from .framing import ConnectionClosed, read_frame, write_frame
 
 __all__ = ["run_client", "demo_input", "main"]
@@ -31,8 +32,7 @@ __all__ = ["run_client", "demo_input", "main"]
 def demo_input(seed: int, client_id: int, dim: int, mask_bits: int) -> np.ndarray:
     """The deterministic test input of ``client_id``: uniform in [0, 2^k)."""
     rng = np.random.default_rng([seed, client_id])
-    dtype = np.uint32 if mask_bits <= 32 else np.uint64
-    return rng.integers(0, 1 << mask_bits, dim, dtype=np.uint64, endpoint=False).astype(dtype)
+    return rng.integers(0, 1 << mask_bits, dim, dtype=np.uint64, endpoint=False).astype(ring_dtype(mask_bits))
 
 
 async def run_client(
@@ -57,7 +57,7 @@ async def run_client(
             try:
                 msg = decode_message(await asyncio.wait_for(read_frame(reader), timeout))
             except ConnectionClosed:
-                return "done" if client.stage.value == "done" else client.stage.value
+                return client.stage.value
             if isinstance(msg, KeysBroadcast):
                 step, fn = "share_keys", lambda: client.share_keys(msg)
             elif isinstance(msg, SharesDelivery):

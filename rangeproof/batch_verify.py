@@ -10,7 +10,8 @@ Scalars on the shared generators (``G_i``, ``H_i``, ``B``, ``B_blinding``) are a
 the multi-exponentiation has ``2 max(n m) + 2`` shared terms plus each proof's own points. If some
 ``T_k`` is not the identity, the sum is the identity with probability at most ``1/q`` over
 ``r_k``; the weights come from :mod:`secrets`, never from the transcripts, so a prover cannot
-predict them.
+predict them. The weighted sum is kept by :class:`rangeproof.norm.terms.Accumulator`, the
+same accumulator the norm proofs' batched verification uses.
 """
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from typing import Callable, Sequence
 from petlib.ec import EcPt
 
 from .errors import VerificationError
-from .generators import pedersen_bases
-from .group import ORDER, msm, random_scalar
-from .range_proof import RangeProof, range_generators
+from .norm.terms import Accumulator
+from .range_proof import RangeProof
 from .transcript import Transcript
 
 __all__ = ["verify_range_proofs", "invalid_range_proofs"]
@@ -46,35 +46,12 @@ def verify_range_proofs(items: Sequence[Item], *, rng: Callable[[int], int] | No
     """
     if not items:
         return
-    q = ORDER
-    size = 0
-    terms = []
+    acc = Accumulator(rng)  # weight 1 on the first equation, uniform random on the others
     for transcript, proof, commitments, n_bits in items:
         if not isinstance(proof, RangeProof):
             raise VerificationError()
-        t = proof.verification_terms(transcript, commitments, n_bits, rng=rng)
-        terms.append(t)
-        size = max(size, len(t.g))
-    g = [0] * size
-    h = [0] * size
-    b = 0
-    b_blinding = 0
-    extra_scalars: list[int] = []
-    extra_points: list[EcPt] = []
-    for k, t in enumerate(terms):
-        r = 1 if k == 0 else (random_scalar(rng) or 1)
-        for i, s in enumerate(t.g):
-            g[i] += r * s
-        for i, s in enumerate(t.h):
-            h[i] += r * s
-        b += r * t.b
-        b_blinding += r * t.b_blinding
-        extra_scalars.extend(r * s % q for s in t.extra_scalars)
-        extra_points.extend(t.extra_points)
-    G, H = range_generators(size)
-    B, B_blinding = pedersen_bases()
-    total = msm(g + h + [b, b_blinding] + extra_scalars, G + H + [B, B_blinding] + extra_points)
-    if not total.is_infinite():
+        acc.add_range(proof.verification_terms(transcript, commitments, n_bits, rng=rng))
+    if not acc.check():
         raise VerificationError()
 
 

@@ -61,11 +61,18 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
       blinding_sum: ``R = sum_c r_c mod q`` from the field-valued secure sum.
 
     Raises:
-      BindingError: the equation does not hold (or there is nothing to check against).
+      BindingError: the equation does not hold, there is nothing to check against, or the
+        aggregate or the blinding sum is not made of integers.
     """
     if not commitments:
         raise BindingError("no commitments to check the aggregate against")
-    xs = to_residues(np.asarray(aggregate) if not isinstance(aggregate, list) else aggregate)
+    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
+        xs = to_residues(aggregate)
+    else:  # a list or an object array: every entry must be an int (a float must not be truncated)
+        vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
+            raise BindingError("the aggregate must be a vector of integers")
+        xs = to_residues(vals)
     if not xs:
         raise BindingError("empty aggregate")
     if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):

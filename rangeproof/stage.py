@@ -54,6 +54,7 @@ from .binding import BindingError, check_binding
 from .errors import EncodingError
 from .group import ORDER, point_from_bytes, point_to_bytes
 from .norm import DEFAULT_PROJECTIONS, NormStatement, commit_and_prove, verify_batch
+from .norm.l2 import exact_square_norm
 
 __all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize",
            "plain_commitment"]
@@ -130,10 +131,10 @@ def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str)
     lim = integer_bound(bound, scale, norm)
     # Guard against float rounding at the boundary: shrink until exactly within the bound.
     if norm == "l2":
-        sq = int(np.square(x.astype(object)).sum())
+        sq = exact_square_norm(x)
         while sq > lim * lim:
             x = np.trunc(x * (lim / math.sqrt(sq) * (1 - 1e-12))).astype(np.int64)
-            sq = int(np.square(x.astype(object)).sum())
+            sq = exact_square_norm(x)
     else:
         x = np.clip(x, -lim, lim)
     return x
@@ -275,16 +276,26 @@ class NormProofStage(Stage):
         return result
 
     def _plain_ok(self, x: np.ndarray, dim: int) -> bool:
+        """Whether the integer vector ``x`` is within the bound, decided exactly.
+
+        Nothing is cast or passed through ``abs`` first (``abs`` wraps at ``INT64_MIN``, a cast
+        to int64 wraps large ``uint64``): L-infinity compares ``x.max()`` and ``x.min()`` as
+        Python ints, L2 uses :func:`rangeproof.norm.l2.exact_square_norm`.
+        """
         if x.shape != (dim,) or x.dtype.kind not in "iu":
             return False
+        B = self.int_bound
         if self.norm == "l2":
-            return int(np.square(x.astype(object)).sum()) <= self.int_bound ** 2
-        return bool(np.all(np.abs(x.astype(np.int64)) <= self.int_bound))
+            return exact_square_norm(x) <= B * B
+        return not x.size or (int(x.max()) <= B and int(x.min()) >= -B)
 
     def _check_plain_binding(self, result: AggregateResult, commitments: dict, summed: dict,
                              ctx: RoundContext) -> None:
         """The twin's binding check: every summed vector is the committed one."""
-        if any(plain_commitment(summed[c], commitments[c][1]) != commitments[c][0] for c in result.included):
+        # a client the inner sum included without a verified commitment fails it too (as in
+        # _check_binding, where the KeyError is caught), rather than escaping as a KeyError
+        if any(c not in commitments or plain_commitment(summed[c], commitments[c][1]) != commitments[c][0]
+               for c in result.included):
             ctx.events.append(f"round {ctx.round_index}: binding check failed (the aggregate is not the sum "
                               "of the committed vectors); round discarded")
             ctx.record("binding_failed", 1.0)

@@ -26,6 +26,13 @@ def test_binding_accepts_the_true_sum_only():
         with pytest.raises(BindingError):
             check_binding(*args)
     assert aggregate_commitments(C) == commit_vector(total, R)[0]
+    check_binding(C, total.tolist(), R)
+    check_binding(C, total.astype(object), R)
+    # a non-integer aggregate is refused, never truncated into the committed sum
+    halves = [v + 0.5 if i == 5 else v for i, v in enumerate(total.tolist())]
+    for bad in (halves, np.asarray(halves), total.astype(np.float64), [True] + total.tolist()[1:]):
+        with pytest.raises(BindingError, match="integers"):
+            check_binding(C, bad, R)
     # two colluders shifting mass between their masked inputs keep the sum: still bound to the
     # committed vectors, whose proofs are checked one by one (docs/proofs.md)
     check_binding(C, xs[0] + xs[1] + xs[2] + xs[3], R)
@@ -196,4 +203,36 @@ def test_an_inner_sum_that_ignores_exclusions_fails_closed():
     msgs[1].adversary = ProofThief()
     with pytest.raises(RoundFailed) as info:
         MeanStage(NormProofStage(Careless(), bound=0.5, norm="linf", scale=64.0), "uniform").aggregate(msgs, ctx())
+    assert info.value.reason == "binding_failed"
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_plain_twin_bound_check_is_exact_at_the_edges(norm):
+    st = NormProofStage(ExactIntegerSum(), bound=1.0, norm=norm, scale=1000.0, secure=False)
+    B = st.int_bound
+    ok = st._plain_ok
+    # values that wrap under abs() or an int64 cast are out of bound, not in it
+    assert not ok(np.array([np.iinfo(np.int64).min, 0], dtype=np.int64), 2)
+    assert not ok(np.array([np.iinfo(np.uint64).max, 0], dtype=np.uint64), 2)
+    assert not ok(np.array([B + 1, 0], dtype=np.int64), 2)
+    assert not ok(np.array([0, -B - 1], dtype=np.int64), 2)
+    assert ok(np.array([-B, 0], dtype=np.int64), 2) and ok(np.array([B, 0], dtype=np.uint64), 2)
+    assert not ok(np.array([0.0, 1.0]), 2) and not ok(np.zeros(3, dtype=np.int64), 2)
+    if norm == "l2":  # exactly on the sphere is in; one unit past it is out
+        assert ok(np.array([600, 800], dtype=np.int64), 2) and B == 1000
+        assert not ok(np.array([600, 801], dtype=np.int64), 2)
+        assert not ok(np.array([708, 708], dtype=np.int32), 2)
+
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_an_inner_sum_that_names_an_unknown_client_fails_closed(secure):
+    class Inventive(ExactIntegerSum):
+        def aggregate(self, messages, ctx):
+            out = super().aggregate(messages, ctx)
+            return out.replace(included=out.included + [99])
+
+    st = NormProofStage(Inventive(), bound=0.5, norm="linf", scale=64.0, secure=secure)
+    with pytest.raises(RoundFailed) as info:
+        MeanStage(st, "uniform").aggregate(updates(2, seed=7), ctx())
     assert info.value.reason == "binding_failed"

@@ -319,3 +319,27 @@ def test_retry_rerandomizes_the_commitment(monkeypatch):
     assert len(calls) == 2
     assert C == commit_vector(x, r)[0]
     verify(st, C, proof.to_bytes())
+
+
+def test_exact_square_norm_matches_python_ints():
+    from rangeproof.norm.l2 import exact_square_norm
+    rng = np.random.default_rng(7)
+    # 45e6 gives two int64 chunks of 5000 coordinates; 2^31 and up take the Python-int path
+    for m in (0, 1, 1000, 45_000_000, 2 ** 31 - 1, 2 ** 31, 2 ** 40, 2 ** 62):
+        x = rng.integers(-m, m, size=5000, endpoint=True, dtype=np.int64)
+        x[:2] = [m, -m]
+        assert exact_square_norm(x) == sum(int(v) * int(v) for v in x)
+    for x in (np.array([np.iinfo(np.int64).min, 3], dtype=np.int64),
+              np.array([np.iinfo(np.uint64).max, 3], dtype=np.uint64),
+              np.array([-(2 ** 31), 2 ** 31 - 1], dtype=np.int32), np.zeros(0, dtype=np.int64)):
+        assert exact_square_norm(x) == sum(int(v) * int(v) for v in x.tolist())
+
+
+def test_projection_refuses_entries_that_wrap_under_abs_or_a_cast():
+    proj = Projection(bytes(32), 8, 4)
+    for bad in (np.array([0, np.iinfo(np.int64).min, 0, 0], dtype=np.int64),
+                np.array([0, np.iinfo(np.uint64).max, 0, 0], dtype=np.uint64),
+                np.array([0, 2 ** 31, 0, 0], dtype=np.int64), np.array([0, -(2 ** 31), 0, 0])):
+        with pytest.raises(ValueError, match="below 2"):
+            proj.apply(bad)
+    assert len(proj.apply(np.array([2 ** 31 - 1, -(2 ** 31) + 1, 0, 5]))) == 8

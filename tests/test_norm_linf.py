@@ -106,3 +106,11 @@ def test_cheater_one_coordinate_over_the_bound_is_caught():
             continue
         with pytest.raises(VerificationError):
             verify(st, C, data)
+
+
+def test_prover_refuses_values_that_wrap_under_abs_or_a_cast():
+    st, x, C, r, _ = make(4, seed=5)
+    for bad in (np.array([0, 0, np.iinfo(np.int64).min, 0], dtype=np.int64),
+                np.array([0, 0, np.iinfo(np.uint64).max, 0], dtype=np.uint64)):
+        with pytest.raises(ProvingError, match=r"x\[2\].*exceeds the bound"):
+            prove(st, bad, C, r)

@@ -49,7 +49,7 @@ from .self_inner import SelfInnerProof
 from .statement import NormStatement, check_attempt
 from .terms import Accumulator
 
-__all__ = ["L2Proof", "ProjectionRetry", "projection_generators"]
+__all__ = ["L2Proof", "ProjectionRetry", "projection_generators", "exact_square_norm"]
 
 _MAGIC = b"NL2\x02"
 _SUM_BITS = 64
@@ -94,8 +94,34 @@ class _Clock:
             self.t = now
 
 
-def _exact_square_norm(x: np.ndarray) -> int:
-    return int(np.square(x.astype(object)).sum()) if x.size else 0
+def exact_square_norm(x: np.ndarray) -> int:
+    """The exact ``sum_j x_j^2`` of an integer vector (any integer dtype, no wrap-around).
+
+    With ``m = max_j |x_j|`` (taken from ``x.max()`` and ``x.min()`` as Python ints, so neither
+    ``INT64_MIN`` nor a large ``uint64`` wraps), squares are summed in int64 over chunks of
+    ``c = floor((2^63 - 1) / m^2)`` coordinates: each square is at most ``m^2``, so no partial
+    sum of a chunk exceeds ``c m^2 <= 2^63 - 1``; the chunk sums are added as Python ints. When
+    chunks would be short (``c < 4096``, which includes ``m >= 2^31.5``) Python ints are used
+    throughout.
+
+    Args:
+      x: a one-dimensional integer array.
+
+    Returns:
+      The squared L2 norm, as a Python int.
+    """
+    if not x.size:
+        return 0
+    m = max(int(x.max()), -int(x.min()), 0)
+    chunk = (2 ** 63 - 1) // (m * m) if m else x.size
+    if chunk < 4096:
+        return int(np.square(x.astype(object)).sum())
+    x64 = x.astype(np.int64)  # exact: m < 2^26 here
+    total = 0
+    for start in range(0, x64.size, chunk):
+        part = x64[start:start + chunk]
+        total += int(np.dot(part, part))
+    return total
 
 
 class L2Proof:
@@ -159,7 +185,7 @@ class L2Proof:
         if x.shape != (statement.dim,) or x.dtype.kind not in "iu":
             raise ProvingError(f"L2 proof: x must be an integer vector of length {statement.dim}")
         M = statement.bound
-        sq = _exact_square_norm(x)
+        sq = exact_square_norm(x)
         if sq > M * M:
             raise ProvingError(f"L2 proof: ||x||_2^2 = {sq} exceeds the bound M^2 = {M * M}; "
                                "clip the update before proving")

@@ -93,7 +93,7 @@ class LinfProof:
         d, Bnd = statement.dim, statement.bound
         if x.shape != (d,) or x.dtype.kind not in "iu":
             raise ProvingError(f"L-infinity proof: x must be an integer vector of length {d}")
-        over = np.nonzero(np.abs(x.astype(np.int64)) > Bnd)[0]
+        over = np.nonzero((x > Bnd) | (x < -Bnd))[0]  # no abs/cast: INT64_MIN and uint64 would wrap
         if over.size:
             j = int(over[0])
             raise ProvingError(f"L-infinity proof: |x[{j}]| = {abs(int(x[j]))} exceeds the bound {Bnd}; "

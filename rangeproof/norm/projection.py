@@ -112,9 +112,9 @@ class Projection:
         x = np.asarray(x)
         if x.shape != (self.dim,) or x.dtype.kind not in "iu":
             raise ValueError(f"Projection.apply: expected an integer vector of shape ({self.dim},)")
-        x = x.astype(np.int64)
-        if self.dim and int(np.max(np.abs(x))) >= 1 << 31:
+        if self.dim and (int(x.max()) >= 1 << 31 or int(x.min()) <= -(1 << 31)):  # before any cast
             raise ValueError("Projection.apply: entries must be below 2^31 in magnitude")
+        x = x.astype(np.int64)
         off = (x + (1 << 31)).astype(np.uint64)
         limbs = np.empty((self.dim, 5), dtype=np.float32)
         for i in range(4):

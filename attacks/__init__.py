@@ -17,13 +17,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .config import ATTACK_KINDS, SCHEDULES, AttackConfig
+from .config import ATTACK_KINDS, PIPELINE_CHEATS, SCHEDULES, AttackConfig
 from .errors import AttackError, BackdoorTaskError
 
 if TYPE_CHECKING:
     from fl.hooks import Adversary
 
-__all__ = ["AttackConfig", "ATTACK_KINDS", "SCHEDULES", "AttackError", "BackdoorTaskError", "build_adversary"]
+__all__ = [
+    "AttackConfig",
+    "ATTACK_KINDS",
+    "SCHEDULES",
+    "PIPELINE_CHEATS",
+    "AttackError",
+    "BackdoorTaskError",
+    "build_adversary",
+]
 
 
 def build_adversary(

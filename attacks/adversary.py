@@ -24,7 +24,7 @@ from .backdoor import BackdoorTask, backdoor_metrics, build_backdoor_task
 from .beyond import scale_to_norm
 from .boosting import WEIGHTINGS_FOR_BOOST, boost_factor
 from .config import AttackConfig
-from .pgd import malicious_delta
+from .pgd import malicious_delta, vector_norm64
 from .pipeline_cheats import build_cheat
 from .schedules import FixedFrequencySchedule, RandomSamplingSchedule, Schedule, attack_frequency
 
@@ -88,8 +88,8 @@ class BackdoorAdversary:
         elif clients_per_round is not None or cfg.frequency is not None:
             self._make_fixed(clients_per_round)
         self.cheat = build_cheat(cfg.pipeline_cheat, cfg.cheat_factor)
-        self._mal_cache: tuple[object, object] | None = None
-        self._eval_cache: dict[tuple, tuple] = {}
+        #: the task's arrays on a device, keyed by (device, id of the task's pixel array)
+        self._device_cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._planned_round: int | None = None
         #: facts about the last attack round (boost, bound, norms), for logs and tests
         self.last_attack: dict[str, float] = {}
@@ -139,7 +139,8 @@ class BackdoorAdversary:
         )
         delta = delta.detach().to("cpu", torch.float32)
         if cfg.kind == "at_bound":
-            sent = [scale_to_norm(delta, self._at_bound_norm()) for _ in clients]
+            at_bound = scale_to_norm(delta, self._at_bound_norm())
+            sent = [at_bound.clone() for _ in clients]  # one norm, but each message owns its vector
         else:
             sent = [(delta.double() * b).to(torch.float32) for b in betas]
         self.last_attack = {
@@ -147,8 +148,8 @@ class BackdoorAdversary:
             "attackers": float(a),
             "boost": float(betas[0]) if cfg.kind != "at_bound" else 1.0,
             "train_bound": float("inf") if bound is None else float(bound),
-            "delta_norm": float(torch.linalg.vector_norm(delta.double())),
-            "sent_norm": float(torch.linalg.vector_norm(sent[0].double())),
+            "delta_norm": vector_norm64(delta),
+            "sent_norm": vector_norm64(sent[0]),
         }
         return [
             ClientMessage(
@@ -167,20 +168,9 @@ class BackdoorAdversary:
         After an attack round also ``attack_boost`` (beta per attacker, 1 for at_bound) and
         ``attack_sent_norm`` (L2 norm of one attacker's update before the pipeline).
         """
-        device_key = str(view.device)
-
-        def to_input(pixels: np.ndarray, labels: np.ndarray):
-            key = (device_key, id(pixels))
-            if key not in self._eval_cache:
-                from fl.data import to_model_input  # noqa: PLC0415
-
-                self._eval_cache[key] = (
-                    torch.as_tensor(to_model_input(pixels)).to(view.device),
-                    torch.as_tensor(labels).to(view.device),
-                )
-            return self._eval_cache[key]
-
-        out = backdoor_metrics(view.evaluate, self.task, to_input, global_params)
+        out = backdoor_metrics(
+            view.evaluate, self.task, lambda pixels, labels: self._on_device(view, pixels, labels), global_params
+        )
         if self.last_attack and self.last_attack["round"] == self._planned_round:
             out["attack_boost"] = self.last_attack["boost"]
             out["attack_sent_norm"] = self.last_attack["sent_norm"]
@@ -216,16 +206,22 @@ class BackdoorAdversary:
             return float(self.norm_bound) / beta
         return float(self.cfg.pgd_bound)
 
-    def _malicious_data(self, view):
-        key = str(view.device)
-        if self._mal_cache is None or self._mal_cache[0] != key:
+    def _on_device(self, view, pixels: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pixels`` (one of the task's arrays) and ``labels`` as model input on the view's device, cached."""
+        key = (str(view.device), id(pixels))
+        if key not in self._device_cache:
             from fl.data import to_model_input  # noqa: PLC0415
-            from fl.training import ClientData  # noqa: PLC0415
 
-            x = torch.as_tensor(to_model_input(self.task.train_pixels)).to(view.device)
-            y = torch.as_tensor(self.task.train_labels).to(view.device)
-            self._mal_cache = (key, ClientData(x, y))
-        return self._mal_cache[1]
+            self._device_cache[key] = (
+                torch.as_tensor(to_model_input(pixels)).to(view.device),
+                torch.as_tensor(labels).to(view.device),
+            )
+        return self._device_cache[key]
+
+    def _malicious_data(self, view):
+        from fl.training import ClientData  # noqa: PLC0415
+
+        return ClientData(*self._on_device(view, self.task.train_pixels, self.task.train_labels))
 
     def __repr__(self) -> str:
         return (

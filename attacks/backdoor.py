@@ -96,8 +96,11 @@ def build_backdoor_task(
       The :class:`BackdoorTask`.
 
     Raises:
+      ValueError: ``num_tasks`` below 1.
       BackdoorTaskError: fewer than ``num_tasks`` writers have the source digit.
     """
+    if int(num_tasks) < 1:
+        raise ValueError(f"attack.num_tasks: expected a positive integer, got {num_tasks!r}")
     eligible = writers_with_label(dataset, source_label)
     if len(eligible) < num_tasks:
         raise BackdoorTaskError(
@@ -112,7 +115,7 @@ def build_backdoor_task(
         x, y = dataset.client_test(c)
         test_x.append(x[y == source_label])
     train_pixels = np.ascontiguousarray(np.concatenate(train_x))
-    test_pixels = np.ascontiguousarray(np.concatenate(test_x)) if test_x else np.zeros((0, 28, 28), np.uint8)
+    test_pixels = np.ascontiguousarray(np.concatenate(test_x))
     return BackdoorTask(
         target_clients=tuple(chosen),
         source_label=int(source_label),

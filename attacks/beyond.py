@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .pgd import rescale, vector_norm64
+
 __all__ = ["scale_to_norm"]
 
 
@@ -36,13 +38,7 @@ def scale_to_norm(delta: torch.Tensor | np.ndarray, norm: float):
     """
     if not norm > 0:
         raise ValueError(f"target norm must be positive, got {norm!r}")
-    if isinstance(delta, torch.Tensor):
-        current = float(torch.linalg.vector_norm(delta.double()))
-        if current == 0:
-            raise ValueError("cannot rescale a zero update")
-        return (delta.double() * (norm / current)).to(delta.dtype)
-    arr = np.asarray(delta)
-    current = float(np.linalg.norm(arr.astype(np.float64)))
+    current = vector_norm64(delta)
     if current == 0:
         raise ValueError("cannot rescale a zero update")
-    return (arr.astype(np.float64) * (norm / current)).astype(arr.dtype)
+    return rescale(delta, norm / current)

@@ -14,10 +14,12 @@ aggregation (the authors' code: every client weight 1, fixed denominator C*K) th
 """
 from __future__ import annotations
 
+from fl.aggregation.mean import WEIGHTINGS
+
 __all__ = ["boost_factor", "WEIGHTINGS_FOR_BOOST"]
 
-#: aggregation weightings the automatic boost understands (as in fl.aggregation.WEIGHTINGS)
-WEIGHTINGS_FOR_BOOST = ("examples", "uniform", "fixed")
+#: aggregation weightings the automatic boost understands: every one of fl.aggregation.WEIGHTINGS
+WEIGHTINGS_FOR_BOOST = tuple(WEIGHTINGS)
 
 
 def boost_factor(

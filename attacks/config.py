@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-__all__ = ["AttackConfig", "ATTACK_KINDS", "SCHEDULES"]
+__all__ = ["AttackConfig", "ATTACK_KINDS", "SCHEDULES", "PIPELINE_CHEATS"]
 
 #: attack kinds and what each sends (see docs/attacks.md)
 ATTACK_KINDS = {
@@ -24,6 +24,15 @@ ATTACK_KINDS = {
 SCHEDULES = {
     "fixed_frequency": "one attacker every f = 1/(eps*C*K) rounds, in round r when r mod f == f // 2",
     "random_sampling": "eps*K of the K clients compromised once; each round's count is hypergeometric",
+}
+
+
+#: cheats against the secure pipeline (see attacks.pipeline_cheats)
+PIPELINE_CHEATS = {
+    "none": "the attacker follows the pipeline",
+    "skip_clip": "skips client clipping (and, against the norm proof, commits to its unclipped vector)",
+    "boost_after_clip": "clips honestly, then multiplies the clipped update by cheat_factor",
+    "commit_other": "commits to and proves the honest vector, masks cheat_factor times it",
 }
 
 
@@ -55,8 +64,8 @@ class AttackConfig:
       attacker_lr: learning rate of the attacker's malicious steps; ``None`` uses the clients' lr.
       include_benign: whether the attacker also trains on its own benign data (D_trn), as in the
         authors' code.
-      pipeline_cheat: ``"none"`` or a cheat against the secure pipeline played by the attacker
-        (``"skip_clip"``, ``"boost_after_clip"``, ``"commit_other"``); see attacks.pipeline_cheats.
+      pipeline_cheat: one of :data:`PIPELINE_CHEATS`, a cheat against the secure pipeline played
+        by the attacker (``"none"``: none); see attacks.pipeline_cheats.
       cheat_factor: the multiplier used by ``"boost_after_clip"`` and ``"commit_other"``.
       target_seed: seed choosing the target writers and the compromised population.
     """
@@ -135,10 +144,9 @@ class AttackConfig:
             raise ValueError(f"attack.attacker_lr: expected a positive number or nothing, got {self.attacker_lr!r}")
         if not isinstance(self.include_benign, bool):
             raise ValueError(f"attack.include_benign: expected true or false, got {self.include_benign!r}")
-        if self.pipeline_cheat not in ("none", "skip_clip", "boost_after_clip", "commit_other"):
+        if self.pipeline_cheat not in PIPELINE_CHEATS:
             raise ValueError(
-                "attack.pipeline_cheat: expected one of ['boost_after_clip', 'commit_other', 'none', 'skip_clip'], "
-                f"got {self.pipeline_cheat!r}"
+                f"attack.pipeline_cheat: expected one of {sorted(PIPELINE_CHEATS)}, got {self.pipeline_cheat!r}"
             )
         if not _is_number(self.cheat_factor) or self.cheat_factor <= 0:
             raise ValueError(f"attack.cheat_factor: expected a positive number, got {self.cheat_factor!r}")

@@ -19,7 +19,24 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fl.aggregation.robust import l2_norm
+
 __all__ = ["project_l2", "malicious_delta"]
+
+
+def vector_norm64(delta: torch.Tensor | np.ndarray) -> float:
+    """The L2 norm of a flat torch or numpy vector, accumulated in float64."""
+    if isinstance(delta, torch.Tensor):
+        return float(torch.linalg.vector_norm(delta.double()))
+    return l2_norm(delta)
+
+
+def rescale(delta: torch.Tensor | np.ndarray, factor: float):
+    """``factor * delta`` computed in float64, in ``delta``'s type and dtype."""
+    if isinstance(delta, torch.Tensor):
+        return (delta.double() * factor).to(delta.dtype)
+    arr = np.asarray(delta)
+    return (arr.astype(np.float64) * factor).astype(arr.dtype)
 
 
 def project_l2(delta: torch.Tensor | np.ndarray, radius: float):
@@ -40,26 +57,8 @@ def project_l2(delta: torch.Tensor | np.ndarray, radius: float):
     """
     if not radius > 0:
         raise ValueError(f"projection radius must be positive, got {radius!r}")
-    if isinstance(delta, torch.Tensor):
-        norm = float(torch.linalg.vector_norm(delta.double()))
-        if norm <= radius:
-            return delta
-        return (delta.double() * (radius / norm)).to(delta.dtype)
-    arr = np.asarray(delta)
-    norm = float(np.linalg.norm(arr.astype(np.float64)))
-    if norm <= radius:
-        return delta
-    return (arr.astype(np.float64) * (radius / norm)).astype(arr.dtype)
-
-
-def _replace_local(local, **changes):
-    if dataclasses.is_dataclass(local):
-        return dataclasses.replace(local, **changes)
-    from fl.training import LocalConfig  # noqa: PLC0415 - lazily, only for non-dataclass configs
-
-    fields = {k: getattr(local, k) for k in ("epochs", "batch_size", "lr", "shuffle")}
-    fields.update(changes)
-    return LocalConfig(**fields)
+    norm = vector_norm64(delta)
+    return delta if norm <= radius else rescale(delta, radius / norm)
 
 
 def malicious_delta(
@@ -78,7 +77,8 @@ def malicious_delta(
     """Train the attacker's model from ``start`` and return ``w - start`` (before boosting).
 
     Args:
-      view: the simulation's ``fl.hooks.TrainingView``.
+      view: the simulation's ``fl.hooks.TrainingView`` (its ``local`` is a
+        ``fl.training.LocalConfig``; the malicious steps use a copy with a full D_mal batch).
       start: flat global weights w_t.
       benign: the attacker's own ``ClientData`` (possibly several, trained one after the other
         within a block; empty to skip the benign passes).
@@ -95,9 +95,10 @@ def malicious_delta(
     """
     if len(seeds) < rounds:
         raise ValueError(f"need {rounds} seeds, got {len(seeds)}")
-    mal_cfg = _replace_local(view.local, epochs=malicious_steps, batch_size=int(malicious_size), shuffle=False)
+    changes = {"epochs": malicious_steps, "batch_size": int(malicious_size), "shuffle": False}
     if attacker_lr is not None:
-        mal_cfg = _replace_local(mal_cfg, lr=float(attacker_lr))
+        changes["lr"] = float(attacker_lr)
+    mal_cfg = dataclasses.replace(view.local, **changes)
     w = start.clone()
     for block in range(rounds):
         seed = int(seeds[block])

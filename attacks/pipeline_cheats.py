@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from fl.aggregation.base import ClientMessage, RoundContext, Stage
+from fl.aggregation.robust import ClientClipStage
 
 __all__ = [
     "PipelineCheat",
@@ -46,12 +47,11 @@ __all__ = [
     "PROOF_STAGE",
 ]
 
-#: name of the client-side clipping stage (fl.aggregation.robust.ClientClipStage)
-CLIP_STAGE = "client_clip"
-#: name of the norm-proof stage (rangeproof.stage.NormProofStage)
+#: name of the client-side clipping stage
+CLIP_STAGE = ClientClipStage.name
+#: name of the norm-proof stage (rangeproof.stage.NormProofStage; spelled out so that importing
+#: the cheats does not import rangeproof)
 PROOF_STAGE = "norm_proof"
-#: keys of the norm-proof stage's side data in ``ClientMessage.extras``
-PROOF_EXTRA, FIELD_EXTRA = "norm_proof", "field_vector"
 
 Honest = Callable[[ClientMessage, RoundContext], ClientMessage]
 
@@ -112,23 +112,22 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
       The message carrying ``x_bad``; under ``secure`` its commitment is to ``x_bad`` and its
       proof belongs to another commitment.
     """
+    from rangeproof.stage import EXTRA_KEY, FIELD_KEY, plain_commitment  # noqa: PLC0415 - only at the proof stage
+
     proved = honest(message, ctx)
     x_bad = np.asarray(x_bad, dtype=np.int64)
+    extras = dict(proved.extras)
     if not stage.secure:  # the fast twin: a commitment is a digest of the vector and a fresh opening
-        from rangeproof.stage import plain_commitment  # noqa: PLC0415
-
         opening = ctx.derive_seed("cheat_commitment", message.client_id).to_bytes(8, "little")
-        extras = dict(proved.extras)
-        extras[PROOF_EXTRA] = {"commitment": plain_commitment(x_bad, opening), "opening": opening,
-                               "proof": proved.extras[PROOF_EXTRA]["proof"]}
+        extras[EXTRA_KEY] = {"commitment": plain_commitment(x_bad, opening), "opening": opening,
+                             "proof": proved.extras[EXTRA_KEY]["proof"]}
         return proved.replace(vector=x_bad, extras=extras)
     from rangeproof.group import point_to_bytes  # noqa: PLC0415 - only when playing the secure stage
     from rangeproof.norm import commit_vector  # noqa: PLC0415
 
     commitment, blinding = commit_vector(x_bad)
-    extras = dict(proved.extras)
-    extras[PROOF_EXTRA] = {"commitment": point_to_bytes(commitment), "proof": proved.extras[PROOF_EXTRA]["proof"]}
-    extras[FIELD_EXTRA] = [blinding]
+    extras[EXTRA_KEY] = {"commitment": point_to_bytes(commitment), "proof": proved.extras[EXTRA_KEY]["proof"]}
+    extras[FIELD_KEY] = [blinding]
     return proved.replace(vector=x_bad, extras=extras)
 
 

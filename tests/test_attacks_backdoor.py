@@ -64,6 +64,8 @@ def test_choice_is_deterministic_in_the_seed():
 def test_too_many_tasks_is_an_error():
     with pytest.raises(BackdoorTaskError, match="num_tasks"):
         build_backdoor_task(tiny_dataset(), 7)
+    with pytest.raises(ValueError, match="num_tasks"):
+        build_backdoor_task(tiny_dataset(), 0)
 
 
 def test_backdoor_accuracy_is_the_share_classified_as_the_target_label():
@@ -114,16 +116,9 @@ class FakeView:
     """Training view stand-in: every training call moves the weights by a fixed large step."""
 
     def __init__(self, dim=6, clients_per_round=4):
-        import dataclasses
+        from fl.training import LocalConfig
 
-        @dataclasses.dataclass
-        class Local:
-            epochs: int = 1
-            batch_size: int = 20
-            lr: float = 0.1
-            shuffle: bool = False
-
-        self.local = Local()
+        self.local = LocalConfig(epochs=1, batch_size=20, lr=0.1, shuffle=False)
         self.device = "cpu"
         self.clients_per_round = clients_per_round
         self.server_lr = 1.0
@@ -162,3 +157,17 @@ def test_coordinated_attackers_split_the_update_and_each_stays_within_the_bound(
         assert adv.last_attack["boost"] == 4 / 2
     else:
         np.testing.assert_allclose(msgs[0].vector * msgs[0].weight, msgs[1].vector * msgs[1].weight, rtol=1e-5)
+
+
+def test_at_bound_attackers_each_send_exactly_the_bound_in_their_own_vector():
+    import torch
+
+    ds = tiny_dataset()
+    cfg = attacks.AttackConfig(kind="at_bound", num_tasks=2, frequency=1, pgd_rounds=2)
+    adv = attacks.build_adversary(cfg, ds, 0, norm_bound=2.0, clients_per_round=4)
+    msgs = adv.malicious_messages(FakeView(), 0, [0, 5], torch.zeros(6))
+    for m in msgs:
+        assert float(np.linalg.norm(m.vector.astype(np.float64))) == pytest.approx(2.0, rel=1e-6)
+    np.testing.assert_array_equal(msgs[0].vector, msgs[1].vector)
+    assert not np.shares_memory(msgs[0].vector, msgs[1].vector)
+    assert adv.last_attack["boost"] == 1.0 and adv.last_attack["train_bound"] == 2.0

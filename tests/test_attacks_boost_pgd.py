@@ -1,6 +1,4 @@
 """The boost factor, the L2 projection, the at-bound rescaling and the PGD block loop."""
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -8,6 +6,7 @@ import torch
 from attacks.beyond import scale_to_norm
 from attacks.boosting import boost_factor
 from attacks.pgd import malicious_delta, project_l2
+from fl.training import LocalConfig
 
 
 def test_boost_is_total_weight_over_lr_times_attacker_weight():
@@ -55,23 +54,17 @@ def test_scale_to_norm_reaches_the_bound_exactly():
         scale_to_norm(torch.zeros(3), 1.0)
 
 
-@dataclasses.dataclass
-class Local:
-    epochs: int = 1
-    batch_size: int = 20
-    lr: float = 0.1
-    shuffle: bool = False
-
-
 class PullView:
     """A fake training view: 'training' on a dataset moves the weights halfway to its target."""
 
     def __init__(self):
-        self.local = Local()
+        self.local = LocalConfig(epochs=1, batch_size=20, lr=0.1, shuffle=False)
         self.calls = []
+        self.locals = []
 
     def train(self, start, datasets, seeds, local=None):
         self.calls.append((datasets[0]["name"], (local or self.local).batch_size, float(start.norm())))
+        self.locals.append(local)
         return torch.stack([(d["target"] - start) * 0.5 for d in datasets])
 
 
@@ -88,6 +81,19 @@ def test_pgd_projects_after_every_block_and_uses_a_full_batch_malicious_step():
     # the start of each block after the first is on the sphere of radius 0.5 (projected)
     block_starts = [c[2] for c in view.calls if c[0] == "benign"]
     assert block_starts[0] == 0.0 and all(s == pytest.approx(0.5, rel=1e-6) for s in block_starts[1:])
+    # benign passes use the honest clients' settings; malicious steps a copy of them
+    assert all(loc is None for name, loc in zip(names, view.locals) if name == "benign")
+    mal_local = [loc for name, loc in zip(names, view.locals) if name == "mal"][0]
+    assert mal_local == LocalConfig(epochs=1, batch_size=37, lr=0.1, shuffle=False)
+
+
+def test_malicious_steps_and_attacker_lr_change_only_the_malicious_config():
+    view = PullView()
+    mal = {"name": "mal", "target": torch.tensor([0, 100.0, 0, 0])}
+    malicious_delta(view, torch.zeros(4), [], mal, 9, seeds=[0], rounds=1, bound=None, malicious_steps=3,
+                    attacker_lr=0.5)
+    assert view.locals == [LocalConfig(epochs=3, batch_size=9, lr=0.5, shuffle=False)]
+    assert view.local == LocalConfig(epochs=1, batch_size=20, lr=0.1, shuffle=False)
 
 
 def test_unconstrained_training_is_not_projected():

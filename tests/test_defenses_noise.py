@@ -12,7 +12,13 @@ from fl.aggregation.distributed_noise import (
     sample_discrete_gaussian,
     sample_skellam,
 )
-from fl.aggregation.privacy import RDP_ORDERS, CentralGaussianNoiseStage, DpAccounting, gaussian_epsilon
+from fl.aggregation.privacy import (
+    RDP_ORDERS,
+    CentralGaussianNoiseStage,
+    DpAccounting,
+    composed_gaussian_epsilon,
+    gaussian_epsilon,
+)
 
 DIM = 200_000
 
@@ -162,3 +168,20 @@ def test_distributed_noise_inside_the_real_quantizer_gives_the_float_std_on_the_
     assert np.std(out.vector - exact) == pytest.approx(std, rel=0.03)  # quantization error is far smaller
     again = pipeline.aggregate(updates, ctx())
     assert np.array_equal(out.vector, again.vector)
+
+
+def test_distributed_noise_accounts_each_round_with_its_own_realised_noise():
+    acct = DpAccounting(sensitivity=1.0, sampling_rate=0.1, delta=1e-5)
+    stage = DistributedDiscreteGaussianStage(PlainSumInt(), 2.0, scale=100.0, num_clients=4, modulus=2**32,
+                                             accounting=acct)
+    c0, c1 = ctx(round_index=0), ctx(round_index=1)
+    stage.aggregate(quantized_msgs(4, 10), c0)
+    stage.aggregate(quantized_msgs(1, 10), c1)  # three of four dropped: half the noise std
+    assert c0.measurements["dp_epsilon"] == pytest.approx(gaussian_epsilon(2.0, 0.1, 1, 1e-5))
+    assert c1.measurements["noise_std_sum_realised"] == pytest.approx(1.0)
+    both = composed_gaussian_epsilon({2.0: 1, 1.0: 1}, 0.1, 1e-5)
+    assert c1.measurements["dp_epsilon"] == pytest.approx(both)
+    # neither "both rounds at std 2" nor "both rounds at std 1"
+    assert gaussian_epsilon(2.0, 0.1, 2, 1e-5) < both < gaussian_epsilon(1.0, 0.1, 2, 1e-5)
+    assert composed_gaussian_epsilon({}, 0.1, 1e-5) == 0.0
+    assert composed_gaussian_epsilon({1.0: 3, 0.0: 1}, 0.1, 1e-5) == math.inf

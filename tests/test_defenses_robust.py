@@ -88,6 +88,12 @@ def test_commit_other_commits_to_one_vector_and_passes_on_another():
     FakeProof(Capture()).aggregate([q], ctx())
     np.testing.assert_array_equal(seen[0].vector, np.array([0, 6], np.uint32))
     assert build_cheat("none", 1.0) is None
+    # every cheat the config accepts has a player, and nothing else does
+    from attacks import PIPELINE_CHEATS
+
+    assert all(build_cheat(kind, 2.0) is not None for kind in PIPELINE_CHEATS if kind != "none")
+    with pytest.raises(ValueError, match="pipeline_cheat"):
+        build_cheat("swap_masks", 2.0)
 
 
 def test_server_clip_reads_each_update_and_cannot_be_skipped():
@@ -119,8 +125,12 @@ def test_bad_bounds_and_bad_vectors_are_refused(stage):
     for bound in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="bound"):
             stage(PlainSum(), bound)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="non-finite") as info:
         stage(PlainSum(), 1.0).aggregate(msgs([np.nan, 1]), ctx())
+    # a failed round (the simulation keeps the model), not a crash of the run
+    assert isinstance(info.value, RoundFailed) and info.value.reason == "malformed_update"
+    with pytest.raises(ValueError, match="non-finite"):  # one bad client among good ones
+        stage(PlainSum(), 1.0).aggregate(msgs([0.1, 0.2], [np.inf, 1]), ctx())
     with pytest.raises(ValueError, match="quantization"):
         stage(PlainSum(), 1.0).aggregate([ClientMessage(0, np.array([1, 2], np.uint32))], ctx())
 

@@ -20,7 +20,8 @@ float domain, i.e. ``std * scale`` integer units, each client adds noise of stan
     sigma_client = std * scale / sqrt(n)
 
 in integer units (variances add). When fewer than ``n`` clients are in the sum the noise is
-smaller, ``sqrt(received / n) * std``; the stage records the realised value. ``std`` is a
+smaller, ``sqrt(received / n) * std``; the stage records the realised value, and the accountant
+composes each released round with its own realised noise. ``std`` is a
 standard deviation on the sum, as for the central stage.
 
 **Headroom.** The quantizer of ``secagg.quantize`` leaves exactly enough room for the sum of
@@ -142,6 +143,8 @@ class DistributedDiscreteGaussianStage(Stage):
         self.accounting = accounting
         #: standard deviation each client adds, in integer units
         self.client_sigma = self.std * self.scale / math.sqrt(self.num_clients)
+        #: realised noise std on the sum of each released round, by round index (for accounting)
+        self.realised: dict[int, float] = {}
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
         v = message.vector
@@ -164,8 +167,10 @@ class DistributedDiscreteGaussianStage(Stage):
         realised = self.std * math.sqrt(received / self.num_clients)
         ctx.record("noise_std_sum", self.std)
         ctx.record("noise_std_sum_realised", realised)
+        self.realised[ctx.round_index] = realised
         if self.accounting is not None:
-            self.accounting.record(ctx, realised)
+            # rounds with dropouts carried less noise: compose each round with its own
+            self.accounting.record(ctx, realised, self.realised)
         return result
 
     def __repr__(self) -> str:

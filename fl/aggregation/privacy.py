@@ -18,14 +18,16 @@ weak-DP settings give enormous epsilon: they are a robustness heuristic, not a p
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+from typing import Mapping
 
 import numpy as np
 
 from .base import AggregateResult, Aggregator, RoundContext, Stage
 
-__all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "RDP_ORDERS"]
+__all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon", "RDP_ORDERS"]
 
 #: integer Renyi orders used by the accountant (integer orders avoid the slow fractional series)
 RDP_ORDERS = tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
@@ -47,27 +49,47 @@ def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int,
     Raises:
       ValueError: an argument out of range.
     """
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds!r}")
+    return composed_gaussian_epsilon({noise_multiplier: rounds}, sampling_rate, delta)
+
+
+def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampling_rate: float, delta: float) -> float:
+    """Epsilon of rounds of the Poisson-subsampled Gaussian mechanism with differing noise.
+
+    Args:
+      rounds_per_multiplier: for each noise multiplier z, the number of rounds run with it.
+      sampling_rate: q, in (0, 1].
+      delta: the target delta, in (0, 1).
+
+    Returns:
+      The smallest epsilon over :data:`RDP_ORDERS` (``inf`` when a round ran with z = 0, 0 when
+      there are no rounds).
+
+    Raises:
+      ValueError: an argument out of range.
+    """
     import dp_accounting  # noqa: PLC0415 - heavy import, only when accounting is asked for
     from dp_accounting import rdp  # noqa: PLC0415
 
-    if not (noise_multiplier >= 0 and math.isfinite(noise_multiplier)):
-        raise ValueError(f"noise multiplier must be a finite number >= 0, got {noise_multiplier!r}")
+    for z, rounds in rounds_per_multiplier.items():
+        if not (z >= 0 and math.isfinite(z)):
+            raise ValueError(f"noise multiplier must be a finite number >= 0, got {z!r}")
+        if rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {rounds!r}")
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {sampling_rate!r}")
     if not 0 < delta < 1:
         raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
-    if rounds < 0:
-        raise ValueError(f"rounds must be >= 0, got {rounds!r}")
-    if rounds == 0:
+    runs = {z: int(r) for z, r in rounds_per_multiplier.items() if r > 0}
+    if not runs:
         return 0.0
-    if noise_multiplier == 0:
+    if 0 in runs:
         return math.inf
-    event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)),
-        int(rounds),
-    )
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS))
-    accountant.compose(event)
+    for z, rounds in sorted(runs.items()):
+        accountant.compose(dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
     return float(accountant.get_epsilon(delta))
 
 
@@ -97,11 +119,23 @@ class DpAccounting:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
         return gaussian_epsilon(sum_std / self.sensitivity, self.sampling_rate, rounds, self.delta)
 
-    def record(self, ctx: RoundContext, sum_std: float) -> None:
-        """Record ``dp_epsilon`` (after rounds 0..ctx.round_index), ``dp_delta`` and ``dp_noise_multiplier``."""
+    def record(self, ctx: RoundContext, sum_std: float, history: Mapping[int, float] | None = None) -> None:
+        """Record ``dp_epsilon`` (after rounds 0..ctx.round_index), ``dp_delta`` and ``dp_noise_multiplier``.
+
+        Args:
+          ctx: the round.
+          sum_std: this round's noise std on the sum.
+          history: the noise std on the sum of every round released so far, by round index
+            (this one included), when it differs between rounds; ``None``: every round
+            0..ctx.round_index had ``sum_std``.
+        """
         ctx.record("dp_noise_multiplier", sum_std / self.sensitivity)
         ctx.record("dp_delta", self.delta)
-        ctx.record("dp_epsilon", self.epsilon(sum_std, ctx.round_index + 1))
+        if history is None:
+            ctx.record("dp_epsilon", self.epsilon(sum_std, ctx.round_index + 1))
+            return
+        rounds = collections.Counter(std / self.sensitivity for std in history.values())
+        ctx.record("dp_epsilon", composed_gaussian_epsilon(rounds, self.sampling_rate, self.delta))
 
 
 class CentralGaussianNoiseStage(Stage):

@@ -41,10 +41,22 @@ __all__ = [
     "clip_l2",
     "record_norms",
     "ATTACKER_EXTRA",
+    "MalformedUpdate",
 ]
 
 #: key of the simulation's ground-truth attacker label in ``ClientMessage.extras``
 ATTACKER_EXTRA = "attacker"
+
+
+class MalformedUpdate(RoundFailed, ValueError):
+    """A client's float update is not finite: no norm can be checked, the round fails closed.
+
+    A :class:`RoundFailed` (reason ``"malformed_update"``), so the simulation keeps the model as
+    it was instead of stopping the run; also a ``ValueError`` for callers that check values.
+    """
+
+    def __init__(self, message: str):
+        super().__init__("malformed_update", message)
 
 
 def l2_norm(vector: np.ndarray) -> float:
@@ -53,17 +65,19 @@ def l2_norm(vector: np.ndarray) -> float:
     return float(math.sqrt(float(np.dot(v, v))))
 
 
-def clip_l2(vector: np.ndarray, bound: float) -> tuple[np.ndarray, bool]:
+def clip_l2(vector: np.ndarray, bound: float, norm: float | None = None) -> tuple[np.ndarray, bool]:
     """``vector * min(1, bound / ||vector||)`` in the vector's dtype, and whether it was clipped.
 
     Args:
       vector: a flat float vector.
       bound: the L2 bound, positive.
+      norm: ``l2_norm(vector)`` when the caller already has it (it is not recomputed).
 
     Returns:
       ``(clipped vector, was_clipped)``; the input object itself when it was within the bound.
     """
-    norm = l2_norm(vector)
+    if norm is None:
+        norm = l2_norm(vector)
     if norm <= bound:
         return vector, False
     return (np.asarray(vector, dtype=np.float64) * (bound / norm)).astype(vector.dtype), True
@@ -83,16 +97,23 @@ def _check_float(stage: str, m: ClientMessage) -> None:
             "norm stages need the flat float update (place them outside quantization)"
         )
     if not np.all(np.isfinite(m.vector)):
-        raise ValueError(f"{stage}: client {m.client_id} sent a non-finite update")
+        raise MalformedUpdate(f"{stage}: client {m.client_id} sent a non-finite update")
 
 
-def record_norms(messages: Sequence[ClientMessage], ctx: RoundContext) -> None:
+def record_norms(messages: Sequence[ClientMessage], ctx: RoundContext, norms: Sequence[float] | None = None) -> None:
     """Record honest norm percentiles and the largest attacker norm of ``messages``.
 
     Uses the ground-truth label ``extras["attacker"]`` (measurement only).
+
+    Args:
+      messages: the messages.
+      ctx: the round, where the figures are recorded.
+      norms: ``l2_norm`` of each message's vector, in order, when the caller already has them.
     """
-    honest = [l2_norm(m.vector) for m in messages if not m.extras.get(ATTACKER_EXTRA)]
-    attack = [l2_norm(m.vector) for m in messages if m.extras.get(ATTACKER_EXTRA)]
+    if norms is None:
+        norms = [l2_norm(m.vector) for m in messages]
+    honest = [n for m, n in zip(messages, norms) if not m.extras.get(ATTACKER_EXTRA)]
+    attack = [n for m, n in zip(messages, norms) if m.extras.get(ATTACKER_EXTRA)]
     if honest:
         ctx.record("norm_honest_p50", float(np.percentile(honest, 50)))
         ctx.record("norm_honest_p90", float(np.percentile(honest, 90)))
@@ -121,8 +142,8 @@ class ClientClipStage(Stage):
         return message.replace(vector=clipped)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        prepared = [self.run_client(m, ctx) for m in messages]  # the honest half refuses non-finite updates
         record_norms(messages, ctx)
-        prepared = [self.run_client(m, ctx) for m in messages]
         clipped = sum(1 for before, after in zip(messages, prepared) if after.vector is not before.vector)
         ctx.record(f"{self.name}_bound", self.bound)
         ctx.record(f"{self.name}_clipped", clipped)
@@ -147,13 +168,15 @@ class ServerClipStage(Stage):
         self.bound = _check_bound("aggregation.server_clip", bound)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        prepared, clipped = [], 0
         for m in messages:
             _check_float(self.name, m)
-            vector, was = clip_l2(m.vector, self.bound)
+        norms = [l2_norm(m.vector) for m in messages]
+        prepared, clipped = [], 0
+        for m, norm in zip(messages, norms):
+            vector, was = clip_l2(m.vector, self.bound, norm)
             clipped += int(was)
             prepared.append(m if not was else m.replace(vector=vector))
-        record_norms(messages, ctx)
+        record_norms(messages, ctx, norms)
         ctx.record(f"{self.name}_bound", self.bound)
         ctx.record(f"{self.name}_clipped", clipped)
         return self.inner.aggregate(prepared, ctx)
@@ -181,15 +204,17 @@ class ServerThresholdStage(Stage):
         self.bound = _check_bound("aggregation.server_threshold", bound)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        kept, rejected = [], {}
         for m in messages:
             _check_float(self.name, m)
-            if l2_norm(m.vector) > self.bound:
+        norms = [l2_norm(m.vector) for m in messages]
+        kept, rejected = [], {}
+        for m, norm in zip(messages, norms):
+            if norm > self.bound:
                 rejected[m.client_id] = self.REASON
-                ctx.events.append(f"{self.name}: rejected client {m.client_id} (norm {l2_norm(m.vector):.4g} > {self.bound:g})")
+                ctx.events.append(f"{self.name}: rejected client {m.client_id} (norm {norm:.4g} > {self.bound:g})")
             else:
                 kept.append(m)
-        record_norms(messages, ctx)
+        record_norms(messages, ctx, norms)
         ctx.record(f"{self.name}_bound", self.bound)
         ctx.record(f"{self.name}_rejected", len(rejected))
         if not kept:

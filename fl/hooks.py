@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # imported for annotations only
     import torch
 
     from fl.aggregation import ClientMessage
+    from fl.training import LocalConfig
 
 
 class TrainingView(Protocol):
@@ -36,7 +37,7 @@ class TrainingView(Protocol):
     #: model name understood by ``fl.model.get_model``
     model_name: str
     #: local training hyperparameters of honest clients (``fl.training.LocalConfig``)
-    local: object
+    local: "LocalConfig"
     device: "torch.device"
     clients_per_round: int
     server_lr: float

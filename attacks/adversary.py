@@ -24,7 +24,7 @@ from .backdoor import BackdoorTask, backdoor_metrics, build_backdoor_task
 from .beyond import scale_to_norm
 from .boosting import WEIGHTINGS_FOR_BOOST, boost_factor
 from .config import AttackConfig
-from .pgd import malicious_delta, vector_norm64
+from .pgd import explicit_parts, joint_malicious_delta, malicious_delta, vector_norm64
 from .pipeline_cheats import build_cheat
 from .schedules import FixedFrequencySchedule, RandomSamplingSchedule, Schedule, attack_frequency
 
@@ -124,19 +124,35 @@ class BackdoorAdversary:
         # a client sampled twice (sampling with replacement) contributes its data once
         benign = [view.client_data(c) for c in dict.fromkeys(clients)] if cfg.include_benign else []
         mal_data = self._malicious_data(view)
-        seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xBAD]).generate_state(cfg.pgd_rounds, np.uint64)
-        delta = malicious_delta(
-            view,
-            global_params,
-            benign,
-            mal_data,
-            self.task.size,
-            [int(s) % 2**63 for s in seeds],
-            rounds=cfg.pgd_rounds,
-            bound=bound,
-            malicious_steps=cfg.malicious_steps,
-            attacker_lr=cfg.attacker_lr,
-        )
+        if cfg.training == "explicit":
+            return self._explicit_messages(view, round_index, clients, global_params, weights, betas, benign, mal_data)
+        if cfg.training == "joint":
+            epochs = int(view.local.epochs if cfg.attacker_epochs is None else cfg.attacker_epochs)
+            seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0x101D]).generate_state(epochs, np.uint64)
+            delta = joint_malicious_delta(
+                view,
+                global_params,
+                benign,
+                mal_data,
+                [int(s) % 2**63 for s in seeds],
+                epochs=epochs,
+                bound=bound,
+                attacker_lr=cfg.attacker_lr,
+            )
+        else:
+            seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xBAD]).generate_state(cfg.pgd_rounds, np.uint64)
+            delta = malicious_delta(
+                view,
+                global_params,
+                benign,
+                mal_data,
+                self.task.size,
+                [int(s) % 2**63 for s in seeds],
+                rounds=cfg.pgd_rounds,
+                bound=bound,
+                malicious_steps=cfg.malicious_steps,
+                attacker_lr=cfg.attacker_lr,
+            )
         delta = delta.detach().to("cpu", torch.float32)
         if cfg.kind == "at_bound":
             at_bound = scale_to_norm(delta, self._at_bound_norm())
@@ -151,6 +167,41 @@ class BackdoorAdversary:
             "delta_norm": vector_norm64(delta),
             "sent_norm": vector_norm64(sent[0]),
         }
+        return self._messages(clients, sent, weights)
+
+    def _explicit_messages(self, view, round_index, clients, global_params, weights, betas, benign, mal_data):
+        """Each attacker sends its own benign update plus its share beta_a * Delta_m."""
+        cfg = self.cfg
+        seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xE8B]).generate_state(len(benign) + 1, np.uint64)
+        benign_deltas, mal = explicit_parts(
+            view,
+            global_params,
+            benign,
+            mal_data,
+            self.task.size,
+            [int(s) % 2**63 for s in seeds],
+            malicious_steps=cfg.malicious_steps,
+            attacker_lr=cfg.attacker_lr,
+        )
+        mal = mal.detach().to("cpu")
+        own = {c: d.detach().to("cpu") for c, d in zip(dict.fromkeys(clients), benign_deltas)}
+        sent = []
+        for c, b in zip(clients, betas):
+            v = mal.double() * b
+            if c in own:
+                v = v + own[c].double()
+            sent.append(v.to(torch.float32))
+        self.last_attack = {
+            "round": float(round_index),
+            "attackers": float(len(clients)),
+            "boost": float(betas[0]),
+            "train_bound": float("inf"),
+            "delta_norm": vector_norm64(mal),
+            "sent_norm": vector_norm64(sent[0]),
+        }
+        return self._messages(clients, sent, weights)
+
+    def _messages(self, clients, sent, weights) -> list[ClientMessage]:
         return [
             ClientMessage(
                 client_id=c,

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-__all__ = ["AttackConfig", "ATTACK_KINDS", "SCHEDULES", "PIPELINE_CHEATS"]
+__all__ = ["AttackConfig", "ATTACK_KINDS", "SCHEDULES", "PIPELINE_CHEATS", "TRAININGS"]
 
 #: attack kinds and what each sends (see docs/attacks.md)
 ATTACK_KINDS = {
@@ -24,6 +24,13 @@ ATTACK_KINDS = {
 SCHEDULES = {
     "fixed_frequency": "one attacker every f = 1/(eps*C*K) rounds, in round r when r mod f == f // 2",
     "random_sampling": "eps*K of the K clients compromised once; each round's count is hypergeometric",
+}
+
+#: how the attacker trains its malicious model (see attacks.pgd)
+TRAININGS = {
+    "blocks": "the authors' code: pgd_rounds blocks of (benign epochs, malicious_steps full-batch steps on D_mal, projection)",
+    "joint": "D_trn + D_mal shuffled into ordinary mini-batches for the clients' epochs, projection after every epoch",
+    "explicit": "the authors' ClientExplicitBoosting (kind boosted only): send Delta_b + beta * Delta_m, benign update unboosted",
 }
 
 
@@ -59,8 +66,11 @@ class AttackConfig:
       pgd_bound: radius of the PGD ball *before* boosting (M / beta); ``"auto"`` derives it from
         ``aggregation.norm_bound`` divided by the boost. For ``kind = "at_bound"`` it is the
         norm M sent (``"auto"``: ``aggregation.norm_bound``).
+      training: one of :data:`TRAININGS`, how the malicious model is trained.
       pgd_rounds: PGD outer blocks (benign pass + malicious step + projection), 5 in the code.
       malicious_steps: SGD steps on the full D_mal batch per block (1 in the authors' code).
+      attacker_epochs: passes over D_trn + D_mal of the ``joint`` training; ``None`` uses the
+        clients' epochs.
       attacker_lr: learning rate of the attacker's malicious steps; ``None`` uses the clients' lr.
       include_benign: whether the attacker also trains on its own benign data (D_trn), as in the
         authors' code.
@@ -79,8 +89,10 @@ class AttackConfig:
     target_label: int = 1
     boost: str | float = "auto"
     pgd_bound: str | float = "auto"
+    training: str = "blocks"
     pgd_rounds: int = 5
     malicious_steps: int = 1
+    attacker_epochs: int | None = None
     attacker_lr: float | None = None
     include_benign: bool = True
     pipeline_cheat: str = "none"
@@ -136,10 +148,18 @@ class AttackConfig:
             raise ValueError(f"attack.boost: expected \"auto\" or a positive number, got {self.boost!r}")
         if self.pgd_bound != "auto" and (not _is_number(self.pgd_bound) or self.pgd_bound <= 0):
             raise ValueError(f"attack.pgd_bound: expected \"auto\" or a positive number, got {self.pgd_bound!r}")
+        if self.training not in TRAININGS:
+            raise ValueError(f"attack.training: expected one of {sorted(TRAININGS)}, got {self.training!r}")
+        if self.training == "explicit" and self.kind not in ("boosted", "none"):
+            raise ValueError(f"attack.training: \"explicit\" boosts only the malicious step; it needs kind \"boosted\", got {self.kind!r}")
         for key in ("pgd_rounds", "malicious_steps"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"attack.{key}: expected a positive integer, got {value!r}")
+        if self.attacker_epochs is not None and (
+            not isinstance(self.attacker_epochs, int) or isinstance(self.attacker_epochs, bool) or self.attacker_epochs < 1
+        ):
+            raise ValueError(f"attack.attacker_epochs: expected a positive integer or nothing, got {self.attacker_epochs!r}")
         if self.attacker_lr is not None and (not _is_number(self.attacker_lr) or self.attacker_lr <= 0):
             raise ValueError(f"attack.attacker_lr: expected a positive number or nothing, got {self.attacker_lr!r}")
         if not isinstance(self.include_benign, bool):

@@ -1,13 +1,25 @@
-"""The attacker's local optimisation: blocks of (benign pass, malicious steps, projection).
+"""The attacker's local optimisation, in two flavours.
 
-This is the authors' ``ClientProjectBoost`` loop: starting from the global model w_t, repeat
-``rounds`` times
+``blocks`` (:func:`malicious_delta`) is the authors' ``ClientProjectBoost`` loop: starting from
+the global model w_t, repeat ``rounds`` times
 
 1. one pass of ordinary local training on the attacker's own data D_trn (the honest clients'
    epochs, batch size and learning rate);
 2. ``malicious_steps`` SGD steps on the whole backdoor set D_mal as a single batch;
 3. projection of ``w - w_t`` onto the L2 ball of radius ``bound`` (skipped when ``bound`` is
    ``None``: the unconstrained attack).
+
+``joint`` (:func:`joint_malicious_delta`) trains on the union D_trn + D_mal, shuffled into the
+honest clients' batches, for the honest clients' number of epochs, and projects onto the ball
+after every epoch (the data-poisoning attacker of Bagdasaryan et al., which the paper's text
+describes: "train on both benign and backdoor data"). Every backdoor example is then seen in
+every epoch, as part of ordinary mini-batches.
+
+``explicit`` (:func:`explicit_parts`) is the authors' ``ClientExplicitBoosting``: the attacker
+computes an ordinary benign update Delta_b from w_t and, separately from w_t, the malicious step
+Delta_m (``malicious_steps`` full-batch SGD steps on D_mal), and sends Delta_b + beta Delta_m: only
+the malicious part is boosted, so each attack round moves the global model by about one malicious
+step instead of replacing it.
 
 The result ``w - w_t`` is boosted by the caller. See docs/attacks.md for the equations.
 """
@@ -21,7 +33,7 @@ import torch
 
 from fl.aggregation.robust import l2_norm
 
-__all__ = ["project_l2", "malicious_delta"]
+__all__ = ["project_l2", "malicious_delta", "joint_malicious_delta", "explicit_parts"]
 
 
 def vector_norm64(delta: torch.Tensor | np.ndarray) -> float:
@@ -108,3 +120,97 @@ def malicious_delta(
         if bound is not None:
             w = start + project_l2(w - start, bound)
     return (w - start).to(torch.float32)
+
+
+def joint_malicious_delta(
+    view,
+    start: torch.Tensor,
+    benign: Sequence[object],
+    malicious: object,
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    bound: float | None,
+    attacker_lr: float | None = None,
+) -> torch.Tensor:
+    """Train on D_trn + D_mal mixed into shuffled mini-batches; return ``w - start``.
+
+    Args:
+      view: the simulation's ``fl.hooks.TrainingView`` (batch size and learning rate of its
+        ``local``; the examples are reshuffled every epoch from that epoch's seed).
+      start: flat global weights w_t.
+      benign: the attacker's own ``ClientData`` (empty: D_mal alone).
+      malicious: ``ClientData`` of D_mal.
+      seeds: one seed per epoch (``len(seeds) >= epochs``).
+      epochs: passes over the union.
+      bound: radius of the L2 ball around ``start`` that ``w`` is projected onto after every
+        epoch, or ``None`` for no projection.
+      attacker_lr: learning rate (``None``: the clients' lr).
+
+    Returns:
+      The flat delta ``w - start`` (float32, on ``start``'s device).
+
+    Raises:
+      ValueError: fewer seeds than epochs, or ``epochs`` below 1.
+    """
+    from fl.training import ClientData  # noqa: PLC0415
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be positive, got {epochs!r}")
+    if len(seeds) < epochs:
+        raise ValueError(f"need {epochs} seeds, got {len(seeds)}")
+    parts = [*benign, malicious]
+    union = ClientData(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+    changes = {"epochs": 1, "shuffle": True}
+    if attacker_lr is not None:
+        changes["lr"] = float(attacker_lr)
+    cfg = dataclasses.replace(view.local, **changes)
+    w = start.clone()
+    for epoch in range(epochs):
+        w = w + view.train(w, [union], [int(seeds[epoch])], cfg)[0].to(w.dtype)
+        if bound is not None:
+            w = start + project_l2(w - start, bound)
+    return (w - start).to(torch.float32)
+
+
+def explicit_parts(
+    view,
+    start: torch.Tensor,
+    benign: Sequence[object],
+    malicious: object,
+    malicious_size: int,
+    seeds: Sequence[int],
+    *,
+    malicious_steps: int = 1,
+    attacker_lr: float | None = None,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The two parts of the explicit-boosting update, both trained from ``start``.
+
+    Args:
+      view: the simulation's ``fl.hooks.TrainingView``.
+      start: flat global weights w_t.
+      benign: the attackers' own ``ClientData`` (one benign update each).
+      malicious: ``ClientData`` of D_mal.
+      malicious_size: |D_mal| (the batch size of a malicious step).
+      seeds: ``len(benign) + 1`` seeds (the benign updates', then the malicious steps').
+      malicious_steps: full-batch SGD steps on D_mal.
+      attacker_lr: learning rate of the malicious steps (``None``: the clients' lr).
+
+    Returns:
+      ``(benign_deltas, malicious_delta)``: one float32 delta per benign dataset, and Delta_m.
+
+    Raises:
+      ValueError: too few seeds.
+    """
+    if len(seeds) < len(benign) + 1:
+        raise ValueError(f"need {len(benign) + 1} seeds, got {len(seeds)}")
+    changes = {"epochs": malicious_steps, "batch_size": int(malicious_size), "shuffle": False}
+    if attacker_lr is not None:
+        changes["lr"] = float(attacker_lr)
+    mal_cfg = dataclasses.replace(view.local, **changes)
+    benign_deltas = []
+    if benign:
+        deltas = view.train(start, list(benign), [int(s) for s in seeds[: len(benign)]])
+        benign_deltas = [d.to(torch.float32) for d in deltas]
+    mal = view.train(start, [malicious], [int(seeds[len(benign)])], mal_cfg)[0].to(torch.float32)
+    return benign_deltas, mal

@@ -27,6 +27,8 @@ def test_figure_config_parses_with_the_paper_hyperparameters(path):
         assert not a.enabled and cfg.aggregation.norm_bound == 3
     else:
         assert a.kind == "pgd" and a.pgd_bound == "auto" and cfg.aggregation.norm_bound > 0
+    if a.enabled:
+        assert a.training == "joint" and a.attacker_epochs == 15
     if path.stem.startswith("fig3"):
         assert a.num_tasks == int(path.stem.removeprefix("fig3_tasks"))
     if path.stem == "fig4b_bound5_noise0p025":

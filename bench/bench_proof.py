@@ -54,3 +54,48 @@ def test_verify(benchmark, norm, dim, bound):
     benchmark.group = f"{norm} d={dim}"
     benchmark.extra_info["proof_bytes"] = len(data)
     benchmark.pedantic(verify, args=(st, C, data), rounds=3, iterations=1)
+
+
+# --- the linear-form prover's generator folding (rangeproof/norm/generator_fold.py) ----------
+# Baselines in the same run: folding the points every round (the textbook prover), never
+# materializing them (every round's cross terms over all d original generators), and the
+# planned materializations without the bucket rounds (rangeproof.group.msm_small).
+
+LF_DIM = 4096
+
+
+def _lf_plans(k, d):
+    from rangeproof.norm.generator_fold import materialization_plan
+
+    return {
+        "planned (bucket rounds + materializations)": None,
+        "baseline: planned materializations, no bucket rounds": (0, materialization_plan(d)),
+        "baseline: fold every round": (0, frozenset(range(k))),
+        "baseline: never materialize": (0, frozenset()),
+    }
+
+
+@pytest.mark.parametrize("plan", list(_lf_plans(12, LF_DIM)))
+def test_linear_form_prover_schedule(benchmark, monkeypatch, plan):
+    import random
+
+    import rangeproof.norm.generator_fold as generator_fold
+    from rangeproof.group import ORDER
+    from rangeproof.norm.commitment import vector_generators
+    from rangeproof.norm.linear_form import LinearFormProof
+    from rangeproof.transcript import Transcript
+
+    k = (LF_DIM - 1).bit_length()
+    chosen = _lf_plans(k, LF_DIM)[plan]
+    if chosen is not None:
+        monkeypatch.setattr(generator_fold, "fold_plan", lambda d, top: chosen)
+    rnd = random.Random(1)
+    G = vector_generators(LF_DIM)
+    x = [int(rnd.gauss(0, 60)) for _ in range(LF_DIM)]  # a quantized update's typical size
+    v = [rnd.randrange(ORDER) for _ in range(LF_DIM)]
+
+    def run():
+        return LinearFormProof.create(Transcript(b"bench lf"), G, x, 5, v, 7, rng=rnd.getrandbits)
+
+    benchmark.group = f"linear-form prover d={LF_DIM}"
+    benchmark.pedantic(run, rounds=2, iterations=1)

@@ -27,8 +27,8 @@ from petlib.ec import EcPt
 
 from .errors import VerificationError
 from .generators import pedersen_bases
-from .group import ORDER, msm
-from .norm.commitment import to_residues, vector_generators
+from .group import ORDER, msm, msm_small
+from .norm.commitment import vector_generators
 
 __all__ = ["BindingError", "check_binding", "aggregate_commitments"]
 
@@ -67,12 +67,12 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
     if not commitments:
         raise BindingError("no commitments to check the aggregate against")
     if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
-        xs = to_residues(aggregate)
+        xs = [int(v) for v in aggregate.tolist()]
     else:  # a list or an object array: every entry must be an int (a float must not be truncated)
         vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             raise BindingError("the aggregate must be a vector of integers")
-        xs = to_residues(vals)
+        xs = [int(v) for v in vals]
     if not xs:
         raise BindingError("empty aggregate")
     if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):
@@ -80,7 +80,9 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
     G = vector_generators(len(xs))
     Bt = pedersen_bases()[1]
     q = ORDER
-    total = msm(xs + [blinding_sum % q] + [q - 1] * len(commitments),
-                G + [Bt] + list(commitments))
+    # <X, G> by point additions (the aggregate is small and signed: msm_small), the rest as one
+    # multi-exponentiation
+    total = msm_small(xs, G) + msm([blinding_sum % q] + [q - 1] * len(commitments),
+                                   [Bt] + list(commitments))
     if not total.is_infinite():
         raise BindingError()

@@ -135,14 +135,22 @@ def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]],
             pf.add_to(single, st, C)
         except (ProofError, ValueError):
             continue
-        good.append((i, single))
-        acc._merge(single)
+        good.append((i, st, C, pf))
+        acc._merge(single)  # summed at once: the batch holds one d-vector, not one per client
+        del single
     if not good:
         return ok
     if acc.check():
-        for i, _ in good:
+        for i, *_ in good:
             ok[i] = True
         return ok
-    for i, single in good:
+    # Some proof fails: check them one by one (the replay is deterministic, so it is repeated
+    # rather than keeping every client's d scalars in memory for a case that should not happen).
+    for i, st, C, pf in good:
+        single = Accumulator(rng)
+        try:
+            pf.add_to(single, st, C)
+        except (ProofError, ValueError):
+            continue
         ok[i] = single.check()
     return ok

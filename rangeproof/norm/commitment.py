@@ -14,7 +14,7 @@ import numpy as np
 from petlib.ec import EcPt
 
 from ..generators import generators, pedersen_bases
-from ..group import ORDER, msm, random_scalar
+from ..group import ORDER, msm, msm_small, random_scalar
 
 __all__ = ["VECTOR_LABEL", "vector_generators", "commit_vector", "to_residues"]
 
@@ -47,7 +47,13 @@ def commit_vector(x: np.ndarray | Sequence[int], blinding: int | None = None, *,
     Returns:
       ``(C, r)``.
     """
-    xs = to_residues(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "iu" and x.dtype != object:
+            raise TypeError(f"expected an integer vector, got dtype {x.dtype}")
+        vals = [int(v) for v in x.tolist()]
+    else:
+        vals = [int(v) for v in x]
     r = random_scalar(rng) if blinding is None else blinding % ORDER
-    G = vector_generators(len(xs))
-    return msm(xs + [r], G + [pedersen_bases()[1]]), r
+    G = vector_generators(len(vals))
+    # <x, G> by point additions when the entries are small (msm_small), plus r B~
+    return msm_small(vals, G) + msm([r], [pedersen_bases()[1]]), r

@@ -279,7 +279,7 @@ class L2Proof:
         tauB = msm([prm.tau], [B])
         acc.add_range(self.range_s.verification_terms(t, [tauB - self.C_S], _SUM_BITS))
         clock.lap("verify: range-proof scalars")
-        v = proj.transpose_apply(gamma)
+        v = proj.transpose(gamma)  # as limbs: the verifier needs only <s, v>
         clock.lap("verify: projection v = P^T gamma")
         acc.add_linear_form(self.linear.verification_terms(t, statement.dim, v, commitment, self.Y))
         clock.lap("verify: linear-form scalars")

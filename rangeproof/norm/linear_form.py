@@ -28,10 +28,18 @@ products ``s_i``)::
     z_1 sum_i s_i G_i + z_1 v_f Q + z_2 B~ - A - e (C + w Y + sum_j (u_j^2 L_j + u_j^-2 R_j)) = 0
 
 Size: ``2k + 1`` points and 2 scalars.
+
+Work: the prover computes the first rounds' cross terms from the small committed vector by
+point additions, then folds its generators symbolically and materializes them on a planned
+schedule (:mod:`.generator_fold`); the verifier forms
+the challenge products as a tensor product and, when ``v`` comes as limbs (the projection),
+computes ``<s, v>`` without forming ``v`` (:mod:`.challenge_products`). ``docs/proofs.md``,
+"The prover's work", has the details; none of it changes the proof bytes.
 """
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Callable, Sequence
 
 from petlib.ec import EcPt
@@ -51,115 +59,51 @@ from ..group import (
     scalar_to_bytes,
 )
 from ..transcript import Transcript
+from .challenge_products import challenge_products, challenge_products_unreduced
+from .generator_fold import FoldedGenerators
 
-__all__ = ["LinearFormProof", "LinearFormTerms", "challenge_products"]
+__all__ = ["LinearFormProof", "LinearFormTerms", "challenge_products"]  # the last re-exported
 
 _DOMAIN = b"sabre linear form v1"
 _MAX_ROUNDS = 31
-_FOLD_EVERY = 2
 
 Rng = Callable[[int], int]
 
 
 @dataclasses.dataclass
 class LinearFormTerms:
-    """The verification equation as scalars: ``sum_i g[i] G_i + b B + b_blinding B~ + extras = 0``."""
+    """The verification equation as scalars: ``sum_i g[i] G_i + b B + b_blinding B~ + extras = 0``.
 
-    g: list[int]
+    ``g`` is ``g_scale`` times the challenge products of ``us`` (``dim`` of them); it is formed
+    only when asked for (:attr:`g`, reduced) or by the caller that sums several
+    (:func:`.challenge_products.challenge_products_unreduced`).
+    """
+
+    us: list[int]
+    g_scale: int
+    dim: int
     b: int
     b_blinding: int
     extra_scalars: list[int]
     extra_points: list[EcPt]
 
+    @property
+    def g(self) -> list[int]:
+        """The ``dim`` scalars on the generators, reduced mod q."""
+        return challenge_products(self.us, self.dim, self.g_scale)
+
+
+def _scaled(scale: int, scalars: list[int], points: list[EcPt], extra_scalars: list[int],
+            extra_points: list[EcPt]) -> EcPt:
+    """``scale * msm(scalars, points) + msm(extra_scalars, extra_points)``."""
+    inner = msm(scalars, points)
+    if inner.is_infinite():
+        return msm(extra_scalars, extra_points)
+    return msm([scale] + extra_scalars, [inner] + extra_points)
+
 
 def _rounds(d: int) -> int:
     return max(0, (d - 1).bit_length())
-
-
-def challenge_products(us: Sequence[int], d: int) -> list[int]:
-    """``s_i = prod_j u_j^{+1 if bit (k-1-j) of i is set else -1}`` for ``i < d``.
-
-    Round ``j`` (0-based) splits on bit ``k-1-j`` of the index, so ``sum_i s_i G_i`` is the
-    folded generator and ``sum_i s_i v_i`` the folded public vector.
-    """
-    q = ORDER
-    k = len(us)
-    inv = batch_inverse(us) if us else []
-    first = 1
-    for w in inv:
-        first = first * w % q
-    sq = [u * u % q for u in us]
-    s = [first] * d
-    for i in range(1, d):
-        top = i.bit_length() - 1
-        s[i] = s[i - (1 << top)] * sq[k - 1 - top] % q
-    return s
-
-
-class _LazyFolder:
-    """The prover's generators, folded lazily (materialized every :data:`_FOLD_EVERY` rounds).
-
-    With ``N`` the current (power-of-two) length, the current generator ``k`` is
-    ``sum_{i < len(pts), i mod N = k} coef[i] pts[i]``; indices beyond ``len(pts)`` are the
-    identity (padding). Folding only multiplies coefficients; materializing replaces each group
-    of indices that agree mod ``N`` by one point (a small multi-exponentiation), keeping lone
-    points with their coefficient. This saves about a third of the group work of folding every
-    round (``rangeproof/ipa_fold.py`` does the same for the two-sided argument).
-    """
-
-    def __init__(self, G: list[EcPt]):
-        self.pts = G
-        self.coef = [1] * len(G)
-        self.lazy = 0
-
-    def cross_terms(self, n: int, xs: list[int], c_L: int, c_R: int, rho_L: int, rho_R: int,
-                    Q: EcPt, Bt: EcPt) -> tuple[EcPt, EcPt]:
-        q = ORDER
-        half = n // 2
-        mask = n - 1
-        lx = len(xs)
-        coef, pts = self.coef, self.pts
-        Ls, Lp, Rs, Rp = [c_L, rho_L], [Q, Bt], [c_R, rho_R], [Q, Bt]
-        for i in range(len(pts)):
-            k = i & mask
-            if k >= half:
-                j = k - half
-                if j < lx and xs[j]:
-                    Ls.append(xs[j] * coef[i] % q)
-                    Lp.append(pts[i])
-            else:
-                j = k + half
-                if j < lx and xs[j]:
-                    Rs.append(xs[j] * coef[i] % q)
-                    Rp.append(pts[i])
-        return msm(Ls, Lp), msm(Rs, Rp)
-
-    def fold(self, n: int, u: int, ui: int) -> None:
-        q = ORDER
-        half = n // 2
-        mask = n - 1
-        self.coef = [c * (ui if (i & mask) < half else u) % q for i, c in enumerate(self.coef)]
-        self.lazy += 1
-        if self.lazy >= _FOLD_EVERY and half > 1:
-            self._materialize(half)
-
-    def _materialize(self, n: int) -> None:
-        pts, coef = self.pts, self.coef
-        size = len(pts)
-        new_pts, new_coef = [], []
-        for k in range(min(n, size)):
-            idx = range(k, size, n)
-            if len(idx) == 1:
-                new_pts.append(pts[k])
-                new_coef.append(coef[k])
-            else:
-                new_pts.append(msm([coef[i] for i in idx], [pts[i] for i in idx]))
-                new_coef.append(1)
-        self.pts, self.coef, self.lazy = new_pts, new_coef, 0
-
-    def final(self) -> EcPt:
-        """The single folded generator (length 1)."""
-        return msm(self.coef, self.pts)
 
 
 class LinearFormProof:
@@ -182,7 +126,8 @@ class LinearFormProof:
         Args:
           transcript: the transcript, with ``C`` and ``Y`` (or what determines them) absorbed.
           G: the generators, length ``d``.
-          x: the committed vector (ints; reduced mod q here).
+          x: the committed vector (ints, signed or as residues; reduced mod q here). When its
+            centered entries are small, the first rounds use point additions (faster only).
           r: the blinding of ``C``.
           v: the public vector, length ``d``.
           s: the blinding of ``Y``.
@@ -204,20 +149,34 @@ class LinearFormProof:
         Q = msm([w], [B])
         xs = [int(a) % q for a in x]
         vs = [int(a) % q for a in v]
-        folder = _LazyFolder(list(G))
+        half_q = q // 2
+        folder = FoldedGenerators(G, small_x=[a - q if a > half_q else a for a in xs])
+        e = [1]  # bucket rounds: the current xs is sum_a e_a x0[a n + k], x0 the original vector
         rho = (r + w * s) % q
-        n = 1 << _rounds(d)
+        n = folder.length
+        # The current x and v are fx * xs and fv * vs: a fold then costs one product per pair,
+        # x' = fx u (xs_lo + u^-2 xs_hi), v' = fv u^-1 (vs_lo + u^2 vs_hi), and none per lone
+        # coordinate (a padded length's first round leaves most coordinates without a partner).
+        fx = fv = 1
         Ls: list[EcPt] = []
         Rs: list[EcPt] = []
         while n > 1:
             half = n // 2
             ell = len(xs)
-            hi = ell - half  # coordinates with a partner in the upper half (may be <= 0)
+            hi = max(ell - half, 0)  # coordinates with a partner in the upper half
             rho_L = random_scalar(rng)
             rho_R = random_scalar(rng)
-            c_L = sum(xs[i] * vs[half + i] for i in range(max(hi, 0))) % q
-            c_R = sum(xs[half + i] * vs[i] for i in range(max(hi, 0))) % q
-            L, R = folder.cross_terms(n, xs, c_L, c_R, rho_L, rho_R, Q, Bt)
+            fxv = fx * fv % q
+            c_L = sum(map(operator.mul, xs[:hi], vs[half:half + hi])) * fxv % q
+            c_R = sum(map(operator.mul, xs[half:half + hi], vs[:hi])) * fxv % q
+            buckets = folder.uses_buckets()
+            if buckets:
+                l_s, l_p, r_s, r_p = folder.small_cross_terms(e)
+            else:
+                l_s, l_p, r_s, r_p = folder.cross_terms(xs)
+            gen_scale = folder.scale * fx % q
+            L = _scaled(gen_scale, l_s, l_p, [c_L, rho_L], [Q, Bt])
+            R = _scaled(gen_scale, r_s, r_p, [c_R, rho_R], [Q, Bt])
             Ls.append(L)
             Rs.append(R)
             transcript.validate_and_append_point(b"L", L)
@@ -225,12 +184,17 @@ class LinearFormProof:
             u = transcript.challenge_scalar(b"u")
             ui = pow(u, -1, q)
             m = min(ell, half)
-            xs = [(xs[i] * u + xs[half + i] * ui) % q if i < hi else xs[i] * u % q for i in range(m)]
-            vs = [(vs[i] * ui + vs[half + i] * u) % q if i < hi else vs[i] * ui % q for i in range(m)]
-            folder.fold(n, u, ui)
-            rho = (rho + u * u * rho_L + ui * ui * rho_R) % q
+            u2, ui2 = u * u % q, ui * ui % q
+            xs = [(a + b * ui2) % q for a, b in zip(xs[:hi], xs[half:ell])] + xs[hi:m]
+            vs = [(a + b * u2) % q for a, b in zip(vs[:hi], vs[half:ell])] + vs[hi:m]
+            fx = fx * u % q
+            fv = fv * ui % q
+            if buckets:
+                e = [c for a in e for c in (a, a * ui2 % q)]
+            folder.fold(u, ui)
+            rho = (rho + u2 * rho_L + ui2 * rho_R) % q
             n = half
-        a, v_f = xs[0], vs[0]
+        a, v_f = xs[0] * fx % q, vs[0] * fv % q
         g_f = folder.final()
         base = g_f + msm([v_f], [Q])
         k1 = random_scalar(rng)
@@ -261,16 +225,18 @@ class LinearFormProof:
             us.append(transcript.challenge_scalar(b"u"))
         transcript.validate_and_append_point(b"A", self.A)
         e = transcript.challenge_scalar(b"e")
-        s = challenge_products(us, d)
-        v_f = sum(si * vi for si, vi in zip(s, v)) % q
         z1, z2 = self.z1, self.z2
-        g = [z1 * si % q for si in s]
+        dot = getattr(v, "dot_challenge_products", None)
+        if dot is not None:  # v given as limbs (the projection): <z1 s, v> without forming v
+            zv = dot(us, z1)
+        else:
+            zv = sum(map(operator.mul, challenge_products_unreduced(us, d, z1), v)) % q
         u_inv = batch_inverse(us) if us else []
         extra_scalars = [q - 1, q - e, (q - e) * w % q]
         extra_points = [self.A, C, Y]
         extra_scalars += [(q - e) * u * u % q for u in us] + [(q - e) * ui * ui % q for ui in u_inv]
         extra_points += list(self.L) + list(self.R)
-        return LinearFormTerms(g, z1 * v_f % q * w % q, z2, extra_scalars, extra_points)
+        return LinearFormTerms(us, z1, d, zv * w % q, z2, extra_scalars, extra_points)
 
     def verify(self, transcript: Transcript, G: Sequence[EcPt], v: Sequence[int], C: EcPt,
                Y: EcPt) -> None:

@@ -8,6 +8,7 @@ added first. If any equation fails, the combination is the identity with probabi
 """
 from __future__ import annotations
 
+import operator
 from typing import Callable
 
 from petlib.ec import EcPt
@@ -16,6 +17,7 @@ from ..generators import pedersen_bases
 from ..group import ORDER, msm, random_scalar
 from ..range_proof import VerificationTerms, range_generators
 from .commitment import vector_generators
+from .challenge_products import add_challenge_products, challenge_products_unreduced
 from .linear_form import LinearFormTerms
 
 __all__ = ["Accumulator"]
@@ -28,7 +30,10 @@ class Accumulator:
         self._rng = rng
         self._range_g: list[int] = []
         self._range_h: list[int] = []
-        self._vec_g: list[int] = []
+        # linear forms on the vector generators, not yet summed: (scale, challenges, d) stands
+        # for scale * s, s the d challenge products (formed only when summed)
+        self._vec_g: list[tuple[int, list[int], int]] = []
+        self._vec_total: list[int] = []  # what has been summed (unreduced)
         self._b = 0
         self._bt = 0
         self._scalars: list[int] = []
@@ -61,7 +66,7 @@ class Accumulator:
     def add_linear_form(self, t: LinearFormTerms) -> None:
         """Adds a linear-form argument's equation (on the vector generators)."""
         w = self._weight()
-        self._add_into(self._vec_g, t.g, w)
+        self._vec_g.append((w * t.g_scale % ORDER, t.us, t.dim))
         self._b += w * t.b
         self._bt += w * t.b_blinding
         self._scalars.extend(w * s % ORDER for s in t.extra_scalars)
@@ -86,20 +91,53 @@ class Accumulator:
         w = self._weight()
         self._add_into(self._range_g, other._range_g, w)
         self._add_into(self._range_h, other._range_h, w)
-        self._add_into(self._vec_g, other._vec_g, w)
+        self._vec_g.extend((w * scale % ORDER, us, d) for scale, us, d in other._vec_g)
+        if other._vec_total:
+            self._add_vector([w * a for a in other._vec_total])
+        self._sum_vectors()  # one running sum: memory stays one d-vector however many merge
         self._b += w * other._b
         self._bt += w * other._bt
         self._scalars.extend(w * s % ORDER for s in other._scalars)
         self._points.extend(other._points)
+
+    def _add_vector(self, g: list[int]) -> None:
+        total = self._vec_total
+        if not total:
+            self._vec_total = g
+            return
+        if len(total) < len(g):
+            total, g = g, total
+        self._vec_total = list(map(operator.add, total[:len(g)], g)) + total[len(g):]
+
+    def _sum_vectors(self) -> None:
+        """Adds the pending linear forms into the running sum: per client one fused pass that
+        forms its scaled challenge products (unreduced) and adds them (:mod:`.challenge_products`)."""
+        for scale, us, d in self._vec_g:
+            if self._vec_total:
+                self._vec_total = add_challenge_products(self._vec_total, us, d, scale)
+            else:
+                self._vec_total = challenge_products_unreduced(us, d, scale)
+        self._vec_g = []
+
+    def _vector_scalars(self) -> list[int]:
+        """``sum_c w_c g_c`` over the linear forms on the vector generators (unreduced: the
+        multi-exponentiation reduces its scalars).
+
+        The generators are shared, so each client costs one pass over its ``d`` scalars and the
+        multi-exponentiation stays ``d`` terms however many clients there are.
+        """
+        self._sum_vectors()
+        return self._vec_total
 
     def check(self) -> bool:
         """Whether every added equation holds (one multi-exponentiation)."""
         q = ORDER
         n = len(self._range_g)
         G, H = range_generators(n) if n else ([], [])
-        VG = vector_generators(len(self._vec_g)) if self._vec_g else []
+        vec = self._vector_scalars()
+        VG = vector_generators(len(vec)) if vec else []
         B, Bt = pedersen_bases()
         scalars = [s % q for s in self._range_g] + [s % q for s in self._range_h] + \
-                  [s % q for s in self._vec_g] + [self._b % q, self._bt % q] + self._scalars
+                  vec + [self._b % q, self._bt % q] + self._scalars
         points = list(G) + list(H) + list(VG) + [B, Bt] + self._points
         return msm(scalars, points).is_infinite()

@@ -1,0 +1,164 @@
+"""The verifier's challenge-product vector ``s`` of a folding argument, and dot products with it.
+
+After ``k`` rounds with challenges ``u_0..u_{k-1}`` the folded generator is ``sum_i s_i G_i``
+with ::
+
+    s_i = prod_j u_j^{+1 if bit (k-1-j) of i is set else -1}
+
+(round ``j`` splits on bit ``k-1-j``). ``s`` is a tensor product: with ``i = h 2^m + l``
+(``l`` the low ``m`` bits), ``s_i = A_h B_l`` where ``A`` is the product vector of the first
+``k - m`` challenges and ``B`` that of the last ``m``. Two uses:
+
+* the ``d`` entries themselves, as ``[a * b for a in A for b in B]`` without reducing mod q
+  (the multi-exponentiation reduces them; one 256-bit product per entry instead of a product
+  and a reduction, about 0.14 us against 0.36 us);
+* ``<s, v>`` for a vector ``v`` given as small integer limbs (the projection pass), as
+  ``sum_h A_h <B, v_h>``: the inner products over the ``2^m``-long rows ``v_h`` are float64
+  matrix products on 16-bit limbs of ``B`` (exact, see :func:`dot_limbs`), so the only Python
+  big-integer work is ``O(d / 2^m)``.
+"""
+from __future__ import annotations
+
+import operator
+from itertools import repeat
+from typing import Sequence
+
+import numpy as np
+
+from ..group import ORDER, batch_inverse
+
+__all__ = ["challenge_products", "challenge_products_unreduced", "add_challenge_products", "dot_limbs",
+           "LOW_BITS"]
+
+LOW_BITS = 10
+"""``m``: the low index bits that make the inner factor ``B`` (1024 entries)."""
+
+_B_LIMB = 16
+
+
+def challenge_products(us: Sequence[int], d: int, scale: int = 1) -> list[int]:
+    """``scale * s_i mod q`` for ``i < d`` (``d <= 2^k``).
+
+    Built by doubling: the entries with top bit ``t`` are the first ``2^t`` entries times
+    ``u_{k-1-t}^2``.
+
+    Raises:
+      ValueError: ``d > 2^k``.
+    """
+    q = ORDER
+    k = len(us)
+    if d > 1 << k:
+        raise ValueError("challenge_products: d exceeds 2^(number of rounds)")
+    first = scale % q
+    for w in (batch_inverse(us) if us else []):
+        first = first * w % q
+    s = [first]
+    t = 0
+    while len(s) < d:
+        m = us[k - 1 - t] * us[k - 1 - t] % q
+        s += [a * m % q for a in s[:d - len(s)]]
+        t += 1
+    return s[:d]
+
+
+def _factors(us: Sequence[int], d: int, scale: int) -> tuple[list[int], list[int], int]:
+    k = len(us)
+    if d > 1 << k:
+        raise ValueError("challenge_products: d exceeds 2^(number of rounds)")
+    m = min(k, LOW_BITS)
+    low = 1 << m
+    A = challenge_products(us[:k - m], -(-d // low))
+    B = challenge_products(us[k - m:], min(d, low), scale)
+    return A, B, m
+
+
+def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1) -> list[int]:
+    """``scale * s_i`` for ``i < d`` up to multiples of q (each entry below ``q^2``)."""
+    A, B, m = _factors(us, d, scale)
+    if len(A) == 1:
+        return B[:d]
+    full, rest = divmod(d, 1 << m)
+    out = [a * b for a in A[:full] for b in B]
+    if rest:
+        a = A[full]
+        out += [a * b for b in B[:rest]]
+    return out
+
+
+def add_challenge_products(total: list[int], us: Sequence[int], d: int, scale: int = 1) -> list[int]:
+    """``total + scale * s`` entrywise (``s`` the ``d`` challenge products; unreduced, so each
+    call adds less than ``q^2`` to every entry).
+
+    One fused pass: per block of ``2^m`` entries, ``map(add, total, map(mul, B, repeat(A_h)))``.
+
+    Args:
+      total: the running sum (any length; missing entries count as 0).
+      us, d, scale: as for :func:`challenge_products`.
+
+    Returns:
+      The new sum, of length ``max(len(total), d)``.
+    """
+    A, B, m = _factors(us, d, scale)
+    if len(total) < d:
+        total = total + [0] * (d - len(total))
+    width = len(B)
+    add, mul = operator.add, operator.mul
+    out: list[int] = []
+    for h, a in enumerate(A):
+        lo = h * width
+        hi = min(d, lo + width)
+        out += map(add, total[lo:hi], map(mul, B[:hi - lo], repeat(a)))
+    out += total[d:]
+    return out
+
+
+def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int = 1) -> int:
+    """``<scale * s, v> mod q`` for ``v_i = sum_l limbs[i, l] 2^(limb_bits l)``.
+
+    Exact when every ``|limbs[i, l]| < 2^(53 - 16 - m)`` (``m`` = :data:`LOW_BITS`): the
+    float64 products of a limb with a 16-bit limb of ``B``, summed over ``2^m`` entries, stay
+    below ``2^53``.
+
+    Args:
+      limbs: array of shape ``(d, L)`` holding integers (any integer or float dtype that holds
+        them exactly).
+      limb_bits: the weight of limb ``l`` is ``2^(limb_bits l)``.
+      us: the round challenges (``d <= 2^k``).
+      scale: a factor on ``s``.
+
+    Returns:
+      The dot product reduced mod q.
+
+    Raises:
+      ValueError: a limb is too large for the exactness bound, or ``d > 2^k``.
+    """
+    q = ORDER
+    d, L = limbs.shape
+    A, B, m = _factors(us, d, scale)
+    low = 1 << m
+    bound = 1 << (53 - _B_LIMB - m)
+    if d and int(np.abs(limbs).max()) >= bound:
+        raise ValueError("dot_limbs: limbs too large for exact float64 products")
+    rows = len(A)
+    width = len(B)
+    n_b = -(-256 // _B_LIMB)
+    mask = (1 << _B_LIMB) - 1
+    b_limbs = np.array([[(b >> (_B_LIMB * j)) & mask for j in range(n_b)] for b in B],
+                       dtype=np.float64)  # (width, n_b)
+    prod = np.empty((rows, L, n_b), dtype=np.int64)
+    step = 64  # rows per float64 product, to keep the temporaries small
+    for h0 in range(0, rows, step):
+        h1 = min(rows, h0 + step)
+        part = np.zeros(((h1 - h0) * width, L), dtype=np.float64)
+        src = limbs[h0 * width:min(d, h1 * width)]
+        part[:src.shape[0]] = src
+        lw = np.ascontiguousarray(part.reshape(h1 - h0, width, L).transpose(0, 2, 1))
+        # (rows L, width) @ (width, n_b): every entry an exact integer below 2^53
+        prod[h0:h1] = (lw.reshape(-1, width) @ b_limbs).reshape(h1 - h0, L, n_b).astype(np.int64)
+    inner = [0] * rows
+    for l in range(L):
+        for j in range(n_b):
+            shift = limb_bits * l + _B_LIMB * j
+            col = prod[:, l, j].tolist()
+            inner = [t + (c << shift) for t, c in zip(inner, col)]
+    return sum(a * t for a, t in zip(A, inner)) % q

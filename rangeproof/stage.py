@@ -55,6 +55,7 @@ from .errors import EncodingError
 from .group import ORDER, point_from_bytes, point_to_bytes
 from .norm import DEFAULT_PROJECTIONS, NormStatement, commit_and_prove, verify_batch
 from .norm.l2 import exact_square_norm
+from .norm.params import linf_params
 
 __all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize",
            "plain_commitment"]
@@ -176,6 +177,15 @@ class NormProofStage(Stage):
         self.projections = projections if norm == "l2" else 0
         self.secure = bool(secure)
         self.int_bound = integer_bound(bound, scale, norm)
+
+    def check_dimension(self, dim: int) -> None:
+        """Refuse, before any round, a dimension the proofs cannot handle (both modes alike).
+
+        Raises:
+          ValueError: an L-infinity bound over more coordinates than one proof supports.
+        """
+        if self.norm == "linf":
+            linf_params(int(dim), self.int_bound)
 
     def statement(self, ctx: RoundContext, client_id: int) -> NormStatement:
         """The public statement of ``client_id`` in this round."""

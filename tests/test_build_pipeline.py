@@ -105,3 +105,13 @@ def test_secure_and_fast_twin_give_identical_aggregates(settings):
     assert a.vector.dtype == b.vector.dtype == np.float32
     assert a.vector.tobytes() == b.vector.tobytes()
     assert a.included == b.included and a.rejected == b.rejected
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_linf_bound_beyond_one_proof_is_refused_before_any_round(secure):
+    # 2 * 32768 range-proven values fit one aggregated proof; one more coordinate does not
+    build(dim=32768, weighting="uniform", norm_bound=1.0, norm_kind="linf", secure=secure)
+    with pytest.raises(ConfigError, match="aggregation.norm_kind: L-infinity proof: dimension 32769"):
+        build(dim=32769, weighting="uniform", norm_bound=1.0, norm_kind="linf", secure=secure)
+    # the L2 proof has no such limit
+    build(dim=1_199_882, weighting="uniform", norm_bound=1.0, norm_kind="l2", secure=secure)

@@ -75,7 +75,7 @@ def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
         raise ValueError(f"build_pipeline: clients_per_round and dim must be positive, got {clients_per_round}, {dim}")
     cfg.validate()
     pipeline = _sum(cfg)  # 1
-    pipeline = _integers(cfg, pipeline, clients_per_round=clients_per_round, population=population)  # 2
+    pipeline = _integers(cfg, pipeline, clients_per_round=clients_per_round, dim=dim, population=population)  # 2
     pipeline = _central_noise(cfg, pipeline, clients_per_round=clients_per_round, population=population)  # 3
     pipeline = MeanStage(pipeline, cfg.weighting)  # 4
     pipeline = _server_baseline(cfg, pipeline)  # 5
@@ -115,14 +115,19 @@ def _sum(cfg: AggregationConfig) -> Aggregator:
     return PlainSum()
 
 
-def _integers(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int,
+def _integers(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int, dim: int,
               population: int | None) -> Aggregator:
     """2. Turn float updates into the integers that are summed (and masked, under SecAgg)."""
     if cfg.norm_bound > 0:
         from rangeproof.stage import NormProofStage
 
         scale = norm_scale(cfg.norm_bound, bits=cfg.quant_bits, clients_per_round=clients_per_round)
-        return NormProofStage(inner, bound=cfg.norm_bound, norm=cfg.norm_kind, scale=scale, secure=cfg.secure)
+        stage = NormProofStage(inner, bound=cfg.norm_bound, norm=cfg.norm_kind, scale=scale, secure=cfg.secure)
+        try:
+            stage.check_dimension(dim)
+        except ValueError as e:
+            raise ConfigError(f"aggregation.norm_kind: {e}") from None
+        return stage
     if not (cfg.secure or cfg.quantize or cfg.noise == "distributed"):
         return inner
     import secagg

@@ -128,26 +128,26 @@ class BackdoorAdversary:
             return self._explicit_messages(view, round_index, clients, global_params, weights, betas, benign, mal_data)
         if cfg.training == "joint":
             epochs = int(view.local.epochs if cfg.attacker_epochs is None else cfg.attacker_epochs)
-            seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0x101D]).generate_state(epochs, np.uint64)
+            seeds = self._seeds(round_index, 0x101D, epochs)
             delta = joint_malicious_delta(
                 view,
                 global_params,
                 benign,
                 mal_data,
-                [int(s) % 2**63 for s in seeds],
+                seeds,
                 epochs=epochs,
                 bound=bound,
                 attacker_lr=cfg.attacker_lr,
             )
         else:
-            seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xBAD]).generate_state(cfg.pgd_rounds, np.uint64)
+            seeds = self._seeds(round_index, 0xBAD, cfg.pgd_rounds)
             delta = malicious_delta(
                 view,
                 global_params,
                 benign,
                 mal_data,
                 self.task.size,
-                [int(s) % 2**63 for s in seeds],
+                seeds,
                 rounds=cfg.pgd_rounds,
                 bound=bound,
                 malicious_steps=cfg.malicious_steps,
@@ -172,14 +172,14 @@ class BackdoorAdversary:
     def _explicit_messages(self, view, round_index, clients, global_params, weights, betas, benign, mal_data):
         """Each attacker sends its own benign update plus its share beta_a * Delta_m."""
         cfg = self.cfg
-        seeds = np.random.SeedSequence([self.run_seed, int(round_index), 0xE8B]).generate_state(len(benign) + 1, np.uint64)
+        seeds = self._seeds(round_index, 0xE8B, len(benign) + 1)
         benign_deltas, mal = explicit_parts(
             view,
             global_params,
             benign,
             mal_data,
             self.task.size,
-            [int(s) % 2**63 for s in seeds],
+            seeds,
             malicious_steps=cfg.malicious_steps,
             attacker_lr=cfg.attacker_lr,
         )
@@ -243,6 +243,11 @@ class BackdoorAdversary:
             attacker_weight=weight,
             mean_client_weight=self.mean_client_weight,
         )
+
+    def _seeds(self, round_index: int, tag: int, count: int) -> list[int]:
+        """``count`` training seeds for the attack of ``round_index`` (``tag`` separates the modes)."""
+        state = np.random.SeedSequence([self.run_seed, int(round_index), tag]).generate_state(count, np.uint64)
+        return [int(s) % 2**63 for s in state]
 
     def _at_bound_norm(self) -> float:
         return float(self.norm_bound if self.cfg.pgd_bound == "auto" else self.cfg.pgd_bound)

@@ -73,6 +73,18 @@ def project_l2(delta: torch.Tensor | np.ndarray, radius: float):
     return delta if norm <= radius else rescale(delta, radius / norm)
 
 
+def attacker_config(view, attacker_lr: float | None = None, **changes):
+    """A copy of the honest clients' ``LocalConfig`` with ``changes`` (and ``attacker_lr``, if given)."""
+    if attacker_lr is not None:
+        changes["lr"] = float(attacker_lr)
+    return dataclasses.replace(view.local, **changes)
+
+
+def full_batch_steps(view, malicious_size: int, malicious_steps: int, attacker_lr: float | None):
+    """The config of ``malicious_steps`` SGD steps on all of D_mal as one batch, in file order."""
+    return attacker_config(view, attacker_lr, epochs=malicious_steps, batch_size=int(malicious_size), shuffle=False)
+
+
 def malicious_delta(
     view,
     start: torch.Tensor,
@@ -107,10 +119,7 @@ def malicious_delta(
     """
     if len(seeds) < rounds:
         raise ValueError(f"need {rounds} seeds, got {len(seeds)}")
-    changes = {"epochs": malicious_steps, "batch_size": int(malicious_size), "shuffle": False}
-    if attacker_lr is not None:
-        changes["lr"] = float(attacker_lr)
-    mal_cfg = dataclasses.replace(view.local, **changes)
+    mal_cfg = full_batch_steps(view, malicious_size, malicious_steps, attacker_lr)
     w = start.clone()
     for block in range(rounds):
         seed = int(seeds[block])
@@ -161,10 +170,7 @@ def joint_malicious_delta(
         raise ValueError(f"need {epochs} seeds, got {len(seeds)}")
     parts = [*benign, malicious]
     union = ClientData(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
-    changes = {"epochs": 1, "shuffle": True}
-    if attacker_lr is not None:
-        changes["lr"] = float(attacker_lr)
-    cfg = dataclasses.replace(view.local, **changes)
+    cfg = attacker_config(view, attacker_lr, epochs=1, shuffle=True)
     w = start.clone()
     for epoch in range(epochs):
         w = w + view.train(w, [union], [int(seeds[epoch])], cfg)[0].to(w.dtype)
@@ -204,10 +210,7 @@ def explicit_parts(
     """
     if len(seeds) < len(benign) + 1:
         raise ValueError(f"need {len(benign) + 1} seeds, got {len(seeds)}")
-    changes = {"epochs": malicious_steps, "batch_size": int(malicious_size), "shuffle": False}
-    if attacker_lr is not None:
-        changes["lr"] = float(attacker_lr)
-    mal_cfg = dataclasses.replace(view.local, **changes)
+    mal_cfg = full_batch_steps(view, malicious_size, malicious_steps, attacker_lr)
     benign_deltas = []
     if benign:
         deltas = view.train(start, list(benign), [int(s) for s in seeds[: len(benign)]])

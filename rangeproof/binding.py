@@ -28,7 +28,7 @@ from petlib.ec import EcPt
 from .errors import VerificationError
 from .generators import pedersen_bases
 from .group import ORDER, msm, msm_small
-from .norm.commitment import vector_generators
+from .norm.commitment import to_ints, vector_generators
 
 __all__ = ["BindingError", "check_binding", "aggregate_commitments"]
 
@@ -67,12 +67,12 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
     if not commitments:
         raise BindingError("no commitments to check the aggregate against")
     if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
-        xs = [int(v) for v in aggregate.tolist()]
+        xs = to_ints(aggregate)
     else:  # a list or an object array: every entry must be an int (a float must not be truncated)
         vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             raise BindingError("the aggregate must be a vector of integers")
-        xs = [int(v) for v in vals]
+        xs = to_ints(vals)
     if not xs:
         raise BindingError("empty aggregate")
     if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):

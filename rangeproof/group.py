@@ -234,23 +234,51 @@ def msm(scalars: Sequence[int], points: Sequence[EcPt]) -> EcPt:
         raise ValueError(f"msm: {n} scalars but {len(points)} points")
     if not n:
         return _GROUP.infinite()
-    q = ORDER
-    index = operator.index
     # Everything that can raise (non-integers, non-points) happens before any allocation.
-    encoded = [(index(s) % q).to_bytes(SCALAR_BYTES, "big") for s in scalars]
-    try:
-        raw_points = [P.pt for P in points]
-    except AttributeError:
-        raise TypeError("msm: points must be petlib EcPt objects") from None
-    if not all(type(P) is EcPt for P in points):
-        raise TypeError("msm: points must be petlib EcPt objects")
-    if n <= _MSM_CHUNK:
-        return _points_mul(encoded, raw_points)
+    encoded = _encode_scalars(scalars)
+    raw_points = _raw_points(points, "msm")
     total = _points_mul(encoded[:_MSM_CHUNK], raw_points[:_MSM_CHUNK])
     for start in range(_MSM_CHUNK, n, _MSM_CHUNK):
         total = total + _points_mul(encoded[start:start + _MSM_CHUNK],
                                     raw_points[start:start + _MSM_CHUNK])
     return total
+
+
+def _encode_scalars(scalars: Sequence[int]) -> list[bytes]:
+    """32-byte big-endian encodings of the scalars reduced mod q (``TypeError`` for non-integers)."""
+    q, index = ORDER, operator.index
+    return [(index(s) % q).to_bytes(SCALAR_BYTES, "big") for s in scalars]
+
+
+def _raw_points(points: Sequence[EcPt], who: str) -> list:
+    """The OpenSSL points behind petlib points (``TypeError`` for anything else)."""
+    if not all(type(P) is EcPt for P in points):
+        raise TypeError(f"{who}: points must be petlib EcPt objects")
+    return [P.pt for P in points]
+
+
+class _Bignums:
+    """OpenSSL ``BIGNUM`` copies of 32-byte scalar encodings, cleared and freed on exit."""
+
+    def __init__(self, encoded: list[bytes], who: str):
+        self._encoded = encoded
+        self._who = who
+        self._bns: list = []
+
+    def __enter__(self) -> list:
+        null = _FFI.NULL
+        self._bns = list(map(_C.BN_bin2bn, self._encoded, repeat(SCALAR_BYTES), repeat(null)))
+        if null in self._bns:
+            self.__exit__(None, None, None)
+            raise MemoryError(f"{self._who}: BN_bin2bn failed")
+        return self._bns
+
+    def __exit__(self, *exc) -> None:
+        null = _FFI.NULL
+        for bn in self._bns:
+            if bn != null:
+                _C.BN_clear_free(bn)
+        self._bns = []
 
 
 _MSM_CHUNK = 16384
@@ -296,28 +324,30 @@ def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
     top = max(max(vals), -min(vals))
     if top > SMALL_SCALAR_LIMIT or 2 * top > n + 64:
         return msm(vals, points)
-    if not all(type(P) is EcPt for P in points):
-        raise TypeError("msm_small: points must be petlib EcPt objects")
+    raw = _raw_points(points, "msm_small")
     ecg, ctx, add = _GROUP.ecg, get_ctx().bnctx, _C.EC_POINT_add
     pos = [EcPt(_GROUP) for _ in range(top + 1)]  # EcPt(group) is the identity
     neg = [EcPt(_GROUP) for _ in range(top + 1)]
     praw = [P.pt for P in pos]
     nraw = [P.pt for P in neg]
-    for v, P in zip(vals, points):
+    failed = 0  # OpenSSL returns 1 on success; any failure makes the result unusable
+    for v, pt in zip(vals, raw):
         if v > 0:
             r = praw[v]
-            add(ecg, r, r, P.pt, ctx)
+            failed |= add(ecg, r, r, pt, ctx) != 1
         elif v < 0:
             r = nraw[-v]
-            add(ecg, r, r, P.pt, ctx)
+            failed |= add(ecg, r, r, pt, ctx) != 1
     total = EcPt(_GROUP)
     run = EcPt(_GROUP)
     t, u = total.pt, run.pt
     for b in range(top, 0, -1):  # run = sum_{b' >= b} (P_b' - N_b'); total = sum_b run
-        _C.EC_POINT_invert(ecg, nraw[b], ctx)
-        add(ecg, u, u, praw[b], ctx)
-        add(ecg, u, u, nraw[b], ctx)
-        add(ecg, t, t, u, ctx)
+        failed |= _C.EC_POINT_invert(ecg, nraw[b], ctx) != 1
+        failed |= add(ecg, u, u, praw[b], ctx) != 1
+        failed |= add(ecg, u, u, nraw[b], ctx) != 1
+        failed |= add(ecg, t, t, u, ctx) != 1
+    if failed:
+        raise ArithmeticError("msm_small: EC_POINT_add failed")
     return total
 
 
@@ -337,60 +367,36 @@ def msm_shared(scalars: Sequence[int], groups: Sequence[Sequence[EcPt]],
     """
     if bases is not None and len(bases) != len(groups):
         raise ValueError("msm_shared: one base per group")
-    q = ORDER
-    index = operator.index
-    encoded = [(index(s) % q).to_bytes(SCALAR_BYTES, "big") for s in scalars]
+    encoded = _encode_scalars(scalars)
     m = len(encoded)
     raw_groups = []
     for grp in groups:
         if len(grp) > m:
             raise ValueError("msm_shared: a group is longer than the scalars")
-        if not all(type(P) is EcPt for P in grp):
-            raise TypeError("msm_shared: points must be petlib EcPt objects")
-        raw_groups.append([P.pt for P in grp])
-    if bases is not None and not all(type(P) is EcPt for P in bases):
-        raise TypeError("msm_shared: points must be petlib EcPt objects")
-    bin2bn, null = _C.BN_bin2bn, _FFI.NULL
-    mul, add = _C.EC_POINTs_mul, _C.EC_POINT_add
-    ecg = _GROUP.ecg
-    ctx = get_ctx().bnctx
-    bns = []
+        raw_groups.append(_raw_points(grp, "msm_shared"))
+    raw_bases = None if bases is None else _raw_points(bases, "msm_shared")
+    null, mul, add = _FFI.NULL, _C.EC_POINTs_mul, _C.EC_POINT_add
+    ecg, ctx = _GROUP.ecg, get_ctx().bnctx
     out = []
-    try:
-        for b in encoded:
-            bn = bin2bn(b, SCALAR_BYTES, null)
-            if bn == null:
-                raise MemoryError("msm_shared: BN_bin2bn failed")
-            bns.append(bn)
+    with _Bignums(encoded, "msm_shared") as bns:
         for j, raw in enumerate(raw_groups):
             res = EcPt(_GROUP)
             if raw and mul(ecg, res.pt, null, len(raw), raw, bns[:len(raw)], ctx) != 1:
                 raise ArithmeticError("msm_shared: EC_POINTs_mul failed")
-            if bases is not None and add(ecg, res.pt, res.pt, bases[j].pt, ctx) != 1:
+            if raw_bases is not None and add(ecg, res.pt, res.pt, raw_bases[j], ctx) != 1:
                 raise ArithmeticError("msm_shared: EC_POINT_add failed")
             out.append(res)
-        return out
-    finally:
-        for bn in bns:
-            _C.BN_clear_free(bn)
+    return out
 
 
 def _points_mul(encoded: list[bytes], raw_points: list) -> EcPt:
     """One ``EC_POINTs_mul`` call on 32-byte scalar encodings and raw petlib points."""
-    null = _FFI.NULL
-    bns = list(map(_C.BN_bin2bn, encoded, repeat(SCALAR_BYTES), repeat(null)))
-    try:
-        if null in bns:
-            raise MemoryError("msm: BN_bin2bn failed")
-        res = EcPt(_GROUP)
-        if _C.EC_POINTs_mul(_GROUP.ecg, res.pt, null, len(bns), raw_points, bns,
+    res = EcPt(_GROUP)
+    with _Bignums(encoded, "msm") as bns:
+        if _C.EC_POINTs_mul(_GROUP.ecg, res.pt, _FFI.NULL, len(bns), raw_points, bns,
                             get_ctx().bnctx) != 1:
             raise ArithmeticError("msm: EC_POINTs_mul failed")
-        return res
-    finally:
-        for bn in bns:
-            if bn != null:
-                _C.BN_clear_free(bn)
+    return res
 
 
 def random_scalar(rng: Callable[[int], int] | None = None) -> int:

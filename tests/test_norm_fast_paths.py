@@ -233,7 +233,7 @@ def test_accumulator_sums_vector_terms_of_many_clients():
             single = Accumulator(rnd.getrandbits)
             single.add_linear_form(proof_terms(bad=i == bad_index))
             assert single.check() == (i != bad_index)
-            total._merge(single)
+            total.merge(single)
         assert total.check() == (bad_index is None)
 
 
@@ -270,3 +270,11 @@ def test_commitment_by_point_additions_matches_the_definition():
         G = vector_generators(len(x))
         assert C == msm(to_residues(x) + [r], G + [BT])
         assert commit_vector(x.tolist(), blinding=r)[0] == C
+
+
+def test_commitment_refuses_non_integer_entries_instead_of_truncating():
+    from rangeproof.norm.commitment import commit_vector
+
+    for bad in ([1, 2.5, 3], np.array([1.0, 2.0]), [1, "2"]):
+        with pytest.raises(TypeError):
+            commit_vector(bad, blinding=1)

@@ -130,13 +130,11 @@ def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]],
     acc = Accumulator(rng)
     good = []
     for i, st, C, pf in parsed:
-        single = Accumulator(rng)
-        try:
-            pf.add_to(single, st, C)
-        except (ProofError, ValueError):
+        single = _equations(st, C, pf, rng)
+        if single is None:
             continue
         good.append((i, st, C, pf))
-        acc._merge(single)  # summed at once: the batch holds one d-vector, not one per client
+        acc.merge(single)  # summed at once: the batch holds one d-vector, not one per client
         del single
     if not good:
         return ok
@@ -147,10 +145,17 @@ def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]],
     # Some proof fails: check them one by one (the replay is deterministic, so it is repeated
     # rather than keeping every client's d scalars in memory for a case that should not happen).
     for i, st, C, pf in good:
-        single = Accumulator(rng)
-        try:
-            pf.add_to(single, st, C)
-        except (ProofError, ValueError):
-            continue
-        ok[i] = single.check()
+        single = _equations(st, C, pf, rng)
+        ok[i] = single is not None and single.check()
     return ok
+
+
+def _equations(statement: NormStatement, commitment: EcPt, proof: NormProof,
+               rng: Rng | None) -> Accumulator | None:
+    """One proof's verification equations, or ``None`` when they cannot even be formed."""
+    single = Accumulator(rng)
+    try:
+        proof.add_to(single, statement, commitment)
+    except (ProofError, ValueError):
+        return None
+    return single

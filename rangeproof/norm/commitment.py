@@ -8,6 +8,7 @@ commitment is binding to every coordinate, and commitments add up: ``sum_c C_c``
 """
 from __future__ import annotations
 
+import operator
 from typing import Callable, Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ from petlib.ec import EcPt
 from ..generators import generators, pedersen_bases
 from ..group import ORDER, msm, msm_small, random_scalar
 
-__all__ = ["VECTOR_LABEL", "vector_generators", "commit_vector", "to_residues"]
+__all__ = ["VECTOR_LABEL", "vector_generators", "commit_vector", "to_ints", "to_residues"]
 
 VECTOR_LABEL = b"sabre/norm vector G"
 
@@ -26,13 +27,22 @@ def vector_generators(dim: int) -> list[EcPt]:
     return generators(VECTOR_LABEL, dim)
 
 
-def to_residues(x: np.ndarray | Sequence[int]) -> list[int]:
-    """The vector's entries as Python ints in ``[0, q)``."""
+def to_ints(x: np.ndarray | Sequence[int]) -> list[int]:
+    """The vector's entries as signed Python ints.
+
+    Raises:
+      TypeError: a float array or a non-integer entry (never truncated).
+    """
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "iu" and x.dtype != object:
             raise TypeError(f"expected an integer vector, got dtype {x.dtype}")
         x = x.tolist()
-    return [int(v) % ORDER for v in x]
+    return [operator.index(v) for v in x]
+
+
+def to_residues(x: np.ndarray | Sequence[int]) -> list[int]:
+    """The vector's entries as Python ints in ``[0, q)`` (:func:`to_ints`, reduced)."""
+    return [v % ORDER for v in to_ints(x)]
 
 
 def commit_vector(x: np.ndarray | Sequence[int], blinding: int | None = None, *,
@@ -47,12 +57,7 @@ def commit_vector(x: np.ndarray | Sequence[int], blinding: int | None = None, *,
     Returns:
       ``(C, r)``.
     """
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "iu" and x.dtype != object:
-            raise TypeError(f"expected an integer vector, got dtype {x.dtype}")
-        vals = [int(v) for v in x.tolist()]
-    else:
-        vals = [int(v) for v in x]
+    vals = to_ints(x)
     r = random_scalar(rng) if blinding is None else blinding % ORDER
     G = vector_generators(len(vals))
     # <x, G> by point additions when the entries are small (msm_small), plus r B~

@@ -58,15 +58,16 @@ class Accumulator:
         w = self._weight()
         self._add_into(self._range_g, t.g, w)
         self._add_into(self._range_h, t.h, w)
-        self._b += w * t.b
-        self._bt += w * t.b_blinding
-        self._scalars.extend(w * s % ORDER for s in t.extra_scalars)
-        self._points.extend(t.extra_points)
+        self._add_bases_and_extras(w, t)
 
     def add_linear_form(self, t: LinearFormTerms) -> None:
         """Adds a linear-form argument's equation (on the vector generators)."""
         w = self._weight()
         self._vec_g.append((w * t.g_scale % ORDER, t.us, t.dim))
+        self._add_bases_and_extras(w, t)
+
+    def _add_bases_and_extras(self, w: int, t: VerificationTerms | LinearFormTerms) -> None:
+        """``w`` times the equation's scalars on ``B``, ``B~`` and its own extra points."""
         self._b += w * t.b
         self._bt += w * t.b_blinding
         self._scalars.extend(w * s % ORDER for s in t.extra_scalars)
@@ -86,7 +87,7 @@ class Accumulator:
         self._scalars.extend(w * s % ORDER for s in scalars)
         self._points.extend(points)
 
-    def _merge(self, other: "Accumulator") -> None:
+    def merge(self, other: "Accumulator") -> None:
         """Adds all of ``other``'s equations, weighted by one fresh random scalar."""
         w = self._weight()
         self._add_into(self._range_g, other._range_g, w)

@@ -126,62 +126,42 @@ class BackdoorAdversary:
         mal_data = self._malicious_data(view)
         if cfg.training == "explicit":
             return self._explicit_messages(view, round_index, clients, global_params, weights, betas, benign, mal_data)
-        if cfg.training == "joint":
-            epochs = int(view.local.epochs if cfg.attacker_epochs is None else cfg.attacker_epochs)
-            seeds = self._seeds(round_index, 0x101D, epochs)
-            delta = joint_malicious_delta(
-                view,
-                global_params,
-                benign,
-                mal_data,
-                seeds,
-                epochs=epochs,
-                bound=bound,
-                attacker_lr=cfg.attacker_lr,
-            )
-        else:
-            seeds = self._seeds(round_index, 0xBAD, cfg.pgd_rounds)
-            delta = malicious_delta(
-                view,
-                global_params,
-                benign,
-                mal_data,
-                self.task.size,
-                seeds,
-                rounds=cfg.pgd_rounds,
-                bound=bound,
-                malicious_steps=cfg.malicious_steps,
-                attacker_lr=cfg.attacker_lr,
-            )
-        delta = delta.detach().to("cpu", torch.float32)
+        delta = self._trained_delta(view, round_index, global_params, benign, mal_data, bound)
         if cfg.kind == "at_bound":
             at_bound = scale_to_norm(delta, self._at_bound_norm())
             sent = [at_bound.clone() for _ in clients]  # one norm, but each message owns its vector
+            boost = 1.0
         else:
             sent = [(delta.double() * b).to(torch.float32) for b in betas]
-        self.last_attack = {
-            "round": float(round_index),
-            "attackers": float(a),
-            "boost": float(betas[0]) if cfg.kind != "at_bound" else 1.0,
-            "train_bound": float("inf") if bound is None else float(bound),
-            "delta_norm": vector_norm64(delta),
-            "sent_norm": vector_norm64(sent[0]),
-        }
+            boost = betas[0]
+        self._record(round_index, clients, boost, bound, delta, sent)
         return self._messages(clients, sent, weights)
+
+    def _trained_delta(self, view, round_index, global_params, benign, mal_data, bound) -> torch.Tensor:
+        """The malicious model's ``w - w_t`` (before boosting), trained as ``attack.training`` says."""
+        cfg = self.cfg
+        if cfg.training == "joint":
+            epochs = int(view.local.epochs if cfg.attacker_epochs is None else cfg.attacker_epochs)
+            delta = joint_malicious_delta(
+                view, global_params, benign, mal_data, self._seeds(round_index, 0x101D, epochs),
+                epochs=epochs, bound=bound, attacker_lr=cfg.attacker_lr,
+            )
+        else:
+            delta = malicious_delta(
+                view, global_params, benign, mal_data, self.task.size,
+                self._seeds(round_index, 0xBAD, cfg.pgd_rounds),
+                rounds=cfg.pgd_rounds, bound=bound, malicious_steps=cfg.malicious_steps,
+                attacker_lr=cfg.attacker_lr,
+            )
+        return delta.detach().to("cpu", torch.float32)
 
     def _explicit_messages(self, view, round_index, clients, global_params, weights, betas, benign, mal_data):
         """Each attacker sends its own benign update plus its share beta_a * Delta_m."""
         cfg = self.cfg
-        seeds = self._seeds(round_index, 0xE8B, len(benign) + 1)
         benign_deltas, mal = explicit_parts(
-            view,
-            global_params,
-            benign,
-            mal_data,
-            self.task.size,
-            seeds,
-            malicious_steps=cfg.malicious_steps,
-            attacker_lr=cfg.attacker_lr,
+            view, global_params, benign, mal_data, self.task.size,
+            self._seeds(round_index, 0xE8B, len(benign) + 1),
+            malicious_steps=cfg.malicious_steps, attacker_lr=cfg.attacker_lr,
         )
         mal = mal.detach().to("cpu")
         own = {c: d.detach().to("cpu") for c, d in zip(dict.fromkeys(clients), benign_deltas)}
@@ -191,15 +171,19 @@ class BackdoorAdversary:
             if c in own:
                 v = v + own[c].double()
             sent.append(v.to(torch.float32))
+        self._record(round_index, clients, betas[0], None, mal, sent)
+        return self._messages(clients, sent, weights)
+
+    def _record(self, round_index, clients, boost, bound, delta, sent) -> None:
+        """Facts about this attack round, for logs, metrics and tests (:attr:`last_attack`)."""
         self.last_attack = {
             "round": float(round_index),
             "attackers": float(len(clients)),
-            "boost": float(betas[0]),
-            "train_bound": float("inf"),
-            "delta_norm": vector_norm64(mal),
+            "boost": float(boost),
+            "train_bound": float("inf") if bound is None else float(bound),
+            "delta_norm": vector_norm64(delta),
             "sent_norm": vector_norm64(sent[0]),
         }
-        return self._messages(clients, sent, weights)
 
     def _messages(self, clients, sent, weights) -> list[ClientMessage]:
         return [

@@ -124,10 +124,8 @@ def malicious_delta(
     for block in range(rounds):
         seed = int(seeds[block])
         for j, data in enumerate(benign):
-            w = w + view.train(w, [data], [(seed + 7919 * (j + 1)) % 2**63])[0].to(w.dtype)
-        w = w + view.train(w, [malicious], [seed], mal_cfg)[0].to(w.dtype)
-        if bound is not None:
-            w = start + project_l2(w - start, bound)
+            w = _trained(view, w, data, (seed + 7919 * (j + 1)) % 2**63)
+        w = _in_ball(start, _trained(view, w, malicious, seed, mal_cfg), bound)
     return (w - start).to(torch.float32)
 
 
@@ -173,10 +171,18 @@ def joint_malicious_delta(
     cfg = attacker_config(view, attacker_lr, epochs=1, shuffle=True)
     w = start.clone()
     for epoch in range(epochs):
-        w = w + view.train(w, [union], [int(seeds[epoch])], cfg)[0].to(w.dtype)
-        if bound is not None:
-            w = start + project_l2(w - start, bound)
+        w = _in_ball(start, _trained(view, w, union, int(seeds[epoch]), cfg), bound)
     return (w - start).to(torch.float32)
+
+
+def _trained(view, w: torch.Tensor, data, seed: int, local=None) -> torch.Tensor:
+    """``w`` after local training on ``data`` (``local``: the config, ``None`` the clients')."""
+    return w + view.train(w, [data], [seed], local)[0].to(w.dtype)
+
+
+def _in_ball(start: torch.Tensor, w: torch.Tensor, bound: float | None) -> torch.Tensor:
+    """``w`` projected onto the L2 ball of radius ``bound`` around ``start`` (``None``: unchanged)."""
+    return w if bound is None else start + project_l2(w - start, bound)
 
 
 def explicit_parts(

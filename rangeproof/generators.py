@@ -2,7 +2,7 @@
 
 Generator ``i`` of the list named ``label`` is ::
 
-    G(label, i) = HashToPoint("sabre/rangeproof generators v1"
+    G(label, i) = HashToPoint(GENERATORS
                               || u32(len(label)) || label || u64(i))
 
 where ``HashToPoint`` is petlib's try-and-increment map on P-256 (iterate SHA-512 from the
@@ -25,13 +25,14 @@ from pathlib import Path
 from petlib.ec import EcPt
 
 from .errors import EncodingError
+from .labels import GENERATORS, PEDERSEN_BASES
 from .group import POINT_BYTES, curve, point_from_bytes, point_to_bytes
 
 __all__ = ["generators", "pedersen_bases", "enable_disk_cache", "disable_disk_cache",
            "clear_memory_cache"]
 
-_DOMAIN = b"sabre/rangeproof generators v1"
-_PEDERSEN_LABEL = b"sabre/rangeproof pedersen bases v1"
+_DOMAIN = GENERATORS
+_PEDERSEN_LABEL = PEDERSEN_BASES
 _FILE_MAGIC = b"SABREGEN1\n"
 _SPOT_CHECKS = 32
 

@@ -37,6 +37,7 @@ from .group import (
     scalar_from_bytes,
     scalar_to_bytes,
 )
+from .labels import INNER_PRODUCT
 from .ipa_fold import LazyGenerators
 from .transcript import Transcript
 
@@ -45,7 +46,7 @@ __all__ = ["InnerProductProof", "MAX_LG_N"]
 MAX_LG_N = 31
 """Largest accepted number of rounds (``lg n < 32``), so a proof cannot ask for a huge ``n``."""
 
-_DOMAIN = b"ipp v1"
+_DOMAIN = INNER_PRODUCT
 
 
 def _inner(a: Sequence[int], b: Sequence[int]) -> int:

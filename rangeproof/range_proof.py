@@ -36,6 +36,7 @@ from .group import (
     scalar_from_bytes,
     scalar_to_bytes,
 )
+from .labels import RANGE_G, RANGE_H, RANGE_PROOF
 from .inner_product import InnerProductProof
 from .transcript import Transcript
 
@@ -47,9 +48,9 @@ ALLOWED_BITS = (8, 16, 32, 64)
 MAX_AGGREGATION = 1 << 16
 """The largest accepted number of values ``m`` in one proof."""
 
-_DOMAIN = b"rangeproof v1"
-_G_LABEL = b"sabre/rangeproof G"
-_H_LABEL = b"sabre/rangeproof H"
+_DOMAIN = RANGE_PROOF
+_G_LABEL = RANGE_G
+_H_LABEL = RANGE_H
 
 Rng = Callable[[int], int]
 

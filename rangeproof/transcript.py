@@ -25,10 +25,11 @@ from petlib.ec import EcPt
 
 from .errors import VerificationError
 from .group import ORDER, point_to_bytes, scalar_to_bytes
+from .labels import TRANSCRIPT
 
 __all__ = ["Transcript"]
 
-_VERSION = b"sabre/rangeproof transcript v1"
+_VERSION = TRANSCRIPT
 _OP_MESSAGE = b"M"
 _OP_CHALLENGE = b"C"
 

@@ -11,6 +11,8 @@ import random
 import numpy as np
 import pytest
 
+from rangeproof.labels import NORM_VECTOR_G
+
 import rangeproof.norm.generator_fold as generator_fold
 from rangeproof.generators import generators, pedersen_bases
 from rangeproof.group import ORDER, SMALL_SCALAR_LIMIT, curve, msm, msm_small
@@ -216,7 +218,7 @@ def test_accumulator_sums_vector_terms_of_many_clients():
     and one false equation among them makes the whole check fail."""
     rnd = random.Random(2)
     d = 40
-    G = generators(b"sabre/norm vector G", d)
+    G = generators(NORM_VECTOR_G, d)
 
     def proof_terms(bad=False):
         x = [rnd.randrange(-50, 50) for _ in range(d)]

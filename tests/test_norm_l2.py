@@ -4,17 +4,15 @@ import random
 import numpy as np
 import pytest
 
+from cheating_provers import centered, inner, l2_forge
+
 from rangeproof.errors import EncodingError, ProvingError, VerificationError
 from rangeproof.generators import pedersen_bases
-from rangeproof.group import ORDER, msm
+from rangeproof.group import ORDER
 from rangeproof.norm import L2Proof, NormStatement, commit_vector, l2_params, prove, verify, verify_batch
 from rangeproof.norm.commitment import vector_generators
-from rangeproof.norm.l2 import _gammas, _link_challenges, projection_generators
-from rangeproof.norm.linear_form import LinearFormProof
 from rangeproof.norm.params import SMALLNESS_PROJECTIONS
 from rangeproof.norm.projection import Projection
-from rangeproof.norm.self_inner import SelfInnerProof
-from rangeproof.range_proof import RangeProof
 
 D = 256
 M = 1 << 10
@@ -139,55 +137,6 @@ def test_batch_verification_names_the_bad_proof(honest):
 
 # --- cheating provers -------------------------------------------------------------------------
 
-def centered(v):
-    v %= ORDER
-    return v - ORDER if v > ORDER // 2 else v
-
-
-def forge(st, xs, C, r, z, S, v_values, y_value, rnd):
-    """A cheating prover that runs the protocol with its own choice of every secret value.
-
-    ``z`` is committed in ``C_z``, ``v_values`` (clamped into ``[0, 2T)``) in the ``V_k`` and
-    their range proof, ``y_value`` in ``Y`` and ``S`` in ``C_S``; every sub-proof is then made
-    by the honest sub-prover on these values, valid or not."""
-    prm = st.l2_params()
-    T, R = prm.half_range, SMALLNESS_PROJECTIONS
-    H = projection_generators(K)
-    t = st.transcript(C, 0)
-    proj = Projection(t.challenge_bytes(b"projection seed", 32), K, D)
-    rho = rnd.randrange(ORDER)
-    C_z = msm([v % ORDER for v in z] + [rho], H + [BT])
-    vals = [min(max(v, 0), 2 * T - 1) for v in v_values[:R]]
-    s = [rnd.randrange(ORDER) for _ in range(R)]
-    V = [msm([v, sk], [B, BT]) for v, sk in zip(vals, s)]
-    t.validate_and_append_point(b"C_z", C_z)
-    for P in V:
-        t.append_point(b"V", P)
-    gamma = _gammas(t, K)
-    s_Y = rnd.randrange(ORDER)
-    yv = y_value(gamma) if callable(y_value) else y_value
-    Y = msm([yv, s_Y], [B, BT])
-    t.append_point(b"Y", Y)
-    delta, c = _link_challenges(t)
-    v_small = [(g + c * delta[k]) % ORDER if k < R else g for k, g in enumerate(gamma)]
-    s_link = (s_Y + c * sum(d * sk for d, sk in zip(delta, s))) % ORDER
-    link = LinearFormProof.create(t, H, [v % ORDER for v in z], rho, v_small, s_link, rng=rnd.getrandbits)
-    sigma = rnd.randrange(ORDER)
-    C_S = msm([S, sigma], [B, BT])
-    t.append_point(b"C_S", C_S)
-    squares = SelfInnerProof.create(t, H, z, rho, sigma, rng=rnd.getrandbits)
-    rz, _ = RangeProof.prove(t, vals, s, prm.bits, rng=rnd.getrandbits)
-    rs, _ = RangeProof.prove(t, [min(max(prm.tau - S, 0), (1 << 64) - 1)], [(-sigma) % ORDER], 64,
-                             rng=rnd.getrandbits)
-    v = proj.transpose_apply(gamma)
-    lf = LinearFormProof.create(t, vector_generators(D), xs, r, v, s_Y, rng=rnd.getrandbits)
-    return L2Proof(0, C_z, V, Y, C_S, link, squares, rz, rs, lf)
-
-
-def inner(z):
-    return lambda gamma: sum(g * v for g, v in zip(gamma, z))
-
-
 def true_projection(st, C, xs):
     t = st.transcript(C, 0)
     return Projection(t.challenge_bytes(b"projection seed", 32), K, D).apply_mod_q(xs)
@@ -241,18 +190,18 @@ def test_wraparound_cheaters_are_caught(name, xs):
     zt = [centered(v) for v in true_projection(st, C, xs)]
     # (a) commit to the true projections: the checked ones cannot all be honestly in range
     S = sum(v * v for v in zt) % ORDER
-    proof = forge(st, xs, C, r, zt, S, [v + T for v in zt], inner(zt), rnd)
+    proof = l2_forge(st, xs, C, r, zt, S, [v + T for v in zt], inner(zt), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
     # (b) commit to small fake projections: the linear form on C no longer holds
     fake = [v if -T <= v < T and abs(v) < 4 * M else 0 for v in zt]
     S = sum(v * v for v in fake)
-    proof = forge(st, xs, C, r, fake, S, [v + T for v in fake], inner(fake), rnd)
+    proof = l2_forge(st, xs, C, r, fake, S, [v + T for v in fake], inner(fake), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
     # (c) true projections in C_z and Y, small fake values only in the range-checked V_k
     S = sum(v * v for v in fake)
-    proof = forge(st, xs, C, r, zt, S, [v + T for v in fake], inner(zt), rnd)
+    proof = l2_forge(st, xs, C, r, zt, S, [v + T for v in fake], inner(zt), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
 
@@ -270,17 +219,17 @@ def test_l2_oversized_in_range_vector_is_caught():
     assert S > prm.tau  # the sketch sees the excess
     vals = [v + prm.half_range for v in z]
     # (a) truthful S: the range proof on tau - S must be faked
-    proof = forge(st, xs, C, r, z, S, vals, inner(z), rnd)
+    proof = l2_forge(st, xs, C, r, z, S, vals, inner(z), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
     # (b) commit to S = tau instead: the self-inner-product argument fails
-    proof = forge(st, xs, C, r, z, prm.tau, vals, inner(z), rnd)
+    proof = l2_forge(st, xs, C, r, z, prm.tau, vals, inner(z), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
     # (c) scale the projections down to fit: the linear form on C fails
     small = [v // 3 for v in z]
-    proof = forge(st, xs, C, r, small, sum(v * v for v in small), [v + prm.half_range for v in small],
-                  inner(small), rnd)
+    proof = l2_forge(st, xs, C, r, small, sum(v * v for v in small),
+                     [v + prm.half_range for v in small], inner(small), rnd.getrandbits)
     with pytest.raises(VerificationError):
         verify(st, C, proof.to_bytes())
 
@@ -295,7 +244,7 @@ def test_forge_harness_is_faithful():
     rnd = random.Random(9)
     C, r = commit_vector(x, rng=rnd.getrandbits)
     z = [centered(v) for v in true_projection(st, C, xs)]
-    proof = forge(st, xs, C, r, z, sum(v * v for v in z), [v + prm.half_range for v in z], inner(z), rnd)
+    proof = l2_forge(st, xs, C, r, z, sum(v * v for v in z), [v + prm.half_range for v in z], inner(z), rnd.getrandbits)
     verify(st, C, proof.to_bytes())
 
 

@@ -96,6 +96,8 @@ def test_projection_distribution_and_exactness():
     gamma = [int(rng.integers(0, 2**62)) << 34 | 12345 for _ in range(16)]
     want = [int(v) % ORDER for v in D.T.astype(object) @ np.array(gamma, dtype=object)]
     assert P.transpose_apply(gamma) == want
-    # another seed gives another matrix; the same seed the same one
+    # another seed, or another shape, gives another matrix; the same seed and shape the same one
     assert not np.array_equal(Projection(bytes(32), 16, 64).dense(), Projection(bytes(range(32)), 16, 64).dense())
-    assert np.array_equal(Projection(bytes(range(32)), 16, 64).dense(), D[:, :64])
+    assert np.array_equal(Projection(bytes(range(32)), 16, BLOCK + 37).dense(), D)
+    assert not np.array_equal(Projection(bytes(range(32)), 16, 64).dense(), D[:, :64])
+    assert not np.array_equal(Projection(bytes(range(32)), 24, BLOCK + 37).dense()[:16], D)

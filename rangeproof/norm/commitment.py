@@ -16,10 +16,11 @@ from petlib.ec import EcPt
 
 from ..generators import generators, pedersen_bases
 from ..group import ORDER, msm, msm_small, random_scalar
+from ..labels import NORM_VECTOR_G
 
 __all__ = ["VECTOR_LABEL", "vector_generators", "commit_vector", "to_ints", "to_residues"]
 
-VECTOR_LABEL = b"sabre/norm vector G"
+VECTOR_LABEL = NORM_VECTOR_G
 
 
 def vector_generators(dim: int) -> list[EcPt]:

@@ -39,21 +39,21 @@ from ..group import (
     point_to_bytes_compact,
     random_scalar,
 )
+from ..labels import NORM_PROJECTION_H
 from ..range_proof import RangeProof
 from ..transcript import Transcript
 from .commitment import to_residues, vector_generators
 from .linear_form import LinearFormProof
-from .params import GAMMA_BITS, MAX_ATTEMPTS, SMALLNESS_PROJECTIONS
+from .params import GAMMA_BITS, MAX_ATTEMPTS, SMALLNESS_PROJECTIONS, SUM_BITS, L2Params
 from .projection import Projection
 from .self_inner import SelfInnerProof
 from .statement import NormStatement, check_attempt
 from .terms import Accumulator
 
-__all__ = ["L2Proof", "ProjectionRetry", "projection_generators", "exact_square_norm"]
+__all__ = ["L2Proof", "ProjectionRetry", "projection_generators", "projection_for", "exact_square_norm"]
 
-_MAGIC = b"NL2\x02"
-_SUM_BITS = 64
-_H_LABEL = b"sabre/norm projection H"
+_MAGIC = b"NL2\x03"
+_H_LABEL = NORM_PROJECTION_H
 
 Rng = Callable[[int], int]
 
@@ -65,6 +65,12 @@ class ProjectionRetry(ProvingError):
 def projection_generators(K: int) -> list[EcPt]:
     """The ``K`` generators ``H`` of the projection commitment ``C_z``."""
     return generators(_H_LABEL, K)
+
+
+def projection_for(t: Transcript, prm: L2Params, dim: int) -> Projection:
+    """The projection matrix of a proof: its seed is the first challenge after the statement and
+    the commitment (prover, verifier and the tests' cheating provers all take it from here)."""
+    return Projection(t.challenge_bytes(b"projection seed", 32), prm.projections, dim)
 
 
 def _gammas(t: Transcript, K: int) -> list[int]:
@@ -192,7 +198,7 @@ class L2Proof:
         prm = statement.l2_params()
         clock = _Clock(timings)
         t = statement.transcript(commitment, 0)
-        proj = Projection(t.challenge_bytes(b"projection seed", 32), prm.projections, statement.dim)
+        proj = projection_for(t, prm, statement.dim)
         z = proj.apply(x)
         S = sum(v * v for v in z)
         clock.lap("projection z = P x")
@@ -204,6 +210,9 @@ class L2Proof:
 
     @classmethod
     def _finish(cls, t, statement, prm, proj, xs, z, S, commitment, blinding, rng, clock):
+        """The prover's computation after the checks of :meth:`prove`: ``z`` (the projections,
+        centered integers) and ``S`` are committed and proven as given. The cheating provers of
+        the tests call it directly, with their own ``x``, ``z`` and ``S``."""
         q = ORDER
         B, Bt = pedersen_bases()
         K, T, R = prm.projections, prm.half_range, SMALLNESS_PROJECTIONS
@@ -230,7 +239,7 @@ class L2Proof:
         squares = SelfInnerProof.create(t, H, z, rho, sigma, rng=rng)
         clock.lap("sum of squares")
         range_z, _ = RangeProof.prove(t, [z[k] + T for k in range(R)], s, prm.bits, rng=rng)
-        range_s, _ = RangeProof.prove(t, [prm.tau - S], [(-sigma) % q], _SUM_BITS, rng=rng)
+        range_s, _ = RangeProof.prove(t, [prm.tau - S], [(-sigma) % q], SUM_BITS, rng=rng)
         clock.lap("range proofs")
         v = proj.transpose_apply(gamma)
         clock.lap("projection v = P^T gamma")
@@ -260,7 +269,7 @@ class L2Proof:
         B, Bt = pedersen_bases()
         H = projection_generators(K)
         t = statement.transcript(commitment, 0)
-        proj = Projection(t.challenge_bytes(b"projection seed", 32), K, statement.dim)
+        proj = projection_for(t, prm, statement.dim)
         t.validate_and_append_point(b"C_z", self.C_z)
         for P in self.V:
             t.append_point(b"V", P)
@@ -277,7 +286,7 @@ class L2Proof:
         clock.lap("verify: projection commitment and squares")
         acc.add_range(self.range_z.verification_terms(t, list(self.V), prm.bits))
         tauB = msm([prm.tau], [B])
-        acc.add_range(self.range_s.verification_terms(t, [tauB - self.C_S], _SUM_BITS))
+        acc.add_range(self.range_s.verification_terms(t, [tauB - self.C_S], SUM_BITS))
         clock.lap("verify: range-proof scalars")
         v = proj.transpose(gamma)  # as limbs: the verifier needs only <s, v>
         clock.lap("verify: projection v = P^T gamma")

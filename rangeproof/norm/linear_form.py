@@ -58,13 +58,14 @@ from ..group import (
     scalar_from_bytes,
     scalar_to_bytes,
 )
+from ..labels import NORM_LINEAR_FORM
 from ..transcript import Transcript
 from .challenge_products import challenge_products, challenge_products_unreduced
 from .generator_fold import FoldedGenerators
 
 __all__ = ["LinearFormProof", "LinearFormTerms", "challenge_products"]  # the last re-exported
 
-_DOMAIN = b"sabre linear form v1"
+_DOMAIN = NORM_LINEAR_FORM
 _MAX_ROUNDS = 31
 
 Rng = Callable[[int], int]

@@ -26,6 +26,7 @@ from ..range_proof import ALLOWED_BITS, MAX_AGGREGATION
 __all__ = [
     "MAX_ATTEMPTS",
     "GAMMA_BITS",
+    "SUM_BITS",
     "SOUNDNESS_TARGET",
     "DEFAULT_PROJECTIONS",
     "SMALLNESS_PROJECTIONS",
@@ -43,6 +44,9 @@ a retry happened."""
 
 GAMMA_BITS = 96
 """Bit length of the batching coefficients that tie committed projections to the vector."""
+
+SUM_BITS = 64
+"""Width of the range proof on ``tau - S`` (so ``tau < 2^SUM_BITS``)."""
 
 SOUNDNESS_TARGET = 64
 """Required soundness: the total error per proof (all attempts) is at most ``2^-64``."""
@@ -128,7 +132,7 @@ def l2_params(dim: int, bound: int, projections: int) -> L2Params:
     T = 1 << (bits - 1)
     eps = Fraction(round(_EPS_SIGMAS * math.sqrt(2.0 / K) * (1 << 20)), 1 << 20)
     tau = (Fraction(K * bound * bound, 2) * (1 + eps)).__floor__()
-    if tau >= 1 << 64:
+    if tau >= 1 << SUM_BITS:
         raise ValueError("L2 proof: K M^2 is too large for the 64-bit range proof on tau - S")
     # Wrap-around safety of the accepted region (docs/proofs.md, step 1 and 2).
     assert dim * 2 * T < ORDER // 2 and K * (dim * 2 * T) ** 2 < ORDER

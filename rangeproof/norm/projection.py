@@ -1,7 +1,7 @@
 """Verifier-chosen ternary projections, expanded from a transcript challenge.
 
-After the commitment to ``x`` is in the transcript, a 32-byte challenge seeds AES-256-CTR, whose
-keystream defines a ``K x d`` matrix ``P`` with independent entries ::
+After the commitment to ``x`` is in the transcript, a 32-byte challenge ``seed`` defines a
+``K x d`` matrix ``P`` with independent entries ::
 
     P[k, j] = 0 with probability 1/2,  +1 or -1 with probability 1/4 each
 
@@ -10,23 +10,39 @@ at 0 is what makes the smallness argument work for *every* ``x`` in ``Z_q^d``
 (``docs/proofs.md``, step 1): with entries in ``{-1, +1}`` only, the vector with every
 coordinate ``(q+1)/2`` has small projections.
 
+Derivation (``docs/proofs.md``, "Where every challenge and every stream comes from")::
+
+    key    = HKDF-SHA256(ikm = seed, salt = none, info = NORM_PROJECTION_KEY || u32 K || u64 d)
+    stream = AES-256-CTR(key, initial counter block 0), one keystream for the whole matrix
+    P[k, j] = entry of the two bits at bit offset 2 (j K + k) of the stream (low bits first)
+
+Every entry of every matrix comes from its own keystream position: entry ``(k, j)`` reads bits
+``2 (j K + k)`` and ``2 (j K + k) + 1`` and no other entry reads them, and matrices of different
+challenges, shapes or labels use different keys. Under AES as a PRF the entries are therefore
+independent draws. (Version 1 started the counter of column block ``b`` at ``b``, so block ``b``
+re-read block 0's keystream shifted by ``b`` AES blocks, and columns ``64 K - 1`` apart were
+equal: vectors in the kernel of ``P`` passed with any norm.)
+
 The matrix is never stored: it is regenerated in column blocks of :data:`BLOCK` columns (block
-``b`` uses AES-CTR with the nonce ``b``), so the prover's ``z = P x`` and the verifier's
-``v = P^T gamma`` cost one pass over ``K d`` entries each, in float32 BLAS calls on 8-bit limbs
-that are exact because every partial sum stays below 2^24.
+``b`` starts at AES block ``b * BLOCK * K / 64`` of the one keystream), so the prover's
+``z = P x`` and the verifier's ``v = P^T gamma`` cost one pass over ``K d`` entries each, in
+float32 BLAS calls on 8-bit limbs that are exact because every partial sum stays below 2^24.
 """
 from __future__ import annotations
 
 from typing import Iterator, Sequence
 
 import numpy as np
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..group import ORDER
+from ..labels import NORM_PROJECTION_KEY
 from .blas_threads import single_threaded
 from .challenge_products import dot_limbs
 
-__all__ = ["BLOCK", "Projection", "TransposedProjection"]
+__all__ = ["BLOCK", "Projection", "TransposedProjection", "projection_key"]
 
 BLOCK = 4096
 """Columns per regenerated block (a power of two, so blocks align with ``K`` multiples of 4)."""
@@ -41,6 +57,24 @@ for _byte in range(256):
         _two = (_byte >> (2 * _slot)) & 3
         _TABLE[_byte, _slot] = 0 if not (_two & 1) else (1 if _two & 2 else -1)
 _TABLE32 = _TABLE.astype(np.float32)
+
+_AES_BLOCK = 16
+
+
+def projection_key(seed: bytes, rows: int, dim: int) -> bytes:
+    """The AES-256 key of the projection matrix: HKDF-SHA256 of the challenge, bound to the shape.
+
+    Args:
+      seed: the 32-byte challenge.
+      rows: ``K``.
+      dim: ``d``.
+
+    Returns:
+      32 bytes.
+    """
+    info = NORM_PROJECTION_KEY + rows.to_bytes(4, "big") + dim.to_bytes(8, "big")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(bytes(seed))
+
 
 _CHUNK = 256
 """Columns expanded to float32 at a time: 1 MB at K = 1024, so the expansion and the matrix
@@ -59,15 +93,24 @@ class Projection:
     def __init__(self, seed: bytes, rows: int, dim: int):
         if len(seed) != 32:
             raise ValueError("Projection: the seed must be 32 bytes")
-        if rows < 8 or rows % 8:
-            raise ValueError("Projection: rows must be a positive multiple of 8")
-        self._seed = bytes(seed)
+        if rows < 8 or rows % 8 or rows >= 1 << 32:
+            raise ValueError("Projection: rows must be a positive multiple of 8 below 2^32")
+        if not 1 <= dim < 1 << 63:
+            raise ValueError("Projection: dim must be in [1, 2^63)")
+        self._key = projection_key(seed, rows, dim)
         self.rows = rows
         self.dim = dim
 
+    def keystream_offset(self, b: int) -> int:
+        """The byte offset in the matrix's one keystream where column block ``b`` starts."""
+        return b * BLOCK * self.rows // 4
+
     def _stream(self, b: int, cols: int) -> np.ndarray:
-        nonce = b.to_bytes(16, "big")
-        enc = Cipher(algorithms.AES(self._seed), modes.CTR(nonce)).encryptor()
+        """Keystream bytes ``[offset(b), offset(b) + cols K / 4)``: block ``b``'s own slice."""
+        start = self.keystream_offset(b)
+        assert start % _AES_BLOCK == 0  # K is a multiple of 8 and BLOCK of 8
+        counter = (start // _AES_BLOCK).to_bytes(_AES_BLOCK, "big")
+        enc = Cipher(algorithms.AES(self._key), modes.CTR(counter)).encryptor()
         return np.frombuffer(enc.update(bytes(cols * self.rows // 4)), dtype=np.uint8)
 
     def _cols(self, b: int) -> int:

@@ -42,12 +42,13 @@ from ..group import (
     scalar_from_bytes,
     scalar_to_bytes,
 )
+from ..labels import NORM_SELF_INNER
 from ..transcript import Transcript
 from .terms import Accumulator
 
 __all__ = ["SelfInnerProof"]
 
-_DOMAIN = b"sabre self inner product v1"
+_DOMAIN = NORM_SELF_INNER
 _MAX_ROUNDS = 16
 
 Rng = Callable[[int], int]

@@ -15,17 +15,20 @@ from petlib.ec import EcPt
 
 from ..errors import ProvingError, VerificationError
 from ..group import ORDER
+from ..labels import NORM_STATEMENT, NORM_TRANSCRIPT
 from ..transcript import Transcript
-from .params import L2Params, LinfParams, l2_params, linf_params
+from .params import (GAMMA_BITS, SMALLNESS_PROJECTIONS, SUM_BITS, L2Params, LinfParams, l2_params,
+                     linf_params)
 
 __all__ = ["PROTOCOL_VERSION", "NORMS", "NormStatement"]
 
-PROTOCOL_VERSION = 1
-"""Bumped whenever the proof format or the transcript layout changes."""
+PROTOCOL_VERSION = 2
+"""Bumped whenever the proof format, a derivation or the transcript layout changes (2: the
+projection matrix is one AES-CTR keystream under a key derived from its challenge, and the
+derived parameters are bound into the statement)."""
 
 NORMS = ("l2", "linf")
 
-_LABEL = b"sabre norm-bound proof"
 _MAX_DIM = 1 << 31
 
 
@@ -84,6 +87,35 @@ class NormStatement:
         """The derived L-infinity parameters; see :mod:`.params`."""
         return linf_params(self.dim, self.bound)
 
+    def public_parameters(self) -> dict[str, int | bytes]:
+        """Everything public a proof of this statement depends on, as transcript parameters.
+
+        The statement itself (round, client, ``d``, norm, bound, scale, ``K``), the protocol
+        version, the group order, and the parameters derived from them (bit widths, thresholds,
+        counts of range-checked values): the derivation is deterministic, but binding its results
+        too means a change of derivation can never let one transcript stand for two statements.
+        """
+        params: dict[str, int | bytes] = dict(
+            version=PROTOCOL_VERSION,
+            round=self.round_id,
+            client=self.client_id,
+            dim=self.dim,
+            norm=self.norm.encode(),
+            bound=self.bound,
+            scale=struct.pack(">d", float(self.scale)),
+            projections=self.projections,
+            order=ORDER,
+        )
+        if self.norm == "l2":
+            prm = self.l2_params()
+            params.update(bits=prm.bits, half_range=prm.half_range, tau=prm.tau,
+                          checked_projections=SMALLNESS_PROJECTIONS, gamma_bits=GAMMA_BITS,
+                          sum_bits=SUM_BITS)
+        else:
+            prm = self.linf_params()
+            params.update(bits=prm.bits, values=prm.values, gamma_bits=GAMMA_BITS)
+        return params
+
     def transcript(self, commitment: EcPt, attempt: int = 0) -> Transcript:
         """A fresh transcript with this statement and ``commitment`` bound into it.
 
@@ -97,20 +129,8 @@ class NormStatement:
         Raises:
           VerificationError: ``commitment`` is the identity.
         """
-        t = Transcript(_LABEL)
-        t.domain_sep(
-            b"sabre norm proof",
-            version=PROTOCOL_VERSION,
-            round=self.round_id,
-            client=self.client_id,
-            dim=self.dim,
-            norm=self.norm.encode(),
-            bound=self.bound,
-            scale=struct.pack(">d", float(self.scale)),
-            projections=self.projections,
-            attempt=attempt,
-            order=ORDER,
-        )
+        t = Transcript(NORM_TRANSCRIPT)
+        t.domain_sep(NORM_STATEMENT, **self.public_parameters(), attempt=attempt)
         t.validate_and_append_point(b"commitment", commitment)
         return t
 

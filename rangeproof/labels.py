@@ -1,0 +1,131 @@
+"""The one registry of domain-separation labels for sabre's cryptography (``rangeproof`` and ``secagg``).
+
+Every label that separates one use of a hash, a KDF, a PRG or a transcript from another is
+written here and nowhere else: transcript labels and protocol names, key-derivation ``info``
+strings, hash-to-curve list names, hash-commitment prefixes. Each has the form ::
+
+    sabre/<component>/<name>/v<N>
+
+and names its version, so a change of derivation is a change of label, and anything made under
+the old derivation stops verifying under the new one. :func:`registry` lists them all; the tests
+check that they are distinct, that none is a prefix of another (so a label followed by data is
+never a different label followed by other data), and that no other module of the two packages
+writes a ``sabre/`` label of its own.
+
+Not here: the names of records *inside* a transcript that is already domain-separated by a label
+below (``b"A"``, ``b"gamma"``, ``b"C_z"``, ...). They name the symbols of the equations in
+``docs/bulletproofs.md`` and ``docs/proofs.md`` and stay next to the code that absorbs them.
+
+``secagg`` imports this module (``rangeproof`` needs nothing of ``secagg``); it holds constants
+only.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "registry",
+    # rangeproof
+    "TRANSCRIPT",
+    "GENERATORS",
+    "PEDERSEN_BASES",
+    "RANGE_G",
+    "RANGE_H",
+    "RANGE_PROOF",
+    "INNER_PRODUCT",
+    "NORM_TRANSCRIPT",
+    "NORM_STATEMENT",
+    "NORM_VECTOR_G",
+    "NORM_PROJECTION_H",
+    "NORM_PROJECTION_KEY",
+    "NORM_LINEAR_FORM",
+    "NORM_SELF_INNER",
+    # secagg
+    "SECAGG_KDF",
+    "SECAGG_SHARE_AD",
+    "SECAGG_ADVERTISE",
+    "SECAGG_CONSISTENCY",
+    "SECAGG_SELF_MASK_COMMITMENT",
+    "SECAGG_SEEDED_RANDOM",
+    "SECAGG_ROUND_ID",
+]
+
+_REGISTRY: dict[str, bytes] = {}
+
+
+def _label(name: str, component: str, what: str, version: int) -> bytes:
+    value = f"sabre/{component}/{what}/v{version}".encode("ascii")
+    _REGISTRY[name] = value
+    return value
+
+
+# --- rangeproof --------------------------------------------------------------------------------
+
+TRANSCRIPT = _label("TRANSCRIPT", "rangeproof", "transcript", 2)
+"""First bytes absorbed by every Fiat-Shamir transcript (:mod:`rangeproof.transcript`)."""
+
+GENERATORS = _label("GENERATORS", "rangeproof", "generators", 2)
+"""Hash-to-curve domain of every generator list (:mod:`rangeproof.generators`)."""
+
+PEDERSEN_BASES = _label("PEDERSEN_BASES", "rangeproof", "pedersen-bases", 2)
+"""The list whose first two points are the Pedersen bases ``B, B~``."""
+
+RANGE_G = _label("RANGE_G", "rangeproof", "range-G", 2)
+"""The range proof's vector generators ``G``."""
+
+RANGE_H = _label("RANGE_H", "rangeproof", "range-H", 2)
+"""The range proof's vector generators ``H``."""
+
+RANGE_PROOF = _label("RANGE_PROOF", "rangeproof", "range-proof", 2)
+"""Protocol name of the aggregated range proof (``n`` and ``m`` bound with it)."""
+
+INNER_PRODUCT = _label("INNER_PRODUCT", "rangeproof", "inner-product", 2)
+"""Protocol name of the inner-product argument (``n`` bound with it)."""
+
+NORM_TRANSCRIPT = _label("NORM_TRANSCRIPT", "rangeproof", "norm-proof", 2)
+"""Outermost transcript label of a norm proof."""
+
+NORM_STATEMENT = _label("NORM_STATEMENT", "rangeproof", "norm-statement", 2)
+"""Protocol name under which a norm proof's whole public statement is bound."""
+
+NORM_VECTOR_G = _label("NORM_VECTOR_G", "rangeproof", "norm-vector-G", 2)
+"""The ``d`` vector generators of the client's commitment ``C = <x, G> + r B~``."""
+
+NORM_PROJECTION_H = _label("NORM_PROJECTION_H", "rangeproof", "norm-projection-H", 2)
+"""The ``K`` generators of the projection commitment ``C_z``."""
+
+NORM_PROJECTION_KEY = _label("NORM_PROJECTION_KEY", "rangeproof", "norm-projection-key", 2)
+"""HKDF ``info`` prefix deriving the AES key of the projection matrix from its challenge."""
+
+NORM_LINEAR_FORM = _label("NORM_LINEAR_FORM", "rangeproof", "norm-linear-form", 2)
+"""Protocol name of the linear-form argument (``d`` bound with it)."""
+
+NORM_SELF_INNER = _label("NORM_SELF_INNER", "rangeproof", "norm-self-inner", 2)
+"""Protocol name of the self-inner-product argument (``K`` bound with it)."""
+
+# --- secagg ------------------------------------------------------------------------------------
+
+SECAGG_KDF = _label("SECAGG_KDF", "secagg", "kdf", 2)
+"""HKDF ``info`` prefix of every key secagg derives (the purpose and the ids follow it)."""
+
+SECAGG_SHARE_AD = _label("SECAGG_SHARE_AD", "secagg", "share-ciphertext", 2)
+"""Associated-data prefix of the encrypted share bundles."""
+
+SECAGG_ADVERTISE = _label("SECAGG_ADVERTISE", "secagg", "advertise-keys", 2)
+"""What a client signs over its advertised keys (active variant)."""
+
+SECAGG_CONSISTENCY = _label("SECAGG_CONSISTENCY", "secagg", "consistency-check", 2)
+"""What a client signs over the survivor set (active variant)."""
+
+SECAGG_SELF_MASK_COMMITMENT = _label("SECAGG_SELF_MASK_COMMITMENT", "secagg",
+                                     "self-mask-commitment", 2)
+"""Hash-commitment prefix of a self-mask seed."""
+
+SECAGG_SEEDED_RANDOM = _label("SECAGG_SEEDED_RANDOM", "secagg", "seeded-random", 2)
+"""Key derivation of the seeded (replayable, never secret) random source."""
+
+SECAGG_ROUND_ID = _label("SECAGG_ROUND_ID", "secagg", "round-id", 2)
+"""Derivation of a simulated round's id from the run seed."""
+
+
+def registry() -> dict[str, bytes]:
+    """Every label above, by name (a copy)."""
+    return dict(_REGISTRY)

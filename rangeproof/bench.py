@@ -7,7 +7,17 @@ Usage::
 
 Prints a human summary and, with ``--json``, one JSON object as the last line:
 ``dim, norm, projections, clients, generators_s, commit_s, prove_s, verify_s, batch_verify_s,
-batch_distinct, proof_bytes, soundness_bits, slack``.
+batch_distinct, proof_bytes, soundness_bits, slack, bound_factor, msm_us_per_term, commit_terms,
+prove_terms, verify_terms, batch_verify_terms, scaled_to_15us, cpu_model, load_avg``.
+
+Machines differ (about 2x in P-256 speed), so the run also measures, on the same machine and in
+the same process, what one term of a full-width multi-exponentiation costs: ``msm_us_per_term``
+is the best of two :func:`rangeproof.group.msm` calls over :data:`CALIBRATION_TERMS` random
+256-bit scalars. Each ``X_terms`` is ``X_s`` expressed in such terms (``X_s * 1e6 /
+msm_us_per_term``), and ``scaled_to_15us`` gives each time as it would be on a machine at 15 us
+per term (the reference of the norm-proof targets). ``bound_factor`` is what the accepted
+region's norm is, as a multiple of ``M`` (the L2 proof's slack; 1.0 for the exact L-infinity
+proof).
 
 ``batch_verify_s`` verifies ``N`` proofs with one call of :func:`rangeproof.norm.verify_batch`.
 Making ``N`` distinct proofs at large ``d`` takes ``N`` times the proving time, so only
@@ -23,11 +33,15 @@ import cProfile
 import io
 import json
 import pstats
+import os
+import platform
+import secrets
 import time
 from typing import Sequence
 
 import numpy as np
 
+from .group import ORDER, msm
 from .norm import (
     DEFAULT_PROJECTIONS,
     L2Proof,
@@ -40,7 +54,36 @@ from .norm import (
     verify_batch,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "msm_us_per_term", "CALIBRATION_TERMS"]
+
+CALIBRATION_TERMS = 131_072
+"""Terms of the calibration multi-exponentiation."""
+
+
+def msm_us_per_term(terms: int = CALIBRATION_TERMS, repeats: int = 2) -> float:
+    """Microseconds per term of :func:`rangeproof.group.msm` with random full-width scalars on
+    this machine (best of ``repeats``; points cycle through 4,096 generators, which costs the same
+    per term as distinct ones)."""
+    pts = vector_generators(4096)
+    points = [pts[i % len(pts)] for i in range(terms)]
+    scalars = [secrets.randbelow(ORDER) for _ in range(terms)]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        msm(scalars, points)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e6 / terms
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic updates")
     p.add_argument("--profile", action="store_true", help="print where proving and verifying spend time")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="skip the msm_us_per_term measurement (the *_terms fields are then null)")
     return p
 
 
@@ -91,9 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     phases: dict[str, float] = {}
 
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     vector_generators(args.dim)
     generators_s = time.perf_counter() - start
+    us_per_term = None if args.no_calibration else msm_us_per_term()
 
     proofs = []
     commit_s = prove_s = 0.0
@@ -138,14 +185,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "proof_bytes": len(data0),
         "soundness_bits": round(prm.soundness_bits, 2),
         "slack": round(prm.slack, 4) if norm == "l2" else 1.0,
+        "bound_factor": round(prm.slack, 4) if norm == "l2" else 1.0,
         "phases_s": {k: round(v, 3) for k, v in phases.items()},
+        "msm_us_per_term": None if us_per_term is None else round(us_per_term, 3),
+        "cpu_model": _cpu_model(),
+        "load_avg": None if load_avg is None else round(load_avg, 2),
     }
+    times = {"commit": commit_s, "prove": prove_s, "verify": verify_s, "batch_verify": batch_s}
+    for name, sec in times.items():
+        result[f"{name}_terms"] = None if us_per_term is None else round(sec * 1e6 / us_per_term)
+    result["scaled_to_15us"] = None if us_per_term is None else {
+        f"{name}_s": round(sec * 15.0 / us_per_term, 3) for name, sec in times.items()}
     print(f"norm-bound proof, {norm}, d = {args.dim}" + (f", K = {projections}" if norm == "l2" else ""))
     print(f"  generators (once per process): {generators_s:.2f} s")
     print(f"  commit {commit_s:.2f} s, prove {prove_s:.2f} s, verify {verify_s:.2f} s")
     print(f"  batched verification of {args.clients} proofs ({distinct} distinct): {batch_s:.2f} s")
     print(f"  proof {len(data0)} bytes, soundness 2^-{result['soundness_bits']}, "
           f"proven bound {result['slack']} x M")
+    if us_per_term is not None:
+        scaled = result["scaled_to_15us"]
+        print(f"  this machine: {us_per_term:.2f} us per multi-exponentiation term ({result['cpu_model']}, "
+              f"load {result['load_avg']}); at 15 us per term: prove {scaled['prove_s']:.2f} s, "
+              f"verify {scaled['verify_s']:.2f} s, batch {scaled['batch_verify_s']:.2f} s")
     if phases:
         print("  where the time goes (seconds):")
         for name, sec in phases.items():

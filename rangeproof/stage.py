@@ -189,9 +189,10 @@ class NormProofStage(Stage):
 
     def statement(self, ctx: RoundContext, client_id: int) -> NormStatement:
         """The public statement of ``client_id`` in this round."""
+        session = ctx.derive_seed("norm_proof_session").to_bytes(8, "big")
         return NormStatement(round_id=ctx.round_index, client_id=client_id, dim=ctx.dim,
                              norm=self.norm, bound=self.int_bound, scale=self.scale,
-                             projections=self.projections)
+                             projections=self.projections, session=session)
 
     # --- client half -----------------------------------------------------------------------
 
@@ -214,8 +215,10 @@ class NormProofStage(Stage):
         else:
             opening = ctx.derive_seed("norm_commitment", message.client_id).to_bytes(8, "little")
             digest = plain_commitment(x, opening)
+            # the twin's "proof" is the committed vector itself: the server decides the bound on
+            # it, as a real proof exists exactly for committed vectors within the bound
             extras[EXTRA_KEY] = {"commitment": digest, "opening": opening,
-                                 "proof": {"attests": digest, "in_bound": self._plain_ok(x, ctx.dim)}}
+                                 "proof": {"attests": digest, "vector": x}}
         return message.replace(vector=x, extras=extras)
 
     # --- server half -----------------------------------------------------------------------
@@ -233,6 +236,8 @@ class NormProofStage(Stage):
                     blob = m.extras[EXTRA_KEY]
                     C = point_from_bytes(blob["commitment"])
                     proof = blob["proof"]
+                    if not isinstance(proof, (bytes, bytearray)):  # never a client's object
+                        raise TypeError("the proof must be bytes")
                 except (KeyError, TypeError, EncodingError):
                     rejected[m.client_id] = "norm_proof_missing_or_malformed"
                     continue
@@ -252,7 +257,7 @@ class NormProofStage(Stage):
                 if not isinstance(proof, dict) or not isinstance(blob.get("commitment"), bytes) \
                         or not isinstance(blob.get("opening"), bytes):
                     rejected[m.client_id] = "norm_proof_missing_or_malformed"
-                elif proof.get("attests") == blob["commitment"] and proof.get("in_bound") is True:
+                elif self._plain_proof_ok(proof, blob, ctx.dim):
                     survivors.append(m)
                     commitments[m.client_id] = (blob["commitment"], blob["opening"])
                 else:
@@ -284,6 +289,14 @@ class NormProofStage(Stage):
                                 .astype(np.float32))
         result.rejected.update(rejected)
         return result
+
+    def _plain_proof_ok(self, proof: dict, blob: dict, dim: int) -> bool:
+        """The twin's verification: the proof attests this commitment, opens it, and the vector
+        it opens to is within the bound (decided here, never taken from the client)."""
+        x = proof.get("vector")
+        return (isinstance(x, np.ndarray) and proof.get("attests") == blob["commitment"]
+                and self._plain_ok(x, dim)
+                and plain_commitment(x, blob["opening"]) == blob["commitment"])
 
     def _plain_ok(self, x: np.ndarray, dim: int) -> bool:
         """Whether the integer vector ``x`` is within the bound, decided exactly.

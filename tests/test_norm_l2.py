@@ -110,8 +110,8 @@ def test_malformed_encodings(honest):
         with pytest.raises(EncodingError):
             L2Proof.from_bytes(bad)
     bad = bytearray(data)
-    bad[4] = 200  # attempt counter out of range parses, then fails verification
-    with pytest.raises(VerificationError):
+    bad[4] = 200  # attempt counter out of range: refused by the parser
+    with pytest.raises(EncodingError):
         verify(st, C, bytes(bad))
 
 

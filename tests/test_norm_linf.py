@@ -61,7 +61,8 @@ def test_replay_and_wrong_commitment_rejected():
             verify(other, C, data)
     with pytest.raises(VerificationError):
         verify(st, C + vector_generators(16)[3], data)
-    with pytest.raises(VerificationError):  # an L2 statement does not accept an L-infinity proof
+    # an L2 statement does not accept an L-infinity proof (its encoding is not an L2 proof's)
+    with pytest.raises((EncodingError, VerificationError)):
         verify(NormStatement(round_id=2, client_id=7, dim=16, norm="l2", bound=BND, scale=256.0,
                              projections=512), C, proof)
 

@@ -80,25 +80,41 @@ def proof_from_bytes(statement: NormStatement, data: bytes) -> NormProof:
     """
     if statement.norm == "l2":
         return L2Proof.from_bytes(data)
-    return LinfProof.from_bytes(data)
+    return LinfProof.from_bytes(data, statement.dim)
 
 
-def _kind_ok(statement: NormStatement, proof: object) -> bool:
-    return isinstance(proof, L2Proof if statement.norm == "l2" else LinfProof)
+def _canonical(statement: NormStatement, proof: object) -> NormProof:
+    """The proof as the verifier must see it: parsed from bytes by this module.
+
+    A proof handed over as an object is serialized and parsed again, so whatever its class or
+    its parts claim to be, only what its bytes encode is verified (a crafted object whose
+    sub-proofs answer "valid" is reduced to its encoding, and fails there).
+
+    Raises:
+      EncodingError: the bytes do not parse, or the object cannot be serialized.
+    """
+    if not isinstance(proof, (bytes, bytearray, memoryview)):
+        to_bytes = getattr(proof, "to_bytes", None)
+        try:
+            proof = to_bytes() if callable(to_bytes) else None
+        except Exception as exc:  # a crafted object may fail in any way: fail closed
+            raise EncodingError(f"norm proof: cannot serialize the proof object ({type(exc).__name__})") from None
+        if not isinstance(proof, (bytes, bytearray)):
+            raise EncodingError("norm proof: expected bytes or a proof object")
+    return proof_from_bytes(statement, proof)
 
 
 def verify(statement: NormStatement, commitment: EcPt, proof: NormProof | bytes) -> None:
     """Verifies one proof (parsed, or as bytes).
 
+    A proof object is verified through its encoding (serialized and parsed again), never
+    through its own methods.
+
     Raises:
       VerificationError: it does not verify.
-      EncodingError: ``proof`` is bytes that do not parse.
+      EncodingError: ``proof`` is bytes that do not parse (or an object that does not encode).
     """
-    if isinstance(proof, (bytes, bytearray, memoryview)):
-        proof = proof_from_bytes(statement, proof)
-    if not _kind_ok(statement, proof):
-        raise VerificationError()
-    proof.verify(statement, commitment)
+    _canonical(statement, proof).verify(statement, commitment)
 
 
 def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]], *,
@@ -106,7 +122,7 @@ def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]],
     """Verifies many proofs; returns, per item, whether it verifies.
 
     Malformed bytes and structural failures mark their own item false without touching the
-    others; the rest are checked with one multi-exponentiation, and one by one only if that
+    others (proof objects are verified through their encoding, as in :func:`verify`); the rest are checked with one multi-exponentiation, and one by one only if that
     fails.
 
     Args:
@@ -120,11 +136,7 @@ def verify_batch(items: Sequence[tuple[NormStatement, EcPt, NormProof | bytes]],
     parsed: list[tuple[int, NormStatement, EcPt, NormProof]] = []
     for i, (st, C, pf) in enumerate(items):
         try:
-            if isinstance(pf, (bytes, bytearray, memoryview)):
-                pf = proof_from_bytes(st, pf)
-            if not _kind_ok(st, pf):
-                continue
-            parsed.append((i, st, C, pf))
+            parsed.append((i, st, C, _canonical(st, pf)))
         except (EncodingError, VerificationError):
             continue
     acc = Accumulator(rng)

@@ -343,6 +343,8 @@ class L2Proof:
         if r.take(4) != _MAGIC:
             raise EncodingError("L2 proof: bad magic or version")
         attempt, n_v = struct.unpack(">BH", r.take(3))
+        if attempt >= MAX_ATTEMPTS:
+            raise EncodingError("L2 proof: bad attempt counter")
         if n_v != SMALLNESS_PROJECTIONS:
             raise EncodingError("L2 proof: bad number of range-checked projections")
         C_z = point_from_bytes_compact(r.take(COMPACT_POINT_BYTES))

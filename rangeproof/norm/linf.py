@@ -158,11 +158,16 @@ class LinfProof:
                         + [struct.pack(">I", len(rp)), rp, self.linear.to_bytes()])
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "LinfProof":
+    def from_bytes(cls, data: bytes, dim: int | None = None) -> "LinfProof":
         """Parses :meth:`to_bytes` output strictly.
 
+        Args:
+          data: the encoding.
+          dim: the statement's ``d``, when known: a proof of another length is refused before
+            any of its points is decoded.
+
         Raises:
-          EncodingError: any malformed, truncated or trailing input.
+          EncodingError: any malformed, truncated or trailing input, or a length other than ``dim``.
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise EncodingError("L-infinity proof: not bytes")
@@ -170,7 +175,7 @@ class LinfProof:
         if r.take(4) != _MAGIC:
             raise EncodingError("L-infinity proof: bad magic or version")
         (d,) = struct.unpack(">I", r.take(4))
-        if d == 0 or d > 1 << 15:
+        if d == 0 or d > 1 << 15 or (dim is not None and d != dim):
             raise EncodingError("L-infinity proof: bad dimension")
         V = [point_from_bytes_compact(r.take(COMPACT_POINT_BYTES)) for _ in range(d)]
         rp = RangeProof.from_bytes_compact(r.take(struct.unpack(">I", r.take(4))[0]))

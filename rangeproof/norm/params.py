@@ -142,7 +142,8 @@ def l2_params(dim: int, bound: int, projections: int) -> L2Params:
     if t >= 1.0:  # pragma: no cover - excluded by K >= 512
         raise ValueError("L2 proof: too few projections for the soundness target")
     slack = math.sqrt(float(1 + eps) / (1.0 - t))
-    err = MAX_ATTEMPTS * (2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -jl_bits + 2.0 ** -GAMMA_BITS + 8.0 / ORDER)
+    # gamma (step 0) and delta (step 4) each fail with probability 2^-GAMMA_BITS
+    err = MAX_ATTEMPTS * (2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -jl_bits + 2 * 2.0 ** -GAMMA_BITS + 8.0 / ORDER)
     honest = 2.0 / (2.0 + K * float(eps) ** 2)
     return L2Params(K, bits, T, tau, eps, t, slack, -math.log2(err), honest)
 

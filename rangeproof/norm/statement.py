@@ -47,6 +47,9 @@ class NormStatement:
         record: a proof under another scale does not verify).
       projections: for ``"l2"``, the number ``K`` of random projections (a power of two);
         ignored (0) for ``"linf"``.
+      session: up to 64 bytes naming the run or protocol session the round belongs to (for
+        example the secure-aggregation round id), so a proof of one run's round ``r`` does not
+        verify in another run's round ``r``; empty by default.
     """
 
     round_id: int
@@ -56,6 +59,7 @@ class NormStatement:
     bound: int
     scale: float
     projections: int = 0
+    session: bytes = b""
 
     def __post_init__(self) -> None:
         for name in ("round_id", "client_id", "dim", "bound", "projections"):
@@ -70,8 +74,14 @@ class NormStatement:
             raise ValueError(f"NormStatement.norm must be one of {NORMS}, got {self.norm!r}")
         if self.bound < 1:
             raise ValueError(f"NormStatement.bound must be a positive integer, got {self.bound}")
-        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"NormStatement.scale must be a positive finite number, got {self.scale!r}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) \
+                or not math.isfinite(self.scale) or self.scale <= 0 or float(self.scale) != self.scale:
+            # bound as an IEEE double: an int that a double does not hold exactly would name two
+            # statements with one transcript
+            raise ValueError(f"NormStatement.scale must be a positive finite number that a double "
+                             f"holds exactly, got {self.scale!r}")
+        if not isinstance(self.session, bytes) or len(self.session) > 64:
+            raise ValueError("NormStatement.session must be at most 64 bytes")
         if self.norm == "l2":
             self.l2_params()  # validates projections, bound and dim together
         elif self.projections != 0:
@@ -90,7 +100,7 @@ class NormStatement:
     def public_parameters(self) -> dict[str, int | bytes]:
         """Everything public a proof of this statement depends on, as transcript parameters.
 
-        The statement itself (round, client, ``d``, norm, bound, scale, ``K``), the protocol
+        The statement itself (round, client, ``d``, norm, bound, scale, ``K``, session), the protocol
         version, the group order, and the parameters derived from them (bit widths, thresholds,
         counts of range-checked values): the derivation is deterministic, but binding its results
         too means a change of derivation can never let one transcript stand for two statements.
@@ -104,6 +114,7 @@ class NormStatement:
             bound=self.bound,
             scale=struct.pack(">d", float(self.scale)),
             projections=self.projections,
+            session=self.session,
             order=ORDER,
         )
         if self.norm == "l2":

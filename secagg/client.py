@@ -134,22 +134,19 @@ class SecAggClient:
     def _check(self, msg, cls: type) -> None:
         check_incoming(msg, cls, self.round_id, self.id, "receiver")
 
-    def _check_budget(self, present: set[int] | frozenset[int], *, whole_round: bool) -> None:
-        """Refuse (:class:`DropoutBudgetExceeded`) when too many clients are missing.
+    def _check_round_budget(self, present: set[int] | frozenset[int]) -> None:
+        """Refuse (:class:`DropoutBudgetExceeded`) when more clients than ``dropout_budget`` are
+        missing from ``present`` (the whole round as this client sees it: the active variant's U1 or U3)."""
+        missing = self.params.num_clients - len(set(present))
+        if missing > self.params.dropout_budget:
+            raise DropoutBudgetExceeded("round", missing, self.params.dropout_budget, f"client {self.id}")
 
-        Args:
-          present: the clients still in the round as this client sees them.
-          whole_round: ``present`` lists the whole round (the active variant's U1 and U3), not
-            only this client's holders; then the round's budget is checked too.
-        """
-        p = self.params
-        missing_here = len(self._holders - set(present))
-        if missing_here > p.neighbour_dropout_budget:
-            raise DropoutBudgetExceeded("neighbourhood", missing_here, p.neighbour_dropout_budget, f"client {self.id}")
-        if whole_round:
-            missing = p.num_clients - len(set(present))
-            if missing > p.dropout_budget:
-                raise DropoutBudgetExceeded("round", missing, p.dropout_budget, f"client {self.id}")
+    def _check_neighbour_budget(self, present: set[int] | frozenset[int]) -> None:
+        """Refuse (:class:`DropoutBudgetExceeded`) when more of this client's holders than
+        ``neighbour_dropout_budget`` are missing from ``present``."""
+        missing = len(self._holders - set(present))
+        if missing > self.params.neighbour_dropout_budget:
+            raise DropoutBudgetExceeded("neighbourhood", missing, self.params.neighbour_dropout_budget, f"client {self.id}")
 
     # -- step 0 ----------------------------------------------------------------------------
     def advertise_keys(self) -> AdvertiseKeys:
@@ -205,11 +202,11 @@ class SecAggClient:
         peers = {v: p for v, p in allp.items() if v in holder_set}
         if len(peers) < self.params.threshold:
             raise TooFewSurvivors("share_keys", len(peers), self.params.threshold, f"client {self.id}'s neighbourhood")
+        if self.params.active and self.params.num_clients - len(allp) > self.params.dropout_budget:
+            raise DropoutBudgetExceeded("round", self.params.num_clients - len(allp), self.params.dropout_budget, f"client {self.id}")
         missing_here = len(holder_set - set(peers))
         if missing_here > self.params.neighbour_dropout_budget:
             raise DropoutBudgetExceeded("neighbourhood", missing_here, self.params.neighbour_dropout_budget, f"client {self.id}")
-        if self.params.active and self.params.num_clients - len(allp) > self.params.dropout_budget:
-            raise DropoutBudgetExceeded("round", self.params.num_clients - len(allp), self.params.dropout_budget, f"client {self.id}")
         enc_keys = {
             v: hkdf(self._c_key.agree(p.c_pk), self.round_id, "share-encryption", *sorted((self.id, v)))
             for v, p in peers.items() if v != self.id
@@ -278,7 +275,7 @@ class SecAggClient:
         u2 = set(received) | {self.id}
         if len(u2) < p.threshold:
             raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
-        self._check_budget(u2, whole_round=False)
+        self._check_neighbour_budget(u2)
         pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(received)}
         # mask
         y = x.astype(ring_dtype(p.mask_bits), copy=True)
@@ -320,9 +317,10 @@ class SecAggClient:
         mine = set(u3) & self._holders
         if self.id not in mine or not mine <= self._u2:
             raise ProtocolViolation(f"client {self.id}: U3 is not a subset of U2 containing this client")
+        self._check_round_budget(set(u3))
         if len(mine) < self.params.threshold:
             raise TooFewSurvivors("consistency_check", len(mine), self.params.threshold, f"client {self.id}'s neighbourhood")
-        self._check_budget(set(u3), whole_round=True)
+        self._check_neighbour_budget(mine)
         sig = self._signing_key.sign(consistency_transcript(self.round_id, self._seed, u3))
         self._u3 = u3
         self.stage = ClientStage.UNMASK
@@ -371,9 +369,11 @@ class SecAggClient:
         mine_d = dropped & self._holders
         if not (mine_s | mine_d) <= self._u2:
             raise ProtocolViolation(f"client {self.id}: asked about clients that did not share keys with it")
+        if p.active:
+            self._check_round_budget(survivors)
         if len(mine_s) < p.threshold:
             raise TooFewSurvivors("unmask", len(mine_s), p.threshold, f"client {self.id}'s neighbourhood")
-        self._check_budget(survivors if p.active else mine_s, whole_round=p.active)
+        self._check_neighbour_budget(mine_s)
         out = []
         for peer in sorted(mine_s | mine_d):
             s_share, b_share = self._shares[peer]

@@ -21,7 +21,7 @@ from typing import Mapping
 from .params import SecAggParams
 from .randomness import SeededRandom, randbelow
 
-__all__ = ["neighbours", "graph_seed", "keyed_neighbours", "ring_order", "GRAPH_SEED_LABEL", "RING_POSITION_LABEL"]
+__all__ = ["neighbours", "round_ring_order", "graph_seed", "keyed_neighbours", "ring_order", "GRAPH_SEED_LABEL", "RING_POSITION_LABEL"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -39,12 +39,18 @@ def neighbours(params: SecAggParams, round_id: bytes) -> dict[int, frozenset[int
     if params.degree is None:
         everyone = frozenset(ids)
         return {u: everyone - {u} for u in ids}
+    order = round_ring_order(params, round_id)
+    return _harary(order, params.degree)
+
+
+def round_ring_order(params: SecAggParams, round_id: bytes) -> list[int]:
+    """The semi-honest variant's ring order: Fisher-Yates seeded by the round id."""
     rng = SeededRandom(b"graph" + bytes(round_id))
-    order = ids[:]
+    order = list(params.client_ids)
     for i in range(len(order) - 1, 0, -1):
         j = randbelow(rng, i + 1)
         order[i], order[j] = order[j], order[i]
-    return _harary(order, params.degree)
+    return order
 
 
 #: domain separation of the active variant's graph seed: a hash over every advertised key of U1

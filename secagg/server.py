@@ -95,6 +95,10 @@ class SecAggServer:
             raise ValueError("round_id: expected 16 bytes")
         if params.active and verify_keys is None:
             raise ValueError("the active variant needs verify_keys")
+        if params.active:
+            vks = [verify_keys.get(u) for u in params.client_ids]
+            if any(v is None or len(v) != 32 for v in vks) or len(set(vks)) != len(vks):
+                raise ValueError("verify_keys: expected distinct 32-byte keys for every client 1..n")
         self.params = params
         self.round_id = bytes(round_id)
         self.dim = int(dim)

@@ -56,7 +56,7 @@ def _two_views(adv: MaliciousServer, target: int) -> None:
     without = tuple(u for u in everyone if u != target)
     if adv.p.degree is None:
         others = [u for u in adv.honest if u != target]
-        group_a = {target} | set(others[: (len(others) + 1) // 2 - 1] if len(others) % 2 else others[: len(others) // 2])
+        group_a = {target} | set(others[: len(others) // 2])  # sizes 1 + floor(m/2) and ceil(m/2)
     else:
         ring = adv.ring()
         n, tp = len(ring), ring.index(target)

@@ -238,10 +238,13 @@ class MaliciousServer:
         """The sum of ``segment``'s inputs, when no survivor outside it is its neighbour.
 
         Needs ``b_u`` of each member and ``s_w^SK`` of each removed neighbour (the chosen-dropout
-        attack's payoff: a partial sum of a component of the survivors' masking graph).
+        attack's payoff: a partial sum of a component of the survivors' masking graph). Colluders
+        in ``removed`` may be survivors: the server has their keys.
         """
         removed = set(removed)
-        keys = {w: self._s_key(w) for w in removed if len(self.held_s[w]) >= self.t}
+        # a colluder's key is the server's anyway; an honest removed client's needs t shares
+        keys = {w: self.clients[w]._s_key if w in self.corrupted else self._s_key(w)
+                for w in removed if w in self.corrupted or len(self.held_s[w]) >= self.t}
         bits = self.p.mask_bits
         acc = np.zeros(self.dim, dtype=ring_dtype(bits))
         for u in segment:

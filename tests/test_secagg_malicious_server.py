@@ -242,6 +242,26 @@ def test_chosen_dropouts_within_budget_leave_graph_connected():
     assert adv.exposed() == []
 
 
+def test_hand_picked_set_split_by_colluders_inside_the_runs():
+    """The weaker guarantee of a hand-picked active set, as docs/secagg.md states it: with one
+    colluder in each run of K/2, excluding the other K/2 - 1 stays within the neighbourhood budget
+    and still cuts the ring. (The derived sets bound the chance of such placements, test_large_n_*.)"""
+    params = SecAggParams(num_clients=40, threshold=7, degree=10, active=True)
+    assert params.neighbour_dropout_budget == 4
+    probe = MaliciousServer(params, seed=14)
+    probe.advertise()
+    ring = probe.ring()
+    run1, segment, run2 = ring[0:5], ring[5:12], ring[12:17]
+    colluders = {run1[2], run2[2]}
+    excluded = [u for u in run1 + run2 if u not in colluders]
+    adv = MaliciousServer(params, corrupted=colluders, seed=14)
+    u3 = _exclude_and_unmask(adv, excluded)
+    assert not any(u in adv.refused for u in segment)
+    honest_u3 = [u for u in u3 if u not in colluders]
+    assert len(components(adv.graph, honest_u3)) == 2
+    assert np.array_equal(adv.segment_sum(segment, excluded + sorted(colluders)), adv.true_sum(segment))
+
+
 def test_dropouts_at_share_keys_count_toward_the_budget():
     """Clients missing from U1 already count: an honest client refuses before sharing anything."""
     params = SecAggParams(num_clients=30, threshold=7, degree=10, active=True, dropout_budget=5)

@@ -81,6 +81,7 @@ def test_two_views_old_complete_parameters_fall():
     assert np.array_equal(adv.recover_input(5), adv.x[5])
 
 
+@pytest.mark.slow  # a protocol run at n = 100
 def test_two_views_old_secagg_plus_parameters_fall():
     """n = 100, K = 74, t = 38 (the old SecAgg+ choice at rates 0.1): one colluding neighbour."""
     old = secagg_plus_parameters(100, dropout_rate=0.1, corruption_rate=0.1)
@@ -98,7 +99,7 @@ def test_two_views_old_secagg_plus_parameters_fall():
     assert np.array_equal(adv.recover_input(target), adv.x[target])
 
 
-@pytest.mark.parametrize("n", [30, 100])
+@pytest.mark.parametrize("n", [30, pytest.param(100, marks=pytest.mark.slow)])
 def test_two_views_fail_for_every_project_parameter_set(n):
     seen = set()
     for name, params, c in project_parameter_sets(n):
@@ -168,6 +169,7 @@ def _exclude_and_unmask(adv: MaliciousServer, removed) -> tuple[int, ...]:
     return u3
 
 
+@pytest.mark.slow  # a protocol run at n = 100
 @pytest.mark.parametrize("active", [True, False], ids=["active", "semi-honest"])
 def test_chosen_dropouts_old_parameters_split_graph(active):
     """n = 100, K = 34, t = 18 (the old choice at rates 0.05), no budget beyond t: excluding two runs
@@ -186,6 +188,7 @@ def test_chosen_dropouts_old_parameters_split_graph(active):
     assert np.array_equal(adv.segment_sum(segment, removed), adv.true_sum(segment))
 
 
+@pytest.mark.slow  # a protocol run at n = 100
 def test_chosen_dropouts_beyond_neighbourhood_budget_refused():
     """The same exclusion against the active default budget (K/2 - 1 = 16 per neighbourhood)."""
     params = SecAggParams(num_clients=100, threshold=18, degree=34, active=True)
@@ -229,6 +232,7 @@ def test_complete_graph_round_budget_is_the_threshold():
     assert not any(adv.revealed_any(u) for u in adv.honest)
 
 
+@pytest.mark.slow  # a protocol run at n = 100
 def test_chosen_dropouts_within_budget_leave_graph_connected():
     """Two runs of K/2 - 1 = 16 excluded (within the budgets): accepted, and nothing splits."""
     params = SecAggParams(num_clients=100, threshold=18, degree=34, active=True)

@@ -393,6 +393,7 @@ class SecAggParams:
         corruption_rate: float = 0.1,
         security_bits: float = 40.0,
         correctness_bits: float = 20.0,
+        grinding_bits: float = GRINDING_BITS,
         **kw,
     ) -> "SecAggParams":
         """SecAgg+ with degree, threshold (and, active variant, budgets) from :func:`secagg_plus_parameters`."""
@@ -403,7 +404,7 @@ class SecAggParams:
             security_bits=security_bits,
             correctness_bits=correctness_bits,
             active=bool(kw.get("active", False)),
-            **({"grinding_bits": kw.pop("grinding_bits")} if "grinding_bits" in kw else {}),
+            grinding_bits=grinding_bits,
         )
         if g.dropout_budget is not None:
             kw.setdefault("dropout_budget", g.dropout_budget)

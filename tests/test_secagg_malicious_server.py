@@ -407,6 +407,12 @@ def test_large_n_project_parameters_against_worst_placement_of_removals(n):
             assert not _worst_case_split(corrupt, half, params.neighbour_dropout_budget, params.dropout_budget)
     classic = SecAggParams.classic(n, active=True)
     assert classic.tolerated_corrupt_holders >= n // 3 - 1
+    # every set the project's constructors pick: the complete graph is safe by counting (worst case)
+    for name, params, c in project_parameter_sets(n):
+        if params.degree is None:
+            assert c <= params.tolerated_corrupt_holders, name
+        else:  # one of the derived sets sampled above
+            assert any(params == SecAggParams.secagg_plus(n, dropout_rate=r, corruption_rate=r, active=True) for r in (0.1, 0.05)), name
 
 
 def test_old_large_n_parameters_fall_on_sampled_placements():

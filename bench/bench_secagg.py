@@ -8,6 +8,8 @@ complete and the sparse (SecAgg+) graph, with and without 10 % of the clients dr
 sharing keys. Each secure case also records in ``extra_info`` the mean client time, the server
 time, the upload per client, and the plaintext numpy sum of the same number of float32 vectors
 measured in the same test; the ``plain_sum`` cases give that baseline as a benchmark of its own.
+``test_active_round_before_after`` times the active variant with the parameters chosen before and
+after the malicious-server derivation (compare the two rows of a case: same inputs, same run).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from secagg.bench import bench_parameters
 from secagg.driver import DropoutPlan, run_round
 from secagg.params import SecAggParams
 
@@ -73,3 +76,26 @@ def _timed(fn, *args) -> float:
     t = time.perf_counter()
     fn(*args)
     return time.perf_counter() - t
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("graph", ["complete", "sparse"])
+@pytest.mark.parametrize("clients,dim", CASES, ids=[f"{n}x{d}" for n, d in CASES])
+def test_active_round_before_after(benchmark, clients, dim, graph, when):
+    """The active variant with the parameters chosen before the malicious-server derivation
+    ("before": semi-honest thresholds, no budget beyond t) and after it (same inputs, same run)."""
+    params = bench_parameters(clients, graph=graph, active=True, before=when == "before")
+    rng = np.random.default_rng(2)
+    inputs = {u: rng.integers(0, 2**32, dim, dtype=np.uint64).astype(np.uint32) for u in params.client_ids}
+    reports = []
+    benchmark.pedantic(lambda: reports.append(run_round(params, inputs)), rounds=3, iterations=1)
+    last = reports[-1]
+    benchmark.extra_info.update(
+        degree=params.degree or clients - 1,
+        threshold=params.threshold,
+        tolerated_drops=params.dropout_budget,
+        neighbour_tolerated_drops=params.neighbour_dropout_budget,
+        tolerated_corrupt_holders=params.tolerated_corrupt_holders,
+        client_s_mean=float(np.mean(list(last.client_seconds.values()))),
+        server_s=last.server_seconds,
+    )

@@ -24,6 +24,7 @@ from .errors import (
     AuthenticationFailed,
     ConfigError,
     DecodeError,
+    DropoutBudgetExceeded,
     InconsistentView,
     MalformedMessage,
     NonCanonicalEncoding,
@@ -36,19 +37,19 @@ from .errors import (
     TooFewSurvivors,
     TruncatedMessage,
 )
-from .params import P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
+from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
 
 _STAGE_NAMES = ("QuantizeStage", "ModularPlainSum", "SecureSum", "SecureSumResult", "secure_pipeline",
                 "FIELD_VECTOR_KEY", "EXCLUDE_KEY")
 
 __all__ = [
-    "SecAggParams", "GraphChoice", "secagg_plus_parameters", "default_threshold", "P256_ORDER",
+    "SecAggParams", "GraphChoice", "secagg_plus_parameters", "default_threshold", "P256_ORDER", "GRINDING_BITS",
     "SecAggClient", "ClientStage", "SecAggServer", "ServerStage", "SumResult",
     "run_round", "DropoutPlan", "RoundReport", "STEPS",
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
-    "RefusedRequest", "TooFewSurvivors", "InconsistentView",
+    "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded",
     *_STAGE_NAMES,
 ]
 

@@ -11,8 +11,15 @@ the plaintext sum modulo 2^k), ``prg``.
 
 ``--graph sparse`` sizes the SecAgg+ graph with ``secagg_plus_parameters(n,
 dropout_rate=max(F, 0.05), corruption_rate=0.05)`` (the complete graph when no sparser one meets
-the failure targets). Dropped clients miss ``--drop-step`` (default: the masked input, after
-sharing keys - the costliest case for the server).
+the failure targets); with ``--active`` against a malicious server (``active=True``: thresholds
+that two views cannot both reach, dropout budgets, the 2^40 grinding factor). Dropped clients miss
+``--drop-step`` (default: the masked input, after sharing keys - the costliest case for the server).
+
+Every record carries ``tolerated_drops`` (the round's dropout budget), ``neighbour_tolerated_drops``
+and ``tolerated_corrupt_holders`` (``2t - holders - 1``). With ``--active`` the same run also
+measures the parameters chosen before the malicious-server derivation (semi-honest thresholds, no
+budget beyond t) on the same inputs and dropouts, under ``before``, with ``client_s_ratio`` and
+``server_s_ratio`` (after / before).
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import time
 import numpy as np
 
 from .driver import STEPS, DropoutPlan, run_round
-from .params import SecAggParams
+from .params import SecAggParams, secagg_plus_parameters
 from .prg import reduce_ring, ring_dtype
 
 __all__ = ["main", "run_bench"]
@@ -40,6 +47,50 @@ def _plain_sum_seconds(n: int, dim: int, rng: np.random.Generator) -> float:
     return time.perf_counter() - t
 
 
+def bench_parameters(clients: int, *, graph: str = "complete", dropout: float = 0.0, bits: int = 32,
+                     active: bool = False, before: bool = False) -> SecAggParams:
+    """The parameters ``sabre bench secagg`` runs (``before``: those chosen before the malicious-server
+    derivation, with no dropout budget beyond what t allows)."""
+    rate = max(dropout, 0.05)
+    if graph == "sparse":
+        if before:
+            g = secagg_plus_parameters(clients, dropout_rate=rate, corruption_rate=0.05)
+            holders = clients if g.degree is None else g.degree + 1
+            return SecAggParams(num_clients=clients, threshold=g.threshold, degree=g.degree, mask_bits=bits, active=active,
+                                dropout_budget=clients - g.threshold, neighbour_dropout_budget=holders - g.threshold)
+        return SecAggParams.secagg_plus(clients, dropout_rate=rate, corruption_rate=0.05, mask_bits=bits, active=active)
+    p = SecAggParams.classic(clients, mask_bits=bits, active=active)
+    return p  # the complete graph's default t = floor(2n/3) + 1 already satisfies 2t > n + c for c < n/3
+
+
+def _measure(params: SecAggParams, inputs: dict, plan: DropoutPlan, dim: int, bits: int) -> dict:
+    report = run_round(params, inputs, dropout=plan)
+    res = report.result
+    expected = np.zeros(dim, dtype=np.uint64)
+    for u in res.survivors:
+        np.add(expected, inputs[u], out=expected)
+    reduce_ring(expected, bits)
+    exact = bool(np.array_equal(expected.astype(ring_dtype(bits)), res.vector))
+    finished = [u for u in params.client_ids if u not in plan.drop_at]
+    client_s = [report.client_seconds[u] for u in finished]
+    upload = [report.upload_bytes[u] for u in finished]
+    n = params.num_clients
+    return {
+        "degree": params.degree if params.degree is not None else n - 1,
+        "threshold": params.threshold,
+        "tolerated_drops": params.dropout_budget,
+        "neighbour_tolerated_drops": params.neighbour_dropout_budget,
+        "tolerated_corrupt_holders": params.tolerated_corrupt_holders,
+        "client_s_mean": float(np.mean(client_s)),
+        "client_s_max": float(np.max(client_s)),
+        "server_s": report.server_seconds,
+        "upload_bytes_per_client": float(np.mean(upload)),
+        "upload_ratio": float(np.mean(upload)) / (4 * dim),
+        "download_bytes_per_client": float(np.mean([report.download_bytes[u] for u in finished])),
+        "exact": exact,
+    }
+
+
 def run_bench(
     clients: int,
     dim: int,
@@ -51,48 +102,30 @@ def run_bench(
     active: bool = False,
     seed: int = 0,
 ) -> dict:
-    """Run one round and return the figures (see the module docstring)."""
-    if graph == "sparse":
-        params = SecAggParams.secagg_plus(clients, dropout_rate=max(dropout, 0.05), corruption_rate=0.05, mask_bits=bits, active=active)
-    else:
-        params = SecAggParams.classic(clients, mask_bits=bits, active=active)
+    """Run one round (with ``active``: two, before and after) and return the figures (see the module docstring)."""
+    params = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=active)
     rng = np.random.default_rng(seed)
     dtype = ring_dtype(bits)
     inputs = {u: rng.integers(0, 1 << bits, dim, dtype=np.uint64, endpoint=False).astype(dtype) for u in params.client_ids}
     n_drop = int(round(dropout * clients))
     dropped = rng.choice(np.arange(1, clients + 1), n_drop, replace=False) if n_drop else []
     plan = DropoutPlan({int(u): drop_step for u in dropped})
-    report = run_round(params, inputs, dropout=plan)
-    res = report.result
-    expected = np.zeros(dim, dtype=np.uint64)
-    for u in res.survivors:
-        np.add(expected, inputs[u], out=expected)
-    reduce_ring(expected, bits)
-    exact = bool(np.array_equal(expected.astype(dtype), res.vector))
-    finished = [u for u in params.client_ids if u not in plan.drop_at]
-    client_s = [report.client_seconds[u] for u in finished]
-    upload = [report.upload_bytes[u] for u in finished]
-    return {
-        "clients": clients,
-        "dim": dim,
-        "graph": graph,
-        "degree": params.degree if params.degree is not None else clients - 1,
-        "threshold": params.threshold,
-        "bits": bits,
-        "active": active,
-        "dropped": len(plan.drop_at),
-        "drop_step": drop_step if plan.drop_at else None,
-        "client_s_mean": float(np.mean(client_s)),
-        "client_s_max": float(np.max(client_s)),
-        "server_s": report.server_seconds,
-        "upload_bytes_per_client": float(np.mean(upload)),
-        "upload_ratio": float(np.mean(upload)) / (4 * dim),
-        "download_bytes_per_client": float(np.mean([report.download_bytes[u] for u in finished])),
+    out = {"clients": clients, "dim": dim, "graph": graph, "bits": bits, "active": active,
+           "dropped": len(plan.drop_at), "drop_step": drop_step if plan.drop_at else None}
+    if active:
+        old = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=True, before=True)
+        out["before"] = _measure(old, inputs, plan, dim, bits)
+    out.update(_measure(params, inputs, plan, dim, bits))
+    if active:
+        out["client_s_ratio"] = out["client_s_mean"] / out["before"]["client_s_mean"]
+        out["server_s_ratio"] = out["server_s"] / out["before"]["server_s"]
+        out["exact"] = out["exact"] and out["before"]["exact"]
+    out.update({
         "plain_sum_s": _plain_sum_seconds(clients, dim, rng),
-        "exact": exact,
         "prg": "AES-128-CTR (cryptography)",
         "machine": f"{platform.machine()} x{os.cpu_count()}, python {platform.python_version()}",
-    }
+    })
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  client  {r['client_s_mean']:.4f} s mean, {r['client_s_max']:.4f} s max")
     print(f"  server  {r['server_s']:.4f} s   (plain numpy sum of float32: {r['plain_sum_s']:.4f} s)")
     print(f"  upload  {r['upload_bytes_per_client']:.0f} bytes per client ({r['upload_ratio']:.4f} x 4 bytes x dim)")
+    print(f"  drops   {r['tolerated_drops']} tolerated in the round, {r['neighbour_tolerated_drops']} per neighbourhood; "
+          f"{r['tolerated_corrupt_holders']} corrupted holders tolerated against two views")
+    if "before" in r:
+        b = r["before"]
+        print(f"  before  degree {b['degree']}, threshold {b['threshold']}: client {b['client_s_mean']:.4f} s mean, "
+              f"server {b['server_s']:.4f} s, {b['tolerated_drops']} drops tolerated, "
+              f"{b['tolerated_corrupt_holders']} corrupted holders tolerated")
     print(f"  exact   {r['exact']}")
     if args.json:
         print(json.dumps(r))

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import (
     AuthenticationFailed,
+    DropoutBudgetExceeded,
     InconsistentView,
     MalformedMessage,
     OutOfOrder,
@@ -29,7 +30,7 @@ from .errors import (
     ReplayedMessage,
     TooFewSurvivors,
 )
-from .graph import neighbours
+from .graph import graph_seed, keyed_neighbours, neighbours
 from .keys import AgreementKey, SigningKey, decrypt_share, encrypt_share, hkdf, verify_signature
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
@@ -88,6 +89,10 @@ class SecAggClient:
       signing_key: the client's Ed25519 identity (active variant only).
       verify_keys: ``{client id: Ed25519 public key}`` of all clients (active variant only).
       rng: source of secrets (default: the OS CSPRNG).
+
+    In the active variant the client's neighbourhood is known only after step 0 (the graph
+    derives from every advertised key, :func:`~secagg.graph.graph_seed`), and the client enforces
+    the round's dropout budgets before it signs U3 or reveals any share.
     """
 
     def __init__(
@@ -106,6 +111,10 @@ class SecAggClient:
             raise ValueError("round_id: expected 16 bytes")
         if params.active and (signing_key is None or verify_keys is None):
             raise ValueError("the active variant needs signing_key and verify_keys")
+        if params.active:
+            vks = [verify_keys.get(u) for u in params.client_ids]
+            if any(v is None or len(v) != 32 for v in vks) or len(set(vks)) != len(vks):
+                raise ValueError("verify_keys: expected distinct 32-byte keys for every client 1..n")
         self.params = params
         self.id = client_id
         self.round_id = bytes(round_id)
@@ -113,7 +122,9 @@ class SecAggClient:
         self._verify_keys = dict(verify_keys or {})
         self._rng = rng or SystemRandom()
         self.stage = ClientStage.ADVERTISE
-        self._holders = neighbours(params, self.round_id)[client_id] | {client_id}
+        # the active variant learns its holders in share_keys, from the graph seed
+        self._holders = None if params.active else neighbours(params, self.round_id)[client_id] | {client_id}
+        self._seed: bytes | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _expect(self, stage: ClientStage) -> None:
@@ -122,6 +133,20 @@ class SecAggClient:
 
     def _check(self, msg, cls: type) -> None:
         check_incoming(msg, cls, self.round_id, self.id, "receiver")
+
+    def _check_round_budget(self, present: set[int] | frozenset[int]) -> None:
+        """Refuse (:class:`DropoutBudgetExceeded`) when more clients than ``dropout_budget`` are
+        missing from ``present`` (the whole round as this client sees it: the active variant's U1 or U3)."""
+        missing = self.params.num_clients - len(set(present))
+        if missing > self.params.dropout_budget:
+            raise DropoutBudgetExceeded("round", missing, self.params.dropout_budget, f"client {self.id}")
+
+    def _check_neighbour_budget(self, present: set[int] | frozenset[int]) -> None:
+        """Refuse (:class:`DropoutBudgetExceeded`) when more of this client's holders than
+        ``neighbour_dropout_budget`` are missing from ``present``."""
+        missing = len(self._holders - set(present))
+        if missing > self.params.neighbour_dropout_budget:
+            raise DropoutBudgetExceeded("neighbourhood", missing, self.params.neighbour_dropout_budget, f"client {self.id}")
 
     # -- step 0 ----------------------------------------------------------------------------
     def advertise_keys(self) -> AdvertiseKeys:
@@ -138,34 +163,50 @@ class SecAggClient:
 
     # -- step 1 ----------------------------------------------------------------------------
     def share_keys(self, msg: KeysBroadcast) -> ShareKeys:
-        """Step 1: check the neighbours' keys, Shamir-share ``s_u`` and ``b_u``, encrypt the shares.
+        """Step 1: check the keys, Shamir-share ``s_u`` and ``b_u`` among the holders, encrypt the shares.
+
+        Semi-honest variant: the broadcast holds the keys of this client's holders in U1. Active
+        variant: it holds every key of U1 (each signature is checked), from which the client
+        computes the graph seed and its holders.
 
         Raises:
           TooFewSurvivors: fewer than ``t`` holders advertised keys.
-          ProtocolViolation: own keys missing or altered, a non-neighbour listed, repeated keys.
+          DropoutBudgetExceeded: more clients missing from U1 than the budgets allow.
+          ProtocolViolation: own keys missing or altered, a non-neighbour (or unknown id) listed,
+            repeated keys.
           AuthenticationFailed: (active) a signature on advertised keys does not verify.
         """
         self._expect(ClientStage.SHARE_KEYS)
         self._check(msg, KeysBroadcast)
-        peers = {p.client: p for p in msg.peers}
-        if not set(peers) <= self._holders:
-            raise ProtocolViolation(f"client {self.id}: keys of non-neighbours {sorted(set(peers) - self._holders)}")
-        own = peers.get(self.id)
+        allp = {p.client: p for p in msg.peers}
+        allowed = set(self.params.client_ids) if self.params.active else self._holders
+        if not set(allp) <= allowed:
+            raise ProtocolViolation(f"client {self.id}: keys of non-neighbours {sorted(set(allp) - allowed)}")
+        own = allp.get(self.id)
         if own is None or own.c_pk != self._c_key.public_bytes or own.s_pk != self._s_key.public_bytes:
             raise ProtocolViolation(f"client {self.id}: own keys missing or altered in the broadcast")
-        if len(peers) < self.params.threshold:
-            raise TooFewSurvivors("share_keys", len(peers), self.params.threshold, f"client {self.id}'s neighbourhood")
+        if len(allp) < self.params.threshold:
+            raise TooFewSurvivors("share_keys", len(allp), self.params.threshold, f"client {self.id}'s neighbourhood")
         all_keys = [p.c_pk for p in msg.peers] + [p.s_pk for p in msg.peers]
         if len(set(all_keys)) != len(all_keys):
             raise ProtocolViolation(f"client {self.id}: repeated public keys in the broadcast")
+        holder_set, seed = self._holders, None
         if self.params.active:
             for p in msg.peers:
-                if p.client not in self._verify_keys:
-                    raise AuthenticationFailed(f"no verify key for client {p.client}")
                 verify_signature(
                     self._verify_keys[p.client], p.signature,
                     advertise_transcript(self.round_id, p.client, p.c_pk, p.s_pk), f"client {p.client}",
                 )
+            seed = graph_seed(self.round_id, self.params.num_clients, {v: (p.c_pk, p.s_pk) for v, p in allp.items()})
+            holder_set = keyed_neighbours(self.params, seed, self._verify_keys)[self.id] | {self.id}
+        peers = {v: p for v, p in allp.items() if v in holder_set}
+        if len(peers) < self.params.threshold:
+            raise TooFewSurvivors("share_keys", len(peers), self.params.threshold, f"client {self.id}'s neighbourhood")
+        if self.params.active and self.params.num_clients - len(allp) > self.params.dropout_budget:
+            raise DropoutBudgetExceeded("round", self.params.num_clients - len(allp), self.params.dropout_budget, f"client {self.id}")
+        missing_here = len(holder_set - set(peers))
+        if missing_here > self.params.neighbour_dropout_budget:
+            raise DropoutBudgetExceeded("neighbourhood", missing_here, self.params.neighbour_dropout_budget, f"client {self.id}")
         enc_keys = {
             v: hkdf(self._c_key.agree(p.c_pk), self.round_id, "share-encryption", *sorted((self.id, v)))
             for v, p in peers.items() if v != self.id
@@ -184,6 +225,7 @@ class SecAggClient:
                 + s_shares[v].to_bytes(SHARE_BYTES, "big") + b_shares[v].to_bytes(SHARE_BYTES, "big")
             )
             cts.append((v, encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)))
+        self._holders, self._seed = holder_set, seed
         self._peers = peers
         self._enc_keys = enc_keys
         self._b_seed = b_seed
@@ -202,6 +244,7 @@ class SecAggClient:
 
         Raises:
           TooFewSurvivors: fewer than ``t`` holders shared keys.
+          DropoutBudgetExceeded: more holders missing than ``neighbour_dropout_budget``.
           AuthenticationFailed: a share ciphertext does not verify.
           ProtocolViolation: shares from a client that did not advertise keys.
           ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
@@ -232,6 +275,7 @@ class SecAggClient:
         u2 = set(received) | {self.id}
         if len(u2) < p.threshold:
             raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
+        self._check_neighbour_budget(u2)
         pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(received)}
         # mask
         y = x.astype(ring_dtype(p.mask_bits), copy=True)
@@ -256,21 +300,28 @@ class SecAggClient:
 
     # -- step 3 (active) -------------------------------------------------------------------
     def consistency_check(self, msg: ConsistencyRequest) -> ConsistencySignature:
-        """Step 3 (active variant): sign the set U3 the server announces.
+        """Step 3 (active variant): sign the set U3 the server announces, bound to the graph seed.
 
         Raises:
           TooFewSurvivors: fewer than ``t`` holders in U3.
-          ProtocolViolation: U3 lists holders that never shared keys, or omits this client.
+          DropoutBudgetExceeded: more clients missing from U3 than the round's or the
+            neighbourhood's budget allows (nothing is signed).
+          ProtocolViolation: U3 lists unknown ids or holders that never shared keys, or omits
+            this client.
         """
         self._expect(ClientStage.CONSISTENCY)
         self._check(msg, ConsistencyRequest)
         u3 = tuple(msg.survivors)
+        if not set(u3) <= set(self.params.client_ids):
+            raise ProtocolViolation(f"client {self.id}: U3 lists unknown client ids")
         mine = set(u3) & self._holders
         if self.id not in mine or not mine <= self._u2:
             raise ProtocolViolation(f"client {self.id}: U3 is not a subset of U2 containing this client")
+        self._check_round_budget(set(u3))
         if len(mine) < self.params.threshold:
             raise TooFewSurvivors("consistency_check", len(mine), self.params.threshold, f"client {self.id}'s neighbourhood")
-        sig = self._signing_key.sign(consistency_transcript(self.round_id, u3))
+        self._check_neighbour_budget(mine)
+        sig = self._signing_key.sign(consistency_transcript(self.round_id, self._seed, u3))
         self._u3 = u3
         self.stage = ClientStage.UNMASK
         return ConsistencySignature(self.round_id, self.id, sig)
@@ -280,11 +331,13 @@ class SecAggClient:
         """Step 4: reveal self-mask shares of survivors and mask-key shares of dropped clients.
 
         An honest client answers at most one request, never reveals both shares of one peer,
-        never reveals its own mask-key share, and (active) requires the same U3 it signed plus
-        ``t`` valid consistency signatures.
+        never reveals its own mask-key share, refuses when more clients are missing than the
+        dropout budgets allow, and (active) requires the same U3 it signed plus valid consistency
+        signatures (over the round, the graph seed and U3) from ``t`` of its own holders.
 
         Raises:
           RefusedRequest: a peer in both lists, or this client listed as dropped.
+          DropoutBudgetExceeded: too many clients missing (a :class:`RefusedRequest`).
           InconsistentView: (active) the survivors differ from the signed U3.
           AuthenticationFailed: (active) a consistency signature does not verify.
           TooFewSurvivors: fewer than ``t`` survivors (or signatures).
@@ -304,9 +357,10 @@ class SecAggClient:
             signers = [i for i, _ in msg.signatures]
             if not set(signers) <= set(self._u3):
                 raise ProtocolViolation(f"client {self.id}: signatures from clients outside U3")
-            if len(signers) < p.threshold:
-                raise TooFewSurvivors("unmask", len(signers), p.threshold, "consistency signatures")
-            transcript = consistency_transcript(self.round_id, self._u3)
+            mine_signed = set(signers) & self._holders
+            if len(mine_signed) < p.threshold:
+                raise TooFewSurvivors("unmask", len(mine_signed), p.threshold, f"consistency signatures of client {self.id}'s holders")
+            transcript = consistency_transcript(self.round_id, self._seed, self._u3)
             for i, sig in msg.signatures:
                 if i not in self._verify_keys:
                     raise AuthenticationFailed(f"no verify key for client {i}")
@@ -315,8 +369,11 @@ class SecAggClient:
         mine_d = dropped & self._holders
         if not (mine_s | mine_d) <= self._u2:
             raise ProtocolViolation(f"client {self.id}: asked about clients that did not share keys with it")
+        if p.active:
+            self._check_round_budget(survivors)
         if len(mine_s) < p.threshold:
             raise TooFewSurvivors("unmask", len(mine_s), p.threshold, f"client {self.id}'s neighbourhood")
+        self._check_neighbour_budget(mine_s)
         out = []
         for peer in sorted(mine_s | mine_d):
             s_share, b_share = self._shares[peer]

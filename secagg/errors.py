@@ -20,6 +20,7 @@ __all__ = [
     "RefusedRequest",
     "TooFewSurvivors",
     "InconsistentView",
+    "DropoutBudgetExceeded",
 ]
 
 
@@ -94,3 +95,24 @@ class TooFewSurvivors(SecAggError):
 
 class InconsistentView(ProtocolViolation):
     """Active variant: the consistency check shows the server gave clients different views."""
+
+
+class DropoutBudgetExceeded(RefusedRequest):
+    """An honest client refuses to go on: more clients are missing than the parameters assumed.
+
+    Raised when the clients missing from the survivor set (dropped or excluded) exceed the
+    round's ``dropout_budget`` (scope ``"round"``) or, among the client's own share holders, its
+    ``neighbour_dropout_budget`` (scope ``"neighbourhood"``). No share is revealed.
+
+    Attributes:
+      scope: ``"round"`` or ``"neighbourhood"``.
+      missing: how many clients are missing.
+      budget: the budget.
+    """
+
+    def __init__(self, scope: str, missing: int, budget: int, detail: str = ""):
+        text = f"{missing} client(s) missing in the {scope}, the dropout budget is {budget}"
+        super().__init__(text + (f" ({detail})" if detail else ""))
+        self.scope = scope
+        self.missing = missing
+        self.budget = budget

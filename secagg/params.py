@@ -19,6 +19,8 @@ __all__ = [
     "default_threshold",
     "secagg_plus_parameters",
     "GraphChoice",
+    "GRINDING_BITS",
+    "complete_graph_active_threshold",
 ]
 
 #: order of the NIST P-256 group: the default modulus of the side sum (commitment randomness)
@@ -29,6 +31,10 @@ MAX_CLIENTS = 65_535
 MAX_DIM = 1 << 28
 #: largest side vector over the prime field
 MAX_FIELD_DIM = 1 << 16
+#: default grinding budget of the active variant: the colluders and the server may evaluate up to
+#: 2^40 candidate graphs (key choices, U1 subsets) per round; the placement-dependent terms of the
+#: security bound are multiplied by it (``docs/secagg.md``, "Placement and grinding")
+GRINDING_BITS = 40.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +45,25 @@ class GraphChoice:
       degree: number of neighbours of each client (``None``: the complete graph).
       threshold: shares needed to reconstruct a secret (out of ``degree + 1`` holders).
       log2_security_failure: log2 of the bound on the probability that the adversary learns an
-        honest client's input (corrupted neighbours reach t, or the honest graph splits).
+        honest client's input (corrupted neighbours reach t, the honest graph splits, or - active
+        variant - two views of the survivors both reach t), grinding included.
       log2_correctness_failure: log2 of the bound on the probability that the round fails
         although the dropout and corruption rates hold.
+      dropout_budget: (active variant; ``None`` otherwise) the most clients missing from U3
+        (dropped or excluded, whole round) an honest client accepts before it refuses to reveal
+        any share.
+      neighbour_dropout_budget: (active variant) the same among the client's own share holders.
+      grinding_bits: (active variant) log2 of the number of candidate graphs the adversary is
+        assumed to evaluate; counted in ``log2_security_failure``.
     """
 
     degree: int | None
     threshold: int
     log2_security_failure: float
     log2_correctness_failure: float
+    dropout_budget: int | None = None
+    neighbour_dropout_budget: int | None = None
+    grinding_bits: float = 0.0
 
 
 def default_threshold(holders: int) -> int:
@@ -107,6 +123,93 @@ def _failure_bounds(n: int, k: int, t: int, delta: float, gamma: float) -> tuple
     return security, correctness
 
 
+def _log2_binom_sf_ge(a: int, n: int, p: float) -> float:
+    """log2 P[Bin(n, p) >= a]."""
+    if a <= 0:
+        return 0.0
+    if a > n:
+        return -math.inf
+    return _log2_binom_sf(a - 1, n, p)
+
+
+def _smallest_budget(n: int, p: float, log2_target: float) -> int:
+    """The smallest D with ``P[Bin(n, p) > D] <= 2^log2_target`` (D = n always qualifies)."""
+    lo, hi = 0, n
+    while lo < hi:  # the tail is decreasing in D
+        mid = (lo + hi) // 2
+        if _log2_binom_sf(mid, n, p) <= log2_target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def complete_graph_active_threshold(n: int, corrupted: int) -> int:
+    """Smallest t on the complete graph that two views cannot both reach: ``2t > n + corrupted``.
+
+    Each honest client answers one unmasking request, so the honest clients' shares of a target
+    split between the two views while the ``corrupted`` colluders answer in both; both views reach
+    t only if ``n - corrupted + 2 * corrupted >= 2t`` (``docs/secagg.md``, "Malicious server").
+    """
+    return (n + corrupted) // 2 + 1
+
+
+def _active_failure_bounds(n: int, k: int, t: int, d_local: int, d_global: int, gamma: float, grinding: float) -> tuple[float, float]:
+    """(log2 two-views failure, log2 split failure) of the active variant, grinding included."""
+    lg_n = math.log2(n)
+    # two views: some honest client has >= 2t - (k + 1) corrupted holders (then the honest holders
+    # split between two views and the corrupted ones answer in both, reaching t twice)
+    views = lg_n + _log2_binom_sf_ge(2 * t - k - 1, k, gamma) + grinding
+    # split: two disjoint windows of k/2 ring positions, each ending next to an honest survivor,
+    # in which every honest client is missing; the client next to each window sees its honest
+    # members missing in its own neighbourhood (<= d_local), and together they are <= d_global
+    half = k // 2
+    per_window = _log2_binom_sf_ge(half - d_local, half, gamma)
+    split = 2 * lg_n - 1 + min(2 * per_window, _log2_binom_sf_ge(k - d_global, k, gamma)) + grinding
+    return views, split
+
+
+def _log2_sum(*terms: float) -> float:
+    """log2 of the sum of 2^term (a union bound over the terms)."""
+    finite = [x for x in terms if x != -math.inf]
+    if not finite:
+        return -math.inf
+    top = max(finite)
+    return top + math.log2(sum(2.0 ** (x - top) for x in finite))
+
+
+def _active_secagg_plus(n: int, delta: float, gamma: float, sigma: float, eta: float, grinding: float) -> GraphChoice:
+    lg_n = math.log2(n)
+    # correctness is the union of three events, budgeted 1/4 + 1/4 + 1/2 of 2^-eta: the round's
+    # missing clients exceed the global budget, some neighbourhood's exceed the local one, some
+    # client has fewer than t honest surviving holders; security is two views or a split, 1/2 each
+    d_global = _smallest_budget(n, delta + gamma, -eta - 2)
+    for k in range(2, n - 1, 2):
+        d_local = _smallest_budget(k, delta + gamma, -eta - 2 - lg_n)
+        for t in range(k // 2 + 1, k + 2):
+            holders_term = lg_n + _log2_binom_cdf(t - 1, k, 1.0 - delta - gamma)
+            if holders_term > -eta - 1:
+                break  # larger t only makes correctness worse
+            budget_local = min(d_local, k + 1 - t)
+            views, split = _active_failure_bounds(n, k, t, budget_local, d_global, gamma, grinding)
+            if split > -sigma - 1:
+                break  # a larger t can only lower the local budget
+            if views <= -sigma - 1:
+                correctness = _log2_sum(holders_term, lg_n + _log2_binom_sf(budget_local, k, delta + gamma),
+                                        _log2_binom_sf(d_global, n, delta + gamma))
+                return GraphChoice(k, t, _log2_sum(views, split), correctness, min(d_global, n - t), budget_local, grinding)
+    # the complete graph: worst case, c = floor(gamma n) colluders; the round completes while at
+    # least t honest clients survive; it cannot split, so the budget is what t allows
+    c = math.floor(gamma * n)
+    t = complete_graph_active_threshold(n, c)
+    if t <= n - c - math.floor(delta * n):
+        return GraphChoice(None, t, -math.inf, -math.inf, n - t, n - t, 0.0)
+    raise ConfigError(
+        f"no threshold gives 2^-{sigma} security against a malicious server and 2^-{eta} correctness for "
+        f"n={n}, dropout_rate={delta}, corruption_rate={gamma}"
+    )
+
+
 def secagg_plus_parameters(
     n: int,
     *,
@@ -114,6 +217,8 @@ def secagg_plus_parameters(
     corruption_rate: float,
     security_bits: float = 40.0,
     correctness_bits: float = 20.0,
+    active: bool = False,
+    grinding_bits: float = GRINDING_BITS,
 ) -> GraphChoice:
     """Smallest even SecAgg+ degree (and its threshold) meeting both failure targets.
 
@@ -130,12 +235,21 @@ def secagg_plus_parameters(
     the worst-case rule ``gamma * n < t <= n - floor(gamma n) - floor(delta n)`` and ``t`` a strict
     majority (its failure bounds are then reported as ``-inf``: exact under the stated rates).
 
+    With ``active=True`` the server is malicious (it chooses who dropped, shows clients different
+    survivor sets, and evaluates up to ``2^grinding_bits`` candidate graphs) and the bounds are those of
+    ``docs/secagg.md`` ("Malicious server"): per client ``P[Bin(k, gamma) >= 2t - k - 1]`` (two
+    views), two windows of ``k/2`` ring positions whose honest members all fit in the neighbourhood
+    budget (split), both multiplied by ``2^grinding_bits``, with the dropout budgets the clients
+    enforce; the complete graph takes ``2t > n + floor(gamma n)``.
+
     Args:
       n: clients in the round.
       dropout_rate: tolerated fraction of dropouts (delta).
       corruption_rate: tolerated fraction of clients colluding with the server (gamma).
       security_bits: sigma, the statistical security parameter.
       correctness_bits: eta, the correctness parameter.
+      active: derive the parameters against a malicious server (the active variant).
+      grinding_bits: (active) log2 of the graphs the adversary may try.
 
     Returns:
       The :class:`GraphChoice`.
@@ -145,6 +259,10 @@ def secagg_plus_parameters(
         complete graph.
     """
     _check_rates(n, dropout_rate, corruption_rate)
+    if active:
+        if not 0 <= grinding_bits <= 128:
+            raise ConfigError(f"grinding_bits: expected 0..128, got {grinding_bits}")
+        return _active_secagg_plus(n, dropout_rate, corruption_rate, security_bits, correctness_bits, grinding_bits)
     for k in range(2, n - 1, 2):
         t_low = (k + 1) // 2 + 1
         for t in range(t_low, k + 2):
@@ -177,11 +295,22 @@ class SecAggParams:
       active: the variant against an active server (Ed25519 signatures, consistency check).
       field_modulus: prime modulus of the optional side vector (default: the P-256 order).
       field_dim: length of the side vector (0: none).
+      dropout_budget: the most clients that may be missing from U3 (dropped at any step before
+        the masked input, or excluded), over the whole round; an honest client of the active
+        variant refuses to sign U3 or reveal shares beyond it (:class:`~secagg.errors.DropoutBudgetExceeded`).
+        Default: ``n - t`` (what the threshold allows anyway).
+      neighbour_dropout_budget: the same among a client's own holders (both variants check it).
+        Default: ``holders - t``; in the active variant on the SecAgg+ graph also below
+        ``degree / 2``, so that removals alone cannot cut the ring (two runs of ``degree / 2``
+        missing clients are needed to split it, and the client next to a run would see all of them).
 
     Notes:
       Each secret has ``holders = degree + 1`` (or ``n``) share holders, the client itself
       included; ``t`` must satisfy ``2 <= t <= holders``, and in the active variant also
-      ``t > holders / 2`` so that a server cannot form two disjoint reconstructing sets.
+      ``t > holders / 2``. Against a malicious server that shows two views of the survivors, the
+      parameters hold while a client has at most :attr:`tolerated_corrupt_holders` corrupted
+      holders (``2t > holders + c``); :func:`secagg_plus_parameters` with ``active=True`` picks
+      parameters for which that holds except with probability ``2^-sigma``.
     """
 
     num_clients: int
@@ -191,6 +320,8 @@ class SecAggParams:
     active: bool = False
     field_modulus: int = P256_ORDER
     field_dim: int = 0
+    dropout_budget: int | None = None
+    neighbour_dropout_budget: int | None = None
 
     def __post_init__(self) -> None:
         n = self.num_clients
@@ -211,11 +342,32 @@ class SecAggParams:
             raise ConfigError("field_modulus: expected a prime of at most 256 bits")
         if not 0 <= self.field_dim <= MAX_FIELD_DIM:
             raise ConfigError(f"field_dim: expected 0..{MAX_FIELD_DIM}, got {self.field_dim}")
+        if self.dropout_budget is None:
+            object.__setattr__(self, "dropout_budget", n - t)
+        if self.neighbour_dropout_budget is None:
+            local = self.holders - t
+            if self.active and self.degree is not None:
+                local = min(local, self.degree // 2 - 1)
+            object.__setattr__(self, "neighbour_dropout_budget", local)
+        for name, top in (("dropout_budget", n - t), ("neighbour_dropout_budget", self.holders - t)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
+                raise ConfigError(f"{name}: expected an int in 0..{top}, got {v!r}")
 
     @property
     def holders(self) -> int:
         """Share holders per secret: the neighbours plus the client itself."""
         return self.num_clients if self.degree is None else self.degree + 1
+
+    @property
+    def tolerated_corrupt_holders(self) -> int:
+        """The most corrupted holders of one client for which two views cannot both reach t.
+
+        ``2t - holders - 1`` (negative: none). With c corrupted holders, the honest holders'
+        answers split between the views and the corrupted ones count in both, so both views reach
+        t exactly when ``holders + c >= 2t``.
+        """
+        return 2 * self.threshold - self.holders - 1
 
     @property
     def modulus(self) -> int:
@@ -241,14 +393,20 @@ class SecAggParams:
         corruption_rate: float = 0.1,
         security_bits: float = 40.0,
         correctness_bits: float = 20.0,
+        grinding_bits: float = GRINDING_BITS,
         **kw,
     ) -> "SecAggParams":
-        """SecAgg+ with degree and threshold from :func:`secagg_plus_parameters`."""
+        """SecAgg+ with degree, threshold (and, active variant, budgets) from :func:`secagg_plus_parameters`."""
         g = secagg_plus_parameters(
             num_clients,
             dropout_rate=dropout_rate,
             corruption_rate=corruption_rate,
             security_bits=security_bits,
             correctness_bits=correctness_bits,
+            active=bool(kw.get("active", False)),
+            grinding_bits=grinding_bits,
         )
+        if g.dropout_budget is not None:
+            kw.setdefault("dropout_budget", g.dropout_budget)
+            kw.setdefault("neighbour_dropout_budget", g.neighbour_dropout_budget)
         return cls(num_clients=num_clients, threshold=g.threshold, degree=g.degree, **kw)

@@ -24,13 +24,14 @@ import numpy as np
 from .client import check_incoming
 from .errors import (
     AuthenticationFailed,
+    DropoutBudgetExceeded,
     MalformedMessage,
     OutOfOrder,
     ProtocolViolation,
     ReplayedMessage,
     TooFewSurvivors,
 )
-from .graph import neighbours
+from .graph import graph_seed, keyed_neighbours, neighbours
 from .keys import AgreementKey, verify_signature
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
@@ -94,11 +95,17 @@ class SecAggServer:
             raise ValueError("round_id: expected 16 bytes")
         if params.active and verify_keys is None:
             raise ValueError("the active variant needs verify_keys")
+        if params.active:
+            vks = [verify_keys.get(u) for u in params.client_ids]
+            if any(v is None or len(v) != 32 for v in vks) or len(set(vks)) != len(vks):
+                raise ValueError("verify_keys: expected distinct 32-byte keys for every client 1..n")
         self.params = params
         self.round_id = bytes(round_id)
         self.dim = int(dim)
         self._verify_keys = dict(verify_keys or {})
-        self._graph = neighbours(params, self.round_id)
+        # active variant: the graph follows from every key advertised in step 0 (close_advertise)
+        self._graph = None if params.active else neighbours(params, self.round_id)
+        self.graph_seed: bytes | None = None
         self.stage = ServerStage.ADVERTISE
         self._keys: dict[int, AdvertiseKeys] = {}
         self._share_msgs: dict[int, ShareKeys] = {}
@@ -160,17 +167,29 @@ class SecAggServer:
         self._keys[msg.sender] = msg
 
     def close_advertise(self) -> dict[int, KeysBroadcast]:
-        """End step 0: U1 is fixed; each client gets the keys of its neighbours in U1."""
+        """End step 0: U1 is fixed; each client gets the keys of its neighbours in U1.
+
+        Active variant: the graph seed is the hash over every key of U1, and each client gets
+        all of U1's signed keys (it recomputes the seed, hence its neighbours, itself).
+        """
         self._expect(ServerStage.ADVERTISE, "close_advertise")
         u1 = set(self._keys)
         self._close("advertise_keys", u1)
+        p = self.params
+        if p.active:
+            if p.num_clients - len(u1) > p.dropout_budget:
+                raise DropoutBudgetExceeded("round", p.num_clients - len(u1), p.dropout_budget, "server, step 0")
+            self.graph_seed = graph_seed(self.round_id, p.num_clients, {u: (m.c_pk, m.s_pk) for u, m in self._keys.items()})
+            self._graph = keyed_neighbours(p, self.graph_seed, self._verify_keys)
+        everyone = tuple(PeerKeys(v, self._keys[v].c_pk, self._keys[v].s_pk, self._keys[v].signature) for v in sorted(u1))
         out = {}
         for u in sorted(u1):
             mine = sorted(self._holders(u) & u1)
-            if len(mine) < self.params.threshold:
+            if len(mine) < p.threshold:
                 self.dropped[u] = "advertise_keys: too few neighbours"
                 continue
-            peers = tuple(PeerKeys(v, self._keys[v].c_pk, self._keys[v].s_pk, self._keys[v].signature) for v in mine)
+            peers = everyone if p.active else tuple(
+                PeerKeys(v, self._keys[v].c_pk, self._keys[v].s_pk, self._keys[v].signature) for v in mine)
             out[u] = KeysBroadcast(self.round_id, u, peers)
         self._u1 = frozenset(u1)
         self._eligible = frozenset(out)
@@ -233,7 +252,11 @@ class SecAggServer:
           exclude: clients to leave out of the sum *before unmasking*, with a reason (for
             example, a norm proof that failed). They are treated exactly like clients that
             dropped after sharing keys: their pairwise masks are removed, their self masks
-            never reconstructed.
+            never reconstructed. They count toward the dropout budget.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` inputs remain.
+          DropoutBudgetExceeded: (active) more clients missing than ``params.dropout_budget``.
 
         Returns:
           Consistency requests (active variant) or unmasking requests, by client.
@@ -243,6 +266,9 @@ class SecAggServer:
         u3 = set(self._inputs) - set(exclude)
         if len(u3) < self.params.threshold:
             raise TooFewSurvivors("masked_input", len(u3), self.params.threshold)
+        if self.params.active and self.params.num_clients - len(u3) > self.params.dropout_budget:
+            # the honest clients would refuse to sign this U3: fail closed here, with the reason
+            raise DropoutBudgetExceeded("round", self.params.num_clients - len(u3), self.params.dropout_budget, "server, step 2")
         for u, why in exclude.items():
             if u in self._inputs:
                 self.dropped[u] = f"excluded: {why}"
@@ -278,7 +304,8 @@ class SecAggServer:
         self._accept(msg, ConsistencySignature, ServerStage.CONSISTENCY, self._signatures)
         if msg.sender not in self._verify_keys:
             raise AuthenticationFailed(f"no verify key for client {msg.sender}")
-        verify_signature(self._verify_keys[msg.sender], msg.signature, consistency_transcript(self.round_id, self._u3), f"client {msg.sender}")
+        verify_signature(self._verify_keys[msg.sender], msg.signature,
+                         consistency_transcript(self.round_id, self.graph_seed, self._u3), f"client {msg.sender}")
         self._signatures[msg.sender] = msg.signature
 
     def close_consistency(self) -> dict[int, UnmaskRequest]:

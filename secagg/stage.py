@@ -31,8 +31,8 @@ import numpy as np
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
 
 from .driver import DropoutPlan, run_round
-from .errors import ConfigError, TooFewSurvivors
-from .params import P256_ORDER, SecAggParams, default_threshold, secagg_plus_parameters
+from .errors import ConfigError, DropoutBudgetExceeded, TooFewSurvivors
+from .params import P256_ORDER, SecAggParams, complete_graph_active_threshold, default_threshold, secagg_plus_parameters
 from .prg import reduce_ring, ring_dtype
 from .quantize import QuantizationSpec, dequantize_sum, quantize_counting_clipped, to_ring, to_signed
 
@@ -227,7 +227,9 @@ class SecureSum(Aggregator):
         from :func:`~secagg.params.secagg_plus_parameters`).
       threshold: t for the complete graph (default :func:`complete_graph_threshold` of n and
         ``tolerated_dropout``).
-      active: run the variant against an active server (signatures, consistency check).
+      active: run the variant against an active server (signatures, consistency check, graph
+        from the advertised keys, dropout budgets); its threshold is derived against a malicious
+        server with ``corruption_rate`` colluders (``ConfigError`` if an explicit one is too low).
       dropout_rate: simulated dropouts: each client drops with this probability at a step
         drawn uniformly (from ``ctx.rng("secagg_dropout")``).
       dropout: an explicit plan instead: ``{client_id: step}`` (steps: :data:`secagg.driver.STEPS`).
@@ -286,10 +288,20 @@ class SecureSum(Aggregator):
         if self.graph == "sparse" and n >= 3:
             g = secagg_plus_parameters(
                 n, dropout_rate=self.tolerated_dropout, corruption_rate=self.corruption_rate,
-                security_bits=self.security_bits, correctness_bits=self.correctness_bits,
+                security_bits=self.security_bits, correctness_bits=self.correctness_bits, active=self.active,
             )
+            if g.dropout_budget is not None:
+                common.update(dropout_budget=g.dropout_budget, neighbour_dropout_budget=g.neighbour_dropout_budget)
             return SecAggParams(num_clients=n, threshold=g.threshold, degree=g.degree, **common)
         t = self.threshold if self.threshold is not None else complete_graph_threshold(n, self.tolerated_dropout)
+        if self.active:
+            # a malicious server with floor(gamma n) colluders must not reach t in two views
+            need = complete_graph_active_threshold(n, math.floor(self.corruption_rate * n))
+            if t < need:
+                raise ConfigError(
+                    f"threshold {t} with {n} clients: the active variant needs 2t > n + floor(corruption_rate n), "
+                    f"t >= {need} (corruption_rate={self.corruption_rate})"
+                )
         return SecAggParams(num_clients=n, threshold=t, **common)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> SecureSumResult:
@@ -333,6 +345,8 @@ class SecureSum(Aggregator):
             )
         except TooFewSurvivors as exc:
             raise RoundFailed("secagg_too_few", f"secure aggregation failed: {exc}") from exc
+        except DropoutBudgetExceeded as exc:
+            raise RoundFailed("secagg_dropout_budget", f"secure aggregation refused: {exc}") from exc
         res = report.result
         survivors = set(res.survivors)
         included = [m for m in messages if pid[m.client_id] in survivors]

@@ -54,8 +54,10 @@ def test_exact_sum_property(n, dim, k, data):
     t = data.draw(st.integers(holders // 2 + 1 if active else 2, holders), label="t")
     field_dim = data.draw(st.integers(0, 3), label="field_dim")
     params = SecAggParams(num_clients=n, threshold=t, mask_bits=k, degree=degree, active=active, field_dim=field_dim)
-    # a dropout plan that leaves at least t holders in every neighbourhood at every step
-    budget = holders - t
+    # a dropout plan within the budgets (at least t holders in every neighbourhood at every step;
+    # the active variant on a SecAgg+ graph also keeps below degree / 2 per neighbourhood)
+    budget = min(params.neighbour_dropout_budget, params.dropout_budget)
+    assert budget == holders - t or (active and degree is not None)
     drops = data.draw(st.lists(st.sampled_from(list(params.client_ids)), max_size=budget, unique=True), label="dropped")
     plan = DropoutPlan({u: data.draw(st.sampled_from(STEPS), label=f"step{u}") for u in drops})
     x, f = _inputs(params, dim, seed=n * 1000 + dim)

@@ -39,11 +39,16 @@ __all__ = [
     "NORM_LINEAR_FORM",
     "NORM_SELF_INNER",
     # secagg
-    "SECAGG_KDF",
+    "SECAGG_PAIRWISE_MASK",
+    "SECAGG_SELF_MASK",
+    "SECAGG_SHARE_ENCRYPTION",
     "SECAGG_SHARE_AD",
     "SECAGG_ADVERTISE",
     "SECAGG_CONSISTENCY",
     "SECAGG_SELF_MASK_COMMITMENT",
+    "SECAGG_GRAPH_PERMUTATION",
+    "SECAGG_GRAPH_SEED",
+    "SECAGG_RING_POSITION",
     "SECAGG_SEEDED_RANDOM",
     "SECAGG_ROUND_ID",
 ]
@@ -103,8 +108,14 @@ NORM_SELF_INNER = _label("NORM_SELF_INNER", "rangeproof", "norm-self-inner", 2)
 
 # --- secagg ------------------------------------------------------------------------------------
 
-SECAGG_KDF = _label("SECAGG_KDF", "secagg", "kdf", 2)
-"""HKDF ``info`` prefix of every key secagg derives (the purpose and the ids follow it)."""
+SECAGG_PAIRWISE_MASK = _label("SECAGG_PAIRWISE_MASK", "secagg", "pairwise-mask", 2)
+"""HKDF purpose: the mask keys of a pair ``{u, v}`` from their X25519 secret."""
+
+SECAGG_SELF_MASK = _label("SECAGG_SELF_MASK", "secagg", "self-mask", 2)
+"""HKDF purpose: a client's self-mask keys from its seed ``b_u``."""
+
+SECAGG_SHARE_ENCRYPTION = _label("SECAGG_SHARE_ENCRYPTION", "secagg", "share-encryption", 2)
+"""HKDF purpose: the AES-256-GCM key of a pair's share bundles."""
 
 SECAGG_SHARE_AD = _label("SECAGG_SHARE_AD", "secagg", "share-ciphertext", 2)
 """Associated-data prefix of the encrypted share bundles."""
@@ -113,11 +124,20 @@ SECAGG_ADVERTISE = _label("SECAGG_ADVERTISE", "secagg", "advertise-keys", 2)
 """What a client signs over its advertised keys (active variant)."""
 
 SECAGG_CONSISTENCY = _label("SECAGG_CONSISTENCY", "secagg", "consistency-check", 2)
-"""What a client signs over the survivor set (active variant)."""
+"""What a client signs over the survivor set and the graph seed (active variant)."""
 
 SECAGG_SELF_MASK_COMMITMENT = _label("SECAGG_SELF_MASK_COMMITMENT", "secagg",
                                      "self-mask-commitment", 2)
 """Hash-commitment prefix of a self-mask seed."""
+
+SECAGG_GRAPH_PERMUTATION = _label("SECAGG_GRAPH_PERMUTATION", "secagg", "graph-permutation", 2)
+"""Seed prefix of the semi-honest SecAgg+ ring order (from the round id)."""
+
+SECAGG_GRAPH_SEED = _label("SECAGG_GRAPH_SEED", "secagg", "graph-seed", 1)
+"""Hash prefix of the active variant's graph seed (over every advertised key)."""
+
+SECAGG_RING_POSITION = _label("SECAGG_RING_POSITION", "secagg", "ring-position", 1)
+"""Hash prefix of a client's ring position (graph seed and verify key, active variant)."""
 
 SECAGG_SEEDED_RANDOM = _label("SECAGG_SEEDED_RANDOM", "secagg", "seeded-random", 2)
 """Key derivation of the seeded (replayable, never secret) random source."""

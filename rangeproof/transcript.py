@@ -50,7 +50,7 @@ class Transcript:
     """A Fiat-Shamir transcript (SHAKE-256 with length-prefixed, labelled records).
 
     Args:
-      label: the application's outermost label (for example ``b"sabre norm-bound round"``).
+      label: the outermost label, one of :mod:`rangeproof.labels` (for example ``NORM_TRANSCRIPT``).
     """
 
     __slots__ = ("_state",)

@@ -19,6 +19,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from rangeproof.labels import SECAGG_SHARE_ENCRYPTION
+
 from .errors import (
     AuthenticationFailed,
     DropoutBudgetExceeded,
@@ -208,7 +210,7 @@ class SecAggClient:
         if missing_here > self.params.neighbour_dropout_budget:
             raise DropoutBudgetExceeded("neighbourhood", missing_here, self.params.neighbour_dropout_budget, f"client {self.id}")
         enc_keys = {
-            v: hkdf(self._c_key.agree(p.c_pk), self.round_id, "share-encryption", *sorted((self.id, v)))
+            v: hkdf(self._c_key.agree(p.c_pk), self.round_id, SECAGG_SHARE_ENCRYPTION, *sorted((self.id, v)))
             for v, p in peers.items() if v != self.id
         }
         # all checks passed: draw the secrets

@@ -18,6 +18,8 @@ import hashlib
 import struct
 from typing import Mapping
 
+from rangeproof.labels import SECAGG_GRAPH_PERMUTATION, SECAGG_GRAPH_SEED, SECAGG_RING_POSITION
+
 from .params import SecAggParams
 from .randomness import SeededRandom, randbelow
 
@@ -45,7 +47,7 @@ def neighbours(params: SecAggParams, round_id: bytes) -> dict[int, frozenset[int
 
 def round_ring_order(params: SecAggParams, round_id: bytes) -> list[int]:
     """The semi-honest variant's ring order: Fisher-Yates seeded by the round id."""
-    rng = SeededRandom(b"graph" + bytes(round_id))
+    rng = SeededRandom(SECAGG_GRAPH_PERMUTATION + bytes(round_id))
     order = list(params.client_ids)
     for i in range(len(order) - 1, 0, -1):
         j = randbelow(rng, i + 1)
@@ -54,9 +56,9 @@ def round_ring_order(params: SecAggParams, round_id: bytes) -> list[int]:
 
 
 #: domain separation of the active variant's graph seed: a hash over every advertised key of U1
-GRAPH_SEED_LABEL = b"sabre/secagg/graph-seed/v1"
+GRAPH_SEED_LABEL = SECAGG_GRAPH_SEED
 #: domain separation of a client's ring position: a hash of the graph seed and its verify key
-RING_POSITION_LABEL = b"sabre/secagg/ring-position/v1"
+RING_POSITION_LABEL = SECAGG_RING_POSITION
 
 
 def graph_seed(round_id: bytes, num_clients: int, advertised: Mapping[int, tuple[bytes, bytes]]) -> bytes:

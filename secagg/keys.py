@@ -2,8 +2,9 @@
 
 * X25519 for the two per-round key pairs of each client: ``c`` (encrypts shares in transit) and
   ``s`` (agrees the pairwise mask seeds).
-* HKDF-SHA256 with the round id as salt and a versioned label plus the pair's ids as info, so no
-  derived key is ever used for two purposes, pairs or rounds.
+* HKDF-SHA256 with the round id as salt and, as info, a versioned purpose label from
+  :mod:`rangeproof.labels` (length-prefixed), the output length and the ids (count-prefixed), so
+  no derived key is ever used for two purposes, pairs, lengths or rounds.
 * AES-256-GCM for shares in transit; the associated data binds round, step, sender and
   receiver, and the nonce is unique per (sender, receiver) under a key used in one round only.
 * Ed25519 for the active variant's signatures over domain-separated transcripts.
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from rangeproof.labels import SECAGG_SHARE_AD
 
 from .errors import AuthenticationFailed, ProtocolViolation
 from .randomness import RandomSource
@@ -38,12 +41,24 @@ PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 #: AES-GCM tag length
 SHARE_CIPHERTEXT_OVERHEAD = 16
-_LABEL = b"sabre/secagg/v1/"
 
 
-def hkdf(ikm: bytes, round_id: bytes, label: str, *ids: int, length: int = 32) -> bytes:
-    """HKDF-SHA256(ikm, salt=round_id, info="sabre/secagg/v1/" + label + ids as u16 big-endian)."""
-    info = _LABEL + label.encode() + b"".join(struct.pack(">H", i) for i in ids)
+def hkdf(ikm: bytes, round_id: bytes, purpose: bytes, *ids: int, length: int = 32) -> bytes:
+    """HKDF-SHA256 with ``salt = round_id`` and ::
+
+        info = u16 len(purpose) || purpose || u16 length || u16 len(ids) || ids as u16 big-endian
+
+    Args:
+      ikm: the input key material (an X25519 secret or a seed).
+      round_id: the round's 16-byte id.
+      purpose: a purpose label of :mod:`rangeproof.labels` (``SECAGG_PAIRWISE_MASK``, ...).
+      ids: the client ids the key belongs to.
+      length: output bytes.
+    """
+    if len(round_id) != 16:
+        raise ValueError("hkdf: the round id must be 16 bytes")
+    info = (struct.pack(">H", len(purpose)) + bytes(purpose) + struct.pack(">HH", length, len(ids))
+            + b"".join(struct.pack(">H", i) for i in ids))
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=round_id, info=info).derive(ikm)
 
 
@@ -104,7 +119,9 @@ def verify_signature(verify_key: bytes, signature: bytes, message: bytes, who: s
 
 def _share_nonce_and_ad(round_id: bytes, sender: int, receiver: int) -> tuple[bytes, bytes]:
     nonce = struct.pack(">BHH", 1, sender, receiver) + bytes(7)
-    ad = _LABEL + b"share-keys" + round_id + struct.pack(">HH", sender, receiver)
+    if len(round_id) != 16:
+        raise ValueError("share encryption: the round id must be 16 bytes")
+    ad = SECAGG_SHARE_AD + round_id + struct.pack(">HH", sender, receiver)
     return nonce, ad
 
 

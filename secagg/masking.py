@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from rangeproof.labels import SECAGG_PAIRWISE_MASK, SECAGG_SELF_MASK
+
 from .keys import hkdf
 
 __all__ = ["pairwise_sign", "MaskKeys", "pairwise_mask_keys", "self_mask_keys"]
@@ -38,9 +40,9 @@ def _split(okm: bytes) -> MaskKeys:
 def pairwise_mask_keys(shared_secret: bytes, round_id: bytes, u: int, v: int) -> MaskKeys:
     """Mask keys of the pair {u, v} from their X25519 secret (symmetric in u and v)."""
     lo, hi = (u, v) if u < v else (v, u)
-    return _split(hkdf(shared_secret, round_id, "pairwise-mask", lo, hi))
+    return _split(hkdf(shared_secret, round_id, SECAGG_PAIRWISE_MASK, lo, hi))
 
 
 def self_mask_keys(seed: bytes, round_id: bytes, u: int) -> MaskKeys:
     """Mask keys of client ``u``'s self mask from its 32-byte seed ``b_u``."""
-    return _split(hkdf(seed, round_id, "self-mask", u))
+    return _split(hkdf(seed, round_id, SECAGG_SELF_MASK, u))

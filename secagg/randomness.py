@@ -13,6 +13,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from rangeproof.labels import SECAGG_SEEDED_RANDOM
+
 __all__ = ["RandomSource", "SystemRandom", "SeededRandom", "randbelow"]
 
 
@@ -34,18 +36,25 @@ class SystemRandom:
 
 
 class SeededRandom:
-    """A deterministic stream: AES-256-CTR under ``SHA-256("sabre/secagg/v1/seeded" || seed)``.
+    """A deterministic stream: AES-256-CTR (counter 0) under
+    ``SHA-256(SECAGG_SEEDED_RANDOM || tag || seed)``, with ``tag`` ``b"i"`` and the seed's minimal
+    big-endian bytes for an int, ``b"b"`` and the bytes themselves for bytes (so an int seed and a
+    byte string never give the same stream).
 
     Args:
       seed: an int (any size, non-negative) or bytes.
     """
 
     def __init__(self, seed: int | bytes):
+        if isinstance(seed, bool):
+            raise TypeError("seed: expected an int or bytes")
         if isinstance(seed, int):
             if seed < 0:
                 raise ValueError("seed: expected a non-negative int")
-            seed = seed.to_bytes(max(1, (seed.bit_length() + 7) // 8), "big")
-        key = hashlib.sha256(b"sabre/secagg/v1/seeded" + bytes(seed)).digest()
+            encoded = b"i" + seed.to_bytes(max(1, (seed.bit_length() + 7) // 8), "big")
+        else:
+            encoded = b"b" + bytes(seed)
+        key = hashlib.sha256(SECAGG_SEEDED_RANDOM + encoded).digest()
         self._enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
 
     def bytes(self, n: int) -> bytes:

@@ -30,6 +30,8 @@ import numpy as np
 
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
 
+from rangeproof.labels import SECAGG_ROUND_ID
+
 from .driver import DropoutPlan, run_round
 from .errors import ConfigError, DropoutBudgetExceeded, TooFewSurvivors
 from .params import P256_ORDER, SecAggParams, complete_graph_active_threshold, default_threshold, secagg_plus_parameters
@@ -332,7 +334,7 @@ class SecureSum(Aggregator):
                 out.update({pid[c]: str(r) for c, r in extra.items() if c in pid})
             return out
 
-        round_id = hashlib.sha256(b"sabre/secagg/v1/round-id" + ctx.derive_seed("secagg_round_id").to_bytes(8, "big")).digest()[:16]
+        round_id = hashlib.sha256(SECAGG_ROUND_ID + ctx.derive_seed("secagg_round_id").to_bytes(8, "big")).digest()[:16]
         try:
             report = run_round(
                 params,

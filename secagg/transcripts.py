@@ -1,19 +1,34 @@
-"""Domain-separated byte strings that are signed or hashed (one function per transcript)."""
+"""Domain-separated byte strings that are signed or hashed (one function per transcript).
+
+Each starts with its label from :mod:`rangeproof.labels`; every field after it has a fixed length
+or a length prefix (round ids are 16 bytes, client ids u16, keys 32 bytes), so no two different
+inputs give the same string.
+"""
 from __future__ import annotations
 
 import hashlib
 import struct
 
-__all__ = ["advertise_transcript", "consistency_transcript", "self_mask_commitment"]
+from rangeproof.labels import SECAGG_ADVERTISE, SECAGG_CONSISTENCY, SECAGG_SELF_MASK_COMMITMENT
 
-_LABEL = b"sabre/secagg/v1/"
+__all__ = ["advertise_transcript", "consistency_transcript", "self_mask_commitment", "CONSISTENCY_LABEL"]
+
 #: what an active-variant client signs in step 3: the round, the graph seed and U3
-CONSISTENCY_LABEL = b"sabre/secagg/consistency-check/v2"
+CONSISTENCY_LABEL = SECAGG_CONSISTENCY
+
+
+def _check(round_id: bytes, **fixed: tuple[bytes, int]) -> None:
+    if len(round_id) != 16:
+        raise ValueError("round_id: expected 16 bytes")
+    for name, (value, size) in fixed.items():
+        if len(value) != size:
+            raise ValueError(f"{name}: expected {size} bytes")
 
 
 def advertise_transcript(round_id: bytes, client: int, c_pk: bytes, s_pk: bytes) -> bytes:
     """What a client signs in step 0 (active variant)."""
-    return _LABEL + b"advertise-keys" + round_id + struct.pack(">H", client) + c_pk + s_pk
+    _check(round_id, c_pk=(c_pk, 32), s_pk=(s_pk, 32))
+    return SECAGG_ADVERTISE + round_id + struct.pack(">H", client) + c_pk + s_pk
 
 
 def consistency_transcript(round_id: bytes, graph_seed: bytes, survivors: tuple[int, ...]) -> bytes:
@@ -23,11 +38,11 @@ def consistency_transcript(round_id: bytes, graph_seed: bytes, survivors: tuple[
     advertised key, hence the graph): signatures from clients that were shown another U1 do not
     verify, and neither do signatures from another round.
     """
-    if len(graph_seed) != 32:
-        raise ValueError("graph_seed: expected 32 bytes")
+    _check(round_id, graph_seed=(graph_seed, 32))
     return CONSISTENCY_LABEL + round_id + graph_seed + struct.pack(f">H{len(survivors)}H", len(survivors), *survivors)
 
 
 def self_mask_commitment(round_id: bytes, client: int, seed: bytes) -> bytes:
     """SHA-256 commitment to the self-mask seed b_u (checked after reconstruction)."""
-    return hashlib.sha256(_LABEL + b"self-mask-commitment" + round_id + struct.pack(">H", client) + seed).digest()
+    _check(round_id, seed=(seed, 32))
+    return hashlib.sha256(SECAGG_SELF_MASK_COMMITMENT + round_id + struct.pack(">H", client) + seed).digest()

@@ -45,6 +45,7 @@ import rangeproof.transcript as transcript_module  # noqa: E402
 from rangeproof import RangeProof, Transcript  # noqa: E402
 from rangeproof.generators import generators, pedersen_bases  # noqa: E402
 from rangeproof.group import ORDER, curve, identity, point_to_bytes, point_to_bytes_compact  # noqa: E402
+import rangeproof.labels as labels  # noqa: E402
 from rangeproof.labels import RANGE_G, RANGE_H, registry  # noqa: E402
 from rangeproof.norm import NormStatement, commit_vector, prove  # noqa: E402
 from rangeproof.norm.commitment import vector_generators  # noqa: E402
@@ -249,9 +250,12 @@ SA_KEY32 = bytes(range(0x60, 0x80))
 
 def secagg_section() -> dict:
     hk = {}
-    for label, ids in (("pairwise-mask", (3, 7)), ("self-mask", (3,)), ("share-encryption", (3, 7))):
-        hk[f"{label} {list(ids)}"] = hkdf(SA_IKM, SA_ROUND, label, *ids).hex()
-    hk["self-mask [3] length 64"] = hexlines(hkdf(SA_IKM, SA_ROUND, "self-mask", 3, length=64))
+    purposes = (("pairwise-mask", labels.SECAGG_PAIRWISE_MASK, (3, 7)),
+                ("self-mask", labels.SECAGG_SELF_MASK, (3,)),
+                ("share-encryption", labels.SECAGG_SHARE_ENCRYPTION, (3, 7)))
+    for name, purpose, ids in purposes:
+        hk[f"{name} {list(ids)}"] = hkdf(SA_IKM, SA_ROUND, purpose, *ids).hex()
+    hk["self-mask [3] length 64"] = hexlines(hkdf(SA_IKM, SA_ROUND, labels.SECAGG_SELF_MASK, 3, length=64))
     pw = pairwise_mask_keys(SA_IKM, SA_ROUND, 3, 7)
     pw_rev = pairwise_mask_keys(SA_IKM, SA_ROUND, 7, 3)
     sm = self_mask_keys(SA_IKM, SA_ROUND, 3)
@@ -270,7 +274,7 @@ def secagg_section() -> dict:
         "expand_field key16 count 3 mod P-256 order": [str(v) for v in expand_field(SA_KEY16, 3, ORDER)],
         "expand_field key16 count 3 mod 65537": expand_field(SA_KEY16, 3, 65537),
         "advertise_transcript": hexlines(advertise_transcript(SA_ROUND, 3, bytes(32), bytes([1]) * 32)),
-        "consistency_transcript": hexlines(consistency_transcript(SA_ROUND, (1, 3, 7))),
+        "consistency_transcript": hexlines(consistency_transcript(SA_ROUND, SA_KEY32, (1, 3, 7))),
         "self_mask_commitment": self_mask_commitment(SA_ROUND, 3, SA_IKM).hex(),
         "encrypt_share key32 3->7": hexlines(encrypt_share(SA_KEY32, SA_ROUND, 3, 7, b"kat share bundle")),
         "SeededRandom(0) first 32 bytes": SeededRandom(0).bytes(32).hex(),

@@ -160,10 +160,12 @@ class Simulation:
             raise ConfigError(f"fedavg.clients_per_round: {self.clients_per_round} exceeds the "
                               f"{len(self.population)} clients with training data in {dataset.name!r}")
         self.replace = replace
+        self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
+        # the sensitivity needs the sampling mode and, under "examples" weighting, the largest weight
         self.pipeline = pipeline if pipeline is not None else build_pipeline(
             cfg.aggregation, clients_per_round=self.clients_per_round, dim=self.dim,
-            population=len(self.population))
-        self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
+            population=len(self.population), max_weight=float(max(len(d) for d in self._clients.values())),
+            with_replacement=replace)
         test_pixels, test_labels, test_clients = dataset.test_all_with_clients()
         if len(test_labels) == 0:
             raise ConfigError(f"data.path: {dataset.name!r} has no test images to evaluate the main task on")

@@ -187,7 +187,7 @@ def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggreg
         except secagg.ConfigError as e:
             raise ConfigError(f"aggregation.quant_bits: {e}") from None
     if cfg.client_clip > 0:
-        from .clip import ClientClipStage
+        from .robust import ClientClipStage  # inside the mean: it clips the weighted vector
 
         inner = ClientClipStage(inner, cfg.client_clip)
     return inner

@@ -122,6 +122,17 @@ def test_distributed_noise_on_the_sum_is_what_is_recorded_or_refused(bits):
     assert c.measurements["noise_std_sum_drawn"] == pytest.approx(measured, rel=0.03)
 
 
+def test_drawn_noise_is_measured_without_integer_overflow():
+    # 32 bits, 4 clients: each share is about 8e7 integer units; the squares overflow int64 sums
+    dim = 20_000
+    pipe = build({"weighting": "fixed", "quantize": True, "noise": "distributed", "noise_std": 0.5,
+                  "client_clip": 1.0}, clients=4, dim=dim)
+    assert stage_of(pipe, "DistributedDiscreteGaussianStage").client_sigma > 3e7
+    c = ctx(dim, clients=4)
+    pipe.aggregate([ClientMessage(i, np.zeros(dim, np.float32)) for i in range(4)], c)
+    assert c.measurements["noise_std_sum_drawn"] == pytest.approx(0.5, rel=0.03)
+
+
 def test_a_client_that_skips_its_noise_is_not_counted_as_noise():
     class SkipNoise:
         def client_step(self, stage, message, ctx, honest):

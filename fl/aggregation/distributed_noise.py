@@ -233,7 +233,7 @@ class DistributedDiscreteGaussianStage(Stage):
         for old in [r for r in self._drawn if r < ctx.round_index]:
             del self._drawn[old]
         self._drawn.setdefault(ctx.round_index, {})[message.client_id] = (
-            self.client_sigma, float(np.dot(noise, noise)), int(noise.size))
+            self.client_sigma, float(np.dot(nf := noise.astype(np.float64), nf)), int(noise.size))
         # two's complement in uint64 is addition mod 2^64; m divides 2^64, so masking gives mod m
         noised = (v.astype(np.uint64) + noise.view(np.uint64)) & np.uint64(self.modulus - 1)
         return message.replace(vector=noised.astype(v.dtype))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -322,9 +322,22 @@ class Simulation:
         return metrics
 
     # ------------------------------------------------------------------ resume
-    def restore(self, params: torch.Tensor, next_round: int) -> None:
-        """Continue from ``params`` (``w_t``) with round ``next_round`` (``t``) next."""
+    def restore(self, params: torch.Tensor, next_round: int,
+                round_rows: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Continue from ``params`` (``w_t``) with round ``next_round`` (``t``) next.
+
+        ``round_rows`` (the rows of the rounds already run) give the pipeline's stages back what
+        they recorded: the privacy accountant of distributed noise composes every released round
+        with its own realised noise, so it needs those rounds' multipliers.
+        """
         if params.shape != (self.dim,):
             raise ValueError(f"checkpoint params have shape {tuple(params.shape)}, the model needs ({self.dim},)")
         self.params = params.to(device=self.device, dtype=torch.float32).clone()
         self.next_round = int(next_round)
+        if round_rows is not None:
+            earlier = [r for r in round_rows if int(r["round"]) < self.next_round]
+            stage = self.pipeline
+            while stage is not None:
+                if hasattr(stage, "restore_history"):
+                    stage.restore_history(earlier)
+                stage = getattr(stage, "inner", None)

@@ -317,8 +317,7 @@ def test_every_accepted_configuration_records_an_epsilon_the_pld_confirms(settin
 
 # ---------------------------------------------------------------- the simulation hands the facts over
 
-@pytest.mark.parametrize("sampling", ["without_replacement", "with_replacement"])
-def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mode(sampling):
+def handmade_simulation(sampling="without_replacement", **aggregation):
     from fl.config import parse_config
     from fl.data import FederatedDataset
     from fl.simulation import Simulation
@@ -331,12 +330,39 @@ def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mo
                             rng.integers(0, 10, len(client)), np.array(client), np.array(split),
                             [f"w{c}" for c in range(len(sizes))])
     cfg = parse_config({
-        "run": {"name": "dp", "seed": 0, "rounds": 1, "device": "cpu"}, "data": {"path": "synthetic"},
+        "run": {"name": "dp", "seed": 0, "rounds": 3, "device": "cpu"}, "data": {"path": "synthetic"},
         "model": {"name": "small_cnn"}, "fedavg": {"clients_per_round": 2, "sampling": sampling},
-        "aggregation": {"weighting": "examples", "server_clip": 1.0, "noise": "central", "noise_std": 1.0},
+        "aggregation": aggregation,
     })
-    sim = Simulation(cfg, data)
+    return Simulation(cfg, data)
+
+
+@pytest.mark.parametrize("sampling", ["without_replacement", "with_replacement"])
+def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mode(sampling):
+    sim = handmade_simulation(sampling, weighting="examples", server_clip=1.0, noise="central", noise_std=1.0)
     acct = stage_of(sim.pipeline, "CentralGaussianNoiseStage").accounting
     repeats = 1 if sampling == "without_replacement" else 2  # 2 of 4 clients: P(twice) = 1/4
     assert acct.sensitivity == pytest.approx(5.0 * repeats * (1 + FLOAT32_SLACK))
     assert acct.sampling_rate == pytest.approx(2 / 4)
+
+
+def test_a_resumed_run_composes_the_rounds_before_the_resume():
+    settings = dict(weighting="fixed", quantize=True, client_clip=1.0, noise="distributed", noise_std=1.0)
+    whole = handmade_simulation(**settings)
+    stage = stage_of(whole.pipeline, "DistributedDiscreteGaussianStage")
+    rows = []
+    for r, kept in enumerate((2, 1, 2)):  # round 1: one of two clients dropped (half the noise variance)
+        c = ctx(whole.dim, clients=2, round_index=r)
+        msgs = [ClientMessage(i, np.zeros(whole.dim, np.uint32)) for i in range(2)]
+        prepared = [stage.run_client(m, c) for m in msgs]
+        stage.server(stage.inner.aggregate(prepared[:kept], c), c)
+        rows.append({"round": r, **c.measurements})
+    resumed = handmade_simulation(**settings)
+    resumed.restore(whole.params, 2, rows[:2])
+    again = stage_of(resumed.pipeline, "DistributedDiscreteGaussianStage")
+    c = ctx(whole.dim, clients=2, round_index=2)
+    msgs = [ClientMessage(i, np.zeros(whole.dim, np.uint32)) for i in range(2)]
+    again.server(again.inner.aggregate([again.run_client(m, c) for m in msgs], c), c)
+    assert c.measurements["dp_epsilon"] == pytest.approx(rows[2]["dp_epsilon"], rel=1e-12)
+    # without the history the resumed run would report one round's epsilon
+    assert c.measurements["dp_epsilon"] > 1.5 * gaussian_epsilon(rows[2]["dp_noise_multiplier"], 0.5, 1, DELTA)

@@ -216,6 +216,15 @@ class DistributedDiscreteGaussianStage(Stage):
         z = self._plain_multiplier(n)
         return 1.0 / math.sqrt(1.0 / (z * z) + ddg_tau(self.client_sigma, n) * self.dim / 2.0)
 
+    def restore_history(self, rows) -> None:
+        """Take back the multipliers of rounds run before a resume (rows with ``round`` and
+        ``dp_noise_multiplier``, as the uninterrupted run recorded them)."""
+        self.realised = {}
+        for row in rows:
+            z = row.get("dp_noise_multiplier")
+            if z is not None and z == z:  # z == z: not NaN
+                self.realised[int(row["round"])] = float(z)
+
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
         v = message.vector
         if v.ndim != 1 or not np.issubdtype(v.dtype, np.unsignedinteger):

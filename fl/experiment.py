@@ -333,7 +333,7 @@ class _Run:
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
             raise ConfigError(f"--resume: {path} is not a sabre checkpoint of format {_CHECKPOINT_FORMAT}")
         try:
-            self.sim.restore(state["params"], state["next_round"])
+            self.sim.restore(state["params"], state["next_round"], state["round_rows"])
             self.metric_rows = [dict(r) for r in state["metric_rows"]]
             self.round_rows = [dict(r) for r in state["round_rows"]]
             self.metric_groups = tuple(set(g) for g in state["metric_groups"])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -160,10 +160,12 @@ class Simulation:
             raise ConfigError(f"fedavg.clients_per_round: {self.clients_per_round} exceeds the "
                               f"{len(self.population)} clients with training data in {dataset.name!r}")
         self.replace = replace
+        self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
+        # the sensitivity needs the sampling mode and, under "examples" weighting, the largest weight
         self.pipeline = pipeline if pipeline is not None else build_pipeline(
             cfg.aggregation, clients_per_round=self.clients_per_round, dim=self.dim,
-            population=len(self.population))
-        self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
+            population=len(self.population), max_weight=float(max(len(d) for d in self._clients.values())),
+            with_replacement=replace)
         test_pixels, test_labels, test_clients = dataset.test_all_with_clients()
         if len(test_labels) == 0:
             raise ConfigError(f"data.path: {dataset.name!r} has no test images to evaluate the main task on")
@@ -320,9 +322,22 @@ class Simulation:
         return metrics
 
     # ------------------------------------------------------------------ resume
-    def restore(self, params: torch.Tensor, next_round: int) -> None:
-        """Continue from ``params`` (``w_t``) with round ``next_round`` (``t``) next."""
+    def restore(self, params: torch.Tensor, next_round: int,
+                round_rows: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Continue from ``params`` (``w_t``) with round ``next_round`` (``t``) next.
+
+        ``round_rows`` (the rows of the rounds already run) give the pipeline's stages back what
+        they recorded: the privacy accountant of distributed noise composes every released round
+        with its own realised noise, so it needs those rounds' multipliers.
+        """
         if params.shape != (self.dim,):
             raise ValueError(f"checkpoint params have shape {tuple(params.shape)}, the model needs ({self.dim},)")
         self.params = params.to(device=self.device, dtype=torch.float32).clone()
         self.next_round = int(next_round)
+        if round_rows is not None:
+            earlier = [r for r in round_rows if int(r["round"]) < self.next_round]
+            stage = self.pipeline
+            while stage is not None:
+                if hasattr(stage, "restore_history"):
+                    stage.restore_history(earlier)
+                stage = getattr(stage, "inner", None)

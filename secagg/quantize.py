@@ -11,6 +11,16 @@ where ``SR(y) = floor(y) + [U < y - floor(y)]`` with ``U`` uniform on [0, 1), so
 The sum of ``n`` values lies in ``[-n M, n M]`` within ``[-(2^(k-1) - 1), 2^(k-1) - 1]``, so
 it never wraps: reading the modular sum as a signed k-bit integer gives it exactly. ``M <= 2^52``
 keeps ``y`` and its rounding exact in float64. ``M < 1`` is rejected up front.
+
+**Headroom for noise.** When the clients add integer noise whose sum has standard deviation
+``sigma`` in the float domain (``noise_std``), the levels leave room for ``c * sigma`` more::
+
+    M = min(floor((2^(k-1) - 1) / (n + c * sigma / r)), 2^52),   c = sqrt(2 ln(2^21)) ~ 5.40
+
+so ``n M + c * sigma * scale <= 2^(k-1) - 1``. The noise on the sum is sub-Gaussian with
+variance proxy ``(sigma * scale)^2`` (a discrete Gaussian is sub-Gaussian with its sigma, and
+sums of independent ones add), so ``P(|noise| >= c sigma scale) <= 2 exp(-c^2 / 2) = 2^-20``:
+a coordinate wraps with probability below 2^-20 whatever the clients' values.
 """
 from __future__ import annotations
 
@@ -21,9 +31,13 @@ import numpy as np
 from .errors import ConfigError
 from .prg import ring_dtype
 
-__all__ = ["QuantizationSpec", "quantize", "quantize_counting_clipped", "dequantize_sum", "to_ring", "to_signed"]
+__all__ = ["QuantizationSpec", "WRAP_SIGMAS", "WRAP_PROBABILITY_BITS", "quantize", "quantize_counting_clipped", "dequantize_sum", "to_ring", "to_signed"]
 
 _MAX_LEVELS = 1 << 52
+#: a coordinate of a noisy sum wraps with probability below 2^-WRAP_PROBABILITY_BITS
+WRAP_PROBABILITY_BITS = 20
+#: standard deviations of noise the levels leave room for: 2 exp(-c^2 / 2) = 2^-20
+WRAP_SIGMAS = float(np.sqrt(2.0 * (WRAP_PROBABILITY_BITS + 1) * np.log(2.0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +48,8 @@ class QuantizationSpec:
       bits: k, the ring Z_(2^k), ``2 <= k <= 64``.
       clip_range: r > 0; coordinates are clipped to [-r, r].
       num_clients: the most clients whose values may be summed.
+      noise_std: standard deviation (float domain) of integer noise the sum will carry; the
+        levels leave room for :data:`WRAP_SIGMAS` of it (0: no noise).
 
     Raises:
       ConfigError: a parameter out of range, or no room for even one level per client.
@@ -42,6 +58,7 @@ class QuantizationSpec:
     bits: int
     clip_range: float
     num_clients: int
+    noise_std: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 2 <= self.bits <= 64:
@@ -50,16 +67,26 @@ class QuantizationSpec:
             raise ConfigError(f"clip_range: expected a finite positive float, got {self.clip_range!r}")
         if isinstance(self.num_clients, bool) or not isinstance(self.num_clients, int) or self.num_clients < 1:
             raise ConfigError(f"num_clients: expected a positive int, got {self.num_clients!r}")
+        if not (np.isfinite(self.noise_std) and self.noise_std >= 0):
+            raise ConfigError(f"noise_std: expected a finite float >= 0, got {self.noise_std!r}")
         if self.levels < 1:
             raise ConfigError(
                 f"quantization: {self.num_clients} clients cannot be summed in {self.bits} bits without "
-                f"wrapping (need 2^(k-1) - 1 >= n); raise bits or lower num_clients"
+                f"wrapping (need 2^(k-1) - 1 >= n + {WRAP_SIGMAS:.2f} * noise_std / clip_range); raise bits or "
+                "lower num_clients"
             )
 
     @property
     def levels(self) -> int:
-        """M, the largest quantized magnitude of one client's coordinate."""
-        return min(((1 << (self.bits - 1)) - 1) // self.num_clients, _MAX_LEVELS)
+        """M, the largest quantized magnitude of one client's coordinate (room left for the noise)."""
+        room = (1 << (self.bits - 1)) - 1
+        if self.noise_std == 0:
+            return min(room // self.num_clients, _MAX_LEVELS)
+        share = self.num_clients + WRAP_SIGMAS * float(self.noise_std) / float(self.clip_range)
+        levels = min(int(room / share), _MAX_LEVELS)
+        while levels > 0 and self.num_clients * levels + WRAP_SIGMAS * self.noise_std * levels / self.clip_range > room:
+            levels -= 1  # float rounding at the boundary
+        return levels
 
     @property
     def scale(self) -> float:

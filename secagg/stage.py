@@ -135,6 +135,8 @@ class QuantizeStage(Stage):
       clip_range: r; coordinates are clipped to [-r, r] before scaling.
       num_clients: the most clients per round; the scale leaves room for their sum (see
         :class:`~secagg.quantize.QuantizationSpec`), and a round with more clients is refused.
+      noise_std: the std (float domain) of the integer noise that stages inside add to the sum;
+        the levels leave room for it (wrap probability below 2^-20 per coordinate).
 
     Raises:
       ConfigError: a configuration whose sums could wrap.
@@ -142,8 +144,10 @@ class QuantizeStage(Stage):
 
     name = "quantize"
 
-    def __init__(self, inner: Aggregator, *, bits: int = 32, clip_range: float = 1.0, num_clients: int):
-        self.spec = QuantizationSpec(bits=bits, clip_range=float(clip_range), num_clients=num_clients)
+    def __init__(self, inner: Aggregator, *, bits: int = 32, clip_range: float = 1.0, num_clients: int,
+                 noise_std: float = 0.0):
+        self.spec = QuantizationSpec(bits=bits, clip_range=float(clip_range), num_clients=num_clients,
+                                     noise_std=float(noise_std))
         super().__init__(inner)
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:

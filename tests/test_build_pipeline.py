@@ -20,9 +20,9 @@ def stack(pipeline):
     return names
 
 
-def build(clients=4, dim=64, population=40, **settings):
+def build(clients=4, dim=64, population=40, max_weight=50.0, **settings):
     return build_pipeline(AggregationConfig.from_table(settings), clients_per_round=clients, dim=dim,
-                          population=population)
+                          population=population, max_weight=max_weight)
 
 
 @pytest.mark.parametrize("settings, expected", [
@@ -61,11 +61,13 @@ def test_norm_scale_keeps_the_sum_inside_the_modulus():
         norm_scale(1.0, bits=4, clients_per_round=30)
 
 
-def test_dp_accounting_attached_only_with_a_sensitivity():
+def test_dp_accounting_attached_with_a_sensitivity_and_unbounded_noise_refused():
     noisy = build(noise="central", noise_std=0.5, server_clip=1.0).inner.inner
     assert isinstance(noisy, CentralGaussianNoiseStage) and noisy.accounting is not None
-    unbounded = build(noise="central", noise_std=0.5).inner.inner
-    assert unbounded.accounting is None
+    # examples weighting: the server's clip is multiplied by the largest example count
+    assert noisy.accounting.sensitivity == pytest.approx(50.0, rel=1e-5)
+    with pytest.raises(ConfigError, match="^aggregation.noise: nothing bounds"):
+        build(noise="central", noise_std=0.5)
 
 
 @pytest.mark.parametrize("settings, key", [
@@ -90,7 +92,7 @@ def _messages(rng, n=5, dim=64, scale=0.05):
     {"weighting": "uniform"},
     {"weighting": "fixed", "norm_bound": 0.3},
     {"weighting": "fixed", "norm_bound": 0.3, "norm_kind": "linf"},
-    {"weighting": "uniform", "noise": "central", "noise_std": 0.01, "norm_bound": 0.3},
+    {"weighting": "uniform", "noise": "central", "noise_std": 0.01, "norm_bound": 0.3, "noise_seeded": True},
     {"weighting": "examples", "quant_range": 0.5, "quant_bits": 32},
 ])
 def test_secure_and_fast_twin_give_identical_aggregates(settings):

@@ -40,7 +40,7 @@ def test_central_noise_has_the_given_std_on_the_sum_not_the_mean():
 
 
 def test_central_noise_is_reproducible_and_seed_dependent():
-    stage = CentralGaussianNoiseStage(PlainSum(), 1.0)
+    stage = CentralGaussianNoiseStage(PlainSum(), 1.0, seeded=True)
     a = stage.aggregate(zero_msgs(2, dim=100), ctx()).vector
     b = stage.aggregate(zero_msgs(2, dim=100), ctx()).vector
     c = stage.aggregate(zero_msgs(2, dim=100), ctx(seed=6)).vector
@@ -118,7 +118,7 @@ def test_distributed_noise_sum_carries_the_target_variance():
 
 def test_distributed_noise_wraps_mod_m_and_is_reproducible():
     stage = DistributedDiscreteGaussianStage(PlainSumInt(), 1.0, scale=10.0, num_clients=1, modulus=2**16,
-                                             sampler="skellam")
+                                             sampler="skellam", seeded=True)
     m = [ClientMessage(7, np.zeros(10_000, np.uint32))]
     a = stage.run_client(m[0], ctx()).vector
     b = stage.run_client(m[0], ctx()).vector
@@ -131,13 +131,13 @@ def test_distributed_noise_wraps_mod_m_and_is_reproducible():
 
 
 def test_distributed_noise_refuses_float_vectors_and_bad_moduli():
-    stage = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=1.0, num_clients=2, modulus=2**32)
+    stage = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=10.0, num_clients=2, modulus=2**32)
     with pytest.raises(ValueError, match="quantized"):
         stage.aggregate(zero_msgs(1, dim=4), ctx())
     with pytest.raises(ValueError, match="quant_bits"):
-        DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=1.0, num_clients=2, modulus=1000)
+        DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=10.0, num_clients=2, modulus=1000)
     with pytest.raises(ValueError, match="does not fit"):
-        DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=1.0, num_clients=2, modulus=2**40).run_client(
+        DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=10.0, num_clients=2, modulus=2**40).run_client(
             ClientMessage(0, np.zeros(3, np.uint32)), ctx())
 
 
@@ -159,7 +159,7 @@ def test_distributed_noise_inside_the_real_quantizer_gives_the_float_std_on_the_
     n, bits, rng_r, std, dim = 5, 32, 1.0, 0.01, 50_000
     spec = QuantizationSpec(bits=bits, clip_range=rng_r, num_clients=n)
     noise = DistributedDiscreteGaussianStage(secagg_stage.ModularPlainSum(bits), std, scale=spec.scale,
-                                             num_clients=n, modulus=2**bits)
+                                             num_clients=n, modulus=2**bits, seeded=True)
     pipeline = secagg_stage.QuantizeStage(noise, bits=bits, clip_range=rng_r, num_clients=n)
     rng = np.random.default_rng(1)
     updates = [ClientMessage(i, (rng.normal(size=dim) * 0.05).astype(np.float32)) for i in range(n)]
@@ -173,7 +173,7 @@ def test_distributed_noise_inside_the_real_quantizer_gives_the_float_std_on_the_
 def test_distributed_noise_accounts_each_round_with_its_own_realised_noise():
     acct = DpAccounting(sensitivity=1.0, sampling_rate=0.1, delta=1e-5)
     stage = DistributedDiscreteGaussianStage(PlainSumInt(), 2.0, scale=100.0, num_clients=4, modulus=2**32,
-                                             accounting=acct)
+                                             accounting=acct, dim=10)
     c0, c1 = ctx(round_index=0), ctx(round_index=1)
     stage.aggregate(quantized_msgs(4, 10), c0)
     stage.aggregate(quantized_msgs(1, 10), c1)  # three of four dropped: half the noise std

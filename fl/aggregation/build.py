@@ -7,8 +7,8 @@ its server half runs after theirs)::
                         SecureSum, the real protocol                 (secure, quant_bits, secagg_*)
     2. integers         NormProofStage: clip to M, fixed point, commit + prove (secure) or the
                         same decision in plaintext (fast twin)       (norm_bound, norm_kind)
-                        or QuantizeStage, [+ DistributedDiscreteGaussianStage]
-                                                                     (quant_bits, quant_range, noise)
+                        or [ClientClipStage,] QuantizeStage, [+ DistributedDiscreteGaussianStage]
+                                                      (client_clip, quant_bits, quant_range, noise)
     3. central noise    Gaussian noise on the unmasked sum           (noise = "central", noise_std)
     4. mean             MeanStage(weighting)                         (weighting)
     5. server baseline  plaintext clip / threshold / norm probe per update
@@ -21,8 +21,14 @@ the mean may not scale updates by their example counts: ``weighting`` must be "u
 code. Server baselines sit outermost and see each client's raw update; they exist only in
 plaintext. ``secure = false`` with ``quantize = true`` (or with a norm bound) runs the same
 integer pipeline as ``secure = true`` without cryptography, so both give bit-identical models.
+
+With noise, the stages' L2 sensitivity comes from
+:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding, repeats)
+and is handed to the accountant; a noised configuration that nothing bounds is refused.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from fl.config import ConfigError
 
@@ -55,7 +61,8 @@ def norm_scale(bound: float, *, bits: int, clients_per_round: int) -> float:
 
 
 def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
-                   population: int | None = None) -> Aggregator:
+                   population: int | None = None, max_weight: float | None = None,
+                   with_replacement: bool = False, delta: float = 1e-5) -> Aggregator:
     """The aggregator for ``cfg``.
 
     Args:
@@ -63,39 +70,71 @@ def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
       clients_per_round: clients sampled per round (sizes SecAgg thresholds and the no-wrap rule).
       dim: length of the flat model update.
       population: clients that can be sampled (for the DP accountant's sampling rate); the
-        accountant is left out when it is unknown or there is no norm bound.
+        accountant is left out when it is unknown.
+      max_weight: the largest example count among them (the sensitivity under
+        ``weighting = "examples"``).
+      with_replacement: clients are sampled with replacement (one may fill several slots).
+      delta: the DP accountant's delta.
 
     Returns:
       The outermost :class:`~fl.aggregation.Aggregator` of the stack.
 
     Raises:
-      ConfigError: settings that cannot be built together (naming the key).
+      ConfigError: settings that cannot be built together, or noise whose sensitivity nothing
+        bounds (naming the key).
     """
     if clients_per_round < 1 or dim < 1:
         raise ValueError(f"build_pipeline: clients_per_round and dim must be positive, got {clients_per_round}, {dim}")
     cfg.validate()
+    dp = _DpFacts(clients_per_round=clients_per_round, dim=dim, population=population, max_weight=max_weight,
+                  with_replacement=with_replacement, delta=delta)
     pipeline = _sum(cfg)  # 1
-    pipeline = _integers(cfg, pipeline, clients_per_round=clients_per_round, dim=dim, population=population)  # 2
-    pipeline = _central_noise(cfg, pipeline, clients_per_round=clients_per_round, population=population)  # 3
+    pipeline = _integers(cfg, pipeline, dp)  # 2
+    pipeline = _central_noise(cfg, pipeline, dp)  # 3
     pipeline = MeanStage(pipeline, cfg.weighting)  # 4
     pipeline = _server_baseline(cfg, pipeline)  # 5
     return pipeline
 
 
-def _sensitivity(cfg: AggregationConfig) -> float:
-    """The L2 bound on one client's contribution to the sum, 0 when nothing bounds it."""
-    if cfg.norm_bound > 0 and cfg.norm_kind == "l2":
-        return cfg.norm_bound
-    return cfg.server_clip
+@dataclasses.dataclass(frozen=True)
+class _DpFacts:
+    """What the sensitivity and the accountant need besides the config."""
+
+    clients_per_round: int
+    dim: int
+    population: int | None
+    max_weight: float | None
+    with_replacement: bool
+    delta: float
 
 
-def _accounting(cfg: AggregationConfig, *, clients_per_round: int, population: int | None):
-    from .privacy import DpAccounting
-
-    sensitivity = _sensitivity(cfg)
-    if sensitivity <= 0 or not population:
+def _quant_spec(cfg: AggregationConfig, clients_per_round: int):
+    """The quantizer's spec (with room for distributed noise), or ``None`` off the quantized path."""
+    if cfg.norm_bound > 0 or not (cfg.secure or cfg.quantize or cfg.noise == "distributed"):
         return None
-    return DpAccounting(sensitivity=sensitivity, sampling_rate=min(1.0, clients_per_round / population))
+    import secagg
+    from secagg.quantize import QuantizationSpec
+
+    noise = cfg.noise_std if cfg.noise == "distributed" else 0.0
+    try:
+        return QuantizationSpec(cfg.quant_bits, cfg.quant_range, clients_per_round, noise_std=noise)
+    except secagg.ConfigError as e:
+        raise ConfigError(f"aggregation.quant_bits: {e}") from None
+
+
+def _accounting(cfg: AggregationConfig, dp: _DpFacts):
+    """The sensitivity of the noised sum (always checked) and, with a population, its accountant."""
+    from .privacy import DpAccounting
+    from .sensitivity import mechanism_sensitivity
+
+    spec = _quant_spec(cfg, dp.clients_per_round)
+    sens = mechanism_sensitivity(
+        cfg, dim=dp.dim, clients_per_round=dp.clients_per_round, quant_scale=None if spec is None else spec.scale,
+        max_weight=dp.max_weight, with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
+    if not dp.population:
+        return None
+    return DpAccounting(sensitivity=sens.value, sampling_rate=min(1.0, dp.clients_per_round / dp.population),
+                        delta=dp.delta, tail_per_round=sens.tail_per_round)
 
 
 def _sum(cfg: AggregationConfig) -> Aggregator:
@@ -115,50 +154,52 @@ def _sum(cfg: AggregationConfig) -> Aggregator:
     return PlainSum()
 
 
-def _integers(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int, dim: int,
-              population: int | None) -> Aggregator:
+def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggregator:
     """2. Turn float updates into the integers that are summed (and masked, under SecAgg)."""
     if cfg.norm_bound > 0:
         from rangeproof.stage import NormProofStage
 
-        scale = norm_scale(cfg.norm_bound, bits=cfg.quant_bits, clients_per_round=clients_per_round)
+        scale = norm_scale(cfg.norm_bound, bits=cfg.quant_bits, clients_per_round=dp.clients_per_round)
         stage = NormProofStage(inner, bound=cfg.norm_bound, norm=cfg.norm_kind, scale=scale, secure=cfg.secure)
         try:
-            stage.check_dimension(dim)
+            stage.check_dimension(dp.dim)
         except ValueError as e:
             raise ConfigError(f"aggregation.norm_kind: {e}") from None
         return stage
-    if not (cfg.secure or cfg.quantize or cfg.noise == "distributed"):
-        return inner
-    import secagg
-    from secagg.quantize import QuantizationSpec
-    from secagg.stage import QuantizeStage
+    spec = _quant_spec(cfg, dp.clients_per_round)
+    if spec is not None:
+        import secagg
+        from secagg.stage import QuantizeStage
 
-    if cfg.noise == "distributed":
-        from .distributed_noise import DistributedDiscreteGaussianStage
+        if cfg.noise == "distributed":
+            from .distributed_noise import DistributedDiscreteGaussianStage
 
+            try:
+                inner = DistributedDiscreteGaussianStage(
+                    inner, cfg.noise_std, scale=spec.scale, num_clients=dp.clients_per_round,
+                    modulus=1 << cfg.quant_bits, accounting=_accounting(cfg, dp), dim=dp.dim, seeded=cfg.noise_seeded)
+            except ValueError as e:
+                raise ConfigError(str(e) if str(e).startswith("aggregation.") else f"aggregation.noise_std: {e}") \
+                    from None
         try:
-            spec = QuantizationSpec(cfg.quant_bits, cfg.quant_range, clients_per_round)
+            inner = QuantizeStage(inner, bits=spec.bits, clip_range=spec.clip_range, num_clients=spec.num_clients,
+                                  noise_std=spec.noise_std)
         except secagg.ConfigError as e:
             raise ConfigError(f"aggregation.quant_bits: {e}") from None
-        inner = DistributedDiscreteGaussianStage(
-            inner, cfg.noise_std, scale=spec.scale, num_clients=clients_per_round, modulus=1 << cfg.quant_bits,
-            accounting=_accounting(cfg, clients_per_round=clients_per_round, population=population))
-    try:
-        return QuantizeStage(inner, bits=cfg.quant_bits, clip_range=cfg.quant_range, num_clients=clients_per_round)
-    except secagg.ConfigError as e:
-        raise ConfigError(f"aggregation.quant_bits: {e}") from None
+    if cfg.client_clip > 0:
+        from .robust import ClientClipStage  # inside the mean: it clips the weighted vector
+
+        inner = ClientClipStage(inner, cfg.client_clip)
+    return inner
 
 
-def _central_noise(cfg: AggregationConfig, inner: Aggregator, *, clients_per_round: int,
-                   population: int | None) -> Aggregator:
+def _central_noise(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggregator:
     """3. Gaussian noise of std ``noise_std`` per coordinate on the (unmasked) sum."""
     if cfg.noise != "central":
         return inner
     from .privacy import CentralGaussianNoiseStage
 
-    return CentralGaussianNoiseStage(
-        inner, cfg.noise_std, accounting=_accounting(cfg, clients_per_round=clients_per_round, population=population))
+    return CentralGaussianNoiseStage(inner, cfg.noise_std, accounting=_accounting(cfg, dp), seeded=cfg.noise_seeded)
 
 
 def _server_baseline(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:

@@ -50,6 +50,12 @@ class AggregationConfig:
       server_threshold: plaintext baseline: the server drops updates with L2 > value (0: off).
       noise: where Gaussian noise is added, one of :data:`NOISE_KINDS`.
       noise_std: standard deviation per coordinate of the noise on the *sum* of updates.
+      noise_seeded: draw the noise from the run seed (a reproducible simulation: anyone who
+        knows the seed can remove it); the default draws it from the OS CSPRNG. Every round
+        records ``noise_seeded`` (1 or 0).
+      client_clip: each client clips its (weighted) update to L2 <= value before it is
+        quantized and noised (not proven, unlike ``norm_bound``); 0: off. It gives distributed
+        noise a sensitivity (docs/privacy.md).
       quant_bits: the SecAgg modulus is ``2**quant_bits``.
       quant_range: coordinates are clipped to ``[-quant_range, quant_range]`` before quantizing.
         With ``weighting = "examples"`` the quantized value is the client's example count times
@@ -69,6 +75,8 @@ class AggregationConfig:
     server_threshold: float = setting(0.0, NON_NEGATIVE_NUMBER)
     noise: str = setting("none", Check.one_of(NOISE_KINDS))
     noise_std: float = setting(0.0, NON_NEGATIVE_NUMBER)
+    noise_seeded: bool = setting(False, BOOL)
+    client_clip: float = setting(0.0, NON_NEGATIVE_NUMBER)
     quant_bits: int = setting(32, Check.int_in(2, 64))
     quant_range: float = setting(1.0, POSITIVE_NUMBER)
     secagg_graph: str = setting("complete", Check.one_of(SECAGG_GRAPHS))
@@ -102,7 +110,11 @@ class AggregationConfig:
                               "(or its fast twin aggregation.quantize = true; in plaintext use \"central\")")
         if self.noise == "distributed" and self.norm_bound > 0:
             raise ConfigError("aggregation.noise: \"distributed\" noise cannot be combined with aggregation.norm_bound "
-                              "yet (the commitment would not cover the clients' noise); use \"central\"")
+                              "yet (the commitment would not cover the clients' noise); use \"central\", or "
+                              "aggregation.client_clip for an unproven clip")
+        if self.client_clip > 0 and self.norm_bound > 0:
+            raise ConfigError("aggregation.client_clip: aggregation.norm_bound already clips (and proves) each "
+                              "update; set one of them")
         if self.norm_bound > 0 and self.weighting == "examples":
             raise ConfigError("aggregation.weighting: aggregation.norm_bound needs \"uniform\" or \"fixed\" "
                               "(clients clip and prove their raw update; \"examples\" would scale it first)")
@@ -116,4 +128,4 @@ class AggregationConfig:
     def plain(self) -> bool:
         """Whether this is the plain weighted mean with no defense, noise or cryptography."""
         return not self.secure and not self.quantize and self.norm_bound == 0 and self.server_clip == 0 \
-            and self.server_threshold == 0 and self.noise == "none"
+            and self.server_threshold == 0 and self.noise == "none" and self.client_clip == 0

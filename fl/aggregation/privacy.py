@@ -9,28 +9,41 @@ multiplied by the clip). The paper's text calls its setting "variance 0.025"; sa
 denominator C*K of the authors' code the noise on the *mean* update then has std
 ``std / (C*K)`` per coordinate. To get a *variance* v on the sum, set ``noise_std = sqrt(v)``.
 
-**Accounting.** One client changes the sum by at most the clip bound M (L2), so the round is
-the sampled Gaussian mechanism with noise multiplier ``z = std / M`` and sampling rate
-``q = C*K / K``. :func:`gaussian_epsilon` composes it over the rounds with ``dp_accounting``'s
-RDP accountant (Poisson subsampling is the accountant's model; the simulation samples a fixed
-number without or with replacement, so the figure is the usual approximation). The paper's
-weak-DP settings give enormous epsilon: they are a robustness heuristic, not a privacy claim.
+**Accounting.** The round is the sampled Gaussian mechanism with noise multiplier
+``z = std / sensitivity`` and sampling rate ``q = C*K / K``, where the sensitivity is what
+:mod:`fl.aggregation.sensitivity` derives from the stages actually built (clip, weighting,
+rounding, repeats under sampling with replacement) - never the clip bound alone.
+:func:`gaussian_epsilon` composes it over the rounds with ``dp_accounting``'s RDP accountant
+over :data:`RDP_ORDERS`, which reach below 2 (orders near 1 are what small ``z`` needs).
+Poisson subsampling is the accountant's model; the simulation samples a fixed number of
+clients, so the figure is the usual approximation (docs/privacy.md lists the assumptions).
+The paper's weak-DP settings give enormous epsilon: they are a robustness heuristic, not a
+privacy claim.
+
+**Randomness.** By default the noise comes from the OS CSPRNG
+(:class:`~fl.aggregation.noise_source.CsprngGenerator`); ``seeded=True`` derives it from the run
+seed for a reproducible simulation, and every round then records ``noise_seeded = 1``: such
+noise can be regenerated and removed by anyone who knows the seed.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import math
 from typing import Mapping
 
 import numpy as np
 
 from .base import AggregateResult, Aggregator, RoundContext, Stage
+from .noise_source import noise_generator
 
 __all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon", "RDP_ORDERS"]
 
-#: integer Renyi orders used by the accountant (integer orders avoid the slow fractional series)
-RDP_ORDERS = tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
+#: Renyi orders of the accountant: fractional orders in (1, 3) for small noise multipliers (at
+#: z = 0.1 they cut epsilon 20-fold), integers above for the usual range
+RDP_ORDERS = (1.01, 1.02, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.6, 1.75, 1.9, 2.5) \
+    + tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
 
 
 def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int, delta: float) -> float:
@@ -87,68 +100,106 @@ def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampli
     if 0 in runs:
         return math.inf
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS))
-    for z, rounds in sorted(runs.items()):
-        accountant.compose(dp_accounting.SelfComposedDpEvent(
-            dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
-    return float(accountant.get_epsilon(delta))
+    # dp_accounting warns (through absl) for each fractional order whose series does not converge
+    # and leaves that order out: the bound over the remaining orders still holds
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
+    try:
+        for z, rounds in sorted(runs.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(
+                dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
+        return float(accountant.get_epsilon(delta))
+    finally:
+        absl_log.setLevel(level)
 
 
 @dataclasses.dataclass(frozen=True)
 class DpAccounting:
     """What the accountant needs besides the noise: sensitivity, sampling rate and delta.
 
+    Build it with :func:`fl.aggregation.sensitivity.accounting_for`, which derives the
+    sensitivity from the pipeline's stages.
+
     Attributes:
-      sensitivity: L2 bound on one client's contribution to the sum (the clip bound M).
+      sensitivity: L2 bound on one client's contribution to the sum, in the units of the noise.
       sampling_rate: q = clients per round / clients in the population.
-      delta: the target delta.
+      delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
+      tail_per_round: probability, per round, that ``sensitivity`` does not hold (sampling with
+        replacement: a client drawn more often than the bound assumes); ``t`` rounds are
+        accounted at ``delta - t * tail_per_round``.
     """
 
     sensitivity: float
     sampling_rate: float
     delta: float = 1e-5
+    tail_per_round: float = 0.0
 
     def __post_init__(self):
         if not (self.sensitivity > 0 and math.isfinite(self.sensitivity)):
-            raise ValueError(f"DP sensitivity (aggregation.norm_bound) must be positive, got {self.sensitivity!r}")
+            raise ValueError(f"DP sensitivity must be positive and finite, got {self.sensitivity!r}")
         if not 0 < self.sampling_rate <= 1:
             raise ValueError(f"DP sampling rate must lie in (0, 1], got {self.sampling_rate!r}")
         if not 0 < self.delta < 1:
             raise ValueError(f"DP delta must lie in (0, 1), got {self.delta!r}")
+        if not 0 <= self.tail_per_round < self.delta:
+            raise ValueError(f"DP tail_per_round must lie in [0, delta), got {self.tail_per_round!r}")
+
+    def accountant_delta(self, rounds: int) -> float:
+        """The delta left to the accountant after ``rounds`` rounds (<= 0: none left)."""
+        return self.delta - rounds * self.tail_per_round
 
     def epsilon(self, sum_std: float, rounds: int) -> float:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
-        return gaussian_epsilon(sum_std / self.sensitivity, self.sampling_rate, rounds, self.delta)
+        return self.epsilon_of({sum_std / self.sensitivity: rounds})
+
+    def epsilon_of(self, rounds_per_multiplier: Mapping[float, int]) -> float:
+        """Epsilon of rounds run with the given noise multipliers (``inf`` once delta is spent)."""
+        rounds = sum(int(r) for r in rounds_per_multiplier.values())
+        left = self.accountant_delta(rounds)
+        if left <= 0:
+            return math.inf
+        return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left)
 
     def record(self, ctx: RoundContext, sum_std: float, history: Mapping[int, float] | None = None) -> None:
-        """Record ``dp_epsilon`` (after rounds 0..ctx.round_index), ``dp_delta`` and ``dp_noise_multiplier``.
+        """Record the round's accounting from the noise std on the sum (see :meth:`record_multiplier`)."""
+        hist = None if history is None else {r: std / self.sensitivity for r, std in history.items()}
+        self.record_multiplier(ctx, sum_std / self.sensitivity, hist)
+
+    def record_multiplier(self, ctx: RoundContext, multiplier: float,
+                          history: Mapping[int, float] | None = None) -> None:
+        """Record ``dp_epsilon`` (after rounds 0..ctx.round_index), ``dp_delta``, ``dp_sensitivity``
+        and ``dp_noise_multiplier``.
 
         Args:
           ctx: the round.
-          sum_std: this round's noise std on the sum.
-          history: the noise std on the sum of every round released so far, by round index
-            (this one included), when it differs between rounds; ``None``: every round
-            0..ctx.round_index had ``sum_std``.
+          multiplier: this round's noise multiplier (noise std on the sum / sensitivity).
+          history: the multiplier of every round released so far, by round index (this one
+            included), when it differs between rounds; ``None``: every round 0..ctx.round_index
+            had ``multiplier``.
         """
-        ctx.record("dp_noise_multiplier", sum_std / self.sensitivity)
+        ctx.record("dp_noise_multiplier", multiplier)
+        ctx.record("dp_sensitivity", self.sensitivity)
         ctx.record("dp_delta", self.delta)
         if history is None:
-            ctx.record("dp_epsilon", self.epsilon(sum_std, ctx.round_index + 1))
+            ctx.record("dp_epsilon", self.epsilon_of({multiplier: ctx.round_index + 1}))
             return
-        rounds = collections.Counter(std / self.sensitivity for std in history.values())
-        ctx.record("dp_epsilon", composed_gaussian_epsilon(rounds, self.sampling_rate, self.delta))
+        ctx.record("dp_epsilon", self.epsilon_of(collections.Counter(history.values())))
 
 
 class CentralGaussianNoiseStage(Stage):
     """The server adds ``N(0, std^2)`` per coordinate to the unmasked **sum**.
 
     Place it directly around the sum (inside the mean stage) so that it noises the sum, as in
-    the authors' code. The noise comes from ``ctx.rng("central_noise")``: the same seed gives
-    the same noise, bit for bit.
+    the authors' code. The noise comes from the OS CSPRNG, or with ``seeded=True`` from
+    ``ctx.rng("central_noise")`` (the same seed gives the same noise, bit for bit; anyone with
+    the seed can remove it).
 
     Args:
       inner: the sum below (plain, or secure followed by dequantization).
       std: standard deviation per coordinate of the noise on the sum (not a variance).
       accounting: if given, ``dp_epsilon`` is recorded each round.
+      seeded: draw the noise from the run seed (reproducible simulation only).
 
     Raises:
       ValueError: ``std`` negative or not finite.
@@ -156,23 +207,27 @@ class CentralGaussianNoiseStage(Stage):
 
     name = "central_noise"
 
-    def __init__(self, inner: Aggregator, std: float, accounting: DpAccounting | None = None):
+    def __init__(self, inner: Aggregator, std: float, accounting: DpAccounting | None = None, *,
+                 seeded: bool = False):
         super().__init__(inner)
         std = float(std)
         if not (std >= 0 and math.isfinite(std)):
             raise ValueError(f"aggregation.noise_std: expected a finite number >= 0, got {std!r}")
         self.std = std
         self.accounting = accounting
+        self.seeded = bool(seeded)
 
     def server(self, result: AggregateResult, ctx: RoundContext) -> AggregateResult:
         ctx.record("noise_std_sum", self.std)
+        ctx.record("noise_seeded", float(self.seeded))
         if self.accounting is not None:
             self.accounting.record(ctx, self.std)
         if self.std == 0:
             return result
-        noise = ctx.rng(self.name).normal(0.0, self.std, size=result.vector.shape)
+        rng = noise_generator(ctx, self.name, None, seeded=self.seeded)
+        noise = rng.normal(0.0, self.std, size=result.vector.shape)
         noised = (result.vector.astype(np.float64) + noise).astype(result.vector.dtype)
         return result.replace(vector=noised)
 
     def __repr__(self) -> str:
-        return f"CentralGaussianNoiseStage(std={self.std})"
+        return f"CentralGaussianNoiseStage(std={self.std}, seeded={self.seeded})"

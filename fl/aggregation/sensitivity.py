@@ -1,0 +1,140 @@
+"""The one place that derives the L2 sensitivity of the noised sum from the stages actually built.
+
+The accountant's noise multiplier is ``noise std on the sum / sensitivity``; a sensitivity that
+is too small makes every reported epsilon false. One client's contribution to the sum is bounded
+by walking the stack from the client's raw update to the noised sum (docs/privacy.md):
+
+1. **the clip** - the smallest L2 bound that some stage enforces on an honest client's slot:
+   ``norm_bound`` (L2: M; L-infinity: M sqrt(d)), ``server_clip`` / ``server_threshold`` (times
+   the weight, see 2), ``client_clip`` (applied after weighting), the quantizer's coordinate
+   clip to ``[-r, r]`` (r sqrt(d), after weighting);
+2. **the weighting** - ``"examples"`` multiplies the update by its example count *after* the
+   server baselines, so their bound is multiplied by the largest example count in the population;
+3. **the rounding** - the quantizer's stochastic rounding moves each coordinate by less than one
+   integer unit, so it adds up to ``sqrt(d) / scale`` to the L2 norm (the norm-bound stage
+   truncates toward 0 and adds nothing);
+4. **float32 slack** - the clipped, weighted float32 vector may exceed its bound by a few ulps:
+   a factor ``1 + 2^-20`` covers it;
+5. **repeats** - sampling with replacement puts a client into ``j`` slots with probability
+   ``P(Binomial(K, 1/N) = j)``; the sensitivity is ``m`` slots, with ``m`` the smallest count
+   whose tail ``P(Binomial(K, 1/N) > m)`` is at most ``delta * 2^-20`` per round. That tail is
+   paid out of delta (``DpAccounting.tail_per_round``).
+
+A noised configuration that no stage bounds is refused with a :class:`~fl.config.ConfigError`
+naming the reason; it never gets a number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from fl.config import ConfigError
+
+from .config import AggregationConfig
+
+__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK", "REPEAT_TAIL_SHARE"]
+
+#: relative excess of a float32 vector clipped (and weighted) in float32 over its bound
+FLOAT32_SLACK = 2.0**-20
+#: the per-round probability of more repeats than the sensitivity assumes, as a share of delta
+REPEAT_TAIL_SHARE = 2.0**-20
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensitivity:
+    """The L2 bound on one client's contribution to the noised sum, and where it comes from.
+
+    Attributes:
+      clip: the L2 bound of one slot's vector before rounding (weights included).
+      source: the setting that gives ``clip``.
+      rounding: L2 added by stochastic rounding, in float units.
+      repeats: slots one client may fill in a round (1 without replacement).
+      tail_per_round: probability per round that a client fills more than ``repeats`` slots.
+    """
+
+    clip: float
+    source: str
+    rounding: float = 0.0
+    repeats: int = 1
+    tail_per_round: float = 0.0
+
+    @property
+    def value(self) -> float:
+        """``repeats * (clip * (1 + FLOAT32_SLACK) + rounding)``."""
+        return self.repeats * (self.clip * (1.0 + FLOAT32_SLACK) + self.rounding)
+
+
+def _repeats(clients_per_round: int, population: int, delta: float) -> tuple[int, float]:
+    """The smallest slot count m with ``P(Binomial(K, 1/N) > m) <= delta * REPEAT_TAIL_SHARE``, and that tail."""
+    from scipy.stats import binom  # noqa: PLC0415
+
+    target = delta * REPEAT_TAIL_SHARE
+    for m in range(1, clients_per_round + 1):
+        tail = float(binom.sf(m, clients_per_round, 1.0 / population))
+        if tail <= target:
+            return m, tail
+    return clients_per_round, 0.0
+
+
+def mechanism_sensitivity(
+    cfg: AggregationConfig,
+    *,
+    dim: int,
+    clients_per_round: int,
+    quant_scale: float | None,
+    max_weight: float | None = None,
+    with_replacement: bool = False,
+    population: int | None = None,
+    delta: float = 1e-5,
+) -> Sensitivity:
+    """The sensitivity of the sum that ``cfg``'s noise is added to.
+
+    Args:
+      cfg: the validated ``[aggregation]`` section.
+      dim: length of the flat update.
+      clients_per_round: K.
+      quant_scale: integer units per float unit of the stochastic quantizer in the stack, or
+        ``None`` where no stage rounds stochastically (plaintext, or the norm-bound stage).
+      max_weight: the largest example count in the population (for ``weighting = "examples"``).
+      with_replacement: whether clients are sampled with replacement.
+      population: N, the clients that can be sampled (needed with replacement).
+      delta: the accountant's delta (the repeat tail is sized from it).
+
+    Returns:
+      The :class:`Sensitivity`.
+
+    Raises:
+      ConfigError: nothing bounds one client's contribution, naming the reason.
+    """
+    examples = cfg.weighting == "examples"
+    weight = None if examples and not (max_weight and max_weight > 0) else (float(max_weight) if examples else 1.0)
+    root_d = math.sqrt(dim)
+    bounds: list[tuple[float, str]] = []
+    if cfg.norm_bound > 0:  # clips the raw update; "examples" is refused with it
+        bounds.append((cfg.norm_bound if cfg.norm_kind == "l2" else cfg.norm_bound * root_d,
+                       f"aggregation.norm_bound ({cfg.norm_kind})"))
+    if weight is not None:
+        for key in ("server_clip", "server_threshold"):
+            if getattr(cfg, key) > 0:
+                bounds.append((getattr(cfg, key) * weight, f"aggregation.{key}"
+                               + (f" x largest example count {weight:g}" if examples else "")))
+    if cfg.client_clip > 0:
+        bounds.append((cfg.client_clip, "aggregation.client_clip"))
+    if quant_scale is not None:
+        bounds.append((cfg.quant_range * root_d, "aggregation.quant_range x sqrt(dim)"))
+    if not bounds:
+        why = ("aggregation.weighting: \"examples\" multiplies each clipped update by its example count after "
+               "the server's clip, and the largest example count is unknown here; use \"uniform\" or \"fixed\", "
+               "or aggregation.client_clip" if examples and (cfg.server_clip > 0 or cfg.server_threshold > 0)
+               else "aggregation.noise: nothing bounds one client's contribution to the noised sum, so no epsilon "
+                    "holds; set aggregation.client_clip (or server_clip / norm_bound)")
+        raise ConfigError(why)
+    clip, source = min(bounds)
+    rounding = root_d / quant_scale if quant_scale is not None else 0.0
+    repeats, tail = 1, 0.0
+    if with_replacement and clients_per_round > 1:
+        if not population:
+            raise ConfigError("fedavg.sampling: with replacement a client may fill several slots; the population "
+                              "size is needed to bound how many")
+        repeats, tail = _repeats(clients_per_round, population, delta)
+    return Sensitivity(clip=clip, source=source, rounding=rounding, repeats=repeats, tail_per_round=tail)

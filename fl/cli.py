@@ -12,7 +12,8 @@
 
 ``CONFIG`` is a path, or the name of a bundled config (``emnist_baseline``,
 ``configs/emnist_baseline.toml``), looked up in ``fl/configs/`` when no such file exists.
-Configuration and data errors print one line and exit with status 2.
+Configuration, data and file system errors print one line and exit with status 2 (a run
+directory's integrity checks among them: docs/simulation.md).
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.config is not None or args.out is not None:
             raise ConfigError("--resume: give only the run directory (no CONFIG, no --out)")
-        summary = resume_experiment(args.resume, overrides, progress=not args.quiet)
+        summary = resume_experiment(args.resume, overrides, progress=not args.quiet,
+                                    warn=lambda text: print(f"sabre: warning: {text}", file=sys.stderr))
     else:
         if args.config is None:
             raise ConfigError("run: give a CONFIG file (or --resume RUN_DIR)")
@@ -206,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from fl.config import ConfigError
     from fl.data import DataError
+    from fl.faults import FaultSpecError
     from fl.plots import PlotError
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FileNotFoundError)
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FaultSpecError,
+                                                    FileNotFoundError)
     try:  # the data cannot support the configured backdoor task
         from attacks.errors import BackdoorTaskError
 
@@ -229,9 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a file system error the command did not word itself: still one line
+        print(f"sabre: error: {_one_line(e)}", file=sys.stderr)
+        return _USAGE_ERROR
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error) if not isinstance(error, FileNotFoundError) or not error.filename else \
-        f"{error.filename}: {error.strerror or 'no such file or directory'}"
+    if isinstance(error, OSError) and error.filename is not None:
+        from fl.rundir import os_error_text
+
+        text = os_error_text(error)
+    else:
+        text = str(error)
     return " ".join(text.split())

@@ -601,11 +601,21 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     name = directory.root
     removed = clean_stale_tmp(directory)
     cfg = parse_config(apply_overrides(read_toml(directory.config), overrides), source=directory.config)
-    pinned = read_pin(directory)
     candidates = directory.checkpoint_files()
+    repinned = None  # why the pin is rewritten from a checkpoint
+    try:
+        pinned = read_pin(directory)
+        problem = "missing"
+    except RunDirError as e:
+        if not candidates:
+            raise
+        pinned, problem = None, f"damaged ({e})"
     if pinned is None and candidates:
-        raise RunDirError(f"--resume {name}: checkpoints/config.pin is missing, so config.toml cannot be "
-                          f"checked; see 'When a checkpoint is bad' in docs/simulation.md")
+        pinned, source = _pin_from_checkpoints(candidates, directory)
+        if pinned is None:
+            raise RunDirError(f"--resume {name}: checkpoints/config.pin is {problem} and no checkpoint holds a "
+                              f"verified config to pin again; see 'When a checkpoint is bad' in docs/simulation.md")
+        repinned = f"checkpoints/config.pin was {problem}; pinned again from the config sealed in {source.name}"
     if pinned is not None:
         changed = config_differences(pinned, cfg)
         if changed:
@@ -650,7 +660,12 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     if overrides:
         write_atomic(directory.config, config_to_toml(cfg).encode(), fault="config")
         run.log.info("config.toml: %s", ", ".join(overrides))
-    if pinned is None:
+    if repinned is not None:
+        write_pin(directory, pinned)
+        run.log.warning(repinned)
+        if warn is not None:
+            warn(repinned)
+    elif read_pin(directory) is None:
         write_pin(directory, cfg)
     for path, why in bad:
         aside = _move_aside(path)
@@ -669,6 +684,23 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
             warn(f"resuming from {chosen[0].name}, the newest good checkpoint")
     run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
+
+
+def _pin_from_checkpoints(candidates: list[tuple[int, Path]],
+                          directory: RunDirectory) -> tuple[ExperimentConfig | None, Path | None]:
+    """The config sealed in the newest checkpoint that verifies and whose config matches its own
+    digest (every checkpoint of a run agrees on it outside the resumable keys)."""
+    from fl.config import tomllib
+
+    for _, path in candidates:
+        try:
+            state = read_checkpoint(path)
+            cfg = parse_config(tomllib.loads(state["config"]), source=directory.config)
+        except (BadCheckpoint, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+            continue
+        if config_digest(cfg) == state.get("config_sha256"):
+            return cfg, path
+    return None, None
 
 
 def _move_aside(path: Path) -> Path:

@@ -145,12 +145,13 @@ class RunDirectory:
         return found[0][1] if found else None
 
     def is_unused(self) -> bool:
-        """Whether nothing of a run is here yet: at most the lock file and an empty checkpoints/."""
+        """Whether nothing of a run is here yet: at most the lock file, temporary files of killed
+        writes and an empty checkpoints/ (a run killed while it started)."""
         for entry in self.root.iterdir():
-            if entry.name == LOCK_NAME and entry.is_file():
+            if entry.name == LOCK_NAME and entry.is_file() or _is_tmp(entry):
                 continue
             if entry.name == "checkpoints" and entry.is_dir() and not entry.is_symlink() \
-                    and not any(entry.iterdir()):
+                    and all(_is_tmp(p) for p in entry.iterdir()):
                 continue
             return False
         return True
@@ -331,6 +332,11 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _is_tmp(path: Path) -> bool:
+    """A temporary file of :func:`write_atomic` (``.<name>.<random>.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file() and not path.is_symlink()
+
+
 def clean_stale_tmp(directory: RunDirectory) -> list[Path]:
     """Remove the temporary files killed writes left in the run directory; call under the lock.
 
@@ -341,8 +347,8 @@ def clean_stale_tmp(directory: RunDirectory) -> list[Path]:
     for folder in (directory.root, directory.checkpoints):
         if not folder.is_dir():
             continue
-        for path in folder.glob(".*.tmp"):
-            if path.is_file() and not path.is_symlink():
+        for path in sorted(folder.iterdir()):
+            if _is_tmp(path):
                 path.unlink()
                 removed.append(path)
     return removed
@@ -391,6 +397,9 @@ def unseal(data: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------- the pinned config
 def _flat(cfg: ExperimentConfig) -> dict[str, Any]:
+    """``section.key -> value`` of ``cfg`` as written to and read back from TOML (so a config
+    and its file give the same digest)."""
+    cfg = parse_config(tomllib.loads(config_to_toml(cfg)))
     return {f"{section}.{key}": value
             for section, values in config_to_table(cfg).items() for key, value in values.items()}
 

@@ -551,14 +551,15 @@ def resume_experiment(
 ) -> RunSummary:
     """Continue a stopped run from its newest good checkpoint, in the same directory.
 
-    Under the directory's lock, and before anything in it is written: the stale temporary
-    files of killed writes are removed; config.toml (with ``overrides``) must equal the pinned
-    config outside :data:`RESUME_OVERRIDABLE`; checkpoints are verified newest first (frame and
-    digest, format, round counter against the file name and the rows, config digest, the CSV
-    rows on disk), and the newest good one is taken; bad newer ones are moved aside to
-    ``<name>.bad`` and named in run.log and through ``warn``. A run with no checkpoint yet starts
-    over from round 0. Only then are config.toml (if ``overrides`` changed it) and the tables
-    rewritten.
+    Under the directory's lock, and before anything in it is written: config.toml (with
+    ``overrides``) must equal the pinned config outside :data:`RESUME_OVERRIDABLE` (a missing
+    or damaged pin is restored from the config sealed in a checkpoint); checkpoints are verified
+    newest first (frame and digest, format, round counter against the file name and the rows,
+    config digest, the CSV rows on disk) and the newest good one is taken; the data and the
+    simulation are built. Only then are the temporary files of killed writes removed, bad newer
+    checkpoints moved aside to ``<name>.bad`` (named in run.log and through ``warn``), config.toml
+    rewritten (if ``overrides`` change it) and the tables rewritten from the checkpoint. A run
+    with no checkpoint yet starts over from round 0.
 
     Args:
       run_dir: the run directory to continue.
@@ -599,23 +600,9 @@ def resume_experiment(
 def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: bool, stop_after: int | None,
                    dataset, warn: Callable[[str], None] | None) -> RunSummary:
     name = directory.root
-    removed = clean_stale_tmp(directory)
     cfg = parse_config(apply_overrides(read_toml(directory.config), overrides), source=directory.config)
     candidates = directory.checkpoint_files()
-    repinned = None  # why the pin is rewritten from a checkpoint
-    try:
-        pinned = read_pin(directory)
-        problem = "missing"
-    except RunDirError as e:
-        if not candidates:
-            raise
-        pinned, problem = None, f"damaged ({e})"
-    if pinned is None and candidates:
-        pinned, source = _pin_from_checkpoints(candidates, directory)
-        if pinned is None:
-            raise RunDirError(f"--resume {name}: checkpoints/config.pin is {problem} and no checkpoint holds a "
-                              f"verified config to pin again; see 'When a checkpoint is bad' in docs/simulation.md")
-        repinned = f"checkpoints/config.pin was {problem}; pinned again from the config sealed in {source.name}"
+    pinned, repinned = _pinned_config(directory, candidates)
     if pinned is not None:
         changed = config_differences(pinned, cfg)
         if changed:
@@ -655,18 +642,18 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         raise RunDirError(f"--resume {name}: {chosen[0].name}: {e}") from None
 
     # everything is checked: from here on the directory is written
-    for path in removed:
+    for path in clean_stale_tmp(directory):
         run.log.info("removed %s, left by a write that was killed", path.relative_to(directory.root))
     if overrides:
         write_atomic(directory.config, config_to_toml(cfg).encode(), fault="config")
         run.log.info("config.toml: %s", ", ".join(overrides))
-    if repinned is not None:
+    if pinned is None:  # killed before it pinned its config: nothing was computed from it
+        write_pin(directory, cfg)
+    elif repinned is not None:
         write_pin(directory, pinned)
         run.log.warning(repinned)
         if warn is not None:
             warn(repinned)
-    elif read_pin(directory) is None:
-        write_pin(directory, cfg)
     for path, why in bad:
         aside = _move_aside(path)
         message = f"checkpoint {path.name} is bad ({why}); moved to {aside.name}"
@@ -686,21 +673,54 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     return run.loop(progress=progress, stop_after=stop_after)
 
 
-def _pin_from_checkpoints(candidates: list[tuple[int, Path]],
-                          directory: RunDirectory) -> tuple[ExperimentConfig | None, Path | None]:
+def _pinned_config(directory: RunDirectory, candidates: list[tuple[int, Path]]
+                   ) -> tuple[ExperimentConfig | None, str | None]:
+    """The run's pinned config (``None`` if it has none and no checkpoint: killed while it
+    started), and, when the pin had to be restored from a checkpoint, why.
+
+    Raises:
+      RunDirError: the pin is damaged and there is no checkpoint, or it is missing or damaged
+        and no checkpoint holds a verified config.
+    """
+    try:
+        pinned = read_pin(directory)
+        problem = "missing"
+    except RunDirError as e:
+        if not candidates:
+            raise
+        pinned, problem = None, f"damaged ({e})"
+    if pinned is not None or not candidates:
+        return pinned, None
+    pinned, source, why = _pin_from_checkpoints(candidates, directory)
+    if pinned is None:
+        raise RunDirError(f"--resume {directory.root}: checkpoints/config.pin is {problem} and no checkpoint "
+                          f"holds a verified config to pin again ({'; '.join(why)}); see 'When a checkpoint "
+                          f"is bad' in docs/simulation.md")
+    return pinned, f"checkpoints/config.pin was {problem}; pinned again from the config sealed in {source.name}"
+
+
+def _pin_from_checkpoints(candidates: list[tuple[int, Path]], directory: RunDirectory
+                          ) -> tuple[ExperimentConfig | None, Path | None, list[str]]:
     """The config sealed in the newest checkpoint that verifies and whose config matches its own
-    digest (every checkpoint of a run agrees on it outside the resumable keys)."""
+    digest (every checkpoint of a run agrees on it outside the resumable keys), its file, and
+    why the newer ones could not give it."""
     from fl.config import tomllib
 
+    why = []
     for _, path in candidates:
         try:
             state = read_checkpoint(path)
             cfg = parse_config(tomllib.loads(state["config"]), source=directory.config)
-        except (BadCheckpoint, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        except BadCheckpoint as e:
+            why.append(f"{path.name}: {e}")
+            continue
+        except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+            why.append(f"{path.name}: its config does not parse")
             continue
         if config_digest(cfg) == state.get("config_sha256"):
-            return cfg, path
-    return None, None
+            return cfg, path, why
+        why.append(f"{path.name}: its config does not match its digest")
+    return None, None, why
 
 
 def _move_aside(path: Path) -> Path:

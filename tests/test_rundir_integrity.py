@@ -261,6 +261,25 @@ def test_a_missing_pin_and_no_checkpoint_that_verifies_is_refused(copy, capsys):
         path.write_bytes(path.read_bytes()[:-1])
     code, out, err = cli(capsys, "run", "--resume", copy, "-q")
     assert one_line_error(code, err) and "config.pin is missing and no checkpoint holds a verified config" in err
+    assert "round_000004.pt: truncated" in err
+
+
+def test_a_run_from_before_sealed_checkpoints_is_refused_and_can_seed_init_from(copy, synthetic, tmp_path, capsys):
+    from fl.experiment import read_checkpoint
+
+    (copy / "checkpoints" / "config.pin").unlink()
+    for path in (copy / "checkpoints").glob("round_*.pt"):  # as the previous sabre wrote them
+        state = read_checkpoint(path)
+        torch.save({k: v for k, v in state.items() if k not in ("config", "config_sha256")} | {"format": 1}, path)
+    code, out, err = cli(capsys, "run", "--resume", copy, "-q")
+    assert one_line_error(code, err) and "an unsealed checkpoint (written before sealed checkpoints" in err
+    params = torch.load(copy / "checkpoints" / "round_000004.pt", weights_only=True)["params"]
+    started = run_experiment(parse_config(table(init_from=str(copy), rounds=1)), out=tmp_path / "x",
+                             progress=False, dataset=synthetic)
+    assert started.rounds_done == 1 and not torch.equal(started.params, params)
+    from fl.experiment import load_initial_params
+
+    assert torch.equal(load_initial_params(str(copy), None, params.numel()), params)
 
 
 # ---------------------------------------------------------------------------- one writer, kills

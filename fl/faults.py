@@ -10,8 +10,8 @@ Set ``SABRE_FAULT`` to a comma-separated list of ``POINT[@N][:ACTION]``:
   holding what it holds, until someone sends ``SIGCONT`` or kills it).
 
 For example ``SABRE_FAULT=checkpoint.partial@2`` kills a run half-way through writing its second
-checkpoint. The variable is read once per process, on the first point reached; without it
-:func:`point` does nothing.
+checkpoint. Without the variable :func:`point` does nothing. Tests use it
+(``tests/test_rundir_integrity.py``); so can an operator who wants to see a crash for themselves.
 """
 from __future__ import annotations
 
@@ -64,21 +64,26 @@ def parse(spec: str) -> dict[str, tuple[int, str]]:
     return faults
 
 
-_faults: dict[str, tuple[int, str]] | None = None
+_spec: str = ""
+_faults: dict[str, tuple[int, str]] = {}
 _hits: dict[str, int] = {}
 
 
 def point(name: str) -> None:
     """Mark that the process reached ``name``; act if ``SABRE_FAULT`` asks for it here.
 
+    Hits are counted from the last time ``SABRE_FAULT`` changed.
+
     Raises:
       FaultSpecError: ``SABRE_FAULT`` is malformed, or ``name`` is not in :data:`POINTS`.
     """
-    global _faults
+    global _spec, _faults
     if name not in POINTS:
         raise FaultSpecError(f"fault point {name!r} is not declared in fl.faults.POINTS")
-    if _faults is None:
-        _faults = parse(os.environ.get(ENV, ""))
+    spec = os.environ.get(ENV, "")
+    if spec != _spec:
+        _spec, _faults = spec, parse(spec)
+        _hits.clear()
     if name not in _faults:
         return
     _hits[name] = _hits.get(name, 0) + 1

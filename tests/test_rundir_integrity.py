@@ -368,6 +368,13 @@ def test_a_bad_fault_spec_is_an_error():
             parse(spec)
 
 
+def test_a_misspelt_fault_point_stops_the_run_before_it_starts(config_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SABRE_FAULT", "checkpoint.partail")
+    code, _, err = cli(capsys, "run", config_file, "--out", tmp_path / "run", "-q")
+    assert one_line_error(code, err) and "unknown point 'checkpoint.partail'" in err
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------------------- the file system
 def test_stale_temporary_files_are_removed_at_start(copy, capsys):
     (copy / ".metrics.csv.k1ll3d.tmp").write_text("half a table")

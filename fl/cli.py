@@ -158,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a setting, e.g. --set fedavg.epochs=1 (TOML literal; repeatable)")
     run.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue a stopped run from its newest good checkpoint (or start over one that has none)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set run.device=...")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)

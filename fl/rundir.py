@@ -234,7 +234,7 @@ class RunLock:
         """
         path = Path(root) / LOCK_NAME
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_umask())
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise RunDirError(f"{root}: cannot lock the run directory ({os_error_text(e)})") from None
         try:

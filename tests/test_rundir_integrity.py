@@ -436,8 +436,10 @@ def test_out_in_a_read_only_directory_is_one_line(config_file, tmp_path, capsys,
     assert one_line_error(code, err) and "Permission denied" in err
 
 
-def test_resume_of_a_read_only_run_directory_is_one_line(copy, capsys, monkeypatch):
-    (copy / ".sabre.lock").unlink(missing_ok=True)
+@pytest.mark.parametrize("with_lock_file", [False, True])
+def test_resume_of_a_read_only_run_directory_is_one_line(copy, capsys, monkeypatch, with_lock_file):
+    if not with_lock_file:  # a run from before the lock
+        (copy / ".sabre.lock").unlink()
     _deny_writes_under(monkeypatch, copy)
     before = sorted(p.name for p in copy.rglob("*"))
     code, _, err = cli(capsys, "run", "--resume", copy, "--set", "run.rounds=5", "-q")

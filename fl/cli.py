@@ -12,7 +12,8 @@
 
 ``CONFIG`` is a path, or the name of a bundled config (``emnist_baseline``,
 ``configs/emnist_baseline.toml``), looked up in ``fl/configs/`` when no such file exists.
-Configuration and data errors print one line and exit with status 2.
+Configuration, data and file system errors print one line and exit with status 2 (a run
+directory's integrity checks among them: docs/simulation.md).
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.config is not None or args.out is not None:
             raise ConfigError("--resume: give only the run directory (no CONFIG, no --out)")
-        summary = resume_experiment(args.resume, overrides, progress=not args.quiet)
+        summary = resume_experiment(args.resume, overrides, progress=not args.quiet,
+                                    warn=lambda text: print(f"sabre: warning: {text}", file=sys.stderr))
     else:
         if args.config is None:
             raise ConfigError("run: give a CONFIG file (or --resume RUN_DIR)")
@@ -156,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a setting, e.g. --set fedavg.epochs=1 (TOML literal; repeatable)")
     run.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue a stopped run from its newest good checkpoint (or start over one that has none)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set run.device=...")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
@@ -206,9 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from fl.config import ConfigError
     from fl.data import DataError
+    from fl.faults import FaultSpecError
     from fl.plots import PlotError
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FileNotFoundError)
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FaultSpecError,
+                                                    FileNotFoundError)
     try:  # the data cannot support the configured backdoor task
         from attacks.errors import BackdoorTaskError
 
@@ -229,9 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a file system error the command did not word itself: still one line
+        print(f"sabre: error: {_one_line(e)}", file=sys.stderr)
+        return _USAGE_ERROR
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error) if not isinstance(error, FileNotFoundError) or not error.filename else \
-        f"{error.filename}: {error.strerror or 'no such file or directory'}"
+    if isinstance(error, OSError) and error.filename is not None:
+        from fl.rundir import os_error_text
+
+        text = os_error_text(error)
+    else:
+        text = str(error)
     return " ".join(text.split())

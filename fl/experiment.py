@@ -2,32 +2,37 @@
 
 Each run writes one directory (``runs/<name>-<timestamp>/`` unless told otherwise)::
 
-    config.toml     the resolved configuration (defaults and overrides filled in)
+    config.toml     the effective configuration (defaults and overrides filled in)
     metrics.csv     one row per evaluated round (see METRIC_COLUMNS)
     rounds.csv      one row per round: time, clients, rejections, failures, pipeline measurements
     run.log         what happened, in words (pipeline, data, failed rounds, evaluations)
     plot.png        main-task (and backdoor) accuracy per round
-    checkpoints/    round_000010.pt ...: everything needed to continue the run
+    checkpoints/    round_000010.pt ...: everything needed to continue the run, sealed with a
+                    SHA-256; config.pin: the configuration the run started with
+    .sabre.lock     locked (flock) by the one process writing the run
 
-A checkpoint holds the global parameters, the index of the next round, the rows written so far
-and the adversary's state (if it has any); with the per-round seeding of
-:class:`~fl.simulation.Simulation` that is all a resumed run needs to reproduce the rows and the
-final parameters of an uninterrupted one, bit for bit (``seconds`` aside).
+A checkpoint holds the global parameters, the index of the next round, the rows written so far,
+the adversary's state (if it has any) and the digest of the run's configuration; with the
+per-round seeding of :class:`~fl.simulation.Simulation` that is all a resumed run needs to
+reproduce the rows and the final parameters of an uninterrupted one, bit for bit (``seconds``
+aside). Resume verifies all of it before it writes anything (``docs/simulation.md``, "Run
+directory integrity"); the file machinery is in :mod:`fl.rundir`, the crash points in
+:mod:`fl.faults`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
-import datetime as _dt
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
+from fl import faults
 from fl.config import (
     ConfigError,
     ExperimentConfig,
@@ -36,13 +41,31 @@ from fl.config import (
     parse_config,
     read_toml,
 )
+from fl.rundir import (
+    RESUMABLE_KEYS,
+    BadCheckpoint,
+    RunDirectory,
+    RunDirError,
+    RunLock,
+    clean_stale_tmp,
+    config_differences,
+    config_digest,
+    os_error_text,
+    read_pin,
+    seal,
+    unseal,
+    write_atomic,
+    write_pin,
+)
 from fl.simulation import RoundResult, Simulation
 
 __all__ = [
     "RunDirectory",
+    "RunDirError",
     "RunSummary",
     "run_experiment",
     "resume_experiment",
+    "read_checkpoint",
     "open_dataset",
     "resolve_data_path",
     "read_metrics",
@@ -56,16 +79,11 @@ METRIC_COLUMNS = ("round", "main_acc", "main_loss", "seconds", "clients", "rejec
 #: the leading columns of rounds.csv
 ROUND_COLUMNS = ("round", "seconds", "clients", "rejected", "round_failed", "malicious")
 #: keys ``--set`` may change when resuming (they do not change what is computed)
-RESUME_OVERRIDABLE = ("run.rounds", "run.device", "run.checkpoint_every")
+RESUME_OVERRIDABLE = RESUMABLE_KEYS
 
-_CHECKPOINT_FORMAT = 1
+#: 1: a bare torch file (no digest, no config); 2: sealed, with the config's digest
+_CHECKPOINT_FORMAT = 2
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 # ---------------------------------------------------------------------------- data
@@ -117,94 +135,6 @@ def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
                                        clients_per_round=cfg.fedavg.clients_per_round)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-
-
-# ---------------------------------------------------------------------------- the directory
-@dataclasses.dataclass(frozen=True)
-class RunDirectory:
-    """The files of one run (see the module docstring)."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.csv"
-
-    @property
-    def rounds(self) -> Path:
-        return self.root / "rounds.csv"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "run.log"
-
-    @property
-    def plot(self) -> Path:
-        return self.root / "plot.png"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    def checkpoint(self, next_round: int) -> Path:
-        """The checkpoint taken after ``next_round`` rounds."""
-        return self.checkpoints / f"round_{next_round:06d}.pt"
-
-    def latest_checkpoint(self) -> Path | None:
-        """The checkpoint with the most rounds, or ``None``."""
-        found = sorted(self.checkpoints.glob("round_*.pt"))
-        return found[-1] if found else None
-
-    @staticmethod
-    def check_free(out: str | Path) -> Path:
-        """``out`` as a path, if a new run may be written there (absent or an empty directory).
-
-        Raises:
-          ConfigError: ``out`` exists and is not an empty directory.
-        """
-        root = Path(out)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise ConfigError(f"--out {root}: exists and is not an empty directory")
-        return root
-
-    @classmethod
-    def create(cls, name: str, out: str | Path | None = None, base: str | Path = "runs") -> "RunDirectory":
-        """Make a fresh run directory: ``out`` if given (it must be empty or absent), else
-        ``base/<name>-<UTC timestamp>`` (with a numeric suffix if that exists).
-
-        Raises:
-          ConfigError: ``out`` exists and is not an empty directory.
-        """
-        if out is not None:
-            root = cls.check_free(out)
-        else:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-            root = Path(base) / f"{name}-{stamp}"
-            n = 2
-            while root.exists():
-                root = Path(base) / f"{name}-{stamp}-{n}"
-                n += 1
-        (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-        return cls(root)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp makes it private; give it the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_bytes(rows: Sequence[dict[str, Any]], leading: Sequence[str], groups: Sequence[Iterable[str]]) -> bytes:
@@ -270,8 +200,12 @@ def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
 def load_initial_params(spec: str, source: Path | None, dim: int) -> torch.Tensor:
     """The parameters ``run.init_from`` names: a run directory's latest checkpoint or a checkpoint.
 
+    The checkpoint must verify (a run directory's newest one: an older one would silently give
+    another start); checkpoints written before sealed checkpoints are read unverified.
+
     Raises:
-      ConfigError: nothing readable there, or parameters of another model (length != ``dim``).
+      ConfigError: nothing readable there, a checkpoint that fails verification, or parameters
+        of another model (length != ``dim``).
     """
     path = Path(resolve_data_path(spec, source))
     if path.is_dir():
@@ -280,20 +214,110 @@ def load_initial_params(spec: str, source: Path | None, dim: int) -> torch.Tenso
             raise ConfigError(f"run.init_from: {spec} is a directory without checkpoints")
         path = found
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        params = state["params"]
-    except Exception as e:  # missing, truncated or foreign file
-        raise ConfigError(f"run.init_from: cannot read a sabre checkpoint from {spec} ({type(e).__name__})") from None
+        state = read_checkpoint(path)
+    except BadCheckpoint as e:
+        if "unsealed" not in str(e):
+            raise ConfigError(f"run.init_from: {path}: {e}") from None
+        try:  # format 1: a bare torch file
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated or foreign file
+            raise ConfigError(f"run.init_from: cannot read a sabre checkpoint from {spec} "
+                              f"({type(e).__name__})") from None
+    params = state.get("params") if isinstance(state, dict) else None
     if not isinstance(params, torch.Tensor) or params.dtype != torch.float32 or params.shape != (dim,):
         raise ConfigError(f"run.init_from: {spec} holds parameters of another model (expected {dim} float32 values)")
     return params.clone()
 
 
+# ---------------------------------------------------------------------------- checkpoints
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's state, if the file verifies (its frame, digest and format).
+
+    This checks the file alone; whether it belongs to a run directory is :func:`_verify`'s
+    business.
+
+    Raises:
+      BadCheckpoint: unreadable, damaged, foreign or of another format (the message says which).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BadCheckpoint(f"cannot be read ({e.strerror or e})") from None
+    payload = unseal(data)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as e:  # a sealed file whose payload torch cannot load: not written by sabre
+        raise BadCheckpoint(f"its payload does not load ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise BadCheckpoint(f"not a sabre checkpoint of format {_CHECKPOINT_FORMAT}")
+    return state
+
+
+def _verify(state: dict[str, Any], named_round: int, digest: str, directory: RunDirectory) -> None:
+    """Check a verified file's state against its name, the run's pinned config and the CSV files.
+
+    Raises:
+      BadCheckpoint: the state does not fit this run directory.
+    """
+    next_round = state.get("next_round")
+    if type(next_round) is not int or next_round != named_round:
+        raise BadCheckpoint(f"its round counter ({next_round!r}) disagrees with its file name ({named_round})")
+    if state.get("config_sha256") != digest:
+        raise BadCheckpoint("written for another configuration (its config digest differs from the run's pin)")
+    params, round_rows, metric_rows = state.get("params"), state.get("round_rows"), state.get("metric_rows")
+    if not isinstance(params, torch.Tensor) or params.dtype != torch.float32 or params.dim() != 1:
+        raise BadCheckpoint("its parameters are not a float32 vector")
+    if not isinstance(round_rows, list) or not isinstance(metric_rows, list) \
+            or not all(isinstance(r, dict) for r in round_rows + metric_rows):
+        raise BadCheckpoint("its rows are not lists of rows")
+    if [r.get("round") for r in round_rows] != list(range(next_round)):
+        raise BadCheckpoint(f"its round rows are not rounds 0..{next_round - 1}")
+    evaluated = [r.get("round") for r in metric_rows]
+    if any(type(r) is not int for r in evaluated) or evaluated != sorted(set(evaluated)) \
+            or any(not 0 <= r < next_round for r in evaluated):
+        raise BadCheckpoint("its metric rows are not increasing rounds below its round counter")
+    groups = state.get("metric_groups")
+    if not isinstance(groups, list) or len(groups) != 2 or not all(isinstance(g, list) for g in groups):
+        raise BadCheckpoint("its column groups are damaged")
+    for table, rows in ((directory.rounds, round_rows), (directory.metrics, metric_rows)):
+        mismatch = _table_mismatch(table, rows, next_round)
+        if mismatch is not None:
+            raise BadCheckpoint(f"{table.name} disagrees with it at round {mismatch}")
+
+
+def _table_mismatch(path: Path, rows: list[dict[str, Any]], next_round: int) -> int | str | None:
+    """The first round below ``next_round`` at which the CSV file's row is not the checkpoint's.
+
+    Rows missing from the file (it was cut short or removed) are not a mismatch: the checkpoint
+    restores them. A file that does not parse is.
+    """
+    try:
+        with open(path, newline="") as f:
+            on_disk = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return None
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return "?"  # unreadable
+    expected = {int(r["round"]): {k: c for k, v in r.items() if (c := _cell(v)) != ""} for r in rows}
+    for row in on_disk:
+        try:
+            index = int(row.get("round", ""))
+        except ValueError:
+            return row.get("round", "?")
+        if index >= next_round:
+            continue  # written after this checkpoint (by a killed process): recomputed
+        if expected.get(index) != row:
+            return index
+    return None
+
+
+# ---------------------------------------------------------------------------- the run
 class _Run:
     """One execution of a run (fresh or resumed): the loop, its files and its log.
 
     Everything that can fail on bad input (data, adversary, pipeline) is built by
-    :func:`_prepare` before the run directory is touched.
+    :func:`_prepare`, and everything resume checks is checked, before the run directory is
+    written; the caller holds the directory's :class:`~fl.rundir.RunLock` throughout.
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: RunDirectory, sim: Simulation):
@@ -302,6 +326,7 @@ class _Run:
         self.sim = sim
         self.dataset = sim.dataset
         self.adversary = sim.adversary
+        self.config_sha256 = config_digest(cfg)
         self.log = _open_log(run_dir.log)
         self.metric_rows: list[dict[str, Any]] = []
         self.round_rows: list[dict[str, Any]] = []
@@ -312,6 +337,8 @@ class _Run:
         state = {
             "format": _CHECKPOINT_FORMAT,
             "next_round": self.sim.next_round,
+            "config_sha256": self.config_sha256,
+            "config": config_to_toml(self.cfg),
             "params": self.sim.params.detach().to("cpu").clone(),
             "metric_rows": self.metric_rows,
             "round_rows": self.round_rows,
@@ -321,34 +348,30 @@ class _Run:
         buf = io.BytesIO()
         torch.save(state, buf)
         path = self.dir.checkpoint(self.sim.next_round)
-        _write_atomic(path, buf.getvalue())
+        write_atomic(path, seal(buf.getvalue()), fault="checkpoint")
         self.log.info("checkpoint %s (after %d rounds)", path.name, self.sim.next_round)
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated or foreign file
-            raise ConfigError(f"--resume: cannot read checkpoint {path} ({e})") from None
-        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-            raise ConfigError(f"--resume: {path} is not a sabre checkpoint of format {_CHECKPOINT_FORMAT}")
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's state (already verified by :func:`_verify`).
+
+        Raises:
+          BadCheckpoint: it does not fit the model or the adversary.
+        """
         try:
             self.sim.restore(state["params"], state["next_round"], state["round_rows"])
-            self.metric_rows = [dict(r) for r in state["metric_rows"]]
-            self.round_rows = [dict(r) for r in state["round_rows"]]
-            self.metric_groups = tuple(set(g) for g in state["metric_groups"])
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ConfigError(f"--resume: {path} is damaged ({type(e).__name__}: {e})") from None
-        if len(self.metric_groups) != 2 or not 0 <= self.sim.next_round <= self.cfg.run.rounds:
-            raise ConfigError(f"--resume: {path} does not fit this run ({self.sim.next_round} rounds done, "
-                              f"run.rounds = {self.cfg.run.rounds})")
+        except ValueError as e:
+            raise BadCheckpoint(str(e)) from None
+        self.metric_rows = [dict(r) for r in state["metric_rows"]]
+        self.round_rows = [dict(r) for r in state["round_rows"]]
+        self.metric_groups = tuple(set(g) for g in state["metric_groups"])
         if state.get("adversary") is not None:
             if not hasattr(self.adversary, "load_state_dict"):
-                raise ConfigError(f"--resume: {path} holds adversary state but the run's adversary takes none")
-            self.adversary.load_state_dict(state["adversary"])
-        self.log.info("resumed from %s: next round %d", path.name, self.sim.next_round)
-        # drop rows a killed process wrote after its last checkpoint
-        self._write_tables()
+                raise BadCheckpoint("it holds adversary state but the run's adversary takes none")
+            try:
+                self.adversary.load_state_dict(state["adversary"])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise BadCheckpoint(f"its adversary state does not load ({type(e).__name__}: {e})") from None
 
     # -- the loop
     def loop(self, *, progress: bool, stop_after: int | None) -> RunSummary:
@@ -368,6 +391,7 @@ class _Run:
                 if self.sim.should_evaluate(result.round_index):
                     row = self._evaluate(result)
                     bar.set_postfix(acc=f"{row['main_acc']:.4f}")
+                faults.point("round.done")
                 every = cfg.run.checkpoint_every
                 if every and self.sim.next_round % every == 0 and self.sim.next_round < total:
                     self.save_checkpoint()
@@ -384,7 +408,7 @@ class _Run:
 
     def _record_round(self, result: RoundResult) -> None:
         self.round_rows.append(result.row())
-        _write_atomic(self.dir.rounds, self._rounds_csv())
+        write_atomic(self.dir.rounds, self._rounds_csv(), fault="rounds")
         for event in result.events:
             self.log.info("round %d: %s", result.round_index, event)
         for cid, reason in sorted(result.rejected.items()):
@@ -399,7 +423,7 @@ class _Run:
         adversary_keys = set(metrics) - {"main_acc", "main_loss"}
         self.metric_groups[0].update(adversary_keys)
         self.metric_groups[1].update(result.measurements)
-        _write_atomic(self.dir.metrics, self._metrics_csv())
+        write_atomic(self.dir.metrics, self._metrics_csv(), fault="metrics")
         self.log.info("round %d: %s", result.round_index,
                       ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return row
@@ -411,8 +435,8 @@ class _Run:
         return _csv_bytes(self.metric_rows, METRIC_COLUMNS, self.metric_groups)
 
     def _write_tables(self) -> None:
-        _write_atomic(self.dir.rounds, self._rounds_csv())
-        _write_atomic(self.dir.metrics, self._metrics_csv())
+        write_atomic(self.dir.rounds, self._rounds_csv(), fault="rounds")
+        write_atomic(self.dir.metrics, self._metrics_csv(), fault="metrics")
 
     def _close_log(self) -> None:
         for handler in list(self.log.handlers):
@@ -443,6 +467,25 @@ def _open_log(path: Path) -> logging.Logger:
     return logger
 
 
+@contextlib.contextmanager
+def _filesystem_errors(root: Path) -> Iterator[None]:
+    """Turn an ``OSError`` from the run directory's files into one :class:`RunDirError` line."""
+    try:
+        yield
+    except OSError as e:
+        raise RunDirError(f"run directory {root}: {os_error_text(e)}") from None
+
+
+def _log_start(run: _Run, cfg: ExperimentConfig) -> None:
+    run.log.info("run %s, seed %d, %d rounds, device %s", cfg.run.name, cfg.run.seed, cfg.run.rounds, run.sim.device)
+    run.log.info("data %s: %d clients with training data, %d test images", run.dataset.name,
+                 len(run.sim.population), run.sim.num_test)
+    run.log.info("model %s (%d parameters); pipeline: %s", cfg.model.name, run.sim.dim,
+                 " -> ".join(run.sim.pipeline.describe()))
+    if run.adversary is not None:
+        run.log.info("adversary: %r", run.adversary)
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     *,
@@ -456,7 +499,8 @@ def run_experiment(
 
     Args:
       cfg: the validated configuration.
-      out: the run directory (must be empty or absent); ``base/<name>-<timestamp>`` if ``None``.
+      out: the run directory (absent, empty, or one a run was killed while starting in);
+        ``base/<name>-<timestamp>`` if ``None``.
       base: parent of generated run directories.
       progress: show a tqdm progress bar on stderr.
       stop_after: stop once this many rounds are done, without the final checkpoint and plot,
@@ -468,7 +512,9 @@ def run_experiment(
 
     Raises:
       ConfigError, DataError: the configuration or its data is invalid.
+      RunDirError: the run directory cannot be made, is taken, or a file in it cannot be written.
     """
+    faults.parse(os.environ.get(faults.ENV, ""))  # a bad SABRE_FAULT fails before any work
     resolved = dataclasses.replace(
         cfg, data=dataclasses.replace(cfg.data, path=resolve_data_path(cfg.data.path, cfg.source)))
     if cfg.run.init_from:
@@ -478,16 +524,20 @@ def run_experiment(
         RunDirectory.check_free(out)
     sim = _prepare(resolved, dataset)
     run_dir = RunDirectory.create(cfg.run.name, out, base)
-    _write_atomic(run_dir.config, config_to_toml(resolved).encode())
-    run = _Run(resolved, run_dir, sim)
-    run.log.info("run %s, seed %d, %d rounds, device %s", cfg.run.name, cfg.run.seed, cfg.run.rounds, run.sim.device)
-    run.log.info("data %s: %d clients with training data, %d test images", run.dataset.name,
-                 len(run.sim.population), run.sim.num_test)
-    run.log.info("model %s (%d parameters); pipeline: %s", cfg.model.name, run.sim.dim,
-                 " -> ".join(run.sim.pipeline.describe()))
-    if run.adversary is not None:
-        run.log.info("adversary: %r", run.adversary)
-    return run.loop(progress=progress, stop_after=stop_after)
+    lock = RunLock.acquire(run_dir.root)
+    try:
+        with _filesystem_errors(run_dir.root):
+            if not run_dir.is_unused():  # another process started a run here since check_free
+                raise RunDirError(f"--out {run_dir.root}: exists and is not an empty directory")
+            clean_stale_tmp(run_dir)
+            write_atomic(run_dir.config, config_to_toml(resolved).encode(), fault="config")
+            write_pin(run_dir, resolved)
+            run = _Run(resolved, run_dir, sim)
+            _log_start(run, resolved)
+            faults.point("run.started")
+            return run.loop(progress=progress, stop_after=stop_after)
+    finally:
+        lock.release()
 
 
 def resume_experiment(
@@ -497,36 +547,185 @@ def resume_experiment(
     progress: bool = True,
     stop_after: int | None = None,
     dataset=None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Continue a stopped run from its last checkpoint, in the same directory.
+    """Continue a stopped run from its newest good checkpoint, in the same directory.
+
+    Under the directory's lock, and before anything in it is written: config.toml (with
+    ``overrides``) must equal the pinned config outside :data:`RESUME_OVERRIDABLE` (a missing
+    or damaged pin is restored from the config sealed in a checkpoint); checkpoints are verified
+    newest first (frame and digest, format, round counter against the file name and the rows,
+    config digest, the CSV rows on disk) and the newest good one is taken; the data and the
+    simulation are built. Only then are the temporary files of killed writes removed, bad newer
+    checkpoints moved aside to ``<name>.bad`` (named in run.log and through ``warn``), config.toml
+    rewritten (if ``overrides`` change it) and the tables rewritten from the checkpoint. A run
+    with no checkpoint yet starts over from round 0.
 
     Args:
       run_dir: the run directory to continue.
       overrides: ``--set`` overrides, limited to :data:`RESUME_OVERRIDABLE`.
       progress, stop_after, dataset: as for :func:`run_experiment`.
+      warn: called with each warning (a bad checkpoint passed over) besides run.log.
 
     Returns:
       The :class:`RunSummary`.
 
     Raises:
-      ConfigError: not a run directory, no checkpoint, or an override outside
-        :data:`RESUME_OVERRIDABLE`.
+      ConfigError: an override outside :data:`RESUME_OVERRIDABLE`, or an invalid config.toml.
+      RunDirError: not a run directory, locked by another process, config.toml changed since
+        the run started, no checkpoint verifies, or a file cannot be read or written.
     """
-    directory = RunDirectory(Path(run_dir))
-    if not directory.config.is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.toml)")
+    faults.parse(os.environ.get(faults.ENV, ""))
     for text in overrides:
         key = text.partition("=")[0].strip()
         if key not in RESUME_OVERRIDABLE:
             raise ConfigError(f"{key}: cannot be changed when resuming (allowed: {', '.join(RESUME_OVERRIDABLE)})")
-    table = apply_overrides(read_toml(directory.config), overrides)
-    cfg = parse_config(table, source=directory.config)
-    checkpoint = directory.latest_checkpoint()
-    if checkpoint is None:
-        raise ConfigError(f"--resume {run_dir}: no checkpoint to resume from")
+    directory = RunDirectory(Path(run_dir))
+    try:
+        is_run = directory.config.is_file()
+    except OSError as e:
+        raise RunDirError(f"--resume {run_dir}: {os_error_text(e)}") from None
+    if not is_run:
+        raise RunDirError(f"--resume {run_dir}: not a run directory (no config.toml); if a run was killed "
+                          f"while starting there, start it again: sabre run CONFIG --out {run_dir}")
+    lock = RunLock.acquire(directory.root)
+    try:
+        with _filesystem_errors(directory.root):
+            return _resume_locked(directory, list(overrides), progress=progress, stop_after=stop_after,
+                                  dataset=dataset, warn=warn)
+    finally:
+        lock.release()
+
+
+def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: bool, stop_after: int | None,
+                   dataset, warn: Callable[[str], None] | None) -> RunSummary:
+    name = directory.root
+    cfg = parse_config(apply_overrides(read_toml(directory.config), overrides), source=directory.config)
+    candidates = directory.checkpoint_files()
+    pinned, repinned = _pinned_config(directory, candidates)
+    if pinned is not None:
+        changed = config_differences(pinned, cfg)
+        if changed:
+            raise RunDirError(
+                f"--resume {name}: config.toml differs from the config the run started with in "
+                f"{', '.join(changed)}; only {', '.join(RESUME_OVERRIDABLE)} may change when resuming "
+                f"(undo the edit, or start a new run)")
+    digest = config_digest(pinned if pinned is not None else cfg)
+
+    chosen: tuple[Path, dict[str, Any]] | None = None
+    bad: list[tuple[Path, str]] = []
+    for named_round, path in candidates:
+        try:
+            state = read_checkpoint(path)
+            _verify(state, named_round, digest, directory)
+        except BadCheckpoint as e:
+            bad.append((path, str(e)))
+            continue
+        chosen = (path, state)
+        break
+    if candidates and chosen is None:
+        raise RunDirError(f"--resume {name}: no checkpoint verifies: "
+                          + "; ".join(f"{p.name}: {why}" for p, why in bad)
+                          + "; see 'When a checkpoint is bad' in docs/simulation.md")
+    if chosen is not None and chosen[1]["next_round"] > cfg.run.rounds:
+        raise RunDirError(f"--resume {name}: {chosen[0].name} has {chosen[1]['next_round']} rounds done, "
+                          f"more than run.rounds = {cfg.run.rounds}")
     sim = _prepare(cfg, dataset)
+    run = None
+    try:
+        run = _Run(cfg, directory, sim)
+        if chosen is not None:
+            run.restore(chosen[1])
+    except BadCheckpoint as e:
+        if run is not None:
+            run._close_log()
+        raise RunDirError(f"--resume {name}: {chosen[0].name}: {e}") from None
+
+    # everything is checked: from here on the directory is written
+    for path in clean_stale_tmp(directory):
+        run.log.info("removed %s, left by a write that was killed", path.relative_to(directory.root))
     if overrides:
-        _write_atomic(directory.config, config_to_toml(cfg).encode())
-    run = _Run(cfg, directory, sim)
-    run.load_checkpoint(checkpoint)
+        write_atomic(directory.config, config_to_toml(cfg).encode(), fault="config")
+        run.log.info("config.toml: %s", ", ".join(overrides))
+    if pinned is None:  # killed before it pinned its config: nothing was computed from it
+        write_pin(directory, cfg)
+    elif repinned is not None:
+        write_pin(directory, pinned)
+        run.log.warning(repinned)
+        if warn is not None:
+            warn(repinned)
+    for path, why in bad:
+        aside = _move_aside(path)
+        message = f"checkpoint {path.name} is bad ({why}); moved to {aside.name}"
+        run.log.warning(message)
+        if warn is not None:
+            warn(message)
+    if chosen is None:
+        run.log.info("no checkpoint yet: starting over from round 0")
+        _log_start(run, cfg)
+        if warn is not None:
+            warn(f"{name}: no checkpoint yet; starting the run over from round 0")
+    else:
+        run.log.info("resumed from %s: next round %d", chosen[0].name, run.sim.next_round)
+        if bad and warn is not None:
+            warn(f"resuming from {chosen[0].name}, the newest good checkpoint")
+    run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
+
+
+def _pinned_config(directory: RunDirectory, candidates: list[tuple[int, Path]]
+                   ) -> tuple[ExperimentConfig | None, str | None]:
+    """The run's pinned config (``None`` if it has none and no checkpoint: killed while it
+    started), and, when the pin had to be restored from a checkpoint, why.
+
+    Raises:
+      RunDirError: the pin is damaged and there is no checkpoint, or it is missing or damaged
+        and no checkpoint holds a verified config.
+    """
+    try:
+        pinned = read_pin(directory)
+        problem = "missing"
+    except RunDirError as e:
+        if not candidates:
+            raise
+        pinned, problem = None, f"damaged ({e})"
+    if pinned is not None or not candidates:
+        return pinned, None
+    pinned, source, why = _pin_from_checkpoints(candidates, directory)
+    if pinned is None:
+        raise RunDirError(f"--resume {directory.root}: checkpoints/config.pin is {problem} and no checkpoint "
+                          f"holds a verified config to pin again ({'; '.join(why)}); see 'When a checkpoint "
+                          f"is bad' in docs/simulation.md")
+    return pinned, f"checkpoints/config.pin was {problem}; pinned again from the config sealed in {source.name}"
+
+
+def _pin_from_checkpoints(candidates: list[tuple[int, Path]], directory: RunDirectory
+                          ) -> tuple[ExperimentConfig | None, Path | None, list[str]]:
+    """The config sealed in the newest checkpoint that verifies and whose config matches its own
+    digest (every checkpoint of a run agrees on it outside the resumable keys), its file, and
+    why the newer ones could not give it."""
+    from fl.config import tomllib
+
+    why = []
+    for _, path in candidates:
+        try:
+            state = read_checkpoint(path)
+            cfg = parse_config(tomllib.loads(state["config"]), source=directory.config)
+        except BadCheckpoint as e:
+            why.append(f"{path.name}: {e}")
+            continue
+        except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+            why.append(f"{path.name}: its config does not parse")
+            continue
+        if config_digest(cfg) == state.get("config_sha256"):
+            return cfg, path, why
+        why.append(f"{path.name}: its config does not match its digest")
+    return None, None, why
+
+
+def _move_aside(path: Path) -> Path:
+    aside, n = path.with_name(path.name + ".bad"), 2
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.bad{n}"), n + 1
+    path.rename(aside)
+    return aside

@@ -10,7 +10,7 @@ import torch
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, PlainSum, RoundFailed, Stage
 from fl.config import ConfigError, parse_config
 from fl.data import FederatedDataset, load_dataset
-from fl.experiment import RunDirectory, read_metrics, resume_experiment, run_experiment
+from fl.experiment import RunDirectory, read_checkpoint, read_metrics, resume_experiment, run_experiment
 from fl.simulation import Simulation, sample_clients
 
 
@@ -267,7 +267,7 @@ def test_run_writes_its_directory(reference):
     assert reference.finished and reference.rounds_done == 4
     for path in (d.config, d.metrics, d.rounds, d.log, d.plot):
         assert path.is_file(), path
-    assert sorted(p.name for p in d.checkpoints.iterdir()) == ["round_000002.pt", "round_000004.pt"]
+    assert sorted(p.name for p in d.checkpoints.iterdir()) == ["config.pin", "round_000002.pt", "round_000004.pt"]
     rows = read_metrics(d.metrics)
     assert [r["round"] for r in rows] == [0, 1, 2, 3]
     header = d.metrics.read_text().splitlines()[0].split(",")
@@ -299,7 +299,7 @@ def test_resume_after_a_kill_matches_the_uninterrupted_run(reference, tmp_path, 
     assert torch.equal(resumed.params, reference.params)
     for name in ("metrics.csv", "rounds.csv"):
         assert columns_without_seconds(out / name) == columns_without_seconds(reference.run_dir / name)
-    final = torch.load(out / "checkpoints" / "round_000004.pt", weights_only=True)
+    final = read_checkpoint(out / "checkpoints" / "round_000004.pt")
     assert final["next_round"] == 4 and torch.equal(final["params"], reference.params)
 
 
@@ -317,18 +317,19 @@ def test_resume_can_extend_a_finished_run(tmp_path, synthetic):
     assert longer.rounds_done == 3 and torch.equal(longer.params, straight.params)
 
 
-def test_resume_rejects_a_damaged_or_missing_checkpoint(reference, tmp_path):
+def test_resume_passes_over_a_damaged_checkpoint_and_refuses_when_none_verifies(reference, tmp_path, synthetic):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(reference.run_dir, copy)
     latest = copy / "checkpoints" / "round_000004.pt"
     latest.write_bytes(latest.read_bytes()[:100])
-    with pytest.raises(ConfigError, match="cannot read checkpoint"):
-        resume_experiment(copy, progress=False)
-    shutil.rmtree(copy / "checkpoints")
-    (copy / "checkpoints").mkdir()
-    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
+    resumed = resume_experiment(copy, progress=False, dataset=synthetic)  # from round_000002.pt
+    assert torch.equal(resumed.params, reference.params)
+    assert (copy / "checkpoints" / "round_000004.pt.bad").is_file()
+    for path in (copy / "checkpoints").glob("round_*.pt"):
+        path.write_bytes(b"")
+    with pytest.raises(ConfigError, match="no checkpoint verifies: round_000004.pt: empty file; round_000002.pt"):
         resume_experiment(copy, progress=False)
     with pytest.raises(ConfigError, match="not a run directory"):
         resume_experiment(tmp_path, progress=False)

@@ -9,7 +9,10 @@ sharing keys. Each secure case also records in ``extra_info`` the mean client ti
 time, the upload per client, and the plaintext numpy sum of the same number of float32 vectors
 measured in the same test; the ``plain_sum`` cases give that baseline as a benchmark of its own.
 ``test_active_round_before_after`` times the active variant with the parameters chosen before and
-after the malicious-server derivation (compare the two rows of a case: same inputs, same run).
+after the malicious-server derivation (compare the two rows of a case: same inputs, same run). Its
+``sparse`` rows use the research opt-in ``unsafe_sparse_active`` (the active variant refuses the
+sparse graph: docs/secagg.md, "Ring cut by uneven share delivery"); they time the code the proper
+fix will build on, not a configuration anyone should run.
 """
 from __future__ import annotations
 
@@ -84,13 +87,15 @@ def _timed(fn, *args) -> float:
 def test_active_round_before_after(benchmark, clients, dim, graph, when):
     """The active variant with the parameters chosen before the malicious-server derivation
     ("before": semi-honest thresholds, no budget beyond t) and after it (same inputs, same run)."""
-    params = bench_parameters(clients, graph=graph, active=True, before=when == "before")
+    params = bench_parameters(clients, graph=graph, active=True, before=when == "before",
+                              unsafe_sparse_active=graph == "sparse")
     rng = np.random.default_rng(2)
     inputs = {u: rng.integers(0, 2**32, dim, dtype=np.uint64).astype(np.uint32) for u in params.client_ids}
     reports = []
     benchmark.pedantic(lambda: reports.append(run_round(params, inputs)), rounds=3, iterations=1)
     last = reports[-1]
     benchmark.extra_info.update(
+        unsafe_sparse_active=params.unsafe_sparse_active,
         degree=params.degree or clients - 1,
         threshold=params.threshold,
         tolerated_drops=params.dropout_budget,
@@ -99,3 +104,53 @@ def test_active_round_before_after(benchmark, clients, dim, graph, when):
         client_s_mean=float(np.mean(list(last.client_seconds.values()))),
         server_s=last.server_seconds,
     )
+
+
+# -- components of the complete graph's cost at large n (docs/secagg.md, "The price of the complete graph")
+
+@pytest.mark.parametrize("d", [100_000, 1_199_882])
+def test_components_mask_expansion(benchmark, d):
+    """One pairwise mask expanded and added in place: a client of the complete graph does n - 1."""
+    from secagg.prg import MaskExpander, ring_dtype
+
+    acc = np.zeros(d, dtype=ring_dtype(32))
+    ex = MaskExpander(d, 32)
+    benchmark(ex.add, acc, bytes(range(16)), 1)
+
+
+@pytest.mark.parametrize("n", [1000, 10000])
+def test_components_shamir_share(benchmark, n):
+    """One secret shared to n holders with the active complete-graph threshold (a client shares two)."""
+    from secagg.params import complete_graph_active_threshold
+    from secagg.randomness import SeededRandom
+    from secagg.shamir import share_secret
+
+    t = complete_graph_active_threshold(n, n // 10)
+    benchmark.pedantic(share_secret, args=(12345, list(range(1, n + 1)), t, SeededRandom(1)), rounds=1, iterations=1)
+    benchmark.extra_info.update(threshold=t)
+
+
+@pytest.mark.parametrize("t", [551, 5501])
+def test_components_lagrange(benchmark, t):
+    """Lagrange coefficients at 0 for t shares (the server computes them once per holder set)."""
+    from secagg.shamir import lagrange_at_zero
+
+    benchmark.pedantic(lagrange_at_zero.__wrapped__, args=(tuple(range(1, t + 1)),), rounds=1, iterations=1)
+
+
+def test_components_x25519(benchmark):
+    from secagg.keys import AgreementKey
+    from secagg.randomness import SeededRandom
+
+    rng = SeededRandom(2)
+    a, b = AgreementKey.generate(rng), AgreementKey.generate(rng)
+    benchmark(a.agree, b.public_bytes)
+
+
+def test_components_ed25519_verify(benchmark):
+    from secagg.keys import SigningKey, verify_signature
+    from secagg.randomness import SeededRandom
+
+    sk = SigningKey.generate(SeededRandom(3))
+    msg = bytes(100)
+    benchmark(verify_signature, sk.verify_key, sk.sign(msg), msg, "client")

@@ -11,9 +11,12 @@ the plaintext sum modulo 2^k), ``prg``.
 
 ``--graph sparse`` sizes the SecAgg+ graph with ``secagg_plus_parameters(n,
 dropout_rate=max(F, 0.05), corruption_rate=0.05)`` (the complete graph when no sparser one meets
-the failure targets); with ``--active`` against a malicious server (``active=True``: thresholds
-that two views cannot both reach, dropout budgets, the 2^40 grinding factor). Dropped clients miss
-``--drop-step`` (default: the masked input, after sharing keys - the costliest case for the server).
+the failure targets). ``--active`` runs the variant against a malicious server, on the complete
+graph only: ``--graph sparse --active`` is refused (exit status 2; a malicious server cuts the
+sparse ring by uneven share delivery, ``docs/secagg.md``, "Ring cut by uneven share delivery")
+unless ``--unsafe-sparse-active`` is given, which times the sparse active derivation for research
+on the fix (not a safe configuration). Dropped clients miss ``--drop-step`` (default: the masked
+input, after sharing keys - the costliest case for the server).
 
 Every record carries ``tolerated_drops`` (the round's dropout budget), ``neighbour_tolerated_drops``
 and ``tolerated_corrupt_holders`` (``2t - holders - 1``). With ``--active`` the same run also
@@ -27,11 +30,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
 from .driver import STEPS, DropoutPlan, run_round
+from .errors import ConfigError
 from .params import SecAggParams, secagg_plus_parameters
 from .prg import reduce_ring, ring_dtype
 
@@ -48,17 +53,25 @@ def _plain_sum_seconds(n: int, dim: int, rng: np.random.Generator) -> float:
 
 
 def bench_parameters(clients: int, *, graph: str = "complete", dropout: float = 0.0, bits: int = 32,
-                     active: bool = False, before: bool = False) -> SecAggParams:
+                     active: bool = False, before: bool = False, unsafe_sparse_active: bool = False) -> SecAggParams:
     """The parameters ``sabre bench secagg`` runs (``before``: those chosen before the malicious-server
-    derivation, with no dropout budget beyond what t allows)."""
+    derivation, with no dropout budget beyond what t allows).
+
+    Raises:
+      ConfigError: ``graph="sparse"`` with ``active`` and without ``unsafe_sparse_active``.
+    """
     rate = max(dropout, 0.05)
     if graph == "sparse":
+        unsafe = {"unsafe_sparse_active": True} if unsafe_sparse_active else {}
+        if active and not unsafe_sparse_active:
+            # refused whatever the derivation would give: see docs/secagg.md, "Ring cut by uneven share delivery"
+            return SecAggParams.secagg_plus(clients, dropout_rate=rate, corruption_rate=0.05, mask_bits=bits, active=True)
         if before:
             g = secagg_plus_parameters(clients, dropout_rate=rate, corruption_rate=0.05)
             holders = clients if g.degree is None else g.degree + 1
             return SecAggParams(num_clients=clients, threshold=g.threshold, degree=g.degree, mask_bits=bits, active=active,
-                                dropout_budget=clients - g.threshold, neighbour_dropout_budget=holders - g.threshold)
-        return SecAggParams.secagg_plus(clients, dropout_rate=rate, corruption_rate=0.05, mask_bits=bits, active=active)
+                                dropout_budget=clients - g.threshold, neighbour_dropout_budget=holders - g.threshold, **unsafe)
+        return SecAggParams.secagg_plus(clients, dropout_rate=rate, corruption_rate=0.05, mask_bits=bits, active=active, **unsafe)
     p = SecAggParams.classic(clients, mask_bits=bits, active=active)
     return p  # the complete graph's default t = floor(2n/3) + 1 already satisfies 2t > n + c for c < n/3
 
@@ -101,9 +114,11 @@ def run_bench(
     bits: int = 32,
     active: bool = False,
     seed: int = 0,
+    unsafe_sparse_active: bool = False,
 ) -> dict:
     """Run one round (with ``active``: two, before and after) and return the figures (see the module docstring)."""
-    params = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=active)
+    params = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=active,
+                              unsafe_sparse_active=unsafe_sparse_active)
     rng = np.random.default_rng(seed)
     dtype = ring_dtype(bits)
     inputs = {u: rng.integers(0, 1 << bits, dim, dtype=np.uint64, endpoint=False).astype(dtype) for u in params.client_ids}
@@ -112,8 +127,11 @@ def run_bench(
     plan = DropoutPlan({int(u): drop_step for u in dropped})
     out = {"clients": clients, "dim": dim, "graph": graph, "bits": bits, "active": active,
            "dropped": len(plan.drop_at), "drop_step": drop_step if plan.drop_at else None}
+    if unsafe_sparse_active:
+        out["unsafe_sparse_active"] = True
     if active:
-        old = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=True, before=True)
+        old = bench_parameters(clients, graph=graph, dropout=dropout, bits=bits, active=True, before=True,
+                               unsafe_sparse_active=unsafe_sparse_active)
         out["before"] = _measure(old, inputs, plan, dim, bits)
     out.update(_measure(params, inputs, plan, dim, bits))
     if active:
@@ -138,12 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-step", choices=STEPS, default="masked_input",
                     help="the step the dropped clients miss (default: after sharing keys, the costliest)")
     ap.add_argument("--bits", type=int, default=32)
-    ap.add_argument("--active", action="store_true", help="the variant against an active server")
+    ap.add_argument("--active", action="store_true",
+                    help="the variant against an active server (complete graph only: with --graph sparse it is "
+                         "refused, see docs/secagg.md 'Ring cut by uneven share delivery')")
+    ap.add_argument("--unsafe-sparse-active", action="store_true",
+                    help="research only: allow --graph sparse --active, which has no valid security argument "
+                         "(ring cut by uneven share delivery); times the base of the fix, not a safe setting")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     args = ap.parse_args(argv)
-    r = run_bench(args.clients, args.dim, graph=args.graph, dropout=args.dropout, drop_step=args.drop_step,
-                  bits=args.bits, active=args.active, seed=args.seed)
+    if args.unsafe_sparse_active and not (args.active and args.graph == "sparse"):
+        ap.error("--unsafe-sparse-active applies to --graph sparse --active only")
+    try:
+        r = run_bench(args.clients, args.dim, graph=args.graph, dropout=args.dropout, drop_step=args.drop_step,
+                      bits=args.bits, active=args.active, seed=args.seed, unsafe_sparse_active=args.unsafe_sparse_active)
+    except ConfigError as e:
+        ap.error(str(e))  # one line on stderr, exit status 2
+    if args.unsafe_sparse_active:
+        print("WARNING: --unsafe-sparse-active: the sparse active variant has no valid security argument (ring cut "
+              "by uneven share delivery); figures for research only", file=sys.stderr)
     print(f"secure aggregation: {r['clients']} clients x {r['dim']} coordinates, {r['graph']} graph "
           f"(degree {r['degree']}, threshold {r['threshold']}), k = {r['bits']}, {r['dropped']} dropped")
     print(f"  client  {r['client_s_mean']:.4f} s mean, {r['client_s_max']:.4f} s max")
@@ -163,6 +194,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

@@ -9,7 +9,9 @@ when their ring distance is at most ``k / 2``.
   draws the round id at random.
 * Active variant (:func:`keyed_neighbours`): the round id is the server's choice, so the
   permutation comes from :func:`graph_seed`, a hash over every key advertised in step 0, and each
-  client's position from its long-term verify key (ids the server assigns do not matter).
+  client's position from its long-term verify key (ids the server assigns do not matter). The
+  active variant runs on the complete graph; its SecAgg+ ring is reachable only with the research
+  opt-in ``unsafe_sparse_active`` (``docs/secagg.md``, "Ring cut by uneven share delivery").
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ __all__ = [
     "GraphChoice",
     "GRINDING_BITS",
     "complete_graph_active_threshold",
+    "SPARSE_ACTIVE_DOCS_SECTION",
+    "sparse_active_refusal",
 ]
 
 #: order of the NIST P-256 group: the default modulus of the side sum (commitment randomness)
@@ -31,10 +33,26 @@ MAX_CLIENTS = 65_535
 MAX_DIM = 1 << 28
 #: largest side vector over the prime field
 MAX_FIELD_DIM = 1 << 16
-#: default grinding budget of the active variant: the colluders and the server may evaluate up to
-#: 2^40 candidate graphs (key choices, U1 subsets) per round; the placement-dependent terms of the
-#: security bound are multiplied by it (``docs/secagg.md``, "Placement and grinding")
+#: default grinding budget of the sparse active derivation (``unsafe_sparse_active`` only): the
+#: colluders and the server may evaluate up to 2^40 candidate graphs (key choices, U1 subsets) per
+#: round; the placement-dependent terms of the security bound are multiplied by it (``docs/secagg.md``, "Placement and grinding")
 GRINDING_BITS = 40.0
+#: the section of ``docs/secagg.md`` that explains why the active variant refuses the SecAgg+ graph
+SPARSE_ACTIVE_DOCS_SECTION = "Ring cut by uneven share delivery"
+
+
+def sparse_active_refusal(what: str) -> str:
+    """The message of the :class:`ConfigError` that refuses ``what`` (a sparse graph, active variant)."""
+    return (
+        f"{what}: the active variant runs on the complete graph only. On a SecAgg+ (sparse) graph a "
+        f"malicious server with no colluders cuts the ring by uneven share delivery (an arc of honest "
+        f"clients never receives its outside neighbours' shares, so it does not mask with them) and two "
+        f"survivor views, and learns the exact sum of the arc's inputs within every budget; nothing signed "
+        f"binds who masked with whom (docs/secagg.md, section '{SPARSE_ACTIVE_DOCS_SECTION}'). Use the "
+        f"complete graph (degree=None, graph='complete'); unsafe_sparse_active=True builds the sparse set "
+        f"anyway, for research on the fix only"
+    )
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +64,9 @@ class GraphChoice:
       threshold: shares needed to reconstruct a secret (out of ``degree + 1`` holders).
       log2_security_failure: log2 of the bound on the probability that the adversary learns an
         honest client's input (corrupted neighbours reach t, the honest graph splits, or - active
-        variant - two views of the survivors both reach t), grinding included.
+        variant - two views of the survivors both reach t), grinding included. For the sparse
+        active sets (``unsafe_sparse_active=True`` only) this figure is NOT a security bound: its
+        split term assumes what the ring-cut attack breaks (``docs/secagg.md``).
       log2_correctness_failure: log2 of the bound on the probability that the round fails
         although the dropout and corruption rates hold.
       dropout_budget: (active variant; ``None`` otherwise) the most clients missing from U3
@@ -149,7 +169,8 @@ def complete_graph_active_threshold(n: int, corrupted: int) -> int:
 
     Each honest client answers one unmasking request, so the honest clients' shares of a target
     split between the two views while the ``corrupted`` colluders answer in both; both views reach
-    t only if ``n - corrupted + 2 * corrupted >= 2t`` (``docs/secagg.md``, "Malicious server").
+    t only if ``n - corrupted + 2 * corrupted >= 2t`` (``docs/secagg.md``, "Against a malicious
+    server (active variant)"). This is the active variant's threshold: it runs on the complete graph only.
     """
     return (n + corrupted) // 2 + 1
 
@@ -198,15 +219,21 @@ def _active_secagg_plus(n: int, delta: float, gamma: float, sigma: float, eta: f
                 correctness = _log2_sum(holders_term, lg_n + _log2_binom_sf(budget_local, k, delta + gamma),
                                         _log2_binom_sf(d_global, n, delta + gamma))
                 return GraphChoice(k, t, _log2_sum(views, split), correctness, min(d_global, n - t), budget_local, grinding)
-    # the complete graph: worst case, c = floor(gamma n) colluders; the round completes while at
-    # least t honest clients survive; it cannot split, so the budget is what t allows
+    return _active_complete_graph(n, delta, gamma)
+
+
+def _active_complete_graph(n: int, delta: float, gamma: float) -> GraphChoice:
+    """The active variant's parameters: the complete graph, worst case over c = floor(gamma n)
+    colluders, ``2t > n + c``; the round completes while at least t clients answer (c colluders
+    silent, floor(delta n) honest drops); it cannot be cut, so the budget is what t allows."""
     c = math.floor(gamma * n)
     t = complete_graph_active_threshold(n, c)
     if t <= n - c - math.floor(delta * n):
         return GraphChoice(None, t, -math.inf, -math.inf, n - t, n - t, 0.0)
     raise ConfigError(
-        f"no threshold gives 2^-{sigma} security against a malicious server and 2^-{eta} correctness for "
-        f"n={n}, dropout_rate={delta}, corruption_rate={gamma}"
+        f"no threshold on the complete graph has 2t > n + floor(corruption_rate n) and still finishes with "
+        f"floor(corruption_rate n) silent colluders and floor(dropout_rate n) drops, for n={n}, "
+        f"dropout_rate={delta}, corruption_rate={gamma}"
     )
 
 
@@ -219,6 +246,7 @@ def secagg_plus_parameters(
     correctness_bits: float = 20.0,
     active: bool = False,
     grinding_bits: float = GRINDING_BITS,
+    unsafe_sparse_active: bool = False,
 ) -> GraphChoice:
     """Smallest even SecAgg+ degree (and its threshold) meeting both failure targets.
 
@@ -235,12 +263,15 @@ def secagg_plus_parameters(
     the worst-case rule ``gamma * n < t <= n - floor(gamma n) - floor(delta n)`` and ``t`` a strict
     majority (its failure bounds are then reported as ``-inf``: exact under the stated rates).
 
-    With ``active=True`` the server is malicious (it chooses who dropped, shows clients different
-    survivor sets, and evaluates up to ``2^grinding_bits`` candidate graphs) and the bounds are those of
-    ``docs/secagg.md`` ("Malicious server"): per client ``P[Bin(k, gamma) >= 2t - k - 1]`` (two
-    views), two windows of ``k/2`` ring positions whose honest members all fit in the neighbourhood
-    budget (split), both multiplied by ``2^grinding_bits``, with the dropout budgets the clients
-    enforce; the complete graph takes ``2t > n + floor(gamma n)``.
+    With ``active=True`` the server is malicious, and the result is always the complete graph
+    (``degree=None``) with ``t = complete_graph_active_threshold(n, floor(gamma n))``, i.e. the
+    smallest t with ``2t > n + floor(gamma n)`` (worst case over the colluders, no probability), and
+    the budget ``n - t``: on a SecAgg+ graph a malicious server cuts the ring by uneven share
+    delivery (``docs/secagg.md``, "Ring cut by uneven share delivery"). Only with
+    ``unsafe_sparse_active=True`` does it run the sparse derivation of ``docs/secagg.md`` (per client
+    ``P[Bin(k, gamma) >= 2t - k - 1]`` for two views, two windows of ``k/2`` ring positions for the
+    split, both times ``2^grinding_bits``, with dropout budgets); its split bound rests on an
+    assumption that attack breaks, so those sets are for research on the fix, not for use.
 
     Args:
       n: clients in the round.
@@ -249,19 +280,27 @@ def secagg_plus_parameters(
       security_bits: sigma, the statistical security parameter.
       correctness_bits: eta, the correctness parameter.
       active: derive the parameters against a malicious server (the active variant).
-      grinding_bits: (active) log2 of the graphs the adversary may try.
+      grinding_bits: (active, with ``unsafe_sparse_active``) log2 of the graphs the adversary may try.
+      unsafe_sparse_active: (active) run the sparse derivation, whose split bound the ring-cut
+        attack shows unsound; research only.
 
     Returns:
       The :class:`GraphChoice`.
 
     Raises:
-      ConfigError: the rates are out of range or no threshold meets both targets even on the
-        complete graph.
+      ConfigError: the rates are out of range, no threshold meets both targets even on the
+        complete graph, or ``unsafe_sparse_active`` without ``active``.
     """
     _check_rates(n, dropout_rate, corruption_rate)
+    if not isinstance(unsafe_sparse_active, bool):
+        raise ConfigError(f"unsafe_sparse_active: expected a bool, got {unsafe_sparse_active!r}")
+    if unsafe_sparse_active and not active:
+        raise ConfigError("unsafe_sparse_active applies to the active variant only")
     if active:
         if not 0 <= grinding_bits <= 128:
             raise ConfigError(f"grinding_bits: expected 0..128, got {grinding_bits}")
+        if not unsafe_sparse_active:
+            return _active_complete_graph(n, dropout_rate, corruption_rate)
         return _active_secagg_plus(n, dropout_rate, corruption_rate, security_bits, correctness_bits, grinding_bits)
     for k in range(2, n - 1, 2):
         t_low = (k + 1) // 2 + 1
@@ -301,16 +340,20 @@ class SecAggParams:
         Default: ``n - t`` (what the threshold allows anyway).
       neighbour_dropout_budget: the same among a client's own holders (both variants check it).
         Default: ``holders - t``; in the active variant on the SecAgg+ graph also below
-        ``degree / 2``, so that removals alone cannot cut the ring (two runs of ``degree / 2``
-        missing clients are needed to split it, and the client next to a run would see all of them).
+        ``degree / 2`` (removals alone then cannot cut the ring - but uneven share delivery can).
+      unsafe_sparse_active: the research opt-in that allows ``active=True`` with a ``degree``.
+        Without it that combination is a :class:`ConfigError`: a malicious server cuts the sparse
+        ring by uneven share delivery and reads the sum of an arc of honest clients
+        (``docs/secagg.md``, "Ring cut by uneven share delivery"). Only the tests' malicious-server
+        harness and research benchmarks set it.
 
     Notes:
       Each secret has ``holders = degree + 1`` (or ``n``) share holders, the client itself
       included; ``t`` must satisfy ``2 <= t <= holders``, and in the active variant also
       ``t > holders / 2``. Against a malicious server that shows two views of the survivors, the
       parameters hold while a client has at most :attr:`tolerated_corrupt_holders` corrupted
-      holders (``2t > holders + c``); :func:`secagg_plus_parameters` with ``active=True`` picks
-      parameters for which that holds except with probability ``2^-sigma``.
+      holders (``2t > holders + c``); the active variant runs on the complete graph
+      (``degree=None``), where that is a worst-case statement about any c colluders.
     """
 
     num_clients: int
@@ -322,6 +365,7 @@ class SecAggParams:
     field_dim: int = 0
     dropout_budget: int | None = None
     neighbour_dropout_budget: int | None = None
+    unsafe_sparse_active: bool = False
 
     def __post_init__(self) -> None:
         n = self.num_clients
@@ -333,6 +377,12 @@ class SecAggParams:
             d = self.degree
             if isinstance(d, bool) or not isinstance(d, int) or d < 2 or d % 2 or d >= n - 1:
                 raise ConfigError(f"degree: expected an even int in 2..{n - 2} (or None), got {d!r}")
+        if not isinstance(self.unsafe_sparse_active, bool):
+            raise ConfigError(f"unsafe_sparse_active: expected a bool, got {self.unsafe_sparse_active!r}")
+        if self.unsafe_sparse_active and not self.active:
+            raise ConfigError("unsafe_sparse_active applies to the active variant only")
+        if self.active and self.degree is not None and not self.unsafe_sparse_active:
+            raise ConfigError(sparse_active_refusal(f"active=True with degree={self.degree}"))
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, int) or not 2 <= t <= self.holders:
             raise ConfigError(f"threshold: expected an int in 2..{self.holders}, got {t!r}")
@@ -396,15 +446,28 @@ class SecAggParams:
         grinding_bits: float = GRINDING_BITS,
         **kw,
     ) -> "SecAggParams":
-        """SecAgg+ with degree, threshold (and, active variant, budgets) from :func:`secagg_plus_parameters`."""
+        """SecAgg+ with degree and threshold from :func:`secagg_plus_parameters` (semi-honest variant).
+
+        With ``active=True`` this is a :class:`ConfigError` (the active variant runs on the complete
+        graph only, ``docs/secagg.md``, "Ring cut by uneven share delivery") unless
+        ``unsafe_sparse_active=True`` is passed too, the research opt-in: then degree, threshold and
+        budgets come from the sparse active derivation (whose split bound that attack breaks).
+        """
+        active = bool(kw.get("active", False))
+        unsafe = kw.get("unsafe_sparse_active", False)
+        if active and unsafe is not True:
+            raise ConfigError(sparse_active_refusal("SecAggParams.secagg_plus(..., active=True)")
+                              + "; for the active variant's complete-graph threshold from the rates see "
+                              "secagg_plus_parameters(..., active=True) or SecureSum(graph='complete', active=True)")
         g = secagg_plus_parameters(
             num_clients,
             dropout_rate=dropout_rate,
             corruption_rate=corruption_rate,
             security_bits=security_bits,
             correctness_bits=correctness_bits,
-            active=bool(kw.get("active", False)),
+            active=active,
             grinding_bits=grinding_bits,
+            unsafe_sparse_active=unsafe,
         )
         if g.dropout_budget is not None:
             kw.setdefault("dropout_budget", g.dropout_budget)

@@ -34,7 +34,14 @@ from rangeproof.labels import SECAGG_ROUND_ID
 
 from .driver import DropoutPlan, run_round
 from .errors import ConfigError, DropoutBudgetExceeded, TooFewSurvivors
-from .params import P256_ORDER, SecAggParams, complete_graph_active_threshold, default_threshold, secagg_plus_parameters
+from .params import (
+    P256_ORDER,
+    SecAggParams,
+    complete_graph_active_threshold,
+    default_threshold,
+    secagg_plus_parameters,
+    sparse_active_refusal,
+)
 from .prg import reduce_ring, ring_dtype
 from .quantize import QuantizationSpec, dequantize_sum, quantize_counting_clipped, to_ring, to_signed
 
@@ -230,12 +237,16 @@ class SecureSum(Aggregator):
     Args:
       bits: k (must match the quantization above).
       graph: ``"complete"`` (classic SecAgg) or ``"sparse"`` (SecAgg+, degree and threshold
-        from :func:`~secagg.params.secagg_plus_parameters`).
+        from :func:`~secagg.params.secagg_plus_parameters`; semi-honest variant only: with
+        ``active=True`` it is a ``ConfigError`` unless ``unsafe_sparse_active=True``).
       threshold: t for the complete graph (default :func:`complete_graph_threshold` of n and
         ``tolerated_dropout``).
-      active: run the variant against an active server (signatures, consistency check, graph
-        from the advertised keys, dropout budgets); its threshold is derived against a malicious
-        server with ``corruption_rate`` colluders (``ConfigError`` if an explicit one is too low).
+      active: run the variant against an active server (signatures, consistency check, dropout
+        budgets) on the complete graph; its threshold is derived against a malicious server with
+        ``corruption_rate`` colluders (``ConfigError`` if an explicit one is too low).
+      unsafe_sparse_active: the research opt-in for ``graph="sparse"`` with ``active=True``, which a
+        malicious server can cut by uneven share delivery (``docs/secagg.md``, "Ring cut by uneven
+        share delivery"); never for real rounds.
       dropout_rate: simulated dropouts: each client drops with this probability at a step
         drawn uniformly (from ``ctx.rng("secagg_dropout")``).
       dropout: an explicit plan instead: ``{client_id: step}`` (steps: :data:`secagg.driver.STEPS`).
@@ -266,9 +277,16 @@ class SecureSum(Aggregator):
         field_modulus: int = P256_ORDER,
         pre_unmask_filter: PreUnmaskFilter | None = None,
         deterministic_secrets: bool = False,
+        unsafe_sparse_active: bool = False,
     ):
         if graph not in ("complete", "sparse"):
             raise ConfigError(f"graph: expected 'complete' or 'sparse', got {graph!r}")
+        if not isinstance(unsafe_sparse_active, bool):
+            raise ConfigError(f"unsafe_sparse_active: expected a bool, got {unsafe_sparse_active!r}")
+        if unsafe_sparse_active and not (active and graph == "sparse"):
+            raise ConfigError("unsafe_sparse_active applies to graph='sparse' with active=True only")
+        if active and graph == "sparse" and not unsafe_sparse_active:
+            raise ConfigError(sparse_active_refusal("SecureSum(graph='sparse', active=True)"))
         if not 1 <= bits <= 64:
             raise ConfigError(f"bits: expected 1..64, got {bits}")
         if not 0.0 <= dropout_rate < 1.0:
@@ -287,6 +305,7 @@ class SecureSum(Aggregator):
         self.field_modulus = field_modulus
         self.pre_unmask_filter = pre_unmask_filter
         self.deterministic_secrets = deterministic_secrets
+        self.unsafe_sparse_active = unsafe_sparse_active
 
     def params_for(self, n: int, field_dim: int = 0) -> SecAggParams:
         """The round parameters for ``n`` clients."""
@@ -295,9 +314,12 @@ class SecureSum(Aggregator):
             g = secagg_plus_parameters(
                 n, dropout_rate=self.tolerated_dropout, corruption_rate=self.corruption_rate,
                 security_bits=self.security_bits, correctness_bits=self.correctness_bits, active=self.active,
+                unsafe_sparse_active=self.unsafe_sparse_active,
             )
             if g.dropout_budget is not None:
                 common.update(dropout_budget=g.dropout_budget, neighbour_dropout_budget=g.neighbour_dropout_budget)
+            if g.degree is not None and self.unsafe_sparse_active:
+                common.update(unsafe_sparse_active=True)
             return SecAggParams(num_clients=n, threshold=g.threshold, degree=g.degree, **common)
         t = self.threshold if self.threshold is not None else complete_graph_threshold(n, self.tolerated_dropout)
         if self.active:

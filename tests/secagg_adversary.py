@@ -115,6 +115,14 @@ class MaliciousServer:
                 if to in self.inbox:
                     self.inbox[to].append((sender, ct))
 
+    def withhold(self, receivers: Iterable[int], senders: Iterable[int]) -> None:
+        """Uneven share delivery: ``receivers`` never get the share ciphertexts of ``senders`` (so
+        they do not mask with them), while ``senders`` still get the receivers' (call between
+        :meth:`share` and :meth:`masked`)."""
+        senders = set(senders)
+        for u in receivers:
+            self.inbox[u] = [(s, ct) for s, ct in self.inbox[u] if s not in senders]
+
     def masked(self, absent: Iterable[int] = ()) -> None:
         absent = set(absent)
         self.y = {}
@@ -259,6 +267,41 @@ class MaliciousServer:
             np.add(acc, self.x[u], out=acc)
         reduce_ring(acc, bits)
         return acc
+
+
+def ring_cut(adv: MaliciousServer, arc_len: int, per_side: int, reach: int) -> dict:
+    """The ring cut by uneven share delivery and two survivor views (no colluders needed).
+
+    On the ring order, the arc C is ``arc_len`` consecutive clients; on each side of it the next
+    ``per_side`` clients form W (withheld) and the ``reach - per_side`` after them Z (``reach`` is
+    K/2 on SecAgg+: then C has no neighbour beyond W and Z). C's members never receive W's share
+    ciphertexts, so they mask with neither W nor anyone outside ``W | Z``; W still receives C's.
+    View ``S_C = all - W`` goes to C and Z, view ``S_O = all - Z`` to everyone else; each client
+    gets the signatures on its own view and unmasks with the dropped clients it masked with.
+    Within ``S_C`` the server gets ``b_u`` of C; within ``S_O`` the shares of ``s_z^SK`` for Z;
+    that removes every mask of C: :meth:`MaliciousServer.segment_sum` of C with Z removed.
+
+    Returns ``{"arc", "withheld", "z", "views"}``.
+    """
+    ring = adv.ring()
+    n = len(ring)
+    pos = lambda i: ring[i % n]  # noqa: E731
+    arc = {pos(i) for i in range(arc_len)}
+    withheld = {pos(arc_len + j) for j in range(per_side)} | {pos(-1 - j) for j in range(per_side)}
+    z = {pos(arc_len + j) for j in range(per_side, reach)} | {pos(-1 - j) for j in range(per_side, reach)}
+    view_c = tuple(sorted(set(ring) - withheld))
+    view_o = tuple(sorted(set(ring) - z))
+    adv.share()
+    adv.withhold(arc, withheld)
+    adv.masked()
+    views = {u: (view_c if u in arc | z else view_o) for u in adv.honest}
+    adv.sign(views)
+    requests = {}
+    for u, view in views.items():
+        if u not in adv.refused:
+            requests[u] = (view, tuple(sorted(v for v in adv.masked_with[u] if v not in view)))
+    adv.unmask(requests)
+    return {"arc": arc, "withheld": withheld, "z": z, "views": views}
 
 
 def components(graph: Mapping[int, frozenset[int]], nodes: Iterable[int]) -> list[set[int]]:

@@ -44,7 +44,7 @@ def test_graph_seed_known_answer():
 def test_ring_order_known_answer():
     seed = graph_seed(RID, 5, KEYS)
     vk = {u: hashlib.sha256(bytes([u])).digest() for u in range(1, 9)}
-    p = SecAggParams(num_clients=8, threshold=3, degree=2, active=True)
+    p = SecAggParams(num_clients=8, threshold=3, degree=2, active=True, unsafe_sparse_active=True)
     order = ring_order(p, seed, vk)
     assert order == [3, 4, 2, 8, 6, 1, 5, 7]
     assert order == sorted(vk, key=lambda u: hashlib.sha256(RING_POSITION_LABEL + seed + vk[u]).digest())
@@ -61,24 +61,46 @@ def test_consistency_transcript_known_answer():
         consistency_transcript(RID, seed[:16], (1, 2, 5))
 
 
-# the table of docs/secagg.md ("The parameters, both variants")
+# the table of docs/secagg.md ("The parameters, both variants"): (K, t, round budget, neighbourhood budget)
 TABLE = {
     (30, 0.1, False): (None, 16, 14, 14), (30, 0.1, True): (None, 17, 13, 13),
     (30, 0.05, False): (None, 16, 14, 14), (30, 0.05, True): (None, 16, 14, 14),
     (100, 0.1, False): (74, 38, 62, 37), (100, 0.1, True): (None, 56, 44, 44),
     (100, 0.05, False): (34, 18, 82, 17), (100, 0.05, True): (None, 53, 47, 47),
-    (1000, 0.1, False): (84, 43, 957, 42), (1000, 0.1, True): (356, 234, 266, 121),
-    (1000, 0.05, False): (38, 20, 980, 19), (1000, 0.05, True): (122, 85, 151, 37),
-    (10000, 0.1, False): (94, 48, 9952, 47), (10000, 0.1, True): (392, 257, 2204, 134),
-    (10000, 0.05, False): (42, 22, 9978, 21), (10000, 0.05, True): (132, 91, 1154, 40),
+    (1000, 0.1, False): (84, 43, 957, 42), (1000, 0.1, True): (None, 551, 449, 449),
+    (1000, 0.05, False): (38, 20, 980, 19), (1000, 0.05, True): (None, 526, 474, 474),
+    (10000, 0.1, False): (94, 48, 9952, 47), (10000, 0.1, True): (None, 5501, 4499, 4499),
+    (10000, 0.05, False): (42, 22, 9978, 21), (10000, 0.05, True): (None, 5251, 4749, 4749),
+}
+#: the sparse active derivation, reachable only with ``unsafe_sparse_active`` (research on the fix)
+UNSAFE_SPARSE_TABLE = {
+    (1000, 0.1): (356, 234, 266, 121), (1000, 0.05): (122, 85, 151, 37),
+    (10000, 0.1): (392, 257, 2204, 134), (10000, 0.05): (132, 91, 1154, 40),
 }
 
 
 @pytest.mark.parametrize("key", sorted(TABLE), ids=lambda k: f"n{k[0]}-{k[1]}-{'active' if k[2] else 'semi'}")
 def test_parameter_table(key):
     n, rate, active = key
-    p = SecAggParams.secagg_plus(n, dropout_rate=rate, corruption_rate=rate, active=active)
-    assert (p.degree, p.threshold, p.dropout_budget, p.neighbour_dropout_budget) == TABLE[key]
+    if active:  # the complete graph, whatever n: worst case over floor(rate n) colluders
+        g = secagg_plus_parameters(n, dropout_rate=rate, corruption_rate=rate, active=True)
+        assert g.threshold == complete_graph_active_threshold(n, math.floor(rate * n))
+        got = (g.degree, g.threshold, g.dropout_budget, g.neighbour_dropout_budget)
+        p = SecAggParams(num_clients=n, threshold=g.threshold, active=True, dropout_budget=g.dropout_budget)
+        assert p.tolerated_corrupt_holders >= math.floor(rate * n)
+    else:
+        p = SecAggParams.secagg_plus(n, dropout_rate=rate, corruption_rate=rate)
+        got = (p.degree, p.threshold, p.dropout_budget, p.neighbour_dropout_budget)
+    assert got == TABLE[key]
+
+
+@pytest.mark.parametrize("key", sorted(UNSAFE_SPARSE_TABLE), ids=lambda k: f"n{k[0]}-{k[1]}")
+def test_unsafe_sparse_parameter_table(key):
+    n, rate = key
+    p = SecAggParams.secagg_plus(n, dropout_rate=rate, corruption_rate=rate, active=True, unsafe_sparse_active=True)
+    assert (p.degree, p.threshold, p.dropout_budget, p.neighbour_dropout_budget) == UNSAFE_SPARSE_TABLE[key]
+    with pytest.raises(ConfigError, match="uneven share delivery"):
+        SecAggParams.secagg_plus(n, dropout_rate=rate, corruption_rate=rate, active=True)
 
 
 def _lg_sf_ge(a, n, p):
@@ -88,8 +110,9 @@ def _lg_sf_ge(a, n, p):
 @pytest.mark.parametrize("n", [1000, 10000])
 @pytest.mark.parametrize("rate", [0.1, 0.05])
 def test_active_bounds_recomputed(n, rate):
-    """The bounds of docs/secagg.md, recomputed here from scipy for the returned (K, t, D, D_N)."""
-    g = secagg_plus_parameters(n, dropout_rate=rate, corruption_rate=rate, active=True)
+    """The sparse derivation's bounds (``unsafe_sparse_active``; docs/secagg.md: the split term rests on an
+    assumption the ring cut breaks), recomputed here from scipy for the returned (K, t, D, D_N)."""
+    g = secagg_plus_parameters(n, dropout_rate=rate, corruption_rate=rate, active=True, unsafe_sparse_active=True)
     k, t, d, d_n = g.degree, g.threshold, g.dropout_budget, g.neighbour_dropout_budget
     gamma, lg = rate, math.log2(n)
     views = lg + _lg_sf_ge(2 * t - k - 1, k, gamma) + GRINDING_BITS
@@ -104,7 +127,8 @@ def test_active_bounds_recomputed(n, rate):
     # the smallest: one less of t breaks two views; K - 2 has no threshold that works
     assert lg + _lg_sf_ge(2 * (t - 1) - k - 1, k, gamma) + GRINDING_BITS > -41 or (t - 1) * 2 <= k + 1
     # fewer grinding tries never need a larger degree
-    assert secagg_plus_parameters(n, dropout_rate=rate, corruption_rate=rate, active=True, grinding_bits=0).degree <= k
+    assert secagg_plus_parameters(n, dropout_rate=rate, corruption_rate=rate, active=True, grinding_bits=0,
+                                  unsafe_sparse_active=True).degree <= k
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 10, 30, 31, 64, 99, 100])
@@ -118,14 +142,13 @@ def test_complete_graph_active_rule(n, rate):
     except ConfigError:
         assert t > n - c - math.floor(rate * n)
         return
-    if g.degree is None:
-        assert g.threshold == t and g.dropout_budget == n - t
-        assert SecAggParams.secagg_plus(n, dropout_rate=rate, corruption_rate=rate, active=True).tolerated_corrupt_holders >= c
+    assert g.degree is None and g.threshold == t and g.dropout_budget == g.neighbour_dropout_budget == n - t
+    assert SecAggParams(num_clients=n, threshold=g.threshold, active=True).tolerated_corrupt_holders >= c
 
 
 def test_budget_validation_and_defaults():
     # active SecAgg+: below K/2 per neighbourhood; semi-honest: what t allows
-    p = SecAggParams(num_clients=30, threshold=6, degree=10, active=True)
+    p = SecAggParams(num_clients=30, threshold=6, degree=10, active=True, unsafe_sparse_active=True)
     assert (p.dropout_budget, p.neighbour_dropout_budget, p.tolerated_corrupt_holders) == (24, 4, 0)
     semi = SecAggParams(num_clients=30, threshold=6, degree=10)
     assert (semi.dropout_budget, semi.neighbour_dropout_budget) == (24, 5)
@@ -133,7 +156,11 @@ def test_budget_validation_and_defaults():
     for bad in (dict(dropout_budget=-1), dict(dropout_budget=24), dict(neighbour_dropout_budget=5),
                 dict(dropout_budget=True), dict(neighbour_dropout_budget=1.0)):
         with pytest.raises(ConfigError):
-            SecAggParams(num_clients=30, threshold=7, degree=10, active=True, **bad)
+            SecAggParams(num_clients=30, threshold=7, degree=10, active=True, unsafe_sparse_active=True, **bad)
+    for bad in (dict(dropout_budget=-1), dict(dropout_budget=14), dict(neighbour_dropout_budget=14),
+                dict(dropout_budget=True), dict(neighbour_dropout_budget=1.0)):
+        with pytest.raises(ConfigError):
+            SecAggParams(num_clients=30, threshold=17, active=True, **bad)
     with pytest.raises(ConfigError):
         secagg_plus_parameters(100, dropout_rate=0.1, corruption_rate=0.1, active=True, grinding_bits=200)
 
@@ -150,8 +177,10 @@ def _inputs(params, dim=5):
     return {u: rng.integers(0, 2**32, dim, dtype=np.uint64).astype(np.uint32) for u in params.client_ids}
 
 
-def test_honest_server_fails_closed_beyond_the_budget():
-    params = SecAggParams(num_clients=30, threshold=7, degree=10, active=True, dropout_budget=5)
+@pytest.mark.parametrize("degree", [None, 10], ids=["complete", "unsafe-sparse"])
+def test_honest_server_fails_closed_beyond_the_budget(degree):
+    params = SecAggParams(num_clients=30, threshold=17 if degree is None else 7, degree=degree, active=True,
+                          dropout_budget=5, unsafe_sparse_active=degree is not None)
     x = _inputs(params)
     with pytest.raises(DropoutBudgetExceeded) as info:
         run_round(params, x, exclude={u: "failed proof" for u in (1, 6, 11, 16, 21, 26)}, seed=1)

@@ -25,3 +25,21 @@ def test_json_last_line(capsys, extra):
 def test_without_json_no_json_line(capsys):
     assert main(["--clients", "4", "--dim", "50"]) == 0
     assert not capsys.readouterr().out.strip().splitlines()[-1].startswith("{")
+
+
+def test_sparse_active_refused_unless_unsafe_opt_in(capsys):
+    """``--graph sparse --active`` is refused (exit 2, one error naming the ring cut); the research
+    opt-in runs it and marks the record."""
+    with pytest.raises(SystemExit) as info:
+        main(["--clients", "6", "--dim", "50", "--graph", "sparse", "--active"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "uneven share delivery" in err and "Ring cut by uneven share delivery" in err
+    with pytest.raises(SystemExit):
+        main(["--clients", "6", "--dim", "50", "--unsafe-sparse-active"])  # meaningless without sparse + active
+    capsys.readouterr()
+    assert main(["--clients", "6", "--dim", "50", "--graph", "sparse", "--active", "--unsafe-sparse-active", "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out.strip().splitlines()[-1])
+    assert record["unsafe_sparse_active"] is True and record["exact"] is True
+    assert "WARNING" in captured.err

@@ -205,3 +205,15 @@ def test_signed_integer_inputs_give_the_exact_signed_sum(bits):
     assert not np.array_equal(secure.vector, exact)  # client 2's input really is left out
     with pytest.raises(ValueError):  # signed and unsigned mixed
         ModularPlainSum(bits).aggregate([msgs[0], msgs[1].replace(vector=np.zeros(DIM, dtype=np.uint32))], _ctx())
+
+
+def test_sparse_active_secure_sum_refused_at_construction():
+    """``SecureSum(graph="sparse", active=True)`` is refused before any round (the ring cut,
+    docs/secagg.md); the research opt-in still builds the sparse active sets."""
+    with pytest.raises(ConfigError, match="Ring cut by uneven share delivery"):
+        SecureSum(graph="sparse", active=True)
+    unsafe = SecureSum(graph="sparse", active=True, unsafe_sparse_active=True, corruption_rate=0.05, tolerated_dropout=0.05)
+    p = unsafe.params_for(200)
+    assert p.degree == 112 and p.active and p.unsafe_sparse_active
+    # the complete-graph active variant derives its threshold from the corruption rate, at any n
+    assert SecureSum(active=True, corruption_rate=0.1).params_for(200).degree is None

@@ -42,6 +42,8 @@ from typing import Sequence
 import numpy as np
 
 from .group import ORDER, msm
+from .range_proof import range_generators
+from .norm.params import SMALLNESS_PROJECTIONS
 from .norm import (
     L2Proof,
     NormStatement,
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     vector_generators(args.dim)
+    if norm == "l2":  # the range proofs' generators too: derived once per process, like G
+        range_generators(SMALLNESS_PROJECTIONS * 64)
     generators_s = time.perf_counter() - start
     us_per_term = None if args.no_calibration else msm_us_per_term()
 

@@ -37,6 +37,7 @@ from fl.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
+    check_private_start,
     config_to_toml,
     parse_config,
     read_toml,
@@ -189,6 +190,7 @@ class RunSummary:
 
 def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
     """Load the data and build the adversary and the simulation (no files written)."""
+    check_private_start(cfg)  # configs built in code skip parse_config
     dataset = dataset if dataset is not None else open_dataset(cfg)
     adversary = _build_adversary(cfg, dataset)
     sim = Simulation(cfg, dataset, adversary=adversary)
@@ -480,6 +482,10 @@ def _log_start(run: _Run, cfg: ExperimentConfig) -> None:
     run.log.info("run %s, seed %d, %d rounds, device %s", cfg.run.name, cfg.run.seed, cfg.run.rounds, run.sim.device)
     run.log.info("data %s: %d clients with training data, %d test images", run.dataset.name,
                  len(run.sim.population), run.sim.num_test)
+    if cfg.run.init_from:
+        run.log.info("start: parameters of %s%s", cfg.run.init_from,
+                     " (stated public / independent of these clients' data: run.init_from_public = true)"
+                     if cfg.run.init_from_public else "")
     run.log.info("model %s (%d parameters); pipeline: %s", cfg.model.name, run.sim.dim,
                  " -> ".join(run.sim.pipeline.describe()))
     if run.adversary is not None:

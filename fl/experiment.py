@@ -9,6 +9,8 @@ Each run writes one directory (``runs/<name>-<timestamp>/`` unless told otherwis
     plot.png        main-task (and backdoor) accuracy per round
     checkpoints/    round_000010.pt ...: everything needed to continue the run, sealed with a
                     SHA-256; config.pin: the configuration the run started with
+    rereleased.csv  noised rounds a killed run released after its last checkpoint (CSPRNG noise
+                    only): the accountant counts them again (docs/privacy.md)
     .sabre.lock     locked (flock) by the one process writing the run
 
 A checkpoint holds the global parameters, the index of the next round, the rows written so far,
@@ -53,10 +55,13 @@ from fl.rundir import (
     config_digest,
     os_error_text,
     read_pin,
+    read_rereleased,
+    released_after,
     seal,
     unseal,
     write_atomic,
     write_pin,
+    write_rereleased,
 )
 from fl.simulation import RoundResult, Simulation
 
@@ -636,12 +641,21 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     if chosen is not None and chosen[1]["next_round"] > cfg.run.rounds:
         raise RunDirError(f"--resume {name}: {chosen[0].name} has {chosen[1]['next_round']} rounds done, "
                           f"more than run.rounds = {cfg.run.rounds}")
+    # noised rounds a killed run released after the checkpoint are recomputed with fresh noise:
+    # every release is counted (docs/privacy.md, "Resuming a run")
+    counts_releases = cfg.aggregation.noise != "none" and not cfg.aggregation.noise_seeded
+    earlier_ledger = read_rereleased(directory) if counts_releases else []
+    new_releases = released_after(directory, chosen[1]["next_round"] if chosen is not None else 0) \
+        if counts_releases else []
+    ledger = earlier_ledger + new_releases
     sim = _prepare(cfg, dataset)
     run = None
     try:
         run = _Run(cfg, directory, sim)
         if chosen is not None:
             run.restore(chosen[1])
+        if ledger:
+            sim.count_rereleases(ledger)
     except BadCheckpoint as e:
         if run is not None:
             run._close_log()
@@ -675,6 +689,17 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         run.log.info("resumed from %s: next round %d", chosen[0].name, run.sim.next_round)
         if bad and warn is not None:
             warn(f"resuming from {chosen[0].name}, the newest good checkpoint")
+    if new_releases:
+        write_rereleased(directory, ledger)  # before the rows go: privacy spent is never forgotten
+        message = (f"{len(new_releases)} noised round(s) released after the checkpoint "
+                   f"({', '.join(str(r) for r, _ in new_releases)}) are recomputed with fresh noise; counted as "
+                   f"extra releases in {directory.rereleased.name} (those rounds are accounted without "
+                   "amplification by sampling)")
+        run.log.warning(message)
+        if warn is not None:
+            warn(message)
+    elif ledger:
+        run.log.info("%d earlier re-released round(s) counted from %s", len(ledger), directory.rereleased.name)
     run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
 

@@ -79,13 +79,16 @@ def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int,
     return composed_gaussian_epsilon({noise_multiplier: rounds}, sampling_rate, delta)
 
 
-def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampling_rate: float, delta: float) -> float:
+def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampling_rate: float, delta: float,
+                              *, unsampled: Mapping[float, int] | None = None) -> float:
     """Epsilon of rounds of the Poisson-subsampled Gaussian mechanism with differing noise.
 
     Args:
       rounds_per_multiplier: for each noise multiplier z, the number of rounds run with it.
       sampling_rate: q, in (0, 1].
       delta: the target delta, in (0, 1).
+      unsampled: releases accounted as the plain Gaussian mechanism (no amplification by
+        sampling), by multiplier: releases whose sample was used more than once.
 
     Returns:
       The smallest epsilon over :data:`RDP_ORDERS` (``inf`` when a round ran with z = 0, 0 when
@@ -98,22 +101,25 @@ def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampli
     from dp_accounting import rdp  # noqa: PLC0415
 
     runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {sampling_rate!r}")
-    if not runs:
+    if not runs and not plain:
         return 0.0
-    if 0 in runs:
+    if 0 in runs or 0 in plain:
         return math.inf
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS))
     with _quiet_absl():
         for z, rounds in sorted(runs.items()):
             accountant.compose(dp_accounting.SelfComposedDpEvent(
                 dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
+        for z, rounds in sorted(plain.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
         return float(accountant.get_epsilon(delta))
 
 
 def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sample_size: int, population: int,
-                                delta: float) -> float:
+                                delta: float, *, unsampled: Mapping[float, int] | None = None) -> float:
     """Epsilon of rounds of the Gaussian mechanism on a fixed-size sample without replacement.
 
     The neighbouring relation is **replace-one** (N is public): ``z`` must be the noise std over
@@ -125,6 +131,8 @@ def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], samp
       sample_size: K, the clients sampled per round (1 <= K <= N).
       population: N.
       delta: the target delta, in (0, 1).
+      unsampled: releases accounted as the plain Gaussian mechanism (no amplification by
+        sampling), by multiplier: releases whose sample was used more than once.
 
     Returns:
       The smallest epsilon over :data:`RDP_ORDERS` (``inf`` when a round ran with z = 0, 0 when
@@ -137,11 +145,12 @@ def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], samp
     from dp_accounting import rdp  # noqa: PLC0415
 
     runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
     if not 1 <= int(sample_size) <= int(population):
         raise ValueError(f"sample size must lie in [1, population], got {sample_size!r} of {population!r}")
-    if not runs:
+    if not runs and not plain:
         return 0.0
-    if 0 in runs:
+    if 0 in runs or 0 in plain:
         return math.inf
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS),
                                    neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
@@ -149,6 +158,8 @@ def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], samp
         for z, rounds in sorted(runs.items()):
             accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.SampledWithoutReplacementDpEvent(
                 int(population), int(sample_size), dp_accounting.GaussianDpEvent(z)), rounds))
+        for z, rounds in sorted(plain.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
         return float(accountant.get_epsilon(delta))
 
 
@@ -195,6 +206,11 @@ class DpAccounting:
         ``"fixed_size"`` (``sample_size`` of ``population`` without replacement; replace-one).
       population: N (``"fixed_size"``).
       sample_size: K (``"fixed_size"``).
+      rereleased: ``(round, multiplier)`` of each release that a resumed run recomputes with
+        fresh noise (rows a killed run wrote after its last checkpoint; docs/privacy.md). Such a
+        round's sample was used more than once, so every release of it, these and the current
+        run's, is accounted as the plain Gaussian mechanism, without amplification by sampling
+        (as if the adversary knew that round's sample).
     """
 
     sensitivity: float
@@ -204,6 +220,7 @@ class DpAccounting:
     sampling: str = "poisson"
     population: int | None = None
     sample_size: int | None = None
+    rereleased: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         if not (self.sensitivity > 0 and math.isfinite(self.sensitivity)):
@@ -229,15 +246,27 @@ class DpAccounting:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
         return self.epsilon_of({sum_std / self.sensitivity: rounds})
 
-    def epsilon_of(self, rounds_per_multiplier: Mapping[float, int]) -> float:
-        """Epsilon of rounds run with the given noise multipliers (``inf`` once delta is spent)."""
-        rounds = sum(int(r) for r in rounds_per_multiplier.values())
+    def epsilon_of(self, rounds_per_multiplier: Mapping[float, int],
+                   unsampled: Mapping[float, int] | None = None) -> float:
+        """Epsilon of rounds run with the given noise multipliers, and of ``unsampled`` releases
+        accounted without amplification (``inf`` once delta is spent)."""
+        rounds = sum(int(r) for r in rounds_per_multiplier.values()) + sum(int(r) for r in (unsampled or {}).values())
         left = self.accountant_delta(rounds)
         if left <= 0:
             return math.inf
         if self.sampling == "fixed_size":
-            return fixed_size_gaussian_epsilon(rounds_per_multiplier, self.sample_size, self.population, left)
-        return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left)
+            return fixed_size_gaussian_epsilon(rounds_per_multiplier, self.sample_size, self.population, left,
+                                               unsampled=unsampled)
+        return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left, unsampled=unsampled)
+
+    def epsilon_by_round(self, multipliers: Mapping[int, float]) -> float:
+        """Epsilon of the releases of the rounds in ``multipliers`` (round index -> multiplier)
+        and of :attr:`rereleased`: rounds released more than once are accounted unsampled."""
+        reused = {int(r) for r, _ in self.rereleased}
+        sampled = collections.Counter(z for r, z in multipliers.items() if int(r) not in reused)
+        plain = collections.Counter(z for r, z in multipliers.items() if int(r) in reused)
+        plain.update(z for _, z in self.rereleased)
+        return self.epsilon_of(sampled, plain)
 
     def record(self, ctx: RoundContext, sum_std: float, history: Mapping[int, float] | None = None) -> None:
         """Record the round's accounting from the noise std on the sum (see :meth:`record_multiplier`)."""
@@ -260,9 +289,11 @@ class DpAccounting:
         ctx.record("dp_sensitivity", self.sensitivity)
         ctx.record("dp_delta", self.delta)
         if history is None:
-            ctx.record("dp_epsilon", self.epsilon_of({multiplier: ctx.round_index + 1}))
-            return
-        ctx.record("dp_epsilon", self.epsilon_of(collections.Counter(history.values())))
+            if not self.rereleased:
+                ctx.record("dp_epsilon", self.epsilon_of({multiplier: ctx.round_index + 1}))
+                return
+            history = {r: multiplier for r in range(ctx.round_index + 1)}
+        ctx.record("dp_epsilon", self.epsilon_by_round(history))
 
 
 class CentralGaussianNoiseStage(Stage):

@@ -381,3 +381,31 @@ def test_a_resumed_run_composes_the_rounds_before_the_resume():
     # without the history the resumed run would report one round's epsilon
     assert c.measurements["dp_epsilon"] > 1.5 * fixed_size_gaussian_epsilon({rows[2]["dp_noise_multiplier"]: 1}, 2, 4,
                                                                             DELTA)
+
+
+# ---------------------------------------------------------------- float32 sum, delta
+
+def test_the_float32_sum_before_the_noise_is_in_the_sensitivity():
+    # the auditor's search: 30 clients near 1, one more added; the sum is rounded to float32
+    # before the noise, so it can move by more than (1 + 2^-20) ||x||
+    k = 31
+    pipe = build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 1.0},
+                 clients=k, population=100, dim=1)
+    per_client = stage_of(pipe, "CentralGaussianNoiseStage").accounting.sensitivity / 2  # replace-one: 2C'
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for _ in range(20_000):
+        others = rng.uniform(0.9, 1.0, k - 1).astype(np.float32)
+        x = np.float32(rng.uniform(0.99, 1.0))
+        base = [ClientMessage(i, np.array([v], np.float32)) for i, v in enumerate(others)]
+        s0 = PlainSum().aggregate(base, None).vector[0]
+        s1 = PlainSum().aggregate(base + [ClientMessage(99, np.array([x], np.float32))], None).vector[0]
+        worst = max(worst, abs(float(s1) - float(s0)) / float(x))
+    assert worst > 1 + FLOAT32_SLACK  # the old allowance was exceeded
+    assert worst <= per_client
+
+
+def test_delta_not_below_one_over_the_population_is_refused():
+    with pytest.raises(ConfigError, match="^aggregation.noise: the accountant's delta"):
+        build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 1.0},
+              clients=30, population=200_000)

@@ -133,6 +133,10 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
         max_weight=dp.max_weight, with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
     if not dp.population:
         return None
+    if not dp.delta < 1.0 / dp.population:
+        raise ConfigError(f"aggregation.noise: the accountant's delta {dp.delta:g} is not below 1 / population "
+                          f"(1/{dp.population}); a delta that large allows a mechanism that publishes one client's "
+                          "data outright, so no epsilon at it means anything")
     if dp.clients_per_round > dp.population:
         raise ConfigError(f"fedavg.clients_per_round: {dp.clients_per_round} clients cannot be drawn without "
                           f"replacement from {dp.population}")

@@ -14,7 +14,13 @@ by walking the stack from the client's raw update to the noised sum (docs/privac
    integer unit, so it adds up to ``sqrt(d) / scale`` to the L2 norm (the norm-bound stage
    truncates toward 0 and adds nothing);
 4. **float32 slack** - the clipped, weighted float32 vector may exceed its bound by a few ulps:
-   a factor ``1 + 2^-20`` covers it;
+   a factor ``1 + 2^-20`` covers it; and the **sum** is rounded to float32 before the noise is
+   added (the plaintext sum accumulates in float64, the secure sum is dequantized to float32), which
+   moves it by at most ``2^-24 ||S||`` with ``||S|| <= K C'``. Between neighbours that adds up to
+   ``2^-24 (||S|| + ||S'||) <= 2^-23 K C'``, covered with the float64 accumulation by the factor
+   ``1 + 2^-23 K`` on one client's bound (``SUM_SLACK_PER_CLIENT``; at K = 31 that is
+   ``1 + 3.7e-6``, where ``1 + 2^-20`` alone was exceeded: ``|fl(S + x) - fl(S)| = 1.0000019 ||x||``
+   was measured);
 5. **sampling** - the bound C above is one client's contribution. The accountant's relation is
    replace-one under fixed-size sampling without replacement, whose sensitivity is ``2C``
    (:func:`fl.aggregation.build` doubles it; docs/privacy.md). Sampling **with** replacement
@@ -33,10 +39,12 @@ from fl.config import ConfigError
 
 from .config import AggregationConfig
 
-__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK"]
+__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT"]
 
 #: relative excess of a float32 vector clipped (and weighted) in float32 over its bound
 FLOAT32_SLACK = 2.0**-20
+#: relative error, per client in the sum, of rounding the sum to float32 before the noise
+SUM_SLACK_PER_CLIENT = 2.0**-23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,17 +56,20 @@ class Sensitivity:
       source: the setting that gives ``clip``.
       rounding: L2 added by stochastic rounding, in float units.
       tail_per_round: probability per round that the bound does not hold (0: it always holds).
+      clients: K, the summands (the float32 rounding of the sum grows with it).
     """
 
     clip: float
     source: str
     rounding: float = 0.0
     tail_per_round: float = 0.0
+    clients: int = 1
 
     @property
     def value(self) -> float:
-        """``clip * (1 + FLOAT32_SLACK) + rounding``: one client's contribution to the sum."""
-        return self.clip * (1.0 + FLOAT32_SLACK) + self.rounding
+        """``(clip * (1 + FLOAT32_SLACK) + rounding) * (1 + SUM_SLACK_PER_CLIENT * clients)``: one
+        client's contribution to the float32 sum the noise is added to."""
+        return (self.clip * (1.0 + FLOAT32_SLACK) + self.rounding) * (1.0 + SUM_SLACK_PER_CLIENT * self.clients)
 
 
 def mechanism_sensitivity(
@@ -122,4 +133,4 @@ def mechanism_sensitivity(
             "accountant here covers that sampling (the Poisson and fixed-size-without-replacement analyses do not), "
             "so no epsilon would hold; use fedavg.sampling = \"without_replacement\" with aggregation.noise, or "
             "aggregation.noise = \"none\"")
-    return Sensitivity(clip=clip, source=source, rounding=rounding)
+    return Sensitivity(clip=clip, source=source, rounding=rounding, clients=max(1, int(clients_per_round)))

@@ -176,6 +176,12 @@ class RunConfig:
       init_from: start from the parameters of another run (its directory, for its latest
         checkpoint, or a checkpoint file) instead of a fresh initialisation; "" (default) for a
         fresh start. Used for the quick scale of the paper's figures: one shared pre-trained model.
+      init_from_public: the user's statement that the ``init_from`` parameters are public or
+        independent of this run's clients' data. The accountant counts only the noised rounds of
+        this run, not how the start was made (a start trained without noise on the same clients
+        carries no guarantee), so with ``aggregation.noise`` an ``init_from`` without this
+        statement is refused (docs/privacy.md); the statement is recorded in config.toml and
+        run.log.
     """
 
     name: str = setting("run", RUN_NAME)
@@ -185,6 +191,7 @@ class RunConfig:
     checkpoint_every: int = setting(10, NON_NEGATIVE_INT)
     training_path: str = setting("auto", Check.one_of(["auto", "loop", "batched"]))
     init_from: str = setting("", Check("a path (or \"\")", lambda v: isinstance(v, str)))
+    init_from_public: bool = setting(False, BOOL)
 
 
 @dataclasses.dataclass
@@ -333,7 +340,26 @@ def parse_config(table: Mapping[str, Any], source: Path | None = None) -> Experi
     sections = {name: parse_section(cls, table.get(name), name) for name, cls in SECTIONS.items()}
     aggregation = AggregationConfig.from_table(table.get("aggregation"))
     attack = _parse_attack(table.get("attack"))
-    return ExperimentConfig(**sections, aggregation=aggregation, attack=attack, source=source)
+    cfg = ExperimentConfig(**sections, aggregation=aggregation, attack=attack, source=source)
+    check_private_start(cfg)
+    return cfg
+
+
+def check_private_start(cfg: ExperimentConfig) -> None:
+    """Refuse noise on top of a start the accountant does not cover.
+
+    Raises:
+      ConfigError: ``aggregation.noise`` with ``run.init_from`` and no ``run.init_from_public``.
+    """
+    noise = getattr(cfg.aggregation, "noise", "none")
+    if cfg.run.init_from and noise != "none" and not cfg.run.init_from_public:
+        raise ConfigError(
+            f"run.init_from: aggregation.noise = {noise!r} reports an epsilon for this run's noised rounds only; "
+            f"a start ({cfg.run.init_from}) trained on the same clients without noise is not covered, so the "
+            "epsilon would be false. Start fresh, or, only if those parameters are public or independent of "
+            "these clients' data, say so with run.init_from_public = true")
+    if cfg.run.init_from_public and not cfg.run.init_from:
+        raise ConfigError("run.init_from_public: set without run.init_from")
 
 
 def _parse_attack(table: Any) -> "AttackConfig | None":

@@ -9,6 +9,8 @@ Each run writes one directory (``runs/<name>-<timestamp>/`` unless told otherwis
     plot.png        main-task (and backdoor) accuracy per round
     checkpoints/    round_000010.pt ...: everything needed to continue the run, sealed with a
                     SHA-256; config.pin: the configuration the run started with
+    rereleased.csv  noised rounds a killed run released after its last checkpoint (CSPRNG noise
+                    only): the accountant counts them again (docs/privacy.md)
     .sabre.lock     locked (flock) by the one process writing the run
 
 A checkpoint holds the global parameters, the index of the next round, the rows written so far,
@@ -37,6 +39,7 @@ from fl.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
+    check_private_start,
     config_to_toml,
     parse_config,
     read_toml,
@@ -52,10 +55,13 @@ from fl.rundir import (
     config_digest,
     os_error_text,
     read_pin,
+    read_rereleased,
+    released_after,
     seal,
     unseal,
     write_atomic,
     write_pin,
+    write_rereleased,
 )
 from fl.simulation import RoundResult, Simulation
 
@@ -189,6 +195,7 @@ class RunSummary:
 
 def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
     """Load the data and build the adversary and the simulation (no files written)."""
+    check_private_start(cfg)  # configs built in code skip parse_config
     dataset = dataset if dataset is not None else open_dataset(cfg)
     adversary = _build_adversary(cfg, dataset)
     sim = Simulation(cfg, dataset, adversary=adversary)
@@ -480,6 +487,10 @@ def _log_start(run: _Run, cfg: ExperimentConfig) -> None:
     run.log.info("run %s, seed %d, %d rounds, device %s", cfg.run.name, cfg.run.seed, cfg.run.rounds, run.sim.device)
     run.log.info("data %s: %d clients with training data, %d test images", run.dataset.name,
                  len(run.sim.population), run.sim.num_test)
+    if cfg.run.init_from:
+        run.log.info("start: parameters of %s%s", cfg.run.init_from,
+                     " (stated public / independent of these clients' data: run.init_from_public = true)"
+                     if cfg.run.init_from_public else "")
     run.log.info("model %s (%d parameters); pipeline: %s", cfg.model.name, run.sim.dim,
                  " -> ".join(run.sim.pipeline.describe()))
     if run.adversary is not None:
@@ -630,12 +641,21 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     if chosen is not None and chosen[1]["next_round"] > cfg.run.rounds:
         raise RunDirError(f"--resume {name}: {chosen[0].name} has {chosen[1]['next_round']} rounds done, "
                           f"more than run.rounds = {cfg.run.rounds}")
+    # noised rounds a killed run released after the checkpoint are recomputed with fresh noise:
+    # every release is counted (docs/privacy.md, "Resuming a run")
+    counts_releases = cfg.aggregation.noise != "none" and not cfg.aggregation.noise_seeded
+    earlier_ledger = read_rereleased(directory) if counts_releases else []
+    new_releases = released_after(directory, chosen[1]["next_round"] if chosen is not None else 0) \
+        if counts_releases else []
+    ledger = earlier_ledger + new_releases
     sim = _prepare(cfg, dataset)
     run = None
     try:
         run = _Run(cfg, directory, sim)
         if chosen is not None:
             run.restore(chosen[1])
+        if ledger:
+            sim.count_rereleases(ledger)
     except BadCheckpoint as e:
         if run is not None:
             run._close_log()
@@ -669,6 +689,17 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         run.log.info("resumed from %s: next round %d", chosen[0].name, run.sim.next_round)
         if bad and warn is not None:
             warn(f"resuming from {chosen[0].name}, the newest good checkpoint")
+    if new_releases:
+        write_rereleased(directory, ledger)  # before the rows go: privacy spent is never forgotten
+        message = (f"{len(new_releases)} noised round(s) released after the checkpoint "
+                   f"({', '.join(str(r) for r, _ in new_releases)}) are recomputed with fresh noise; counted as "
+                   f"extra releases in {directory.rereleased.name} (those rounds are accounted without "
+                   "amplification by sampling)")
+        run.log.warning(message)
+        if warn is not None:
+            warn(message)
+    elif ledger:
+        run.log.info("%d earlier re-released round(s) counted from %s", len(ledger), directory.rereleased.name)
     run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
 

@@ -51,6 +51,9 @@ __all__ = [
     "write_pin",
     "read_pin",
     "os_error_text",
+    "read_rereleased",
+    "released_after",
+    "write_rereleased",
 ]
 
 #: keys that may change when a run is resumed (``--set``): they do not change what is computed
@@ -107,6 +110,11 @@ class RunDirectory:
     @property
     def log(self) -> Path:
         return self.root / "run.log"
+
+    @property
+    def rereleased(self) -> Path:
+        """The ledger of noised rounds a killed run released after its last checkpoint."""
+        return self.root / "rereleased.csv"
 
     @property
     def plot(self) -> Path:
@@ -459,3 +467,96 @@ def read_pin(directory: RunDirectory) -> ExperimentConfig | None:
     except (ValueError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RunDirError(f"{path}: the pinned config is damaged ({e}); see 'When a checkpoint is bad' "
                           f"in docs/simulation.md") from None
+
+
+# ---------------------------------------------------------------------------- re-released rounds
+_LEDGER_HEADER = "round,dp_noise_multiplier"
+
+
+def _multiplier(text: str) -> float | None:
+    """A row's ``dp_noise_multiplier`` cell: a finite number >= 0, or ``None`` (no noised release)."""
+    if text is None or text.strip() == "":
+        return None
+    z = float(text)
+    if z != z:  # NaN: the round released nothing noised
+        return None
+    if not (0 <= z < float("inf")):
+        raise ValueError(f"noise multiplier {text!r}")
+    return z
+
+
+def read_rereleased(directory: RunDirectory) -> list[tuple[int, float]]:
+    """The ledger ``rereleased.csv``: ``(round, multiplier)`` of every noised release a killed
+    run made after its last checkpoint and a resume recomputed ([] when there is none).
+
+    Raises:
+      RunDirError: the ledger cannot be read or is malformed (the accountant cannot go on
+        without it: privacy already spent would be forgotten).
+    """
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    path = directory.rereleased
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"--resume {directory.root}: {path.name} cannot be read "
+                          f"({os_error_text(e) if isinstance(e, OSError) else e}); it records privacy "
+                          "already spent, so the run cannot go on without it") from None
+    lines = text.splitlines()
+    if not lines or lines[0] != _LEDGER_HEADER:
+        raise RunDirError(f"--resume {directory.root}: {path.name} is malformed (expected the header "
+                          f"{_LEDGER_HEADER!r}); it records privacy already spent, so the run cannot go on without it")
+    ledger = []
+    for n, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), start=2):
+        try:
+            if len(row) != 2:
+                raise ValueError("expected 2 cells")
+            index, z = int(row[0]), _multiplier(row[1])
+            if index < 0 or z is None:
+                raise ValueError("expected a round >= 0 and a multiplier")
+        except ValueError as e:
+            raise RunDirError(f"--resume {directory.root}: {path.name} line {n} is malformed ({e}); it records "
+                              "privacy already spent, so the run cannot go on without it") from None
+        ledger.append((index, z))
+    return ledger
+
+
+def released_after(directory: RunDirectory, next_round: int) -> list[tuple[int, float]]:
+    """``(round, multiplier)`` of the noised rows of rounds.csv at or after ``next_round``: what a
+    killed run released after its checkpoint.
+
+    Raises:
+      RunDirError: rounds.csv exists but cannot be read.
+    """
+    import csv  # noqa: PLC0415
+
+    path = directory.rounds
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    except (OSError, csv.Error, UnicodeDecodeError) as e:
+        raise RunDirError(f"--resume {directory.root}: {path.name} cannot be read ({e}), so the noised rounds "
+                          "released after the last checkpoint cannot be counted; the run cannot go on") from None
+    out = []
+    for row in rows:
+        try:
+            index = int(row.get("round") or "")
+            z = _multiplier(row.get("dp_noise_multiplier") or "")
+        except ValueError:
+            raise RunDirError(f"--resume {directory.root}: {path.name} has a malformed row "
+                              f"(round {row.get('round')!r}), so the noised rounds released after the last "
+                              "checkpoint cannot be counted; the run cannot go on") from None
+        if index >= next_round and z is not None:
+            out.append((index, z))
+    return out
+
+
+def write_rereleased(directory: RunDirectory, ledger: list[tuple[int, float]]) -> None:
+    """Write the ledger (atomically)."""
+    body = "".join(f"{int(r)},{float(z)!r}\n" for r, z in ledger)
+    write_atomic(directory.rereleased, (_LEDGER_HEADER + "\n" + body).encode())

@@ -341,3 +341,14 @@ class Simulation:
                 if hasattr(stage, "restore_history"):
                     stage.restore_history(earlier)
                 stage = getattr(stage, "inner", None)
+
+    def count_rereleases(self, rereleased: Sequence[tuple[int, float]]) -> None:
+        """Hand every accountant in the pipeline the releases a killed run made after its last
+        checkpoint (``(round, multiplier)``), which this run recomputes with fresh noise: those
+        rounds are then accounted without amplification by sampling (docs/privacy.md)."""
+        ledger = tuple((int(r), float(z)) for r, z in rereleased)
+        stage = self.pipeline
+        while stage is not None:
+            if getattr(stage, "accounting", None) is not None:
+                stage.accounting = dataclasses.replace(stage.accounting, rereleased=ledger)
+            stage = getattr(stage, "inner", None)

@@ -64,8 +64,9 @@ def test_norm_scale_keeps_the_sum_inside_the_modulus():
 def test_dp_accounting_attached_with_a_sensitivity_and_unbounded_noise_refused():
     noisy = build(noise="central", noise_std=0.5, server_clip=1.0).inner.inner
     assert isinstance(noisy, CentralGaussianNoiseStage) and noisy.accounting is not None
-    # examples weighting: the server's clip is multiplied by the largest example count
-    assert noisy.accounting.sensitivity == pytest.approx(50.0, rel=1e-5)
+    # examples weighting: the server's clip is multiplied by the largest example count, and
+    # replace-one (fixed-size sampling) doubles it
+    assert noisy.accounting.sensitivity == pytest.approx(100.0, rel=1e-5)
     with pytest.raises(ConfigError, match="^aggregation.noise: nothing bounds"):
         build(noise="central", noise_std=0.5)
 

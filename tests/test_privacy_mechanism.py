@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
-from scipy.stats import binom
 
 from fl.aggregation import ClientMessage, PlainSum, RoundContext
 from fl.aggregation.build import build_pipeline
 from fl.aggregation.config import AggregationConfig
 from fl.aggregation.distributed_noise import DistributedDiscreteGaussianStage, ddg_tau
-from fl.aggregation.privacy import RDP_ORDERS, DpAccounting, gaussian_epsilon
-from fl.aggregation.sensitivity import FLOAT32_SLACK, REPEAT_TAIL_SHARE
+from fl.aggregation.privacy import RDP_ORDERS, DpAccounting, fixed_size_gaussian_epsilon, gaussian_epsilon
+from fl.aggregation.sensitivity import FLOAT32_SLACK
 from fl.config import ConfigError
 from secagg.quantize import WRAP_SIGMAS, QuantizationSpec
 
@@ -61,6 +60,15 @@ def pld_epsilon(z, q, rounds, delta, *, sensitivities=None, probs=None):
 def test_our_epsilon_is_never_below_the_pld_accountant(z, q, rounds, delta):
     ours = gaussian_epsilon(z, q, rounds, delta)
     assert ours >= pld_epsilon(z, q, rounds, delta)
+
+
+@pytest.mark.parametrize("z, k, n, rounds", [(0.5, 4, 20, 1), (1.0, 30, 3383, 50), (2.0, 300, 3383, 20),
+                                             (1.0, 30, 30, 3)])
+def test_fixed_size_epsilon_is_never_below_the_pld_of_a_replace_one_pair(z, k, n, rounds):
+    # replace-one pair: one client sends x in D and x' = -x in D'; it is sampled with probability
+    # k/n and then the sum differs by ||x - x'||, the replace-one sensitivity that z is measured in
+    ours = fixed_size_gaussian_epsilon({z: rounds}, k, n, DELTA)
+    assert ours >= pld_epsilon(z, k / n, rounds, DELTA)
 
 
 def test_orders_below_two_tighten_small_noise_multipliers():
@@ -220,27 +228,34 @@ def test_default_noise_cannot_be_regenerated_from_the_seed(noise):
     assert not np.array_equal(again, default / n)
 
 
-# ---------------------------------------------------------------- 6. sampling with replacement
+# ---------------------------------------------------------------- 6. the sampling the simulation does
 
-def test_with_replacement_counts_repeated_slots_and_pays_the_tail_from_delta():
-    k, population = 30, 3383
-    pipe = build({"weighting": "fixed", "server_clip": 1.0, "noise": "central", "noise_std": 4.0},
-                 clients=k, population=population, with_replacement=True)
+@pytest.mark.parametrize("z, k, population, rounds", [(1.0, 4, 20, 2), (1.0, 30, 3383, 100), (2.0, 30, 3383, 100)])
+def test_fixed_size_sampling_records_at_least_the_analytic_lower_bound(z, k, population, rounds):
+    # The auditor's pairs through the real builder. Add/remove: D has N clients sending y
+    # (||y|| = C), D' adds one sending -y; it is sampled with probability K/(N+1) and then pushes
+    # a y out, moving the sum by 2C. Replace-one: one y becomes -y, sampled with probability K/N,
+    # again 2C. Both are subsampled Gaussians with multiplier (std / C) / 2; Poisson accounting
+    # at sensitivity C recorded 1.15 where the first pair alone needs 6.08 (z = 1, 30 of 3383, 100 rounds).
+    std = z * (1 + FLOAT32_SLACK)  # clip 1: the stage's per-client bound C is 1 + 2^-20
+    pipe = build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": std},
+                 clients=k, population=population, dim=4)
     acct = stage_of(pipe, "CentralGaussianNoiseStage").accounting
-    repeats = round(acct.sensitivity)
-    assert repeats >= 2  # a client drawn twice fills two slots (12 % of rounds have a repeat)
-    assert acct.sensitivity == pytest.approx(repeats * (1 + FLOAT32_SLACK))
-    assert binom.sf(repeats, k, 1 / population) == pytest.approx(acct.tail_per_round)
-    assert acct.tail_per_round <= DELTA * REPEAT_TAIL_SHARE
-    # the second accountant on the exact model: the client's slot count is Binomial(K, 1/N)
-    counts = np.arange(0, 6)
-    probs = binom.pmf(counts, k, 1 / population)
-    probs = probs / probs.sum()
-    for rounds in (1, 20):
-        ours = acct.epsilon(4.0, rounds)
-        truth = pld_epsilon(4.0, None, rounds, DELTA - rounds * acct.tail_per_round,
-                            sensitivities=list(counts.astype(float)), probs=list(probs))
-        assert ours >= truth
+    assert acct.sampling == "fixed_size" and acct.sensitivity >= 2.0
+    c = ctx(4, clients=k, round_index=rounds - 1)
+    pipe.aggregate([ClientMessage(i, np.zeros(4, np.float32)) for i in range(k)], c)
+    recorded = c.measurements["dp_epsilon"]
+    assert recorded >= pld_epsilon(z / 2, k / (population + 1), rounds, DELTA)
+    assert recorded >= pld_epsilon(z / 2, k / population, rounds, DELTA)
+
+
+def test_with_replacement_sampling_with_noise_is_refused():
+    for noise in ({"noise": "central", "noise_std": 4.0},
+                  {"quantize": True, "noise": "distributed", "noise_std": 4.0}):
+        with pytest.raises(ConfigError, match="^fedavg.sampling: .*with_replacement"):
+            build({"weighting": "fixed", "client_clip": 1.0, **noise}, clients=30, population=3383,
+                  with_replacement=True)
+    build({"weighting": "fixed", "client_clip": 1.0}, clients=30, population=3383, with_replacement=True)
 
 
 # ---------------------------------------------------------------- 7. a clip under distributed noise
@@ -257,9 +272,9 @@ def test_distributed_noise_with_a_client_clip_reports_an_epsilon(secure):
     c = ctx(dim, clients=n)
     pipe.aggregate([ClientMessage(i, (rng.normal(size=dim) * 10).astype(np.float32)) for i in range(n)], c)
     sens = 1.0 + math.sqrt(dim) / stage_of(pipe, "QuantizeStage").spec.scale
-    assert c.measurements["dp_sensitivity"] >= sens
+    assert c.measurements["dp_sensitivity"] >= 2 * sens  # replace-one
     assert math.isfinite(c.measurements["dp_epsilon"])
-    assert c.measurements["dp_epsilon"] >= pld_epsilon(2.0 / sens, n / 100, 1, DELTA)
+    assert c.measurements["dp_epsilon"] >= pld_epsilon(2.0 / (2 * sens), n / 100, 1, DELTA)
 
 
 # ---------------------------------------------------------------- the grid of configurations
@@ -285,6 +300,8 @@ GRID = [  # (settings, the key a refusal names, or None: accepted)
 @pytest.mark.parametrize("settings, refused", GRID)
 def test_every_accepted_configuration_records_an_epsilon_the_pld_confirms(settings, refused, with_replacement):
     dim, n, population, max_weight = 8_000, 30, 3383, 40.0
+    if with_replacement and refused != "aggregation.noise":  # unbounded is named first
+        refused = "fedavg.sampling"
     if refused:
         with pytest.raises(ConfigError, match=f"^{refused}: "):
             build(settings, dim=dim, max_weight=max_weight, with_replacement=with_replacement)
@@ -303,16 +320,12 @@ def test_every_accepted_configuration_records_an_epsilon_the_pld_confirms(settin
     if quant is not None:
         bounds.append(quant.spec.clip_range * math.sqrt(dim))
     sens = min(bounds) + (math.sqrt(dim) / quant.spec.scale if quant is not None else 0.0)
-    tail = 0.0
-    if with_replacement:
-        repeats = next(m for m in range(1, n + 1) if binom.sf(m, n, 1 / population) <= DELTA * REPEAT_TAIL_SHARE)
-        sens *= repeats
-        tail = binom.sf(repeats, n, 1 / population)
+    sens *= 2  # fixed-size sampling, replace-one: swapping one client's update moves the sum by 2C
     z_true = measured * 1.03 / sens  # 1.03: about 4 standard errors of the measured std at this dim
     assert c.measurements["dp_sensitivity"] >= sens
     assert c.measurements["dp_noise_multiplier"] <= z_true
     if z_true >= 0.1:  # below, the PLD takes minutes (and epsilon is in the hundreds anyway)
-        assert c.measurements["dp_epsilon"] >= pld_epsilon(z_true, n / population, 1, DELTA - tail)
+        assert c.measurements["dp_epsilon"] >= pld_epsilon(z_true, n / population, 1, DELTA)
 
 
 # ---------------------------------------------------------------- the simulation hands the facts over
@@ -337,13 +350,14 @@ def handmade_simulation(sampling="without_replacement", **aggregation):
     return Simulation(cfg, data)
 
 
-@pytest.mark.parametrize("sampling", ["without_replacement", "with_replacement"])
-def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mode(sampling):
-    sim = handmade_simulation(sampling, weighting="examples", server_clip=1.0, noise="central", noise_std=1.0)
+def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mode():
+    sim = handmade_simulation(weighting="examples", server_clip=1.0, noise="central", noise_std=1.0)
     acct = stage_of(sim.pipeline, "CentralGaussianNoiseStage").accounting
-    repeats = 1 if sampling == "without_replacement" else 2  # 2 of 4 clients: P(twice) = 1/4
-    assert acct.sensitivity == pytest.approx(5.0 * repeats * (1 + FLOAT32_SLACK))
-    assert acct.sampling_rate == pytest.approx(2 / 4)
+    assert acct.sensitivity == pytest.approx(2 * 5.0 * (1 + FLOAT32_SLACK))  # replace-one: 2C
+    assert (acct.sampling, acct.sample_size, acct.population) == ("fixed_size", 2, 4)
+    with pytest.raises(ConfigError, match="^fedavg.sampling: "):
+        handmade_simulation("with_replacement", weighting="examples", server_clip=1.0, noise="central",
+                            noise_std=1.0)
 
 
 def test_a_resumed_run_composes_the_rounds_before_the_resume():
@@ -365,4 +379,33 @@ def test_a_resumed_run_composes_the_rounds_before_the_resume():
     again.server(again.inner.aggregate([again.run_client(m, c) for m in msgs], c), c)
     assert c.measurements["dp_epsilon"] == pytest.approx(rows[2]["dp_epsilon"], rel=1e-12)
     # without the history the resumed run would report one round's epsilon
-    assert c.measurements["dp_epsilon"] > 1.5 * gaussian_epsilon(rows[2]["dp_noise_multiplier"], 0.5, 1, DELTA)
+    assert c.measurements["dp_epsilon"] > 1.5 * fixed_size_gaussian_epsilon({rows[2]["dp_noise_multiplier"]: 1}, 2, 4,
+                                                                            DELTA)
+
+
+# ---------------------------------------------------------------- float32 sum, delta
+
+def test_the_float32_sum_before_the_noise_is_in_the_sensitivity():
+    # the auditor's search: 30 clients near 1, one more added; the sum is rounded to float32
+    # before the noise, so it can move by more than (1 + 2^-20) ||x||
+    k = 31
+    pipe = build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 1.0},
+                 clients=k, population=100, dim=1)
+    per_client = stage_of(pipe, "CentralGaussianNoiseStage").accounting.sensitivity / 2  # replace-one: 2C'
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for _ in range(20_000):
+        others = rng.uniform(0.9, 1.0, k - 1).astype(np.float32)
+        x = np.float32(rng.uniform(0.99, 1.0))
+        base = [ClientMessage(i, np.array([v], np.float32)) for i, v in enumerate(others)]
+        s0 = PlainSum().aggregate(base, None).vector[0]
+        s1 = PlainSum().aggregate(base + [ClientMessage(99, np.array([x], np.float32))], None).vector[0]
+        worst = max(worst, abs(float(s1) - float(s0)) / float(x))
+    assert worst > 1 + FLOAT32_SLACK  # the old allowance was exceeded
+    assert worst <= per_client
+
+
+def test_delta_not_below_one_over_the_population_is_refused():
+    with pytest.raises(ConfigError, match="^aggregation.noise: the accountant's delta"):
+        build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 1.0},
+              clients=30, population=200_000)

@@ -23,7 +23,7 @@ plaintext. ``secure = false`` with ``quantize = true`` (or with a norm bound) ru
 integer pipeline as ``secure = true`` without cryptography, so both give bit-identical models.
 
 With noise, the stages' L2 sensitivity comes from
-:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding, repeats)
+:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the replace-one relation)
 and is handed to the accountant; a noised configuration that nothing bounds is refused.
 """
 from __future__ import annotations
@@ -133,8 +133,18 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
         max_weight=dp.max_weight, with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
     if not dp.population:
         return None
-    return DpAccounting(sensitivity=sens.value, sampling_rate=min(1.0, dp.clients_per_round / dp.population),
-                        delta=dp.delta, tail_per_round=sens.tail_per_round)
+    if not dp.delta < 1.0 / dp.population:
+        raise ConfigError(f"aggregation.noise: the accountant's delta {dp.delta:g} is not below 1 / population "
+                          f"(1/{dp.population}); a delta that large allows a mechanism that publishes one client's "
+                          "data outright, so no epsilon at it means anything")
+    if dp.clients_per_round > dp.population:
+        raise ConfigError(f"fedavg.clients_per_round: {dp.clients_per_round} clients cannot be drawn without "
+                          f"replacement from {dp.population}")
+    # fixed-size sampling without replacement, accounted under replace-one: swapping one client's
+    # update x for x' moves the sum by ||x - x'|| <= 2C (docs/privacy.md)
+    return DpAccounting(sensitivity=2.0 * sens.value, sampling_rate=dp.clients_per_round / dp.population,
+                        delta=dp.delta, tail_per_round=sens.tail_per_round, sampling="fixed_size",
+                        population=dp.population, sample_size=dp.clients_per_round)
 
 
 def _sum(cfg: AggregationConfig) -> Aggregator:
@@ -174,10 +184,11 @@ def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggreg
         if cfg.noise == "distributed":
             from .distributed_noise import DistributedDiscreteGaussianStage
 
+            accounting = _accounting(cfg, dp)  # its ConfigError names its own key
             try:
                 inner = DistributedDiscreteGaussianStage(
                     inner, cfg.noise_std, scale=spec.scale, num_clients=dp.clients_per_round,
-                    modulus=1 << cfg.quant_bits, accounting=_accounting(cfg, dp), dim=dp.dim, seeded=cfg.noise_seeded)
+                    modulus=1 << cfg.quant_bits, accounting=accounting, dim=dp.dim, seeded=cfg.noise_seeded)
             except ValueError as e:
                 raise ConfigError(str(e) if str(e).startswith("aggregation.") else f"aggregation.noise_std: {e}") \
                     from None

@@ -9,14 +9,20 @@ multiplied by the clip). The paper's text calls its setting "variance 0.025"; sa
 denominator C*K of the authors' code the noise on the *mean* update then has std
 ``std / (C*K)`` per coordinate. To get a *variance* v on the sum, set ``noise_std = sqrt(v)``.
 
-**Accounting.** The round is the sampled Gaussian mechanism with noise multiplier
-``z = std / sensitivity`` and sampling rate ``q = C*K / K``, where the sensitivity is what
+**Accounting.** The simulation samples a *fixed number* K of the N clients without
+replacement. That is accounted as what it is: ``dp_accounting``'s
+``SampledWithoutReplacementDpEvent(N, K, Gaussian(z))`` under the **replace-one** neighbouring
+relation (Wang, Balle and Kasiviswanathan 2019, Theorem 27), with
+``z = std / (2 * sensitivity)``: replacing one client's update x (``||x|| <= C``) by x'
+(``||x'|| <= C``) moves the sum by ``||x - x'|| <= 2C``, and ``dp_accounting``'s noise multiplier is
+the noise std over the L2 sensitivity *under the relation in use* (docs/privacy.md derives it).
+The Poisson model with sensitivity C under add/remove would be false here: adding a client that
+gets sampled pushes another out, so the sum moves by up to 2C. The sensitivity C is what
 :mod:`fl.aggregation.sensitivity` derives from the stages actually built (clip, weighting,
-rounding, repeats under sampling with replacement) - never the clip bound alone.
-:func:`gaussian_epsilon` composes it over the rounds with ``dp_accounting``'s RDP accountant
-over :data:`RDP_ORDERS`, which reach below 2 (orders near 1 are what small ``z`` needs).
-Poisson subsampling is the accountant's model; the simulation samples a fixed number of
-clients, so the figure is the usual approximation (docs/privacy.md lists the assumptions).
+rounding, float32 slack) - never the clip bound alone. :func:`gaussian_epsilon` (Poisson
+sampling, add/remove) stays for callers that really sample that way. Both compose over
+:data:`RDP_ORDERS`, which reach below 2 (orders near 1 are what small ``z`` needs under Poisson
+sampling). Sampling with replacement has no accountant here and is refused with noise.
 The paper's weak-DP settings give enormous epsilon: they are a robustness heuristic, not a
 privacy claim.
 
@@ -28,6 +34,7 @@ noise can be regenerated and removed by anyone who knows the seed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import math
@@ -38,7 +45,12 @@ import numpy as np
 from .base import AggregateResult, Aggregator, RoundContext, Stage
 from .noise_source import noise_generator
 
-__all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon", "RDP_ORDERS"]
+__all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon",
+           "fixed_size_gaussian_epsilon", "RDP_ORDERS", "SAMPLING_MODELS"]
+
+#: the sampling models the accountant knows: Poisson under add/remove, fixed-size without
+#: replacement under replace-one
+SAMPLING_MODELS = ("poisson", "fixed_size")
 
 #: Renyi orders of the accountant: fractional orders in (1, 3) for small noise multipliers (at
 #: z = 0.1 they cut epsilon 20-fold), integers above for the usual range
@@ -67,13 +79,16 @@ def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int,
     return composed_gaussian_epsilon({noise_multiplier: rounds}, sampling_rate, delta)
 
 
-def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampling_rate: float, delta: float) -> float:
+def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampling_rate: float, delta: float,
+                              *, unsampled: Mapping[float, int] | None = None) -> float:
     """Epsilon of rounds of the Poisson-subsampled Gaussian mechanism with differing noise.
 
     Args:
       rounds_per_multiplier: for each noise multiplier z, the number of rounds run with it.
       sampling_rate: q, in (0, 1].
       delta: the target delta, in (0, 1).
+      unsampled: releases accounted as the plain Gaussian mechanism (no amplification by
+        sampling), by multiplier: releases whose sample was used more than once.
 
     Returns:
       The smallest epsilon over :data:`RDP_ORDERS` (``inf`` when a round ran with z = 0, 0 when
@@ -85,33 +100,91 @@ def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampli
     import dp_accounting  # noqa: PLC0415 - heavy import, only when accounting is asked for
     from dp_accounting import rdp  # noqa: PLC0415
 
-    for z, rounds in rounds_per_multiplier.items():
-        if not (z >= 0 and math.isfinite(z)):
-            raise ValueError(f"noise multiplier must be a finite number >= 0, got {z!r}")
-        if rounds < 0:
-            raise ValueError(f"rounds must be >= 0, got {rounds!r}")
+    runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {sampling_rate!r}")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
-    runs = {z: int(r) for z, r in rounds_per_multiplier.items() if r > 0}
-    if not runs:
+    if not runs and not plain:
         return 0.0
-    if 0 in runs:
+    if 0 in runs or 0 in plain:
         return math.inf
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS))
+    with _quiet_absl():
+        for z, rounds in sorted(runs.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(
+                dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
+        for z, rounds in sorted(plain.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
+        return float(accountant.get_epsilon(delta))
+
+
+def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sample_size: int, population: int,
+                                delta: float, *, unsampled: Mapping[float, int] | None = None) -> float:
+    """Epsilon of rounds of the Gaussian mechanism on a fixed-size sample without replacement.
+
+    The neighbouring relation is **replace-one** (N is public): ``z`` must be the noise std over
+    the sensitivity under replace-one, ``2C`` for a sum of updates of L2 norm at most C.
+
+    Args:
+      rounds_per_multiplier: for each noise multiplier z (std / replace-one sensitivity), the
+        number of rounds run with it.
+      sample_size: K, the clients sampled per round (1 <= K <= N).
+      population: N.
+      delta: the target delta, in (0, 1).
+      unsampled: releases accounted as the plain Gaussian mechanism (no amplification by
+        sampling), by multiplier: releases whose sample was used more than once.
+
+    Returns:
+      The smallest epsilon over :data:`RDP_ORDERS` (``inf`` when a round ran with z = 0, 0 when
+      there are no rounds).
+
+    Raises:
+      ValueError: an argument out of range.
+    """
+    import dp_accounting  # noqa: PLC0415
+    from dp_accounting import rdp  # noqa: PLC0415
+
+    runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
+    if not 1 <= int(sample_size) <= int(population):
+        raise ValueError(f"sample size must lie in [1, population], got {sample_size!r} of {population!r}")
+    if not runs and not plain:
+        return 0.0
+    if 0 in runs or 0 in plain:
+        return math.inf
+    accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS),
+                                   neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+    with _quiet_absl():
+        for z, rounds in sorted(runs.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.SampledWithoutReplacementDpEvent(
+                int(population), int(sample_size), dp_accounting.GaussianDpEvent(z)), rounds))
+        for z, rounds in sorted(plain.items()):
+            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
+        return float(accountant.get_epsilon(delta))
+
+
+@contextlib.contextmanager
+def _quiet_absl():
     # dp_accounting warns (through absl) for each fractional order whose series does not converge
     # and leaves that order out: the bound over the remaining orders still holds
     absl_log = logging.getLogger("absl")
     level = absl_log.level
     absl_log.setLevel(logging.ERROR)
     try:
-        for z, rounds in sorted(runs.items()):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
-        return float(accountant.get_epsilon(delta))
+        yield
     finally:
         absl_log.setLevel(level)
+
+
+def _checked_runs(rounds_per_multiplier: Mapping[float, int], delta: float) -> dict[float, int]:
+    for z, rounds in rounds_per_multiplier.items():
+        if not (z >= 0 and math.isfinite(z)):
+            raise ValueError(f"noise multiplier must be a finite number >= 0, got {z!r}")
+        if rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {rounds!r}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+    return {z: int(r) for z, r in rounds_per_multiplier.items() if r > 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,18 +195,32 @@ class DpAccounting:
     sensitivity from the pipeline's stages.
 
     Attributes:
-      sensitivity: L2 bound on one client's contribution to the sum, in the units of the noise.
+      sensitivity: L2 sensitivity of the sum **under the accountant's neighbouring relation**, in
+        the units of the noise: C under add/remove (``"poisson"``), 2C under replace-one
+        (``"fixed_size"``), with C the bound on one client's contribution.
       sampling_rate: q = clients per round / clients in the population.
       delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
-      tail_per_round: probability, per round, that ``sensitivity`` does not hold (sampling with
-        replacement: a client drawn more often than the bound assumes); ``t`` rounds are
-        accounted at ``delta - t * tail_per_round``.
+      tail_per_round: probability, per round, that ``sensitivity`` does not hold; ``t`` rounds
+        are accounted at ``delta - t * tail_per_round``.
+      sampling: ``"poisson"`` (each client independently with probability q; add/remove) or
+        ``"fixed_size"`` (``sample_size`` of ``population`` without replacement; replace-one).
+      population: N (``"fixed_size"``).
+      sample_size: K (``"fixed_size"``).
+      rereleased: ``(round, multiplier)`` of each release that a resumed run recomputes with
+        fresh noise (rows a killed run wrote after its last checkpoint; docs/privacy.md). Such a
+        round's sample was used more than once, so every release of it, these and the current
+        run's, is accounted as the plain Gaussian mechanism, without amplification by sampling
+        (as if the adversary knew that round's sample).
     """
 
     sensitivity: float
     sampling_rate: float
     delta: float = 1e-5
     tail_per_round: float = 0.0
+    sampling: str = "poisson"
+    population: int | None = None
+    sample_size: int | None = None
+    rereleased: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         if not (self.sensitivity > 0 and math.isfinite(self.sensitivity)):
@@ -144,6 +231,12 @@ class DpAccounting:
             raise ValueError(f"DP delta must lie in (0, 1), got {self.delta!r}")
         if not 0 <= self.tail_per_round < self.delta:
             raise ValueError(f"DP tail_per_round must lie in [0, delta), got {self.tail_per_round!r}")
+        if self.sampling not in SAMPLING_MODELS:
+            raise ValueError(f"DP sampling must be one of {SAMPLING_MODELS}, got {self.sampling!r}")
+        if self.sampling == "fixed_size" and not (
+                self.population and self.sample_size and 1 <= self.sample_size <= self.population):
+            raise ValueError("DP fixed-size sampling needs 1 <= sample_size <= population, got "
+                             f"{self.sample_size!r} of {self.population!r}")
 
     def accountant_delta(self, rounds: int) -> float:
         """The delta left to the accountant after ``rounds`` rounds (<= 0: none left)."""
@@ -153,13 +246,27 @@ class DpAccounting:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
         return self.epsilon_of({sum_std / self.sensitivity: rounds})
 
-    def epsilon_of(self, rounds_per_multiplier: Mapping[float, int]) -> float:
-        """Epsilon of rounds run with the given noise multipliers (``inf`` once delta is spent)."""
-        rounds = sum(int(r) for r in rounds_per_multiplier.values())
+    def epsilon_of(self, rounds_per_multiplier: Mapping[float, int],
+                   unsampled: Mapping[float, int] | None = None) -> float:
+        """Epsilon of rounds run with the given noise multipliers, and of ``unsampled`` releases
+        accounted without amplification (``inf`` once delta is spent)."""
+        rounds = sum(int(r) for r in rounds_per_multiplier.values()) + sum(int(r) for r in (unsampled or {}).values())
         left = self.accountant_delta(rounds)
         if left <= 0:
             return math.inf
-        return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left)
+        if self.sampling == "fixed_size":
+            return fixed_size_gaussian_epsilon(rounds_per_multiplier, self.sample_size, self.population, left,
+                                               unsampled=unsampled)
+        return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left, unsampled=unsampled)
+
+    def epsilon_by_round(self, multipliers: Mapping[int, float]) -> float:
+        """Epsilon of the releases of the rounds in ``multipliers`` (round index -> multiplier)
+        and of :attr:`rereleased`: rounds released more than once are accounted unsampled."""
+        reused = {int(r) for r, _ in self.rereleased}
+        sampled = collections.Counter(z for r, z in multipliers.items() if int(r) not in reused)
+        plain = collections.Counter(z for r, z in multipliers.items() if int(r) in reused)
+        plain.update(z for _, z in self.rereleased)
+        return self.epsilon_of(sampled, plain)
 
     def record(self, ctx: RoundContext, sum_std: float, history: Mapping[int, float] | None = None) -> None:
         """Record the round's accounting from the noise std on the sum (see :meth:`record_multiplier`)."""
@@ -182,9 +289,11 @@ class DpAccounting:
         ctx.record("dp_sensitivity", self.sensitivity)
         ctx.record("dp_delta", self.delta)
         if history is None:
-            ctx.record("dp_epsilon", self.epsilon_of({multiplier: ctx.round_index + 1}))
-            return
-        ctx.record("dp_epsilon", self.epsilon_of(collections.Counter(history.values())))
+            if not self.rereleased:
+                ctx.record("dp_epsilon", self.epsilon_of({multiplier: ctx.round_index + 1}))
+                return
+            history = {r: multiplier for r in range(ctx.round_index + 1)}
+        ctx.record("dp_epsilon", self.epsilon_by_round(history))
 
 
 class CentralGaussianNoiseStage(Stage):

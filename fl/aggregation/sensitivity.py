@@ -14,11 +14,18 @@ by walking the stack from the client's raw update to the noised sum (docs/privac
    integer unit, so it adds up to ``sqrt(d) / scale`` to the L2 norm (the norm-bound stage
    truncates toward 0 and adds nothing);
 4. **float32 slack** - the clipped, weighted float32 vector may exceed its bound by a few ulps:
-   a factor ``1 + 2^-20`` covers it;
-5. **repeats** - sampling with replacement puts a client into ``j`` slots with probability
-   ``P(Binomial(K, 1/N) = j)``; the sensitivity is ``m`` slots, with ``m`` the smallest count
-   whose tail ``P(Binomial(K, 1/N) > m)`` is at most ``delta * 2^-20`` per round. That tail is
-   paid out of delta (``DpAccounting.tail_per_round``).
+   a factor ``1 + 2^-20`` covers it; and the **sum** is rounded to float32 before the noise is
+   added (the plaintext sum accumulates in float64, the secure sum is dequantized to float32), which
+   moves it by at most ``2^-24 ||S||`` with ``||S|| <= K C'``. Between neighbours that adds up to
+   ``2^-24 (||S|| + ||S'||) <= 2^-23 K C'``, covered with the float64 accumulation by the factor
+   ``1 + 2^-23 K`` on one client's bound (``SUM_SLACK_PER_CLIENT``; at K = 31 that is
+   ``1 + 3.7e-6``, where ``1 + 2^-20`` alone was exceeded: ``|fl(S + x) - fl(S)| = 1.0000019 ||x||``
+   was measured);
+5. **sampling** - the bound C above is one client's contribution. The accountant's relation is
+   replace-one under fixed-size sampling without replacement, whose sensitivity is ``2C``
+   (:func:`fl.aggregation.build` doubles it; docs/privacy.md). Sampling **with** replacement
+   puts one client into ``j`` slots, moving the sum by up to ``2jC`` with a data-independent but
+   unbounded-in-K ``j``; no accountant here covers it, so noise with it is refused.
 
 A noised configuration that no stage bounds is refused with a :class:`~fl.config.ConfigError`
 naming the reason; it never gets a number.
@@ -32,12 +39,12 @@ from fl.config import ConfigError
 
 from .config import AggregationConfig
 
-__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK", "REPEAT_TAIL_SHARE"]
+__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT"]
 
 #: relative excess of a float32 vector clipped (and weighted) in float32 over its bound
 FLOAT32_SLACK = 2.0**-20
-#: the per-round probability of more repeats than the sensitivity assumes, as a share of delta
-REPEAT_TAIL_SHARE = 2.0**-20
+#: relative error, per client in the sum, of rounding the sum to float32 before the noise
+SUM_SLACK_PER_CLIENT = 2.0**-23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,32 +55,21 @@ class Sensitivity:
       clip: the L2 bound of one slot's vector before rounding (weights included).
       source: the setting that gives ``clip``.
       rounding: L2 added by stochastic rounding, in float units.
-      repeats: slots one client may fill in a round (1 without replacement).
-      tail_per_round: probability per round that a client fills more than ``repeats`` slots.
+      tail_per_round: probability per round that the bound does not hold (0: it always holds).
+      clients: K, the summands (the float32 rounding of the sum grows with it).
     """
 
     clip: float
     source: str
     rounding: float = 0.0
-    repeats: int = 1
     tail_per_round: float = 0.0
+    clients: int = 1
 
     @property
     def value(self) -> float:
-        """``repeats * (clip * (1 + FLOAT32_SLACK) + rounding)``."""
-        return self.repeats * (self.clip * (1.0 + FLOAT32_SLACK) + self.rounding)
-
-
-def _repeats(clients_per_round: int, population: int, delta: float) -> tuple[int, float]:
-    """The smallest slot count m with ``P(Binomial(K, 1/N) > m) <= delta * REPEAT_TAIL_SHARE``, and that tail."""
-    from scipy.stats import binom  # noqa: PLC0415
-
-    target = delta * REPEAT_TAIL_SHARE
-    for m in range(1, clients_per_round + 1):
-        tail = float(binom.sf(m, clients_per_round, 1.0 / population))
-        if tail <= target:
-            return m, tail
-    return clients_per_round, 0.0
+        """``(clip * (1 + FLOAT32_SLACK) + rounding) * (1 + SUM_SLACK_PER_CLIENT * clients)``: one
+        client's contribution to the float32 sum the noise is added to."""
+        return (self.clip * (1.0 + FLOAT32_SLACK) + self.rounding) * (1.0 + SUM_SLACK_PER_CLIENT * self.clients)
 
 
 def mechanism_sensitivity(
@@ -96,9 +92,9 @@ def mechanism_sensitivity(
       quant_scale: integer units per float unit of the stochastic quantizer in the stack, or
         ``None`` where no stage rounds stochastically (plaintext, or the norm-bound stage).
       max_weight: the largest example count in the population (for ``weighting = "examples"``).
-      with_replacement: whether clients are sampled with replacement.
-      population: N, the clients that can be sampled (needed with replacement).
-      delta: the accountant's delta (the repeat tail is sized from it).
+      with_replacement: whether clients are sampled with replacement (refused: see 5 above).
+      population: N, the clients that can be sampled.
+      delta: the accountant's delta.
 
     Returns:
       The :class:`Sensitivity`.
@@ -131,10 +127,10 @@ def mechanism_sensitivity(
         raise ConfigError(why)
     clip, source = min(bounds)
     rounding = root_d / quant_scale if quant_scale is not None else 0.0
-    repeats, tail = 1, 0.0
     if with_replacement and clients_per_round > 1:
-        if not population:
-            raise ConfigError("fedavg.sampling: with replacement a client may fill several slots; the population "
-                              "size is needed to bound how many")
-        repeats, tail = _repeats(clients_per_round, population, delta)
-    return Sensitivity(clip=clip, source=source, rounding=rounding, repeats=repeats, tail_per_round=tail)
+        raise ConfigError(
+            "fedavg.sampling: \"with_replacement\" puts one client into several slots of a round, and no "
+            "accountant here covers that sampling (the Poisson and fixed-size-without-replacement analyses do not), "
+            "so no epsilon would hold; use fedavg.sampling = \"without_replacement\" with aggregation.noise, or "
+            "aggregation.noise = \"none\"")
+    return Sensitivity(clip=clip, source=source, rounding=rounding, clients=max(1, int(clients_per_round)))

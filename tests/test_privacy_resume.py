@@ -1,0 +1,86 @@
+"""A resumed run counts every noised release: rounds a killed run released after its last
+checkpoint are recomputed with fresh noise, so each such round is released more than once with
+the same client sample and is accounted without amplification by sampling (docs/privacy.md)."""
+import csv
+import shutil
+
+import pytest
+
+from fl.aggregation.privacy import fixed_size_gaussian_epsilon
+from fl.cli import find_config
+from fl.config import load_config
+from fl.experiment import _prepare, resume_experiment, run_experiment
+from fl.rundir import RunDirError
+
+NOISE = ["data.path=synthetic:20", "run.checkpoint_every=2", "aggregation.weighting=fixed",
+         "aggregation.client_clip=1.0", "aggregation.noise=central", "aggregation.noise_std=1.0"]
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def accounting(cfg):
+    stage = _prepare(cfg).pipeline
+    while getattr(stage, "accounting", None) is None:
+        stage = stage.inner
+    return stage.accounting
+
+
+def test_rounds_released_before_a_resume_are_counted_again_across_two_kills(tmp_path):
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=4", *NOISE])
+    acct = accounting(cfg)
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=3)  # checkpoint after 2 rounds; round 2 released
+    killed = rows(out / "rounds.csv")
+    assert len(killed) == 3
+    z = float(killed[2]["dp_noise_multiplier"])
+    warnings = []
+    resume_experiment(out, progress=False, stop_after=3, warn=warnings.append)  # round 2 released again, killed
+    assert any("recomputed with fresh noise" in w for w in warnings)
+    resume_experiment(out, progress=False)  # round 2 a third time, then round 3
+    final = rows(out / "rounds.csv")
+    assert [r for r, _ in _ledger(out)] == [2, 2]
+    # rounds 0, 1, 3 are sampled once each; round 2 was released three times with one sample
+    expect_2 = fixed_size_gaussian_epsilon({z: 2}, acct.sample_size, acct.population, acct.delta, unsampled={z: 3})
+    expect_3 = fixed_size_gaussian_epsilon({z: 3}, acct.sample_size, acct.population, acct.delta, unsampled={z: 3})
+    assert float(final[2]["dp_epsilon"]) == pytest.approx(expect_2, rel=1e-9)
+    assert float(final[3]["dp_epsilon"]) == pytest.approx(expect_3, rel=1e-9)
+    # what the run recorded before this fix: round 3 as four sampled rounds
+    once = fixed_size_gaussian_epsilon({z: 4}, acct.sample_size, acct.population, acct.delta)
+    assert float(final[3]["dp_epsilon"]) > once
+
+
+def _ledger(out):
+    return [(int(r["round"]), float(r["dp_noise_multiplier"])) for r in rows(out / "rereleased.csv")]
+
+
+def test_a_damaged_ledger_refuses_the_resume_and_changes_nothing(tmp_path):
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=4", *NOISE])
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=3)
+    resume_experiment(out, progress=False, stop_after=3)
+    (out / "rereleased.csv").write_text("round,dp_noise_multiplier\n2,not a number\n")
+    before = (out / "rounds.csv").read_bytes()
+    with pytest.raises(RunDirError, match="rereleased.csv line 2 is malformed"):
+        resume_experiment(out, progress=False)
+    assert (out / "rounds.csv").read_bytes() == before
+    (out / "rereleased.csv").unlink()
+    shutil.rmtree(out / "checkpoints")  # no checkpoint: every row on disk is a release to count
+    (out / "rounds.csv").write_text("round,dp_noise_multiplier\nx,1\n")
+    with pytest.raises(RunDirError, match="rounds.csv has a malformed row"):
+        resume_experiment(out, progress=False)
+
+
+def test_seeded_noise_is_recomputed_identically_and_not_counted_again(tmp_path):
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=4", *NOISE, "aggregation.noise_seeded=true"])
+    whole = tmp_path / "whole"
+    run_experiment(cfg, out=whole, progress=False)
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=3)
+    resume_experiment(out, progress=False)
+    assert not (out / "rereleased.csv").exists()
+    def timeless(table):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in table]
+    assert timeless(rows(out / "rounds.csv")) == timeless(rows(whole / "rounds.csv"))

@@ -1,29 +1,31 @@
-"""Norm-bound proofs for a committed integer vector (L2 and L-infinity, both exact).
+"""Norm-bound proofs for a committed integer vector (L2 by projections, L-infinity exactly).
 
 Public API:
 
-* :class:`NormStatement` -- round, client, dimension, norm, bound, scale;
+* :class:`NormStatement` -- round, client, dimension, norm, bound, scale, projections;
 * :func:`commit_vector` -- the client's commitment ``C = <x, G> + r B~``;
 * :func:`commit_and_prove` (the client's entry point), :func:`prove`, :func:`verify`, :func:`verify_batch`, :func:`proof_from_bytes`;
-* :func:`l2_params`, :func:`linf_params` -- derived parameters and soundness.
+* :func:`l2_params`, :func:`linf_params` -- derived parameters, slack and soundness.
 
 The maths and the soundness argument are in ``docs/proofs.md``.
 """
 from .batch import NormProof, commit_and_prove, proof_from_bytes, prove, verify, verify_batch
 from .commitment import commit_vector, vector_generators
-from .l2 import L2Proof
+from .l2 import L2Proof, ProjectionRetry
 from .linf import LinfProof
-from .params import L2Params, LinfParams, l2_params, linf_params
+from .params import DEFAULT_PROJECTIONS, L2Params, LinfParams, l2_params, linf_params
 from .statement import NORMS, PROTOCOL_VERSION, NormStatement
 
 __all__ = [
     "NormStatement",
     "NORMS",
     "PROTOCOL_VERSION",
+    "DEFAULT_PROJECTIONS",
     "commit_vector",
     "vector_generators",
     "prove",
     "commit_and_prove",
+    "ProjectionRetry",
     "verify",
     "verify_batch",
     "proof_from_bytes",

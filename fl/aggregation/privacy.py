@@ -100,19 +100,28 @@ def composed_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sampli
     import dp_accounting  # noqa: PLC0415 - heavy import, only when accounting is asked for
     from dp_accounting import rdp  # noqa: PLC0415
 
-    runs = _checked_runs(rounds_per_multiplier, delta)
-    plain = _checked_runs(unsampled or {}, delta)
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {sampling_rate!r}")
+    return _composed_epsilon(
+        rounds_per_multiplier, unsampled, delta, rdp.RdpAccountant(orders=list(RDP_ORDERS)),
+        lambda g: dp_accounting.PoissonSampledDpEvent(sampling_rate, g))
+
+
+def _composed_epsilon(rounds_per_multiplier: Mapping[float, int], unsampled: Mapping[float, int] | None,
+                      delta: float, accountant, sampled) -> float:
+    """Composes ``sampled(Gaussian(z))`` for each run and the plain Gaussian for each unsampled
+    release into ``accountant``; the smallest epsilon at ``delta`` (``inf`` for z = 0, 0 for none)."""
+    import dp_accounting  # noqa: PLC0415
+
+    runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
     if not runs and not plain:
         return 0.0
     if 0 in runs or 0 in plain:
         return math.inf
-    accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS))
     with _quiet_absl():
         for z, rounds in sorted(runs.items()):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(z)), rounds))
+            accountant.compose(dp_accounting.SelfComposedDpEvent(sampled(dp_accounting.GaussianDpEvent(z)), rounds))
         for z, rounds in sorted(plain.items()):
             accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
         return float(accountant.get_epsilon(delta))
@@ -144,23 +153,13 @@ def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], samp
     import dp_accounting  # noqa: PLC0415
     from dp_accounting import rdp  # noqa: PLC0415
 
-    runs = _checked_runs(rounds_per_multiplier, delta)
-    plain = _checked_runs(unsampled or {}, delta)
     if not 1 <= int(sample_size) <= int(population):
         raise ValueError(f"sample size must lie in [1, population], got {sample_size!r} of {population!r}")
-    if not runs and not plain:
-        return 0.0
-    if 0 in runs or 0 in plain:
-        return math.inf
     accountant = rdp.RdpAccountant(orders=list(RDP_ORDERS),
                                    neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
-    with _quiet_absl():
-        for z, rounds in sorted(runs.items()):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.SampledWithoutReplacementDpEvent(
-                int(population), int(sample_size), dp_accounting.GaussianDpEvent(z)), rounds))
-        for z, rounds in sorted(plain.items()):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), rounds))
-        return float(accountant.get_epsilon(delta))
+    return _composed_epsilon(
+        rounds_per_multiplier, unsampled, delta, accountant,
+        lambda g: dp_accounting.SampledWithoutReplacementDpEvent(int(population), int(sample_size), g))
 
 
 @contextlib.contextmanager

@@ -81,6 +81,8 @@ def _parse_cache(label: bytes, blob: bytes) -> list[EcPt]:
             body[pos + 4:pos + 4 + len(label)] != label:
         raise EncodingError("generator cache: label mismatch")
     count = int.from_bytes(body[head - 8:head], "big")
+    if count == 0:
+        raise EncodingError("generator cache: no entries")
     if len(body) != head + count * POINT_BYTES:
         raise EncodingError("generator cache: length mismatch")
     pts = [point_from_bytes(body[head + i * POINT_BYTES: head + (i + 1) * POINT_BYTES])

@@ -443,6 +443,8 @@ def decode_message(data: bytes, max_bytes: int | None = None):
     Raises:
       DecodeError: see :mod:`secagg.errors`.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessage(f"expected bytes, got {type(data).__name__}")
     if max_bytes is not None and len(data) > max_bytes:
         raise OversizedMessage(f"{len(data)} bytes exceed the limit of {max_bytes}")
     if len(data) < HEADER_BYTES:

@@ -1,0 +1,38 @@
+"""Issue 11, item 6: faults a hostile client can cause, each refused with a typed error."""
+import importlib
+
+import pytest
+
+from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable_disk_cache, generators
+from secagg.errors import DecodeError, MalformedMessage
+from secagg.messages import decode_message
+
+gens_mod = importlib.import_module("rangeproof.generators")
+
+
+# --- (f) typed decoding errors ------------------------------------------------------------------
+
+@pytest.mark.parametrize("data", ["SAB\x01\x01" + "x" * 64, "", None, 12, [1, 2, 3]])
+def test_decode_message_of_non_bytes_is_a_decode_error(data):
+    with pytest.raises(MalformedMessage):
+        decode_message(data)
+    with pytest.raises(DecodeError):
+        decode_message(data, max_bytes=4)
+
+
+def test_generator_cache_with_zero_entries_is_an_encoding_error(tmp_path):
+    from rangeproof.errors import EncodingError
+    try:
+        enable_disk_cache(tmp_path)
+        clear_memory_cache()
+        fresh = generators(b"zero-test", 3)
+        gens_mod._store_to_disk(b"zero-test", [])
+        blob = gens_mod._cache_file(b"zero-test").read_bytes()
+        with pytest.raises(EncodingError):
+            gens_mod._parse_cache(b"zero-test", blob)
+        assert gens_mod._load_from_disk(b"zero-test") == []
+        clear_memory_cache()
+        assert generators(b"zero-test", 3) == fresh      # the empty file is ignored, rederived
+    finally:
+        disable_disk_cache()
+        clear_memory_cache()

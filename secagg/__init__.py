@@ -28,6 +28,7 @@ from .errors import (
     InconsistentView,
     MalformedMessage,
     NonCanonicalEncoding,
+    NonFiniteInput,
     OutOfOrder,
     OversizedMessage,
     ProtocolViolation,
@@ -49,7 +50,7 @@ __all__ = [
     "run_round", "DropoutPlan", "RoundReport", "STEPS",
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
-    "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded",
+    "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput",
     *_STAGE_NAMES,
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "SecAggError",
     "ConfigError",
+    "NonFiniteInput",
     "DecodeError",
     "MalformedMessage",
     "TruncatedMessage",
@@ -30,6 +31,19 @@ class SecAggError(Exception):
 
 class ConfigError(SecAggError, ValueError):
     """A parameter choice that cannot give a correct or secure round (rejected up front)."""
+
+
+class NonFiniteInput(SecAggError, ValueError):
+    """A client's input holds NaN or an infinity: it has no fixed-point value (refused, not clipped).
+
+    Attributes:
+      count: how many coordinates are not finite.
+    """
+
+    def __init__(self, count: int, detail: str = ""):
+        text = f"{count} coordinate(s) of the input are NaN or infinite"
+        super().__init__(text + (f" ({detail})" if detail else ""))
+        self.count = count
 
 
 class DecodeError(SecAggError):

@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, NonFiniteInput
 from .prg import ring_dtype
 
 __all__ = ["QuantizationSpec", "WRAP_SIGMAS", "WRAP_PROBABILITY_BITS", "quantize", "quantize_counting_clipped", "dequantize_sum", "to_ring", "to_signed"]
@@ -99,7 +99,11 @@ class QuantizationSpec:
 
 
 def quantize(x: np.ndarray, spec: QuantizationSpec, rng: np.random.Generator) -> np.ndarray:
-    """Clip, scale and stochastically round ``x``; return it modulo 2^k (uint32 or uint64)."""
+    """Clip, scale and stochastically round ``x``; return it modulo 2^k (uint32 or uint64).
+
+    Raises:
+      NonFiniteInput: ``x`` holds NaN or an infinity (nothing is drawn from ``rng``).
+    """
     return quantize_counting_clipped(x, spec, rng)[0]
 
 
@@ -109,8 +113,16 @@ def quantize_counting_clipped(
     """:func:`quantize`, also returning how many coordinates the clip to ``[-r, r]`` changed.
 
     The count reuses the float64 copy and the clipped array that quantizing makes anyway.
+
+    Raises:
+      NonFiniteInput: ``x`` holds NaN or an infinity. NaN has no value (cast to an integer it
+        becomes -2^63 or, reduced below 64 bits, 0) and an infinity is a broken update, not a
+        large one: both are refused rather than clipped or rounded.
     """
     xf = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(xf)
+    if not finite.all():
+        raise NonFiniteInput(int(finite.size - np.count_nonzero(finite)), "quantize")
     y = np.clip(xf, -spec.clip_range, spec.clip_range)
     clipped = int(np.count_nonzero(y != xf))
     np.multiply(y, spec.scale, out=y)

@@ -1,11 +1,14 @@
 """Issue 11, item 6: faults a hostile client can cause, each refused with a typed error."""
 import importlib
 
+import numpy as np
 import pytest
 
 from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable_disk_cache, generators
-from secagg.errors import DecodeError, MalformedMessage
+from secagg.errors import DecodeError, MalformedMessage, NonCanonicalEncoding, NonFiniteInput
 from secagg.messages import decode_message
+from secagg.params import SecAggParams
+from secagg.quantize import QuantizationSpec, quantize, quantize_counting_clipped
 
 gens_mod = importlib.import_module("rangeproof.generators")
 
@@ -36,3 +39,23 @@ def test_generator_cache_with_zero_entries_is_an_encoding_error(tmp_path):
     finally:
         disable_disk_cache()
         clear_memory_cache()
+
+
+# --- (d) non-finite input to quantization -------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [16, 32, 63, 64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_quantize_refuses_non_finite_input(bits, bad):
+    spec = QuantizationSpec(bits=bits, clip_range=1.0, num_clients=4)
+    x = np.array([0.25, bad, -0.5, bad], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    with pytest.raises(NonFiniteInput) as info:
+        quantize(x, spec, rng)
+    assert info.value.count == 2
+    assert rng.bit_generator.state == state          # nothing drawn, nothing changed
+    with pytest.raises(NonFiniteInput):
+        quantize_counting_clipped(x.astype(np.float64), spec, rng)
+    # finite input still quantizes (large values are clipped, as before)
+    q = quantize(np.array([0.25, 1e30, -0.5]), spec, rng)
+    assert q.shape == (3,)

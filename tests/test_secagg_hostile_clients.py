@@ -59,3 +59,31 @@ def test_quantize_refuses_non_finite_input(bits, bad):
     # finite input still quantizes (large values are clipped, as before)
     q = quantize(np.array([0.25, 1e30, -0.5]), spec, rng)
     assert q.shape == (3,)
+
+
+# --- (e) the active variant counts distinct signers -----------------------------------------------
+
+def test_active_unmask_counts_a_repeated_signer_once():
+    from secagg_adversary import MaliciousServer
+
+    from secagg.errors import TooFewSurvivors
+    from secagg.messages import UnmaskRequest
+
+    p = SecAggParams.classic(10, active=True)
+    t = p.threshold
+    adv = MaliciousServer(p)
+    adv.setup()
+    u3 = tuple(sorted(adv.y))
+    adv.sign({u: u3 for u in adv.honest})
+    sigs = sorted(adv.signatures[u3].items())
+    target = u3[-1]
+    few = sigs[: t - 1]
+    for dup in (few + [few[0]], few + [few[-1]] * 3):   # t or more entries, t - 1 distinct signers
+        req = UnmaskRequest(adv.rid, target, u3, (), tuple(dup))
+        with pytest.raises(TooFewSurvivors):
+            adv.clients[target].unmask(req)
+        with pytest.raises(NonCanonicalEncoding):      # a repeated signer is refused on the wire too
+            decode_message(req.encode())
+    # the client is still able to answer a proper request (the refusals changed nothing)
+    resp = adv.clients[target].unmask(UnmaskRequest(adv.rid, target, u3, (), tuple(sigs[:t])))
+    assert len(resp.shares) == len(u3)

@@ -37,6 +37,7 @@ from .errors import (
     SecAggError,
     TooFewSurvivors,
     TruncatedMessage,
+    UnusableKey,
 )
 from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
@@ -50,7 +51,7 @@ __all__ = [
     "run_round", "DropoutPlan", "RoundReport", "STEPS",
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
-    "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput",
+    "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput", "UnusableKey",
     *_STAGE_NAMES,
 ]
 

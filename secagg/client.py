@@ -33,7 +33,7 @@ from .errors import (
     TooFewSurvivors,
 )
 from .graph import graph_seed, keyed_neighbours, neighbours
-from .keys import AgreementKey, SigningKey, decrypt_share, encrypt_share, hkdf, verify_signature
+from .keys import AgreementKey, SigningKey, check_public_key, decrypt_share, encrypt_share, hkdf, verify_signature
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
     MASK_KEY_SHARE,
@@ -176,6 +176,9 @@ class SecAggClient:
           DropoutBudgetExceeded: more clients missing from U1 than the budgets allow.
           ProtocolViolation: own keys missing or altered, a non-neighbour (or unknown id) listed,
             repeated keys.
+          UnusableKey: a peer's X25519 key is of small order (an honest server refuses it at
+            advertise time; ``exc.client`` names the peer). Nothing is drawn or sent.
+          NonCanonicalEncoding: a peer's key is not canonically encoded.
           AuthenticationFailed: (active) a signature on advertised keys does not verify.
         """
         self._expect(ClientStage.SHARE_KEYS)
@@ -189,6 +192,9 @@ class SecAggClient:
             raise ProtocolViolation(f"client {self.id}: own keys missing or altered in the broadcast")
         if len(allp) < self.params.threshold:
             raise TooFewSurvivors("share_keys", len(allp), self.params.threshold, f"client {self.id}'s neighbourhood")
+        for p in msg.peers:  # before anything else uses the keys: canonical, not of small order
+            check_public_key(p.c_pk, p.client)
+            check_public_key(p.s_pk, p.client)
         all_keys = [p.c_pk for p in msg.peers] + [p.s_pk for p in msg.peers]
         if len(set(all_keys)) != len(all_keys):
             raise ProtocolViolation(f"client {self.id}: repeated public keys in the broadcast")

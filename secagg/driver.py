@@ -65,6 +65,8 @@ class RoundReport:
       client_seconds: each client's compute time (its steps, encoding and decoding included).
       server_seconds: the server's compute time.
       client_errors: clients that stopped because they rejected a message (the exception).
+      server_refusals: clients whose message the server refused (the exception); the server's
+        state is as if the message never came, so the client counts as missing from that step.
     """
 
     result: SumResult
@@ -73,6 +75,7 @@ class RoundReport:
     client_seconds: dict[int, float]
     server_seconds: float
     client_errors: dict[int, Exception]
+    server_refusals: dict[int, Exception] = dataclasses.field(default_factory=dict)
 
 
 def run_round(
@@ -122,6 +125,7 @@ def run_round(
     down = {u: 0 for u in ids}
     secs = {u: 0.0 for u in ids}
     errors: dict[int, Exception] = {}
+    refusals: dict[int, Exception] = {}
     server_s = 0.0
     clients = {
         u: SecAggClient(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
@@ -159,9 +163,13 @@ def run_round(
         server_s += time.perf_counter() - t
         return out
 
-    def server_receive(method: Callable, data: bytes | None) -> None:
-        if data is not None:
+    def server_receive(u: int, method: Callable, data: bytes | None) -> None:
+        if data is None:
+            return
+        try:
             server_do(lambda: method(decode_message(data)))
+        except SecAggError as exc:  # one message refused (state unchanged): that client is missing
+            refusals[u] = exc
 
     def server_close(fn: Callable, *args) -> dict[int, bytes]:
         return {u: m.encode() for u, m in server_do(fn, *args).items()}
@@ -170,11 +178,11 @@ def run_round(
         """Deliver each request, let its client answer with ``act(u, request)``, pass the answer on."""
         for u, data in outbox.items():
             msg = deliver(u, data)
-            server_receive(receive, client_step(u, step, lambda: act(u, msg)))
+            server_receive(u, receive, client_step(u, step, lambda: act(u, msg)))
 
     # step 0
     for u in ids:
-        server_receive(server.receive_advertise, client_step(u, "advertise_keys", clients[u].advertise_keys))
+        server_receive(u, server.receive_advertise, client_step(u, "advertise_keys", clients[u].advertise_keys))
     outbox = server_close(server.close_advertise)
     # step 1
     exchange(outbox, "share_keys", lambda u, m: clients[u].share_keys(m), server.receive_share_keys)
@@ -192,4 +200,4 @@ def run_round(
     # step 4
     exchange(outbox, "unmask", lambda u, m: clients[u].unmask(m), server.receive_unmask)
     result = server_do(server.finish)
-    return RoundReport(result, up, down, secs, server_s, errors)
+    return RoundReport(result, up, down, secs, server_s, errors, refusals)

@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticationFailed",
     "ProtocolViolation",
     "OutOfOrder",
+    "UnusableKey",
     "RefusedRequest",
     "TooFewSurvivors",
     "InconsistentView",
@@ -76,6 +77,19 @@ class AuthenticationFailed(SecAggError):
 
 class ProtocolViolation(SecAggError):
     """A message that is well formed but breaks a protocol rule (sender, set sizes, keys)."""
+
+
+class UnusableKey(ProtocolViolation):
+    """An X25519 public key of small order (all-zero shared secret with every peer).
+
+    Attributes:
+      client: the client whose key it is.
+    """
+
+    def __init__(self, client: int, detail: str = ""):
+        text = f"client {client}'s X25519 public key is of small order"
+        super().__init__(text + (f" ({detail})" if detail else ""))
+        self.client = client
 
 
 class OutOfOrder(ProtocolViolation):

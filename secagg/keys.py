@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import struct
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -22,11 +23,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from rangeproof.labels import SECAGG_SHARE_AD
 
-from .errors import AuthenticationFailed, ProtocolViolation
+from .errors import AuthenticationFailed, NonCanonicalEncoding, ProtocolViolation, UnusableKey
 from .randomness import RandomSource
 
 __all__ = [
     "PUBLIC_KEY_BYTES",
+    "check_public_key",
+    "is_canonical_public_key",
     "SIGNATURE_BYTES",
     "AgreementKey",
     "SigningKey",
@@ -41,6 +44,40 @@ PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 #: AES-GCM tag length
 SHARE_CIPHERTEXT_OVERHEAD = 16
+
+
+#: p = 2^255 - 19, the field of Curve25519
+_FIELD_PRIME = (1 << 255) - 19
+# Any clamped X25519 scalar is a multiple of the cofactor 8, so its exchange with a point of
+# small order (order 1, 2, 4 or 8) gives the all-zero secret, which ``cryptography`` refuses with
+# ValueError; the exchange with any other canonical point does not. The key is public: the check
+# is on public data only.
+_TRIAL_KEY = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"sabre/secagg/x25519-trial-key/v1").digest())
+
+
+def is_canonical_public_key(public: bytes) -> bool:
+    """Whether ``public`` is the canonical encoding of an X25519 u-coordinate: 32 bytes,
+    little-endian, ``u < p`` (so bit 255 is clear). RFC 7748 decoders ignore bit 255 and reduce
+    mod p, so one key has several encodings; only this one is accepted."""
+    return (isinstance(public, (bytes, bytearray)) and len(public) == PUBLIC_KEY_BYTES
+            and int.from_bytes(public, "little") < _FIELD_PRIME)
+
+
+def check_public_key(public: bytes, client: int) -> None:
+    """Refuse an X25519 public key that cannot serve in the round; returns None or raises.
+
+    Raises:
+      NonCanonicalEncoding: not the canonical encoding (bit 255 set, or ``u >= p``): a second
+        encoding of another key would pass the key-reuse checks.
+      UnusableKey: a point of small order (RFC 7748 section 6.1: the shared secret with every
+        peer would be all zero), found by a trial exchange.
+    """
+    if not is_canonical_public_key(public):
+        raise NonCanonicalEncoding(f"client {client}: X25519 public key is not canonically encoded (bit 255 set or u >= p)")
+    try:
+        _TRIAL_KEY.exchange(X25519PublicKey.from_public_bytes(bytes(public)))
+    except ValueError:
+        raise UnusableKey(client) from None
 
 
 def hkdf(ikm: bytes, round_id: bytes, purpose: bytes, *ids: int, length: int = 32) -> bytes:

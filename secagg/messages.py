@@ -28,7 +28,7 @@ import numpy as np
 
 from .encoding import HEADER_BYTES, MAGIC, VERSION, Reader, Writer, check_ids
 from .errors import MalformedMessage, NonCanonicalEncoding, OversizedMessage
-from .keys import PUBLIC_KEY_BYTES, SHARE_CIPHERTEXT_OVERHEAD, SIGNATURE_BYTES
+from .keys import PUBLIC_KEY_BYTES, SHARE_CIPHERTEXT_OVERHEAD, SIGNATURE_BYTES, is_canonical_public_key
 from .params import MAX_CLIENTS, MAX_DIM, MAX_FIELD_DIM
 from .prg import ring_dtype
 from .shamir import SHARE_BYTES, SHARE_PRIME
@@ -159,10 +159,18 @@ class AdvertiseKeys(_Message):
     def decode(cls, data: bytes) -> "AdvertiseKeys":
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
-        c_pk, s_pk = r.raw(PUBLIC_KEY_BYTES), r.raw(PUBLIC_KEY_BYTES)
+        c_pk, s_pk = _read_public_key(r), _read_public_key(r)
         sig = _read_sig(r)
         r.finish()
         return cls(round_id, sender, c_pk, s_pk, sig)
+
+
+def _read_public_key(r: Reader) -> bytes:
+    """An X25519 public key in its canonical encoding (u < p, so bit 255 clear), else refused."""
+    pk = r.raw(PUBLIC_KEY_BYTES)
+    if not is_canonical_public_key(pk):
+        raise NonCanonicalEncoding("X25519 public key: bit 255 set or u >= p")
+    return pk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +209,7 @@ class KeysBroadcast(_Message):
         peers = []
         for _ in range(n):
             client = r.u16()
-            c_pk, s_pk = r.raw(PUBLIC_KEY_BYTES), r.raw(PUBLIC_KEY_BYTES)
+            c_pk, s_pk = _read_public_key(r), _read_public_key(r)
             peers.append(PeerKeys(client, c_pk, s_pk, _read_sig(r)))
         r.finish()
         check_ids(tuple(p.client for p in peers), "peers")

@@ -32,7 +32,7 @@ from .errors import (
     TooFewSurvivors,
 )
 from .graph import graph_seed, keyed_neighbours, neighbours
-from .keys import AgreementKey, verify_signature
+from .keys import AgreementKey, check_public_key, verify_signature
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
     MASK_KEY_SHARE,
@@ -150,10 +150,14 @@ class SecAggServer:
         """Store one client's advertised keys.
 
         Raises:
+          NonCanonicalEncoding: a public key not canonically encoded (bit 255 set, or u >= p).
+          UnusableKey: a public key of small order (it would make every peer's agreement fail).
           ProtocolViolation: a public key already used by another client.
           AuthenticationFailed: (active) the signature does not verify.
         """
         self._accept(msg, AdvertiseKeys, ServerStage.ADVERTISE, self._keys)
+        check_public_key(msg.c_pk, msg.sender)
+        check_public_key(msg.s_pk, msg.sender)
         used = {k for m in self._keys.values() for k in (m.c_pk, m.s_pk)}
         if msg.c_pk == msg.s_pk or msg.c_pk in used or msg.s_pk in used:
             raise ProtocolViolation(f"server: client {msg.sender} reuses a public key")

@@ -1,15 +1,28 @@
 """Issue 11, item 6: faults a hostile client can cause, each refused with a typed error."""
+import dataclasses
 import importlib
 
 import numpy as np
 import pytest
 
 from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable_disk_cache, generators
-from secagg.errors import DecodeError, MalformedMessage, NonCanonicalEncoding, NonFiniteInput
-from secagg.messages import decode_message
+from secagg.client import ClientStage, SecAggClient
+from secagg.driver import run_round
+from secagg.errors import (
+    DecodeError,
+    MalformedMessage,
+    NonCanonicalEncoding,
+    NonFiniteInput,
+    ProtocolViolation,
+    UnusableKey,
+)
+from secagg.messages import KeysBroadcast, PeerKeys, decode_message
+from secagg.randomness import SeededRandom
+from secagg.server import SecAggServer
 from secagg.params import SecAggParams
 from secagg.quantize import QuantizationSpec, quantize, quantize_counting_clipped
 
+ROUND = bytes(range(16))
 gens_mod = importlib.import_module("rangeproof.generators")
 
 
@@ -87,3 +100,106 @@ def test_active_unmask_counts_a_repeated_signer_once():
     # the client is still able to answer a proper request (the refusals changed nothing)
     resp = adv.clients[target].unmask(UnmaskRequest(adv.rid, target, u3, (), tuple(sigs[:t])))
     assert len(resp.shares) == len(u3)
+
+
+# --- (a), (b) unusable and non-canonical X25519 keys ------------------------------------------------
+
+_P = (1 << 255) - 19
+# the points of small order with u < p (RFC 7748; the list libsodium refuses): 0, 1, the two
+# points of order 8, and p - 1 (order 4 ... the point (-1, .)).
+SMALL_ORDER_U = [0, 1, 325606250916557431795983626356110631294008115727848805560023387167927233504,
+                 39382357235489614581723060781553021112529911719440698176882885853963445705823, _P - 1]
+
+
+def _le(u: int) -> bytes:
+    return u.to_bytes(32, "little")
+
+
+def _sum(x, ids, bits):
+    return (np.sum([x[u].astype(np.uint64) for u in ids], axis=0, dtype=np.uint64) & np.uint64((1 << bits) - 1))
+
+
+@pytest.mark.parametrize("u", SMALL_ORDER_U)
+def test_small_order_key_refused_at_advertise(u):
+    p = SecAggParams.classic(5)
+    server = SecAggServer(p, ROUND, 4)
+    client = SecAggClient(p, 1, ROUND, rng=SeededRandom(1))
+    good = client.advertise_keys()
+    for bad in (dataclasses.replace(good, s_pk=_le(u)), dataclasses.replace(good, c_pk=_le(u))):
+        with pytest.raises(UnusableKey) as info:
+            server.receive_advertise(bad)
+        assert info.value.client == 1
+        assert isinstance(info.value, ProtocolViolation)
+    server.receive_advertise(good)   # the refusals changed nothing: the honest message is accepted
+
+
+@pytest.mark.parametrize("active", [False, True])
+@pytest.mark.parametrize("bad", [(4,), "max"])
+def test_round_completes_without_clients_advertising_small_order_keys(monkeypatch, active, bad):
+    n = 10
+    p = SecAggParams.classic(n, active=active)
+    bad = set(range(1, n - p.threshold + 1)) if bad == "max" else set(bad)
+    if active:
+        bad = set(list(bad)[: p.dropout_budget])
+    real = SecAggClient.advertise_keys
+
+    def hostile(self):
+        msg = real(self)
+        return dataclasses.replace(msg, s_pk=bytes(32)) if self.id in bad else msg
+
+    monkeypatch.setattr(SecAggClient, "advertise_keys", hostile)
+    gen = np.random.default_rng(3)
+    x = {u: gen.integers(0, 1 << 16, 7, dtype=np.uint64).astype(np.uint32) for u in range(1, n + 1)}
+    report = run_round(p, x, seed=5)
+    honest = [u for u in range(1, n + 1) if u not in bad]
+    assert set(report.server_refusals) == bad
+    assert all(isinstance(e, UnusableKey) for e in report.server_refusals.values())
+    assert report.client_errors == {}
+    assert report.result.survivors == tuple(honest)
+    assert np.array_equal(report.result.vector.astype(np.uint64), _sum(x, honest, p.mask_bits))
+
+
+@pytest.mark.parametrize("u", SMALL_ORDER_U[:2])
+def test_client_refuses_a_broadcast_with_a_small_order_key(u):
+    p = SecAggParams.classic(5)
+    clients = {v: SecAggClient(p, v, ROUND, rng=SeededRandom(v)) for v in range(1, 6)}
+    adv = {v: c.advertise_keys() for v, c in clients.items()}
+    peers = [PeerKeys(v, m.c_pk, m.s_pk) for v, m in sorted(adv.items())]
+    peers[2] = PeerKeys(3, peers[2].c_pk, _le(u))
+    msg = KeysBroadcast(ROUND, 1, tuple(peers))
+    with pytest.raises(UnusableKey) as info:
+        clients[1].share_keys(msg)
+    assert info.value.client == 3
+    assert clients[1].stage is ClientStage.SHARE_KEYS          # nothing drawn, nothing changed
+
+
+def test_key_differing_in_bit_255_is_refused():
+    p = SecAggParams.classic(5)
+    server = SecAggServer(p, ROUND, 4)
+    c1 = SecAggClient(p, 1, ROUND, rng=SeededRandom(1))
+    c2 = SecAggClient(p, 2, ROUND, rng=SeededRandom(2))
+    m1, m2 = c1.advertise_keys(), c2.advertise_keys()
+    server.receive_advertise(m1)
+    twin = bytearray(m1.s_pk)
+    twin[31] |= 0x80                                   # the same X25519 key, another encoding
+    copy = dataclasses.replace(m2, s_pk=bytes(twin))
+    with pytest.raises(NonCanonicalEncoding):
+        server.receive_advertise(copy)
+    with pytest.raises(NonCanonicalEncoding):          # refused on the wire as well
+        decode_message(copy.encode())
+    self_twin = dataclasses.replace(m2, c_pk=bytes(twin[:31]) + bytes([twin[31] & 0x7F]), s_pk=bytes(twin))
+    with pytest.raises(NonCanonicalEncoding):
+        server.receive_advertise(self_twin)
+    # u + p for u < 19 is also a second encoding (u = 9 is the base point)
+    with pytest.raises(NonCanonicalEncoding):
+        server.receive_advertise(dataclasses.replace(m2, s_pk=_le(9 + _P)))
+    server.receive_advertise(m2)                       # nothing changed: the real message passes
+    # a client refuses a broadcast that lists a non-canonical key
+    c3 = SecAggClient(p, 3, ROUND, rng=SeededRandom(3))
+    m3 = c3.advertise_keys()
+    m4 = SecAggClient(p, 4, ROUND, rng=SeededRandom(4)).advertise_keys()
+    peers = (PeerKeys(1, m1.c_pk, bytes(twin)), PeerKeys(2, m2.c_pk, m2.s_pk), PeerKeys(3, m3.c_pk, m3.s_pk),
+             PeerKeys(4, m4.c_pk, m4.s_pk))
+    with pytest.raises(NonCanonicalEncoding):
+        c3.share_keys(KeysBroadcast(ROUND, 3, peers))
+    assert c3.stage is ClientStage.SHARE_KEYS

@@ -80,6 +80,17 @@ class SumResult:
     late: dict[int, str]
 
 
+def _below_threshold(members: set[int], count, threshold: int) -> set[int]:
+    """The clients to leave out so that each remaining ``u`` has ``count(u, remaining) >= threshold``
+    (removed in rounds until none falls short; the result does not depend on iteration order)."""
+    alive = set(members)
+    while True:
+        weak = {u for u in alive if count(u, alive) < threshold}
+        if not weak:
+            return set(members) - alive
+        alive -= weak
+
+
 class SecAggServer:
     """The server's side of one round.
 
@@ -178,8 +189,20 @@ class SecAggServer:
         """
         self._expect(ServerStage.ADVERTISE, "close_advertise")
         u1 = set(self._keys)
-        self._close("advertise_keys", u1)
         p = self.params
+        weak: set[int] = set()
+        if not p.active:
+            # A client with fewer than t holders in U1 is left out, and so is every client that
+            # then falls short in its turn: the graph after these exclusions is the one every
+            # later step uses (no broadcast lists a client that will never share keys).
+            weak = _below_threshold(u1, lambda u, alive: len(self._holders(u) & alive), p.threshold)
+            if len(u1) - len(weak) < p.threshold:
+                raise TooFewSurvivors("advertise_keys", len(u1) - len(weak), p.threshold,
+                                      f"{len(weak)} client(s) with too few neighbours")
+        self._close("advertise_keys", u1)
+        for u in sorted(weak):
+            self.dropped[u] = "advertise_keys: too few neighbours"
+        u1 -= weak
         if p.active:
             if p.num_clients - len(u1) > p.dropout_budget:
                 raise DropoutBudgetExceeded("round", p.num_clients - len(u1), p.dropout_budget, "server, step 0")
@@ -217,18 +240,23 @@ class SecAggServer:
         """End step 1: U2 is fixed; each client gets the ciphertexts addressed to it."""
         self._expect(ServerStage.SHARE_KEYS, "close_share_keys")
         u2 = set(self._share_msgs)
+        t = self.params.threshold
+        addressed = {u: {to for to, _ in self._share_msgs[u].ciphertexts} for u in u2}
+        # a client with fewer than t - 1 senders is left out, its ciphertexts are not delivered
+        # (nobody masks with it), and so on until every remaining client has enough
+        weak = _below_threshold(u2, lambda u, alive: 1 + sum(1 for v in alive if u in addressed[v]), t)
+        if len(u2) - len(weak) < t:
+            raise TooFewSurvivors("share_keys", len(u2) - len(weak), t, f"{len(weak)} client(s) with too few neighbours")
         self._close("share_keys", u2)
+        for u in sorted(weak):
+            self.dropped[u] = "share_keys: too few neighbours"
+        u2 -= weak
         inbox: dict[int, list] = {u: [] for u in u2}
         for sender in sorted(u2):
             for to, ct in self._share_msgs[sender].ciphertexts:
                 if to in inbox:
                     inbox[to].append((sender, ct))
-        out = {}
-        for u in sorted(u2):
-            if len(inbox[u]) + 1 < self.params.threshold:
-                self.dropped[u] = "share_keys: too few neighbours"
-                continue
-            out[u] = SharesDelivery(self.round_id, u, tuple(inbox[u]))
+        out = {u: SharesDelivery(self.round_id, u, tuple(inbox[u])) for u in sorted(u2)}
         self._u2 = frozenset(u2)
         self._eligible = frozenset(out)
         self.stage = ServerStage.MASKED_INPUT

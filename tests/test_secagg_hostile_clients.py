@@ -7,7 +7,7 @@ import pytest
 
 from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable_disk_cache, generators
 from secagg.client import ClientStage, SecAggClient
-from secagg.driver import run_round
+from secagg.driver import DropoutPlan, run_round
 from secagg.errors import (
     DecodeError,
     MalformedMessage,
@@ -203,3 +203,39 @@ def test_key_differing_in_bit_255_is_refused():
     with pytest.raises(NonCanonicalEncoding):
         c3.share_keys(KeysBroadcast(ROUND, 3, peers))
     assert c3.stage is ClientStage.SHARE_KEYS
+
+
+# --- (c) SecAgg+: the graph after exclusion is the graph every later step uses ------------------------
+
+def test_sparse_rounds_with_exclusions_for_too_few_neighbours_finish():
+    n = 100
+    p = SecAggParams(num_clients=n, threshold=6, degree=10, mask_bits=16)
+    gen = np.random.default_rng(0)
+    x = {u: gen.integers(0, 1 << 16, 3, dtype=np.uint64).astype(np.uint32) for u in range(1, n + 1)}
+    excluded_rounds = 0
+    for trial in range(12):
+        plan = DropoutPlan.random(list(range(1, n + 1)), 0.3, np.random.default_rng(trial),
+                                  steps=("advertise_keys", "share_keys"))
+        report = run_round(p, x, dropout=plan, seed=trial)
+        res = report.result
+        assert report.client_errors == {}
+        assert np.array_equal(res.vector.astype(np.uint64), _sum(x, res.survivors, p.mask_bits))
+        assert set(res.survivors) == set(range(1, n + 1)) - set(res.dropped)
+        excluded_rounds += any("too few neighbours" in why for why in res.dropped.values())
+    assert excluded_rounds >= 6          # the trials do exercise the exclusion
+
+
+def test_excluded_clients_are_not_in_any_broadcast():
+    n = 100
+    p = SecAggParams(num_clients=n, threshold=6, degree=10, mask_bits=16)
+    server = SecAggServer(p, ROUND, 3)
+    present = [u for u in range(1, n + 1) if np.random.default_rng(u).random() > 0.45]
+    for u in present:
+        server.receive_advertise(SecAggClient(p, u, ROUND, rng=SeededRandom(u)).advertise_keys())
+    out = server.close_advertise()
+    weak = {u for u, why in server.dropped.items() if "too few" in why}
+    assert weak                                           # this draw has exclusions
+    for u, msg in out.items():
+        listed = {pk.client for pk in msg.peers}
+        assert not listed & weak
+        assert len(listed) >= p.threshold

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -50,9 +49,10 @@ SHARE_CIPHERTEXT_OVERHEAD = 16
 _FIELD_PRIME = (1 << 255) - 19
 # Any clamped X25519 scalar is a multiple of the cofactor 8, so its exchange with a point of
 # small order (order 1, 2, 4 or 8) gives the all-zero secret, which ``cryptography`` refuses with
-# ValueError; the exchange with any other canonical point does not. The key is public: the check
-# is on public data only.
-_TRIAL_KEY = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"sabre/secagg/x25519-trial-key/v1").digest())
+# ValueError; the exchange with any other canonical point does not (its order has a prime factor
+# of about 2^252 that the clamped scalar below is not a multiple of). The key is public and fixed:
+# the check is on public data only.
+_TRIAL_KEY = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 
 
 def is_canonical_public_key(public: bytes) -> bool:

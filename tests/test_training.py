@@ -136,7 +136,13 @@ def test_batched_matches_loop_on_ragged_clients(name, shuffle):
     start = init_params(name, 3)
     sizes = [1, 7, 0, 12, 4] if name == "paper_cnn" else [1, 7, 0, 23, 4, 16]
     clients = _clients(sizes, seed=6)
-    cfg = LocalConfig(epochs=2, batch_size=5, lr=0.1, shuffle=shuffle)
+    # The paper CNN at lr 0.1 is sensitive to its inputs: a relative perturbation of 1e-7 of the
+    # start moves its update by about 2 % after three epochs on one 12-image client (a ReLU or
+    # max-pool decision flips), so float32 summation order alone (which differs between the two
+    # paths and between CPUs) can exceed the tolerance below. At lr 0.01 the same check keeps
+    # its 1e-5 tolerance with room.
+    lr = 0.01 if name == "paper_cnn" else 0.1
+    cfg = LocalConfig(epochs=2, batch_size=5, lr=lr, shuffle=shuffle)
     seeds = list(range(100, 100 + len(sizes)))
     loop = train_clients(name, start, clients, cfg, seeds, path="loop")
     batched = train_clients(name, start, clients, cfg, seeds, path="batched")

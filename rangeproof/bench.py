@@ -2,12 +2,12 @@
 
 Usage::
 
-    sabre bench proof --dim D --norm l2|linf [--clients N] [--projections K]
+    sabre bench proof --dim D --norm l2|linf [--clients N]
                       [--distinct P] [--profile] [--json]
 
 Prints a human summary and, with ``--json``, one JSON object as the last line:
 ``dim, norm, projections, clients, generators_s, commit_s, prove_s, verify_s, batch_verify_s,
-batch_distinct, proof_bytes, soundness_bits, slack, bound_factor, msm_us_per_term, commit_terms,
+batch_distinct, proof_bytes, soundness_bits, bound_factor, msm_us_per_term, commit_terms,
 prove_terms, verify_terms, batch_verify_terms, scaled_to_15us, cpu_model, load_avg``.
 
 Machines differ (about 2x in P-256 speed), so the run also measures, on the same machine and in
@@ -20,8 +20,8 @@ batch and after it; each phase is divided by the mean of the two calibrations ar
 (``msm_us_per_term`` in the JSON is the mean of all four, ``msm_us_per_term_samples`` lists them).
 Each ``X_terms`` is ``X_s`` in such terms (``X_s * 1e6 / us``), and ``scaled_to_15us`` gives each
 time as it would be on a machine at 15 us per term. ``bound_factor`` is what the accepted
-region's norm is, as a multiple of ``M`` (the L2 proof's slack; 1.0 for the exact L-infinity
-proof).
+region's norm is, as a multiple of ``M``: 1.0, both proofs being exact. ``projections`` is the
+number of range-checked projections of the L2 proof (128; 0 for L-infinity).
 
 ``batch_verify_s`` verifies ``N`` proofs with one call of :func:`rangeproof.norm.verify_batch`.
 Making ``N`` distinct proofs at large ``d`` takes ``N`` times the proving time, so only
@@ -47,8 +47,9 @@ import numpy as np
 from petlib.bn import Bn
 
 from .group import ORDER, curve
+from .norm.params import SMALLNESS_PROJECTIONS
+from .range_proof import range_generators
 from .norm import (
-    DEFAULT_PROJECTIONS,
     L2Proof,
     NormStatement,
     commit_vector,
@@ -96,7 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, required=True, help="vector dimension d")
     p.add_argument("--norm", choices=["l2", "linf"], default="l2")
     p.add_argument("--clients", type=int, default=1, help="N, proofs in the batched verification")
-    p.add_argument("--projections", type=int, default=DEFAULT_PROJECTIONS, help="K for L2")
     p.add_argument("--distinct", type=int, default=None, help="distinct proofs in the batch (default min(N, 2))")
     p.add_argument("--bound", type=float, default=1.0, help="float bound M on the update")
     p.add_argument("--scale", type=float, default=float(1 << 16), help="fixed-point scale")
@@ -134,7 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dim < 1 or args.clients < 1:
         raise SystemExit("sabre bench proof: --dim and --clients must be positive")
     norm = args.norm
-    projections = args.projections if norm == "l2" else 0
     distinct = max(1, min(args.clients, args.distinct if args.distinct is not None else 2))
     bound_int = integer_bound(args.bound, args.scale, norm)
     rng = np.random.default_rng(args.seed)
@@ -144,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     vector_generators(args.dim)
+    if norm == "l2":  # the range proofs' generators too: derived once per process, like G
+        range_generators(SMALLNESS_PROJECTIONS * 64)
     generators_s = time.perf_counter() - start
     calibrations: list[float] = []
 
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commit_s = prove_s = 0.0
     for c in range(distinct):
         st = NormStatement(round_id=0, client_id=c, dim=args.dim, norm=norm, bound=bound_int,
-                           scale=args.scale, projections=projections)
+                           scale=args.scale)
         update = rng.normal(size=args.dim) * (2.0 * args.bound / np.sqrt(args.dim))
         x = clip_and_quantize(update, args.bound, args.scale, norm)
         (C, r), t_commit = _profiled(args.profile and c == 0, "commit", lambda: commit_vector(x), notes)
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "dim": args.dim,
         "norm": norm,
-        "projections": projections,
+        "projections": prm.projections if norm == "l2" else 0,
         "clients": args.clients,
         "generators_s": round(generators_s, 3),
         "commit_s": round(commit_s, 3),
@@ -203,8 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_distinct": distinct,
         "proof_bytes": len(data0),
         "soundness_bits": round(prm.soundness_bits, 2),
-        "slack": round(prm.slack, 4) if norm == "l2" else 1.0,
-        "bound_factor": round(prm.slack, 4) if norm == "l2" else 1.0,
+        "bound_factor": round(prm.bound_factor, 4) if norm == "l2" else 1.0,
         "phases_s": {k: round(v, 3) for k, v in phases.items()},
         "msm_us_per_term": None if us_per_term is None else round(us_per_term, 3),
         "msm_us_per_term_samples": [round(c, 3) for c in calibrations],
@@ -216,12 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result[f"{name}_terms"] = None if us_per_term is None else round(sec * 1e6 / phase_us[name])
     result["scaled_to_15us"] = None if us_per_term is None else {
         f"{name}_s": round(sec * 15.0 / phase_us[name], 3) for name, sec in times.items()}
-    print(f"norm-bound proof, {norm}, d = {args.dim}" + (f", K = {projections}" if norm == "l2" else ""))
+    print(f"norm-bound proof, {norm} (exact), d = {args.dim}")
     print(f"  generators (once per process): {generators_s:.2f} s")
     print(f"  commit {commit_s:.2f} s, prove {prove_s:.2f} s, verify {verify_s:.2f} s")
     print(f"  batched verification of {args.clients} proofs ({distinct} distinct): {batch_s:.2f} s")
     print(f"  proof {len(data0)} bytes, soundness 2^-{result['soundness_bits']}, "
-          f"proven bound {result['slack']} x M")
+          f"proven bound {result['bound_factor']} x M")
     if us_per_term is not None:
         scaled = result["scaled_to_15us"]
         print(f"  this machine: {us_per_term:.2f} us per multi-exponentiation term ({result['cpu_model']}, "

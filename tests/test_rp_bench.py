@@ -6,14 +6,15 @@ from rangeproof import bench
 
 def test_json_line_reports_terms_and_calibration(capsys, monkeypatch):
     monkeypatch.setattr(bench, "msm_us_per_term", lambda: 12.5)
-    assert bench.main(["--dim", "40", "--projections", "512", "--clients", "2", "--json"]) == 0
+    assert bench.main(["--dim", "40", "--clients", "2", "--json"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["msm_us_per_term"] == 12.5 and line["msm_us_per_term_samples"] == [12.5] * 4
     for name in ("commit", "prove", "verify", "batch_verify"):
         # the seconds are printed rounded to 1 ms, the terms from the unrounded time
         assert abs(line[f"{name}_terms"] - line[f"{name}_s"] * 1e6 / 12.5) <= 0.0005e6 / 12.5 + 1
         assert abs(line["scaled_to_15us"][f"{name}_s"] - line[f"{name}_s"] * 15 / 12.5) < 2e-3
-    assert line["bound_factor"] == line["slack"] > 1.0
+    assert line["bound_factor"] == 1.0 and "slack" not in line  # the exact L2 proof
+    assert line["projections"] == 128
     assert line["cpu_model"] and line["load_avg"] is not None
     assert line["proof_bytes"] > 0 and line["soundness_bits"] >= 64
 

@@ -12,20 +12,14 @@ from typing import Callable, Sequence, Union
 import numpy as np
 from petlib.ec import EcPt
 
-from ..errors import EncodingError, ProofError, ProvingError, VerificationError
-from ..generators import pedersen_bases
-from ..group import ORDER, msm, random_scalar
+from ..errors import EncodingError, ProofError, VerificationError
 from .commitment import commit_vector
-from .l2 import L2Proof, ProjectionRetry
+from .l2 import L2Proof
 from .linf import LinfProof
 from .statement import NormStatement
 from .terms import Accumulator
 
-__all__ = ["NormProof", "prove", "commit_and_prove", "verify", "verify_batch", "proof_from_bytes",
-           "MAX_RERANDOMIZATIONS"]
-
-MAX_RERANDOMIZATIONS = 16
-"""Honest retries of :func:`commit_and_prove` (each fails with probability below 6 %)."""
+__all__ = ["NormProof", "prove", "commit_and_prove", "verify", "verify_batch", "proof_from_bytes"]
 
 NormProof = Union[L2Proof, LinfProof]
 
@@ -50,26 +44,16 @@ def commit_and_prove(statement: NormStatement, x: np.ndarray, *, rng: Rng | None
                      ) -> tuple[EcPt, int, NormProof]:
     """Commits to ``x`` and proves ``statement``; the usual client entry point.
 
-    When an L2 sketch happens to exceed ``tau`` for an in-bound vector, the commitment is
-    re-randomized (``C + delta B~``, blinding ``r + delta``), which changes the transcript and so
-    the projection, without a new pass over ``x``; the verifier cannot tell that it happened.
+    Both proofs are exact, so an in-bound vector always gets a proof at the first try.
 
     Returns:
       ``(commitment, blinding, proof)``.
 
     Raises:
-      ProvingError: the input is out of bounds or malformed (or, with negligible probability
-        for in-bound input, every retry exceeded ``tau``).
+      ProvingError: the input is out of bounds or malformed.
     """
     C, r = commit_vector(x, rng=rng)
-    Bt = pedersen_bases()[1]
-    for _ in range(MAX_RERANDOMIZATIONS):
-        try:
-            return C, r, prove(statement, x, C, r, rng=rng)
-        except ProjectionRetry:
-            delta = random_scalar(rng)
-            C, r = C + msm([delta], [Bt]), (r + delta) % ORDER
-    raise ProvingError("norm proof: every re-randomized projection exceeded tau")
+    return C, r, prove(statement, x, C, r, rng=rng)
 
 
 def proof_from_bytes(statement: NormStatement, data: bytes) -> NormProof:

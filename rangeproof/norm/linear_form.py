@@ -87,11 +87,12 @@ class LinearFormTerms:
     b_blinding: int
     extra_scalars: list[int]
     extra_points: list[EcPt]
+    lo_one: bool = False  # round factors (1, u^-1) (the norm-linear argument) instead of (u^-1, u)
 
     @property
     def g(self) -> list[int]:
         """The ``dim`` scalars on the generators, reduced mod q."""
-        return challenge_products(self.us, self.dim, self.g_scale)
+        return challenge_products(self.us, self.dim, self.g_scale, lo_one=self.lo_one)
 
 
 def _scaled(scale: int, scalars: list[int], points: list[EcPt], extra_scalars: list[int],

@@ -37,6 +37,7 @@ __all__ = [
     "NORM_PROJECTION_KEY",
     "NORM_LINEAR_FORM",
     "NORM_LINEAR",
+    "NORM_LINEAR_SPLIT",
     # secagg
     "SECAGG_PAIRWISE_MASK",
     "SECAGG_SELF_MASK",
@@ -99,8 +100,13 @@ NORM_PROJECTION_KEY = _label("NORM_PROJECTION_KEY", "rangeproof", "norm-projecti
 NORM_LINEAR_FORM = _label("NORM_LINEAR_FORM", "rangeproof", "norm-linear-form", 2)
 """Protocol name of the linear-form argument (``d`` bound with it)."""
 
-NORM_LINEAR = _label("NORM_LINEAR", "rangeproof", "norm-linear", 1)
-"""Protocol name of the norm-linear argument of the exact L2 proof (``d`` bound with it)."""
+NORM_LINEAR = _label("NORM_LINEAR", "rangeproof", "norm-linear", 2)
+"""Protocol name of one power-of-two chunk of the norm-linear argument (its index, offset and
+size bound with it)."""
+
+NORM_LINEAR_SPLIT = _label("NORM_LINEAR_SPLIT", "rangeproof", "norm-linear-split", 1)
+"""Protocol name of the norm-linear argument's split of ``C``, ``Y`` and ``C_S`` into chunks
+(``d`` and the chunk layout bound with it)."""
 
 # --- secagg ------------------------------------------------------------------------------------
 

@@ -156,3 +156,81 @@ def commit(xs: Sequence[int], rng):
 class _NoClock:
     def lap(self, phase: str) -> None:
         pass
+
+
+def norm_linear_with_padding(pad: Sequence[int]):
+    """A context in which :meth:`NormLinearArgument.create` (called by the real L2 prover) puts
+    the values ``pad`` on the last chunk's padding coordinates: the chunk commitments, the
+    ``C_S,j`` and the witness of the last chunk include them (the split of ``Y`` holds the real
+    coordinates' ``<x, v>``, as the verifier's ``Y`` does). The commitment handed to the verifier
+    must then include them as well (:func:`commit_with_padding`). Everything else is the real
+    code: :meth:`NormLinearProof.create` per chunk, the real transcript and layout."""
+    from rangeproof.group import random_scalar
+    from rangeproof.norm import norm_linear as nl
+
+    original = nl.NormLinearArgument.__dict__["create"]
+
+    def create(cls, transcript, G, x, r, v, s, sigma, *, rng=None):
+        q = ORDER
+        d = len(x)
+        layout = nl.chunk_layout(d)
+        last = layout[-1]
+        if len(pad) > last.size - last.length:
+            raise ValueError("more padding values than padding coordinates")
+        cls._bind_layout(transcript, d, layout)
+        xs = [centered(int(a)) for a in x] + [int(p) for p in pad]
+        blind = [[r, s, sigma]]
+        splits = []
+        spans = []
+        for j, ch in enumerate(layout):
+            n_x = ch.length + (len(pad) if j == len(layout) - 1 else 0)
+            spans.append(n_x)
+            if j == 0:
+                continue
+            xj = xs[ch.offset:ch.offset + n_x]
+            vj = [int(a) for a in v[ch.offset:ch.offset + ch.length]]
+            rj, sj, gj = random_scalar(rng), random_scalar(rng), random_scalar(rng)
+            Cj = msm(xj + [rj], list(G[ch.offset:ch.offset + n_x]) + [BT])
+            Yj = msm([sum(a * b for a, b in zip(xj, vj)) % q, sj], [B, BT])
+            Sj = msm([sum(a * a for a in xj) % q, gj], [B, BT])
+            for label, P in ((b"C_j", Cj), (b"Y_j", Yj), (b"C_S_j", Sj)):
+                transcript.validate_and_append_point(label, P)
+            splits.append((Cj, Yj, Sj))
+            blind.append([rj, sj, gj])
+        for c in range(3):
+            blind[0][c] = (blind[0][c] - sum(b[c] for b in blind[1:])) % q
+        pad_v = nl._padding_vector(transcript, last)
+        parts = []
+        for j, ch in enumerate(layout):
+            n_x = spans[j]
+            vj = list(v[ch.offset:ch.offset + ch.length])
+            rest: list[int] = []
+            if j == len(layout) - 1:
+                vj += list(pad_v[:len(pad)])
+                rest = list(pad_v[len(pad):])
+            rj, sj, gj = blind[j]
+            parts.append(nl.NormLinearProof.create(
+                transcript, G[ch.offset:ch.offset + ch.size], xs[ch.offset:ch.offset + n_x], rj,
+                vj, sj, gj, rng=rng, index=j, offset=ch.offset, pad_v=rest))
+        return cls(splits, parts)
+
+    @contextlib.contextmanager
+    def active() -> Iterator[None]:
+        nl.NormLinearArgument.create = classmethod(create)
+        try:
+            yield
+        finally:
+            nl.NormLinearArgument.create = original
+
+    return active()
+
+
+def commit_with_padding(xs: Sequence[int], pad: Sequence[int], rng):
+    """``C = <x, G_0..G_{d-1}> + <pad, G_d..> + r B~``: a commitment with a component on the
+    padding generators."""
+    from rangeproof.group import random_scalar
+    from rangeproof.norm.commitment import vector_generators
+
+    full = [centered(int(a)) for a in xs] + [int(p) for p in pad]
+    r = random_scalar(rng)
+    return msm(full + [r], vector_generators(len(full)) + [BT]), r

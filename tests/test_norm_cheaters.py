@@ -350,3 +350,43 @@ def test_linf_cheaters_are_rejected(d):
         cheats.append((name, C, linf_real(st, xs, C, r, rnd)))
     xh = np.array(base, dtype=np.int64)
     check_all_rejected(st, cheats, [commit_and_prove(st, xh, rng=rng_of(30))])
+
+
+@pytest.mark.parametrize("d", [1000, 700])
+def test_padding_coordinates_cannot_carry_the_norm(d, monkeypatch):
+    """The attack that broke identity generators on the padding: the prover puts values on the
+    last chunk's padding coordinates (now real generators, so they are in ``C``) whose squares
+    make ``<x, x> = M^2 mod q`` for a committed ``x`` far above the bound. The padding is not
+    projected, so the range checks do not see it; the padding challenge ``beta`` does. With the
+    challenge switched off (patched to the zero vector, as the padding was before) the same
+    attack verifies: the check is what stops it."""
+    from cheating_provers import commit_with_padding, norm_linear_with_padding
+    from rangeproof.norm import norm_linear as nl
+
+    bound = 1000
+    st = NormStatement(round_id=7, client_id=3, dim=d, norm="l2", bound=bound, scale=1.0)
+    x = [100] * d  # ||x||^2 = 10^4 d: 3.2 M at d = 1000, 2.6 M at d = 700
+    N = sum(v * v for v in x)
+    assert N > bound * bound
+    pad = sum_of_squares((bound * bound - N) % ORDER)
+    last = nl.chunk_layout(d)[-1]
+    assert 0 < len(pad) <= last.size - last.length
+    rng = rng_of(d)
+
+    def attack():
+        C, r = commit_with_padding(x, pad, rng)
+        with norm_linear_with_padding(pad):
+            proof = l2_real(st, x, C, r, rng, S=bound * bound)
+        return C, proof.to_bytes()
+
+    C, blob = attack()
+    with pytest.raises(VerificationError):
+        verify(st, C, blob)
+    honest = stmt(d)
+    hC, _, hproof = commit_and_prove(honest, np.ones(d, dtype=np.int64), rng=rng)
+    assert verify_batch([(honest, hC, hproof), (st, C, blob)], rng=rng) == [True, False]
+
+    monkeypatch.setattr(nl, "_padding_vector",
+                        lambda transcript, last: [0] * (last.size - last.length))
+    C, blob = attack()
+    verify(st, C, blob)  # accepted without the padding challenge

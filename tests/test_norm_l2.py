@@ -90,9 +90,12 @@ def test_flipped_bytes_in_every_component_are_rejected(honest):
     sizes = [4, 2, 33 * 128, 33]  # magic, count, V, C_S
     for blob in (proof.range_z.to_bytes_compact(), proof.range_s.to_bytes_compact()):
         sizes += [4, len(blob)]
-    k = len(proof.nl.L)
-    sizes += [1, 33 * k, 33 * k, 33 * k, 33, 33, 32, 32]  # rounds, L, R, W, A1, A2, z, rho'
-    assert sum(sizes[-8:]) == len(proof.nl.to_bytes())
+    nl_start = len(sizes)
+    sizes += [1] + [33] * (3 * len(proof.nl.splits))  # chunks, (C_j, Y_j, C_S,j) per split
+    for part in proof.nl.parts:
+        k = len(part.L)
+        sizes += [1, 33 * k, 33 * k, 33 * k, 33, 33, 32, 32]  # rounds, L, R, W, A1, A2, z, rho'
+    assert sum(sizes[nl_start:]) == len(proof.nl.to_bytes())
     assert sum(sizes) == len(data)
     positions, start = [], 0
     for size in sizes:  # first, middle and last byte of every field

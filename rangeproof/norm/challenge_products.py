@@ -97,30 +97,32 @@ def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1, *,
 
 
 def add_challenge_products(total: list[int], us: Sequence[int], d: int, scale: int = 1, *,
-                           lo_one: bool = False) -> list[int]:
-    """``total + scale * s`` entrywise (``s`` the ``d`` challenge products; unreduced, so each
-    call adds less than ``q^2`` to every entry).
+                           lo_one: bool = False, offset: int = 0) -> list[int]:
+    """``total + scale * s`` entrywise, ``s`` placed at ``offset`` (``s`` the ``d`` challenge
+    products; unreduced, so each call adds less than ``q^2`` to every entry).
 
     One fused pass: per block of ``2^m`` entries, ``map(add, total, map(mul, B, repeat(A_h)))``.
 
     Args:
       total: the running sum (any length; missing entries count as 0).
       us, d, scale, lo_one: as for :func:`challenge_products`.
+      offset: where ``s_0`` goes in ``total``.
 
     Returns:
-      The new sum, of length ``max(len(total), d)``.
+      The new sum, of length ``max(len(total), offset + d)``.
     """
     A, B, m = _factors(us, d, scale, lo_one)
-    if len(total) < d:
-        total = total + [0] * (d - len(total))
+    end = offset + d
+    if len(total) < end:
+        total = total + [0] * (end - len(total))
     width = len(B)
     add, mul = operator.add, operator.mul
-    out: list[int] = []
+    out: list[int] = total[:offset]
     for h, a in enumerate(A):
         lo = h * width
         hi = min(d, lo + width)
-        out += map(add, total[lo:hi], map(mul, B[:hi - lo], repeat(a)))
-    out += total[d:]
+        out += map(add, total[offset + lo:offset + hi], map(mul, B[:hi - lo], repeat(a)))
+    out += total[end:]
     return out
 
 

@@ -12,7 +12,8 @@ Protocol (``docs/proofs.md``, "L2 proof", has the equations and the soundness ar
    then below ``2T`` in size (error ``2^-128``), so ``<x, x>`` does not wrap modulo q. Another
    puts ``M^2 - S`` in ``[0, 2^64)``.
 5. One norm-linear argument (:mod:`.norm_linear`) on ``C`` shows that ``Y`` holds ``<x, v>`` and
-   ``C_S`` holds ``<x, x>`` for the ``x`` inside ``C``.
+   ``C_S`` holds ``<x, x>`` for the ``x`` inside ``C`` (per power-of-two chunk of ``x``, with
+   real generators on the last chunk's zero padding).
 
 The honest prover never fails for an in-bound vector: nothing is estimated.
 """
@@ -38,7 +39,7 @@ from ..group import (
 from ..range_proof import RangeProof
 from ..transcript import Transcript
 from .commitment import vector_generators
-from .norm_linear import NormLinearProof
+from .norm_linear import NormLinearArgument, padded_dim
 from .params import GAMMA_BITS, SMALLNESS_PROJECTIONS, SUM_BITS, L2Params
 from .projection import Projection
 from .statement import NormStatement
@@ -46,7 +47,7 @@ from .terms import Accumulator
 
 __all__ = ["L2Proof", "projection_for", "exact_square_norm"]
 
-_MAGIC = b"NL2\x04"
+_MAGIC = b"NL2\x05"
 
 Rng = Callable[[int], int]
 
@@ -121,7 +122,7 @@ class L2Proof:
     __slots__ = ("V", "C_S", "range_z", "range_s", "nl")
 
     def __init__(self, V: list[EcPt], C_S: EcPt, range_z: RangeProof, range_s: RangeProof,
-                 nl: NormLinearProof):
+                 nl: NormLinearArgument):
         self.V = V
         self.C_S = C_S
         self.range_z = range_z
@@ -192,8 +193,8 @@ class L2Proof:
         clock.lap("range proofs")
         v = proj.transpose_apply(gamma)
         clock.lap("projection v = P^T gamma")
-        nl = NormLinearProof.create(t, vector_generators(statement.dim), xs, blinding, v, s_Y, sigma,
-                                    rng=rng)
+        nl = NormLinearArgument.create(t, vector_generators(padded_dim(statement.dim)), xs,
+                                       blinding, v, s_Y, sigma, rng=rng)
         clock.lap("norm-linear argument")
         return cls(V, C_S, range_z, range_s, nl)
 
@@ -228,8 +229,8 @@ class L2Proof:
         v = proj.transpose(gamma)  # as limbs: the verifier needs only <s, v>
         clock.lap("verify: projection v = P^T gamma")
         Y = (gamma, list(self.V), (-T * sum(gamma)) % q)  # Y = sum_k gamma_k (V_k - T B)
-        acc.add_linear_form(self.nl.verification_terms(t, statement.dim, v, commitment, Y,
-                                                       self.C_S))
+        for terms in self.nl.verification_terms(t, statement.dim, v, commitment, Y, self.C_S):
+            acc.add_linear_form(terms)
         clock.lap("verify: norm-linear scalars")
 
     def verify(self, statement: NormStatement, commitment: EcPt) -> None:
@@ -286,7 +287,7 @@ class L2Proof:
         blobs = [r.take(struct.unpack(">I", r.take(4))[0]) for _ in range(2)]
         range_z = RangeProof.from_bytes_compact(blobs[0])
         range_s = RangeProof.from_bytes_compact(blobs[1])
-        nl = NormLinearProof.from_bytes(r.rest())
+        nl = NormLinearArgument.from_bytes(r.rest())
         return cls(V, C_S, range_z, range_s, nl)
 
 

@@ -73,7 +73,8 @@ Rng = Callable[[int], int]
 
 @dataclasses.dataclass
 class LinearFormTerms:
-    """The verification equation as scalars: ``sum_i g[i] G_i + b B + b_blinding B~ + extras = 0``.
+    """The verification equation as scalars: ``sum_i g[i] G_{offset+i} + b B + b_blinding B~ +
+    extras = 0``.
 
     ``g`` is ``g_scale`` times the challenge products of ``us`` (``dim`` of them); it is formed
     only when asked for (:attr:`g`, reduced) or by the caller that sums several
@@ -88,6 +89,7 @@ class LinearFormTerms:
     extra_scalars: list[int]
     extra_points: list[EcPt]
     lo_one: bool = False  # round factors (1, u^-1) (the norm-linear argument) instead of (u^-1, u)
+    offset: int = 0  # g[i] sits on the vector generator G_{offset + i}
 
     @property
     def g(self) -> list[int]:

@@ -285,7 +285,7 @@ def secagg_section() -> dict:
 
 # --- 5. norm proofs -------------------------------------------------------------------------------
 
-L2_CASE = {"seed": 7, "round_id": 3, "client_id": 5, "dim": 64, "bound": 1024, "scale": 1024.0}
+L2_CASE = {"seed": 7, "round_id": 3, "client_id": 5, "dim": 700, "bound": 1024, "scale": 1024.0}
 LINF_CASE = {"seed": 8, "round_id": 3, "client_id": 5, "dim": 8, "bound": 100, "scale": 256.0,
              "x": [100, -100, 0, 1, -1, 37, -58, 99]}
 

@@ -9,7 +9,8 @@ from cheating_provers import centered, l2_real, square_norm_mod_q
 from rangeproof.errors import EncodingError, ProvingError, VerificationError
 from rangeproof.generators import pedersen_bases
 from rangeproof.group import ORDER
-from rangeproof.norm import L2Proof, NormStatement, commit_vector, l2_params, prove, verify, verify_batch
+from rangeproof.norm import (L2Proof, NormStatement, commit_and_prove, commit_vector, l2_params, prove, verify,
+                             verify_batch)
 from rangeproof.norm.commitment import vector_generators
 from rangeproof.norm.params import SMALLNESS_PROJECTIONS
 from rangeproof.norm.projection import Projection
@@ -250,3 +251,25 @@ def test_projection_refuses_entries_that_wrap_under_abs_or_a_cast():
         with pytest.raises(ValueError, match="below 2"):
             proj.apply(bad)
     assert len(proj.apply(np.array([2 ** 31 - 1, -(2 ** 31) + 1, 0, 5]))) == 8
+
+
+def test_batch_with_one_bad_proof_costs_log_many_checks(monkeypatch):
+    """One bad proof among eight: the failing batch is bisected, so the honest seven are accepted
+    with about 2 lg 8 + 1 multi-exponentiations, not one per client."""
+    from rangeproof.norm import batch as batch_mod
+    from rangeproof.norm.terms import Accumulator
+
+    rnd = random.Random(5)
+    items = []
+    for c in range(8):
+        st = NormStatement(round_id=4, client_id=c, dim=64, norm="l2", bound=M, scale=1024.0)
+        x = np.array([rnd.randrange(-20, 20) for _ in range(64)], dtype=np.int64)
+        C, _, proof = commit_and_prove(st, x, rng=rnd.getrandbits)
+        items.append((st, C, proof))
+    st5, C5, _ = items[5]
+    items[5] = (st5, C5 + BT, items[5][2])  # a proof for another commitment
+    checks = []
+    original = Accumulator.check
+    monkeypatch.setattr(Accumulator, "check", lambda self: checks.append(1) or original(self))
+    assert verify_batch(items, rng=rnd.getrandbits) == [True] * 5 + [False] + [True] * 2
+    assert len(checks) <= 2 * 3 + 1

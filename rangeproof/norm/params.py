@@ -12,8 +12,9 @@ L2 (exact, ``docs/proofs.md``, "L2 proof"):
 * accepted => every centered ``|x_j| <= 2T - 1`` (error ``2^-128``), so
   ``sum_j x_j^2 <= d (2T - 1)^2 <= q - 2^64`` never wraps, and the range proof on
   ``M^2 - <x, x>`` in ``[0, 2^64)`` gives ``sum_j x_j^2 <= M^2`` over the integers.
-* soundness error per proof ``<= 2^-128 + 2^-GAMMA_BITS + (3 ceil(lg d) + 16) / q`` (plus the
-  range proofs' own ``O(lg(n m) / q)`` terms, folded into the last one).
+* soundness error per proof ``<= 2^-128 + 2^-GAMMA_BITS + (sum_j (5 k_j + 2) + p + 16) / q``
+  over the norm-linear argument's chunks of ``2^(k_j)`` coordinates and its ``p`` padding
+  coordinates (plus the range proofs' own ``O(lg(n m) / q)`` terms, folded into the last one).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import math
 
 from ..group import ORDER
 from ..range_proof import ALLOWED_BITS, MAX_AGGREGATION
+from .norm_linear import chunk_layout
 
 __all__ = [
     "GAMMA_BITS",
@@ -116,8 +118,11 @@ def l2_params(dim: int, bound: int) -> L2Params:
     # No wrap-around in the accepted region (docs/proofs.md, "L2 proof", step 5).
     if dim * (2 * T - 1) ** 2 > ORDER - (1 << SUM_BITS):  # pragma: no cover - d < 2^31, T <= 2^63
         raise ValueError("L2 proof: d (2T)^2 reaches q")
-    rounds = max(0, (dim - 1).bit_length())
-    err = 2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -GAMMA_BITS + (3 * rounds + 16) / ORDER
+    layout = chunk_layout(dim)
+    extraction = sum(5 * (c.size.bit_length() - 1) + 2 for c in layout)  # 6-special-sound rounds
+    padding = layout[-1].size - layout[-1].length
+    err = (2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -GAMMA_BITS
+           + (extraction + padding + 16) / ORDER)
     return L2Params(SMALLNESS_PROJECTIONS, bits, T, bound * bound, 1.0, -math.log2(err))
 
 

@@ -21,11 +21,13 @@ from .params import (GAMMA_BITS, SMALLNESS_PROJECTIONS, SUM_BITS, L2Params, Linf
 
 __all__ = ["PROTOCOL_VERSION", "NORMS", "NormStatement"]
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Bumped whenever the proof format, a derivation or the transcript layout changes (2: the
 projection matrix is one AES-CTR keystream under a key derived from its challenge, and the
 derived parameters are bound into the statement; 3: the L2 proof is exact, ``<x, x>`` proven by
-the norm-linear argument, no sketch, no ``K``)."""
+the norm-linear argument, no sketch, no ``K``; 4: the norm-linear argument runs on
+power-of-two chunks with real generators, the split and the padding challenge in the
+transcript)."""
 
 NORMS = ("l2", "linf")
 

@@ -40,6 +40,7 @@ PIPELINE_CHEATS = {
     "skip_clip": "skips client clipping (and, against the norm proof, commits to its unclipped vector)",
     "boost_after_clip": "clips honestly, then multiplies the clipped update by cheat_factor",
     "commit_other": "commits to and proves the honest vector, masks cheat_factor times it",
+    "prove_over_bound": "clips to cheat_factor times the bound and proves that with its prover's bound check bypassed",
 }
 
 
@@ -76,7 +77,8 @@ class AttackConfig:
         authors' code.
       pipeline_cheat: one of :data:`PIPELINE_CHEATS`, a cheat against the secure pipeline played
         by the attacker (``"none"``: none); see attacks.pipeline_cheats.
-      cheat_factor: the multiplier used by ``"boost_after_clip"`` and ``"commit_other"``.
+      cheat_factor: the multiplier used by ``"boost_after_clip"``, ``"commit_other"`` and
+        ``"prove_over_bound"``.
       target_seed: seed choosing the target writers and the compromised population.
     """
 

@@ -21,13 +21,18 @@ honest clients clip, quantize to integers ``x = trunc(s * v)``, commit and prove
 * :class:`BoostAfterClip` - the same with ``x' = factor * x``;
 * :class:`CommitOther` - commits to and proves the honest ``x``, then hands ``factor * x`` to
   the secure sum for masking: every proof verifies, and the binding check after the sum
-  (the sum of the commitments against the unmasked aggregate) fails the round.
+  (the sum of the commitments against the unmasked aggregate) fails the round;
+* :class:`ProveOverBound` - clips to ``factor * M`` instead of ``M`` (``factor`` just above 1:
+  1.001, 1.1, 1.5), commits to that vector and proves it with the project's real prover, its
+  ``||x|| <= M`` check bypassed (the range proofs made on whatever values come out). The exact
+  proofs reject it; the fast twin, which checks the vector itself, rejects it too.
 
 In the fast twin (``secure=False``) the same cheaters' integer vectors are checked in plaintext.
 The cheats import nothing from ``rangeproof`` until they play against its stage.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -40,6 +45,8 @@ __all__ = [
     "SkipClip",
     "BoostAfterClip",
     "CommitOther",
+    "ProveOverBound",
+    "prove_unchecked",
     "build_cheat",
     "commit_with_stolen_proof",
     "scale_vector",
@@ -195,6 +202,99 @@ class CommitOther(PipelineCheat):
         return f"CommitOther(factor={self.factor})"
 
 
+@contextlib.contextmanager
+def _unchecked_range_proofs():
+    """While active, ``RangeProof.prove`` proves whatever it is given (``RangeProof._prove``: a
+    value outside ``[0, 2^n)`` is committed in full, its bits are its low ``n`` bits), as a
+    cheating client's modified prover would."""
+    from rangeproof.range_proof import RangeProof  # noqa: PLC0415 - only against the proof stage
+
+    original = RangeProof.__dict__["prove"]
+
+    def forced(cls, transcript, values, blindings, n_bits, *, rng=None):
+        return cls._prove(transcript, [int(v) for v in values], [int(b) for b in blindings], n_bits, rng)
+
+    RangeProof.prove = classmethod(forced)
+    try:
+        yield
+    finally:
+        RangeProof.prove = original
+
+
+class _NoClock:
+    def lap(self, phase: str) -> None:
+        pass
+
+
+def prove_unchecked(statement, x: np.ndarray):
+    """``(commitment, blinding, proof)`` for ``x`` by the real norm prover with its bound check
+    bypassed: the computation of ``L2Proof.prove`` / ``LinfProof.prove`` after their checks."""
+    from rangeproof.norm import commit_vector  # noqa: PLC0415
+    from rangeproof.norm.l2 import L2Proof, exact_square_norm, projection_for  # noqa: PLC0415
+    from rangeproof.norm.linf import LinfProof  # noqa: PLC0415
+
+    x = np.asarray(x, dtype=np.int64)
+    C, r = commit_vector(x)
+    with _unchecked_range_proofs():
+        if statement.norm == "linf":
+            return C, r, LinfProof._prove(statement, [int(v) for v in x.tolist()], C, r, None)
+        prm = statement.l2_params()
+        t = statement.transcript(C)
+        proj = projection_for(t, prm, statement.dim)
+        proof = L2Proof._finish(t, statement, prm, proj, x.tolist(), proj.apply(x), exact_square_norm(x),
+                                C, r, None, _NoClock())
+    return C, r, proof
+
+
+class ProveOverBound(PipelineCheat):
+    """Clip to ``factor * M`` instead of ``M`` and prove the result with the real prover, its
+    bound check bypassed (the client's own prover, modified). The clipped update is quantized
+    with magnitudes rounded up (``sign(v) ceil(s |v|)``), so its integer norm is at least
+    ``factor * s * M``: over the integer bound for any ``factor > 1`` once ``s M`` is an integer
+    (truncation could bring 1.001 M back under the bound).
+
+    Args:
+      factor: how far past the bound the cheater clips (1.001, 1.1, 1.5, ...).
+      targets: stage names (default: the norm-proof stage).
+    """
+
+    targets = (PROOF_STAGE,)
+
+    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
+        super().__init__(targets)
+        self.factor = float(factor)
+
+    def cheat(self, stage, message, ctx, honest):
+        from rangeproof.stage import EXTRA_KEY, FIELD_KEY  # noqa: PLC0415
+
+        x = self.quantize_over(message.vector, stage.bound, stage.scale, stage.norm)
+        if not stage.secure:  # the twin's "proof" attests whatever the vector is
+            return stage.commit_and_prove(message, x, ctx)
+        from rangeproof.group import point_to_bytes  # noqa: PLC0415
+
+        C, r, proof = prove_unchecked(stage.statement(ctx, message.client_id), x)
+        extras = dict(message.extras)
+        extras[EXTRA_KEY] = {"commitment": point_to_bytes(C), "proof": proof.to_bytes()}
+        extras[FIELD_KEY] = [r]
+        return message.replace(vector=x, extras=extras)
+
+    def quantize_over(self, vector: np.ndarray, bound: float, scale: float, norm: str) -> np.ndarray:
+        """The cheater's integer vector: ``vector`` clipped to ``factor * bound`` in ``norm``,
+        magnitudes rounded up."""
+        v = np.asarray(vector, dtype=np.float64)
+        limit = bound * self.factor
+        if norm == "l2":
+            n = float(np.linalg.norm(v))
+            if n > limit:
+                v = v * (limit / n)
+        else:
+            v = np.clip(v, -limit, limit)
+        return (np.sign(v) * np.ceil(np.abs(v) * scale)).astype(np.int64)
+
+    def __repr__(self) -> str:
+        return f"ProveOverBound(factor={self.factor})"
+
+
 def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
     """The cheat named by ``attack.pipeline_cheat`` (``None`` for ``"none"``).
 
@@ -209,4 +309,6 @@ def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
         return BoostAfterClip(factor)
     if kind == "commit_other":
         return CommitOther(factor)
+    if kind == "prove_over_bound":
+        return ProveOverBound(factor)
     raise ValueError(f"attack.pipeline_cheat: unknown cheat {kind!r}")

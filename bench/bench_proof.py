@@ -21,8 +21,7 @@ def _setup(norm, dim, bound):
     if norm == "l2":
         v = rng.normal(size=dim)
         x = np.trunc(v * (0.9 * bound / np.linalg.norm(v))).astype(np.int64)
-        st = NormStatement(round_id=0, client_id=1, dim=dim, norm="l2", bound=bound, scale=1.0,
-                           projections=1024)
+        st = NormStatement(round_id=0, client_id=1, dim=dim, norm="l2", bound=bound, scale=1.0)
     else:
         x = rng.integers(-bound, bound + 1, dim)
         st = NormStatement(round_id=0, client_id=1, dim=dim, norm="linf", bound=bound, scale=1.0)

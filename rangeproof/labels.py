@@ -34,10 +34,10 @@ __all__ = [
     "NORM_TRANSCRIPT",
     "NORM_STATEMENT",
     "NORM_VECTOR_G",
-    "NORM_PROJECTION_H",
     "NORM_PROJECTION_KEY",
     "NORM_LINEAR_FORM",
-    "NORM_SELF_INNER",
+    "NORM_LINEAR",
+    "NORM_LINEAR_SPLIT",
     # secagg
     "SECAGG_PAIRWISE_MASK",
     "SECAGG_SELF_MASK",
@@ -85,17 +85,14 @@ RANGE_PROOF = _label("RANGE_PROOF", "rangeproof", "range-proof", 2)
 INNER_PRODUCT = _label("INNER_PRODUCT", "rangeproof", "inner-product", 2)
 """Protocol name of the inner-product argument (``n`` bound with it)."""
 
-NORM_TRANSCRIPT = _label("NORM_TRANSCRIPT", "rangeproof", "norm-proof", 2)
+NORM_TRANSCRIPT = _label("NORM_TRANSCRIPT", "rangeproof", "norm-proof", 3)
 """Outermost transcript label of a norm proof."""
 
-NORM_STATEMENT = _label("NORM_STATEMENT", "rangeproof", "norm-statement", 2)
+NORM_STATEMENT = _label("NORM_STATEMENT", "rangeproof", "norm-statement", 3)
 """Protocol name under which a norm proof's whole public statement is bound."""
 
 NORM_VECTOR_G = _label("NORM_VECTOR_G", "rangeproof", "norm-vector-G", 2)
 """The ``d`` vector generators of the client's commitment ``C = <x, G> + r B~``."""
-
-NORM_PROJECTION_H = _label("NORM_PROJECTION_H", "rangeproof", "norm-projection-H", 2)
-"""The ``K`` generators of the projection commitment ``C_z``."""
 
 NORM_PROJECTION_KEY = _label("NORM_PROJECTION_KEY", "rangeproof", "norm-projection-key", 2)
 """HKDF ``info`` prefix deriving the AES key of the projection matrix from its challenge."""
@@ -103,8 +100,13 @@ NORM_PROJECTION_KEY = _label("NORM_PROJECTION_KEY", "rangeproof", "norm-projecti
 NORM_LINEAR_FORM = _label("NORM_LINEAR_FORM", "rangeproof", "norm-linear-form", 2)
 """Protocol name of the linear-form argument (``d`` bound with it)."""
 
-NORM_SELF_INNER = _label("NORM_SELF_INNER", "rangeproof", "norm-self-inner", 2)
-"""Protocol name of the self-inner-product argument (``K`` bound with it)."""
+NORM_LINEAR = _label("NORM_LINEAR", "rangeproof", "norm-linear", 2)
+"""Protocol name of one power-of-two chunk of the norm-linear argument (its index, offset and
+size bound with it)."""
+
+NORM_LINEAR_SPLIT = _label("NORM_LINEAR_SPLIT", "rangeproof", "norm-linear-split", 1)
+"""Protocol name of the norm-linear argument's split of ``C``, ``Y`` and ``C_S`` into chunks
+(``d`` and the chunk layout bound with it)."""
 
 # --- secagg ------------------------------------------------------------------------------------
 

@@ -28,9 +28,9 @@ proof by what it attests: the digest of the vector it was made for and whether t
 within the bound. The server accepts a client when its "proof" attests its commitment and the
 bound; after the sum, the binding check compares each survivor's vector with its commitment.
 So a client that attaches a proof made for another vector is excluded, and one that masks a
-vector other than the committed one fails the round, in both modes. The twin does not model the
-proof's slack: a cheater can get up to that factor past the bound under real proofs
-(``docs/proofs.md``), never in the twin.
+vector other than the committed one fails the round, in both modes. Both proofs are exact
+(``docs/proofs.md``): the twin's test, ``sum_j x_j^2 <= M^2`` or ``|x_j| <= M``, is the very
+statement a real proof establishes, so the two modes accept and reject the same clients.
 
 Integration with :mod:`secagg`: ``secagg.stage.SecureSum`` (signed int64 inputs give the signed
 sum; ``field_sum`` carries the modular sum of ``extras["field_vector"]``; the exclusion mark makes
@@ -53,9 +53,9 @@ from fl.aggregation import AggregateResult, Aggregator, ClientMessage, RoundCont
 from .binding import BindingError, check_binding
 from .errors import EncodingError
 from .group import ORDER, point_from_bytes, point_to_bytes
-from .norm import DEFAULT_PROJECTIONS, NormStatement, commit_and_prove, verify_batch
+from .norm import NormStatement, commit_and_prove, verify_batch
 from .norm.l2 import exact_square_norm
-from .norm.params import linf_params
+from .norm.params import l2_params, linf_params
 
 __all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize",
            "plain_commitment"]
@@ -158,14 +158,13 @@ class NormProofStage(Stage):
       bound: the bound ``M`` on the float update.
       norm: ``"l2"`` or ``"linf"``.
       scale: fixed-point scale ``s`` (integers are ``trunc(s v)``).
-      projections: ``K`` for L2 proofs.
       secure: prove and verify (True), or decide in plaintext (False).
     """
 
     name = "norm_proof"
 
     def __init__(self, inner: Aggregator, *, bound: float, norm: str = "l2", scale: float,
-                 projections: int = DEFAULT_PROJECTIONS, secure: bool = True):
+                 secure: bool = True):
         super().__init__(inner)
         if norm not in ("l2", "linf"):
             raise ValueError(f"NormProofStage: norm must be 'l2' or 'linf', got {norm!r}")
@@ -174,7 +173,6 @@ class NormProofStage(Stage):
         self.bound = float(bound)
         self.norm = norm
         self.scale = float(scale)
-        self.projections = projections if norm == "l2" else 0
         self.secure = bool(secure)
         self.int_bound = integer_bound(bound, scale, norm)
 
@@ -182,17 +180,20 @@ class NormProofStage(Stage):
         """Refuse, before any round, a dimension the proofs cannot handle (both modes alike).
 
         Raises:
-          ValueError: an L-infinity bound over more coordinates than one proof supports.
+          ValueError: an L-infinity bound over more coordinates than one proof supports, or an
+            L2 bound too large for the proof's range proofs at this dimension.
         """
         if self.norm == "linf":
             linf_params(int(dim), self.int_bound)
+        else:
+            l2_params(int(dim), self.int_bound)
 
     def statement(self, ctx: RoundContext, client_id: int) -> NormStatement:
         """The public statement of ``client_id`` in this round."""
         session = ctx.derive_seed("norm_proof_session").to_bytes(8, "big")
         return NormStatement(round_id=ctx.round_index, client_id=client_id, dim=ctx.dim,
                              norm=self.norm, bound=self.int_bound, scale=self.scale,
-                             projections=self.projections, session=session)
+                             session=session)
 
     # --- client half -----------------------------------------------------------------------
 
@@ -341,4 +342,4 @@ class NormProofStage(Stage):
 
     def __repr__(self) -> str:
         return (f"NormProofStage(bound={self.bound}, norm={self.norm!r}, scale={self.scale}, "
-                f"projections={self.projections}, secure={self.secure})")
+                f"secure={self.secure})")

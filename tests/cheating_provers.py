@@ -5,14 +5,16 @@ A cheater runs the project's own prover (:meth:`L2Proof._finish`, :meth:`LinfPro
 coordinates anywhere in ``Z_q``, projections and sums of its own choosing, range-proven values
 outside their range (proven with their low bits, as any cheater must), and commitments ground
 until the projection suits it. If the verifier accepts one of these proofs, the soundness argument
-in ``docs/proofs.md`` does not hold for the code. The forge (:func:`l2_forge`) goes further and
-lies in each committed component separately.
+in ``docs/proofs.md`` does not hold for the code. :func:`l2_real` can also lie in each committed
+component separately: projections ``z`` of its choosing in the ``V_k``, a sum of squares ``S`` of
+its choosing in ``C_S``, a witness other than the committed vector.
 
 Nothing here is imported by the library; it is test code (``tests/test_norm_cheaters.py``).
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from typing import Callable, Iterator, Sequence
 
@@ -21,12 +23,9 @@ import numpy as np
 from rangeproof.generators import pedersen_bases
 from rangeproof.group import ORDER, msm
 from rangeproof.norm import L2Proof, LinfProof, NormStatement, commit_vector
-from rangeproof.norm.commitment import to_residues, vector_generators
-from rangeproof.norm.l2 import _gammas, _link_challenges, projection_for, projection_generators
-from rangeproof.norm.linear_form import LinearFormProof
-from rangeproof.norm.params import SMALLNESS_PROJECTIONS, SUM_BITS
+from rangeproof.norm.commitment import to_residues
+from rangeproof.norm.l2 import projection_for
 from rangeproof.norm.projection import Projection
-from rangeproof.norm.self_inner import SelfInnerProof
 from rangeproof.range_proof import RangeProof
 
 B, BT = pedersen_bases()
@@ -79,88 +78,68 @@ def rng_of(seed: int) -> Callable[[int], int]:
     return random.Random(seed).getrandbits
 
 
+def square_norm_mod_q(xs: Sequence[int]) -> int:
+    """``<x, x> mod q`` of the residues ``x`` (what ``C_S`` must hold for the norm-linear
+    argument to pass)."""
+    return sum(centered(int(v)) ** 2 for v in xs) % ORDER
+
+
 def l2_real(st: NormStatement, xs: Sequence[int], C, r: int, rng, *,
             z: Sequence[int] | None = None, S: int | None = None) -> L2Proof:
-    """The real L2 prover past its checks: ``x`` anywhere in ``Z_q^d`` behind ``C`` (blinding
-    ``r``), the true projections unless ``z`` is given, their true sum of squares unless ``S`` is
-    given; range proofs are made whatever the values."""
+    """The real L2 prover past its checks: ``x`` anywhere in ``Z_q^d`` as the witness of the
+    norm-linear argument on ``C`` (blinding ``r``; a ``C`` that does not open to ``x`` makes a
+    cheater that swaps its vector), the true projections ``P x`` in the ``V_k`` unless ``z`` is
+    given, ``<x, x> mod q`` in ``C_S`` unless ``S`` is given; range proofs are made whatever the
+    values (``M^2 - S`` and ``z_k + T`` outside their ranges are proven with their low bits)."""
     prm = st.l2_params()
-    t = st.transcript(C, 0)
+    t = st.transcript(C)
     proj = projection_for(t, prm, st.dim)
     if z is None:
         z = project(proj, xs)
     if S is None:
-        S = sum(v * v for v in z)
+        S = square_norm_mod_q(xs)
     with unchecked_range_proofs():
         return L2Proof._finish(t, st, prm, proj, [int(v) % ORDER for v in xs], list(z), S, C, r,
                                rng, _NoClock())
 
 
+def outside_count(st: NormStatement, C, xs: Sequence[int]) -> int:
+    """How many of the range-checked projections of ``x`` under ``C``'s challenge fall outside
+    ``[-T, T)``."""
+    prm = st.l2_params()
+    T = prm.half_range
+    z = project(projection_for(st.transcript(C), prm, st.dim), xs)
+    return sum(1 for v in z if not -T <= v < T)
+
+
 def l2_grind(st: NormStatement, xs: Sequence[int], tries: int, rng) -> tuple[object, int, L2Proof, int]:
     """A prover that re-randomizes its commitment ``tries`` times (each a fresh projection) and
-    keeps the one whose sketch ``S`` is smallest, then proves it with the real prover.
+    keeps the one with the fewest range-checked projections outside ``[-T, T)``, then proves it
+    with the real prover (the out-of-range ones proven with their low bits).
 
     Returns:
-      ``(C, r, proof, S)``."""
-    prm = st.l2_params()
-    C, r = commit_vector(list(xs), rng=rng)
+      ``(C, r, proof, outside)``."""
+    C, r = commit(list(xs), rng)
     best = None
     for _ in range(tries):
-        proj = projection_for(st.transcript(C, 0), prm, st.dim)
-        z = project(proj, xs)
-        S = sum(v * v for v in z)
-        if best is None or S < best[2]:
-            best = (C, r, S)
+        out = outside_count(st, C, xs)
+        if best is None or out < best[2]:
+            best = (C, r, out)
         delta = rng(256) % ORDER
         C, r = C + msm([delta], [BT]), (r + delta) % ORDER
-    C, r, S = best
-    return C, r, l2_real(st, xs, C, r, rng), S
+    C, r, out = best
+    return C, r, l2_real(st, xs, C, r, rng), out
 
 
-def l2_forge(st: NormStatement, xs: Sequence[int], C, r: int, z: Sequence[int], S: int,
-             v_values: Sequence[int], y_value, rng) -> L2Proof:
-    """A cheating prover that lies in each component separately: ``z`` is committed in ``C_z``,
-    ``v_values`` (clamped into ``[0, 2T)``) in the ``V_k`` and their range proof, ``y_value``
-    (an int, or a function of ``gamma``) in ``Y`` and ``S`` in ``C_S``; every sub-proof is made
-    by the honest sub-prover on these values, valid or not."""
-    prm = st.l2_params()
-    K, T, R = prm.projections, prm.half_range, SMALLNESS_PROJECTIONS
-    H = projection_generators(K)
-    t = st.transcript(C, 0)
-    proj = projection_for(t, prm, st.dim)
-    rho = rng(256) % ORDER
-    C_z = msm([v % ORDER for v in z] + [rho], H + [BT])
-    vals = [min(max(v, 0), 2 * T - 1) for v in v_values[:R]]
-    s = [rng(256) % ORDER for _ in range(R)]
-    V = [msm([v, sk], [B, BT]) for v, sk in zip(vals, s)]
-    t.validate_and_append_point(b"C_z", C_z)
-    for P in V:
-        t.append_point(b"V", P)
-    gamma = _gammas(t, K)
-    s_Y = rng(256) % ORDER
-    yv = y_value(gamma) if callable(y_value) else y_value
-    Y = msm([yv, s_Y], [B, BT])
-    t.append_point(b"Y", Y)
-    delta, c = _link_challenges(t)
-    v_small = [(g + c * delta[k]) % ORDER if k < R else g for k, g in enumerate(gamma)]
-    s_link = (s_Y + c * sum(d * sk for d, sk in zip(delta, s))) % ORDER
-    link = LinearFormProof.create(t, H, [v % ORDER for v in z], rho, v_small, s_link, rng=rng)
-    sigma = rng(256) % ORDER
-    C_S = msm([S, sigma], [B, BT])
-    t.append_point(b"C_S", C_S)
-    squares = SelfInnerProof.create(t, H, list(z), rho, sigma, rng=rng)
-    rz, _ = RangeProof.prove(t, vals, s, prm.bits, rng=rng)
-    rs, _ = RangeProof.prove(t, [min(max(prm.tau - S, 0), (1 << SUM_BITS) - 1)], [(-sigma) % ORDER],
-                             SUM_BITS, rng=rng)
-    v = proj.transpose_apply(gamma)
-    lf = LinearFormProof.create(t, vector_generators(st.dim), [int(x) % ORDER for x in xs], r, v, s_Y,
-                                rng=rng)
-    return L2Proof(0, C_z, V, Y, C_S, link, squares, rz, rs, lf)
-
-
-def inner(z: Sequence[int]):
-    """``y_value`` for :func:`l2_forge`: the true ``<gamma, z>``."""
-    return lambda gamma: sum(g * v for g, v in zip(gamma, z))
+def sum_of_squares(target: int) -> list[int]:
+    """Non-negative integers whose squares sum to exactly ``target`` (greedy: each step leaves at
+    most twice the square root of what was left, so a 256-bit target takes about ten terms)."""
+    out = []
+    while target:
+        a = math.isqrt(target)
+        out.append(a)
+        target -= a * a
+    return out
 
 
 def linf_real(st: NormStatement, xs: Sequence[int], C, r: int, rng) -> LinfProof:
@@ -177,3 +156,81 @@ def commit(xs: Sequence[int], rng):
 class _NoClock:
     def lap(self, phase: str) -> None:
         pass
+
+
+def norm_linear_with_padding(pad: Sequence[int]):
+    """A context in which :meth:`NormLinearArgument.create` (called by the real L2 prover) puts
+    the values ``pad`` on the last chunk's padding coordinates: the chunk commitments, the
+    ``C_S,j`` and the witness of the last chunk include them (the split of ``Y`` holds the real
+    coordinates' ``<x, v>``, as the verifier's ``Y`` does). The commitment handed to the verifier
+    must then include them as well (:func:`commit_with_padding`). Everything else is the real
+    code: :meth:`NormLinearProof.create` per chunk, the real transcript and layout."""
+    from rangeproof.group import random_scalar
+    from rangeproof.norm import norm_linear as nl
+
+    original = nl.NormLinearArgument.__dict__["create"]
+
+    def create(cls, transcript, G, x, r, v, s, sigma, *, rng=None):
+        q = ORDER
+        d = len(x)
+        layout = nl.chunk_layout(d)
+        last = layout[-1]
+        if len(pad) > last.size - last.length:
+            raise ValueError("more padding values than padding coordinates")
+        cls._bind_layout(transcript, d, layout)
+        xs = [centered(int(a)) for a in x] + [int(p) for p in pad]
+        blind = [[r, s, sigma]]
+        splits = []
+        spans = []
+        for j, ch in enumerate(layout):
+            n_x = ch.length + (len(pad) if j == len(layout) - 1 else 0)
+            spans.append(n_x)
+            if j == 0:
+                continue
+            xj = xs[ch.offset:ch.offset + n_x]
+            vj = [int(a) for a in v[ch.offset:ch.offset + ch.length]]
+            rj, sj, gj = random_scalar(rng), random_scalar(rng), random_scalar(rng)
+            Cj = msm(xj + [rj], list(G[ch.offset:ch.offset + n_x]) + [BT])
+            Yj = msm([sum(a * b for a, b in zip(xj, vj)) % q, sj], [B, BT])
+            Sj = msm([sum(a * a for a in xj) % q, gj], [B, BT])
+            for label, P in ((b"C_j", Cj), (b"Y_j", Yj), (b"C_S_j", Sj)):
+                transcript.validate_and_append_point(label, P)
+            splits.append((Cj, Yj, Sj))
+            blind.append([rj, sj, gj])
+        for c in range(3):
+            blind[0][c] = (blind[0][c] - sum(b[c] for b in blind[1:])) % q
+        pad_v = nl._padding_vector(transcript, last)
+        parts = []
+        for j, ch in enumerate(layout):
+            n_x = spans[j]
+            vj = list(v[ch.offset:ch.offset + ch.length])
+            rest: list[int] = []
+            if j == len(layout) - 1:
+                vj += list(pad_v[:len(pad)])
+                rest = list(pad_v[len(pad):])
+            rj, sj, gj = blind[j]
+            parts.append(nl.NormLinearProof.create(
+                transcript, G[ch.offset:ch.offset + ch.size], xs[ch.offset:ch.offset + n_x], rj,
+                vj, sj, gj, rng=rng, index=j, offset=ch.offset, pad_v=rest))
+        return cls(splits, parts)
+
+    @contextlib.contextmanager
+    def active() -> Iterator[None]:
+        nl.NormLinearArgument.create = classmethod(create)
+        try:
+            yield
+        finally:
+            nl.NormLinearArgument.create = original
+
+    return active()
+
+
+def commit_with_padding(xs: Sequence[int], pad: Sequence[int], rng):
+    """``C = <x, G_0..G_{d-1}> + <pad, G_d..> + r B~``: a commitment with a component on the
+    padding generators."""
+    from rangeproof.group import random_scalar
+    from rangeproof.norm.commitment import vector_generators
+
+    full = [centered(int(a)) for a in xs] + [int(p) for p in pad]
+    r = random_scalar(rng)
+    return msm(full + [r], vector_generators(len(full)) + [BT]), r

@@ -94,3 +94,50 @@ def test_a_proof_for_another_commitment_to_the_same_vector_is_rejected_in_both_m
     for secure in (True, False):
         out = stage(secure).aggregate(messages(SameVectorAnotherCommitment()), ctx())
         assert out.included == [0, 1] and out.rejected == {2: "norm_proof_failed"}
+
+
+# --- clients over the bound, proven with the real prover's check bypassed --------------------
+
+OVER = (1.001, 1.1, 1.5)
+
+
+def over_bound_messages():
+    """Two honest clients, one exactly at the bound (its float update already of norm M: clipping
+    leaves it, quantization keeps it within), and one cheater per factor of :data:`OVER`."""
+    from attacks.pipeline_cheats import ProveOverBound
+
+    rng = np.random.default_rng(4)
+    honest = [ClientMessage(i, (rng.normal(size=DIM) * 0.15).astype(np.float32)) for i in range(2)]
+    at_bound = rng.normal(size=DIM)
+    honest.append(ClientMessage(2, (at_bound / np.linalg.norm(at_bound)).astype(np.float32)))
+    cheats = [ClientMessage(3 + i, np.full(DIM, 1.5, np.float32), adversary=ProveOverBound(f))
+              for i, f in enumerate(OVER)]
+    return honest + cheats
+
+
+@pytest.mark.slow
+def test_over_bound_provers_are_excluded_alike_by_the_secure_stage_and_its_twin():
+    """1.001 M, 1.1 M and 1.5 M (the old sketch proof let the first two through): the secure stage
+    rejects each proof, the twin each vector, and both give the same exclusions and sum."""
+    outcomes = {}
+    for secure in (True, False):
+        ms = over_bound_messages()
+        out = stage(secure).aggregate(ms, ctx())
+        assert [m.adversary.played for m in ms[3:]] == [1, 1, 1]
+        outcomes[secure] = out
+    sec, fast = outcomes[True], outcomes[False]
+    assert sec.included == fast.included == [0, 1, 2]
+    assert sec.rejected == fast.rejected == {3: "norm_proof_failed", 4: "norm_proof_failed",
+                                             5: "norm_proof_failed"}
+    assert np.array_equal(sec.vector, fast.vector)
+
+
+def test_the_over_bound_cheater_really_is_over_the_bound():
+    """What the cheat proves: clipped to factor * M, quantized, its exact squared norm over M^2."""
+    from attacks.pipeline_cheats import ProveOverBound
+    from rangeproof.norm.l2 import exact_square_norm
+
+    lim = stage_mod.integer_bound(BOUND, SCALE, "l2")
+    for f in OVER:
+        x = ProveOverBound(f).quantize_over(np.full(DIM, 1.5), BOUND, SCALE, "l2")
+        assert lim * lim < exact_square_norm(x) <= (f * lim + DIM) ** 2

@@ -49,7 +49,7 @@ def updates(n=4, seed=0, scale=0.05):
 
 def stage(secure=True, norm="l2"):
     return MeanStage(NormProofStage(ExactIntegerSum(), bound=0.5, norm=norm, scale=4096.0,
-                                    projections=512, secure=secure), "uniform")
+                                    secure=secure), "uniform")
 
 
 class Booster:
@@ -176,7 +176,7 @@ def test_with_the_real_secure_sum():
 
     def pipeline():
         return MeanStage(NormProofStage(secagg_stage.SecureSum(bits=32), bound=0.5, norm="l2",
-                                        scale=4096.0, projections=512), "uniform")
+                                        scale=4096.0), "uniform")
 
     msgs = updates(4, seed=5)
     msgs[3].adversary = ProofThief()

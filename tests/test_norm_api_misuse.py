@@ -16,11 +16,11 @@ from rangeproof.norm import L2Proof, LinfProof, NormStatement, commit_and_prove,
 from rangeproof.norm.batch import proof_from_bytes
 from rangeproof.stage import EXTRA_KEY, ExactIntegerSum, NormProofStage, clip_and_quantize, plain_commitment
 
-D, M, K = 64, 1 << 10, 512
+D, M = 64, 1 << 10
 
 
 def stmt(**kw):
-    args = dict(round_id=3, client_id=2, dim=D, norm="l2", bound=M, scale=1024.0, projections=K)
+    args = dict(round_id=3, client_id=2, dim=D, norm="l2", bound=M, scale=1024.0)
     args.update(kw)
     return NormStatement(**args)
 
@@ -106,7 +106,7 @@ class ForgedAttestation:
 def test_the_stage_takes_proof_bytes_only():
     msgs = updates(3)
     msgs[1].adversary = ObjectProof()
-    st = NormProofStage(ExactIntegerSum(), bound=0.5, norm="l2", scale=4096.0, projections=K)
+    st = NormProofStage(ExactIntegerSum(), bound=0.5, norm="l2", scale=4096.0)
     out = MeanStage(st, "uniform").aggregate(msgs, ctx())
     assert out.rejected == {1: "norm_proof_missing_or_malformed"} and sorted(out.included) == [0, 2]
 
@@ -139,7 +139,7 @@ def test_parsers_refuse_early():
     st = stmt()
     C, _, proof = commit_and_prove(st, honest(), rng=random.Random(6).getrandbits)
     data = bytearray(proof.to_bytes())
-    data[4] = 1  # the attempt counter
+    data[5] ^= 1  # the count of range-checked projections
     with pytest.raises(EncodingError):
         L2Proof.from_bytes(bytes(data))
     lst = NormStatement(round_id=1, client_id=1, dim=4, norm="linf", bound=50, scale=1.0)

@@ -63,8 +63,8 @@ def test_replay_and_wrong_commitment_rejected():
         verify(st, C + vector_generators(16)[3], data)
     # an L2 statement does not accept an L-infinity proof (its encoding is not an L2 proof's)
     with pytest.raises((EncodingError, VerificationError)):
-        verify(NormStatement(round_id=2, client_id=7, dim=16, norm="l2", bound=BND, scale=256.0,
-                             projections=512), C, proof)
+        verify(NormStatement(round_id=2, client_id=7, dim=16, norm="l2", bound=BND, scale=256.0),
+               C, proof)
 
 
 def test_malformed_encodings_and_refusals():
@@ -92,7 +92,7 @@ def test_cheater_one_coordinate_over_the_bound_is_caught():
         rnd = random.Random(big % 1000)
         C, r = commit_vector(xs, rng=rnd.getrandbits)
         clipped = [max(-BND, min(BND, v if v < ORDER // 2 else v - ORDER)) for v in xs]
-        t = st.transcript(C, 0)
+        t = st.transcript(C)
         g = [rnd.randrange(ORDER) for _ in range(d)]
         pad = prm.values - 2 * d
         values = [v + BND for v in clipped] + [BND - v for v in clipped] + [0] * pad

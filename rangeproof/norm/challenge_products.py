@@ -3,9 +3,10 @@
 After ``k`` rounds with challenges ``u_0..u_{k-1}`` the folded generator is ``sum_i s_i G_i``
 with ::
 
-    s_i = prod_j u_j^{+1 if bit (k-1-j) of i is set else -1}
+    s_i = prod_j (hi_j if bit (k-1-j) of i is set else lo_j)
 
-(round ``j`` splits on bit ``k-1-j``). ``s`` is a tensor product: with ``i = h 2^m + l``
+(round ``j`` splits on bit ``k-1-j``), where ``(lo_j, hi_j) = (u_j^-1, u_j)`` for the
+linear-form argument and ``(1, u_j^-1)`` for the norm-linear argument (``lo_one``). ``s`` is a tensor product: with ``i = h 2^m + l``
 (``l`` the low ``m`` bits), ``s_i = A_h B_l`` where ``A`` is the product vector of the first
 ``k - m`` challenges and ``B`` that of the last ``m``. Two uses:
 
@@ -36,11 +37,14 @@ LOW_BITS = 10
 _B_LIMB = 16
 
 
-def challenge_products(us: Sequence[int], d: int, scale: int = 1) -> list[int]:
+def challenge_products(us: Sequence[int], d: int, scale: int = 1, *, lo_one: bool = False) -> list[int]:
     """``scale * s_i mod q`` for ``i < d`` (``d <= 2^k``).
 
-    Built by doubling: the entries with top bit ``t`` are the first ``2^t`` entries times
-    ``u_{k-1-t}^2``.
+    Round ``j`` contributes the factor ``lo_j`` to the indices whose bit ``k-1-j`` is clear and
+    ``hi_j`` to the others: ``(lo_j, hi_j) = (u_j^-1, u_j)`` (the linear-form argument) or, with
+    ``lo_one``, ``(1, u_j^-1)`` (the norm-linear argument, :mod:`.norm_linear`). Built by
+    doubling: the entries with top bit ``t`` are the first ``2^t`` entries times
+    ``hi / lo`` of round ``k-1-t``.
 
     Raises:
       ValueError: ``d > 2^k``.
@@ -50,31 +54,38 @@ def challenge_products(us: Sequence[int], d: int, scale: int = 1) -> list[int]:
     if d > 1 << k:
         raise ValueError("challenge_products: d exceeds 2^(number of rounds)")
     first = scale % q
-    for w in (batch_inverse(us) if us else []):
-        first = first * w % q
+    inv = batch_inverse(us) if us else []
+    if lo_one:
+        ratios = inv
+    else:
+        for w in inv:
+            first = first * w % q
+        ratios = [u * u % q for u in us]
     s = [first]
     t = 0
     while len(s) < d:
-        m = us[k - 1 - t] * us[k - 1 - t] % q
+        m = ratios[k - 1 - t]
         s += [a * m % q for a in s[:d - len(s)]]
         t += 1
     return s[:d]
 
 
-def _factors(us: Sequence[int], d: int, scale: int) -> tuple[list[int], list[int], int]:
+def _factors(us: Sequence[int], d: int, scale: int, lo_one: bool = False
+             ) -> tuple[list[int], list[int], int]:
     k = len(us)
     if d > 1 << k:
         raise ValueError("challenge_products: d exceeds 2^(number of rounds)")
     m = min(k, LOW_BITS)
     low = 1 << m
-    A = challenge_products(us[:k - m], -(-d // low))
-    B = challenge_products(us[k - m:], min(d, low), scale)
+    A = challenge_products(us[:k - m], -(-d // low), lo_one=lo_one)
+    B = challenge_products(us[k - m:], min(d, low), scale, lo_one=lo_one)
     return A, B, m
 
 
-def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1) -> list[int]:
+def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1, *,
+                                 lo_one: bool = False) -> list[int]:
     """``scale * s_i`` for ``i < d`` up to multiples of q (each entry below ``q^2``)."""
-    A, B, m = _factors(us, d, scale)
+    A, B, m = _factors(us, d, scale, lo_one)
     if len(A) == 1:
         return B[:d]
     full, rest = divmod(d, 1 << m)
@@ -85,34 +96,38 @@ def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1) -> l
     return out
 
 
-def add_challenge_products(total: list[int], us: Sequence[int], d: int, scale: int = 1) -> list[int]:
-    """``total + scale * s`` entrywise (``s`` the ``d`` challenge products; unreduced, so each
-    call adds less than ``q^2`` to every entry).
+def add_challenge_products(total: list[int], us: Sequence[int], d: int, scale: int = 1, *,
+                           lo_one: bool = False, offset: int = 0) -> list[int]:
+    """``total + scale * s`` entrywise, ``s`` placed at ``offset`` (``s`` the ``d`` challenge
+    products; unreduced, so each call adds less than ``q^2`` to every entry).
 
     One fused pass: per block of ``2^m`` entries, ``map(add, total, map(mul, B, repeat(A_h)))``.
 
     Args:
       total: the running sum (any length; missing entries count as 0).
-      us, d, scale: as for :func:`challenge_products`.
+      us, d, scale, lo_one: as for :func:`challenge_products`.
+      offset: where ``s_0`` goes in ``total``.
 
     Returns:
-      The new sum, of length ``max(len(total), d)``.
+      The new sum, of length ``max(len(total), offset + d)``.
     """
-    A, B, m = _factors(us, d, scale)
-    if len(total) < d:
-        total = total + [0] * (d - len(total))
+    A, B, m = _factors(us, d, scale, lo_one)
+    end = offset + d
+    if len(total) < end:
+        total = total + [0] * (end - len(total))
     width = len(B)
     add, mul = operator.add, operator.mul
-    out: list[int] = []
+    out: list[int] = total[:offset]
     for h, a in enumerate(A):
         lo = h * width
         hi = min(d, lo + width)
-        out += map(add, total[lo:hi], map(mul, B[:hi - lo], repeat(a)))
-    out += total[d:]
+        out += map(add, total[offset + lo:offset + hi], map(mul, B[:hi - lo], repeat(a)))
+    out += total[end:]
     return out
 
 
-def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int = 1) -> int:
+def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int = 1, *,
+              lo_one: bool = False) -> int:
     """``<scale * s, v> mod q`` for ``v_i = sum_l limbs[i, l] 2^(limb_bits l)``.
 
     Exact when every ``|limbs[i, l]| < 2^(53 - 16 - m)`` (``m`` = :data:`LOW_BITS`): the
@@ -125,6 +140,7 @@ def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int =
       limb_bits: the weight of limb ``l`` is ``2^(limb_bits l)``.
       us: the round challenges (``d <= 2^k``).
       scale: a factor on ``s``.
+      lo_one: the round factors are ``(1, u^-1)`` (see :func:`challenge_products`).
 
     Returns:
       The dot product reduced mod q.
@@ -134,7 +150,7 @@ def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int =
     """
     q = ORDER
     d, L = limbs.shape
-    A, B, m = _factors(us, d, scale)
+    A, B, m = _factors(us, d, scale, lo_one)
     low = 1 << m
     bound = 1 << (53 - _B_LIMB - m)
     if d and int(np.abs(limbs).max()) >= bound:

@@ -272,14 +272,20 @@ class FoldedGenerators:
         return (*_drop_zeros(Ls, Lp), *_drop_zeros(Rs, Rp))
 
     def fold(self, u: int, u_inv: int) -> None:
-        """Folds with this round's challenge ``u`` (and its inverse), lazily or not per the plan."""
+        """Folds with this round's challenge ``u`` (and its inverse), lazily or not per the plan:
+        ``G' = u^-1 G_lo + u G_hi`` (the linear-form argument)."""
+        self.fold_by(u * u % ORDER, u_inv)
+
+    def fold_by(self, ratio: int, factor: int) -> None:
+        """The general fold ``G' = factor (G_lo + ratio G_hi)``: the norm-linear argument's
+        ``G' = G_lo + u^-1 G_hi`` is ``fold_by(u^-1, 1)``."""
         q = ORDER
-        u2 = u * u % q
         coef = []
         for c in self.coef:
-            coef += [c, c * u2 % q]
+            coef += [c, c * ratio % q]
         self.coef = coef
-        self.scale = self.scale * u_inv % q
+        if factor != 1:
+            self.scale = self.scale * factor % q
         self.length //= 2
         if self._round in self._plan and self.length > 1:
             self._materialize()

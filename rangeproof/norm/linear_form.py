@@ -73,7 +73,8 @@ Rng = Callable[[int], int]
 
 @dataclasses.dataclass
 class LinearFormTerms:
-    """The verification equation as scalars: ``sum_i g[i] G_i + b B + b_blinding B~ + extras = 0``.
+    """The verification equation as scalars: ``sum_i g[i] G_{offset+i} + b B + b_blinding B~ +
+    extras = 0``.
 
     ``g`` is ``g_scale`` times the challenge products of ``us`` (``dim`` of them); it is formed
     only when asked for (:attr:`g`, reduced) or by the caller that sums several
@@ -87,11 +88,13 @@ class LinearFormTerms:
     b_blinding: int
     extra_scalars: list[int]
     extra_points: list[EcPt]
+    lo_one: bool = False  # round factors (1, u^-1) (the norm-linear argument) instead of (u^-1, u)
+    offset: int = 0  # g[i] sits on the vector generator G_{offset + i}
 
     @property
     def g(self) -> list[int]:
         """The ``dim`` scalars on the generators, reduced mod q."""
-        return challenge_products(self.us, self.dim, self.g_scale)
+        return challenge_products(self.us, self.dim, self.g_scale, lo_one=self.lo_one)
 
 
 def _scaled(scale: int, scalars: list[int], points: list[EcPt], extra_scalars: list[int],

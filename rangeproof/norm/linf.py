@@ -108,7 +108,7 @@ class LinfProof:
         d, Bnd = statement.dim, statement.bound
         prm = statement.linf_params()
         q = ORDER
-        t = statement.transcript(commitment, 0)
+        t = statement.transcript(commitment)
         g = [random_scalar(rng) for _ in range(d)]
         pad = prm.values - 2 * d
         values = [v + Bnd for v in xl] + [Bnd - v for v in xl] + [0] * pad
@@ -131,7 +131,7 @@ class LinfProof:
             raise VerificationError()
         prm = statement.linf_params()
         d, Bnd = statement.dim, statement.bound
-        t = statement.transcript(commitment, 0)
+        t = statement.transcript(commitment)
         acc.add_range(self.range_proof.verification_terms(
             t, _range_commitments(self.V, Bnd, prm.values), prm.bits))
         rho = _rhos(t, d)

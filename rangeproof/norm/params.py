@@ -1,92 +1,79 @@
-"""Derived parameters of the norm proofs: bit widths, thresholds, slack and soundness error.
+"""Derived parameters of the norm proofs: bit widths, bounds and soundness error.
 
 The derivations are written out in ``docs/proofs.md``; this module computes them with exact
-integer or rational arithmetic where the value enters the protocol (thresholds, bit widths),
-and in floating point only for figures that are reported (slack, soundness bits).
+integer arithmetic where the value enters the protocol (bit widths, ranges), and in floating
+point only for figures that are reported (soundness bits).
 
-L2 (sketch of ``K`` ternary projections, see ``docs/proofs.md``):
+L2 (exact, ``docs/proofs.md``, "L2 proof"):
 
-* ``T = 2^(beta-1)``: the first 128 projections ``z_k = <p_k, x>`` are range-proven in ``[-T, T)``;
-  ``beta`` is the smallest allowed range-proof width with ``d M^2 < T^2`` (Cauchy-Schwarz:
-  an honest ``|z_k| <= sqrt(d) M``).
-* ``tau = floor((1 + eps) K M^2 / 2)``: the proven bound on ``S = sum_k z_k^2``.
-* ``t``: the JL lower-tail deviation with ``exp(-K t^2 / 6) <= 2^-(SOUNDNESS_TARGET + extra)``.
-* accepted => ``||x||_2^2 <= (1 + eps) / (1 - t) * M^2`` except with probability
-  ``<= MAX_ATTEMPTS * (2^-128 + exp(-K t^2/6) + 2^-GAMMA_BITS + 8/q)``.
+* ``T = 2^(beta-1)``: the :data:`SMALLNESS_PROJECTIONS` projections ``z_k = <p_k, x>`` are
+  range-proven in ``[-T, T)``; ``beta`` is the smallest allowed range-proof width with
+  ``d M^2 < T^2`` (Cauchy-Schwarz: an honest ``|z_k| <= sqrt(d) M``).
+* accepted => every centered ``|x_j| <= 2T - 1`` (error ``2^-128``), so
+  ``sum_j x_j^2 <= d (2T - 1)^2 <= q - 2^64`` never wraps, and the range proof on
+  ``M^2 - <x, x>`` in ``[0, 2^64)`` gives ``sum_j x_j^2 <= M^2`` over the integers.
+* soundness error per proof ``<= 2^-128 + 2^-GAMMA_BITS + (sum_j (5 k_j + 2) + p + 16) / q``
+  over the norm-linear argument's chunks of ``2^(k_j)`` coordinates and its ``p`` padding
+  coordinates (plus the range proofs' own ``O(lg(n m) / q)`` terms, folded into the last one).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from fractions import Fraction
 
 from ..group import ORDER
 from ..range_proof import ALLOWED_BITS, MAX_AGGREGATION
+from .norm_linear import chunk_layout
 
 __all__ = [
-    "MAX_ATTEMPTS",
     "GAMMA_BITS",
     "SUM_BITS",
     "SOUNDNESS_TARGET",
-    "DEFAULT_PROJECTIONS",
     "SMALLNESS_PROJECTIONS",
+    "MAX_L2_BOUND",
     "L2Params",
     "LinfParams",
     "l2_params",
     "linf_params",
 ]
 
-MAX_ATTEMPTS = 1
-"""Attempt counters the verifier accepts (bound into the transcript). It is 1: an honest prover
-whose sketch exceeds ``tau`` re-randomizes its commitment instead (``C + delta B~``, see
-:func:`rangeproof.norm.commit_and_prove`), which gives a fresh projection without revealing that
-a retry happened."""
-
 GAMMA_BITS = 96
-"""Bit length of the batching coefficients that tie committed projections to the vector."""
+"""Bit length of the batching coefficients that tie the range-checked projections to the vector."""
 
 SUM_BITS = 64
-"""Width of the range proof on ``tau - S`` (so ``tau < 2^SUM_BITS``)."""
+"""Width of the range proof on ``M^2 - <x, x>`` (so ``M^2 < 2^SUM_BITS``)."""
 
 SOUNDNESS_TARGET = 64
-"""Required soundness: the total error per proof (all attempts) is at most ``2^-64``."""
+"""Required soundness: the total error per proof is at most ``2^-64``."""
 
 SMALLNESS_PROJECTIONS = 128
-"""How many of the ``K`` projections are range-proven: each one that is catches a vector with a
-coordinate of centered size ``>= 2T`` with probability ``>= 1/2`` (error ``2^-128``); once ``x`` is
-known to be small, every projection is small without a range proof of its own."""
+"""How many ternary projections are range-proven: each catches a vector with a coordinate of
+centered size ``>= 2T`` with probability ``>= 1/2`` (error ``2^-128``)."""
 
-DEFAULT_PROJECTIONS = 1024
-"""Default ``K``: proven L2 slack about 1.56 with a proof of about 9 KB (``docs/proofs.md``)."""
-
-_EPS_SIGMAS = 4  # honest threshold: 4 standard deviations of S above its largest mean
+MAX_L2_BOUND = (1 << 31) - 1
+"""Largest L2 bound ``M``: ``M^2 < 2^64`` for the range proof on ``M^2 - S``, and every coordinate
+of an in-bound vector below ``2^31`` for the prover's exact projection (:meth:`.Projection.apply`)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class L2Params:
-    """Parameters of an L2 proof (see the module docstring).
+    """Parameters of an (exact) L2 proof (see the module docstring).
 
     Attributes:
-      projections: ``K``.
+      projections: ``R``, the number of range-checked projections (:data:`SMALLNESS_PROJECTIONS`).
       bits: range-proof width ``beta`` for the projections.
       half_range: ``T = 2^(beta - 1)``.
-      tau: the proven bound on ``sum_k z_k^2``.
-      eps: the honest margin ``eps`` (a rational).
-      t: the JL lower-tail deviation.
-      slack: ``sqrt((1 + eps) / (1 - t))``: accepted vectors have ``||x||_2 <= slack * M``.
+      bound_sq: ``M^2``, the proven bound on ``sum_j x_j^2``.
+      bound_factor: accepted vectors have ``||x||_2 <= bound_factor * M``: 1.0 (exact).
       soundness_bits: ``-log2`` of the total soundness error per proof.
-      honest_failure: an upper bound (Cantelli) on one attempt failing for an honest vector.
     """
 
     projections: int
     bits: int
     half_range: int
-    tau: int
-    eps: Fraction
-    t: float
-    slack: float
+    bound_sq: int
+    bound_factor: float
     soundness_bits: float
-    honest_failure: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,44 +95,35 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def l2_params(dim: int, bound: int, projections: int) -> L2Params:
+def l2_params(dim: int, bound: int) -> L2Params:
     """Derives the L2 parameters.
 
     Args:
       dim: ``d``.
       bound: ``M`` (integer units).
-      projections: ``K``, a power of two, at least 512.
 
     Returns:
       The parameters.
 
     Raises:
-      ValueError: ``K`` is not a power of two of at least 512 (smaller ``K`` cannot reach
-        2^-64), or the bound is too large for 64-bit range proofs.
+      ValueError: ``M^2`` does not fit the 64-bit range proof, or ``d M^2`` needs more than
+        64-bit projections.
     """
-    K = projections
-    if K < 512 or K & (K - 1) or K > MAX_AGGREGATION:
-        raise ValueError(f"L2 proof: projections must be a power of two in [512, {MAX_AGGREGATION}], got {K}")
+    if not 1 <= bound <= MAX_L2_BOUND:
+        raise ValueError(f"L2 proof: the bound must be in [1, 2^31), got {bound}")
     bits = next((b for b in ALLOWED_BITS if dim * bound * bound < 1 << (2 * b - 2)), None)
     if bits is None:
         raise ValueError(f"L2 proof: d M^2 = {dim} * {bound}^2 needs more than 64-bit projections")
     T = 1 << (bits - 1)
-    eps = Fraction(round(_EPS_SIGMAS * math.sqrt(2.0 / K) * (1 << 20)), 1 << 20)
-    tau = (Fraction(K * bound * bound, 2) * (1 + eps)).__floor__()
-    if tau >= 1 << SUM_BITS:
-        raise ValueError("L2 proof: K M^2 is too large for the 64-bit range proof on tau - S")
-    # Wrap-around safety of the accepted region (docs/proofs.md, step 1 and 2).
-    assert dim * 2 * T < ORDER // 2 and K * (dim * 2 * T) ** 2 < ORDER
-    extra = math.log2(MAX_ATTEMPTS) + 2  # three terms share the budget
-    jl_bits = SOUNDNESS_TARGET + extra
-    t = math.sqrt(6.0 * math.log(2.0) * jl_bits / K)
-    if t >= 1.0:  # pragma: no cover - excluded by K >= 512
-        raise ValueError("L2 proof: too few projections for the soundness target")
-    slack = math.sqrt(float(1 + eps) / (1.0 - t))
-    # gamma (step 0) and delta (step 4) each fail with probability 2^-GAMMA_BITS
-    err = MAX_ATTEMPTS * (2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -jl_bits + 2 * 2.0 ** -GAMMA_BITS + 8.0 / ORDER)
-    honest = 2.0 / (2.0 + K * float(eps) ** 2)
-    return L2Params(K, bits, T, tau, eps, t, slack, -math.log2(err), honest)
+    # No wrap-around in the accepted region (docs/proofs.md, "L2 proof", step 5).
+    if dim * (2 * T - 1) ** 2 > ORDER - (1 << SUM_BITS):  # pragma: no cover - d < 2^31, T <= 2^63
+        raise ValueError("L2 proof: d (2T)^2 reaches q")
+    layout = chunk_layout(dim)
+    extraction = sum(5 * (c.size.bit_length() - 1) + 2 for c in layout)  # 6-special-sound rounds
+    padding = layout[-1].size - layout[-1].length
+    err = (2.0 ** -SMALLNESS_PROJECTIONS + 2.0 ** -GAMMA_BITS
+           + (extraction + padding + 16) / ORDER)
+    return L2Params(SMALLNESS_PROJECTIONS, bits, T, bound * bound, 1.0, -math.log2(err))
 
 
 def linf_params(dim: int, bound: int) -> LinfParams:

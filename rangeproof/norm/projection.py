@@ -256,6 +256,10 @@ class TransposedProjection:
         q = ORDER
         return [(a + (b << 40) + (c << 80)) % q for a, b, c in zip(lo, mid, hi)]
 
-    def dot_challenge_products(self, us: Sequence[int], scale: int) -> int:
+    def sliced(self, start: int, stop: int) -> "TransposedProjection":
+        """``v[start:stop]`` (a view of the limbs)."""
+        return TransposedProjection(self.limbs[start:stop])
+
+    def dot_challenge_products(self, us: Sequence[int], scale: int, *, lo_one: bool = False) -> int:
         """``<scale * s, v> mod q`` (:func:`.challenge_products.dot_limbs`)."""
-        return dot_limbs(self.limbs, self.LIMB_BITS, us, scale)
+        return dot_limbs(self.limbs, self.LIMB_BITS, us, scale, lo_one=lo_one)

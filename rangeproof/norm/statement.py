@@ -2,7 +2,7 @@
 
 Everything the verifier relies on is absorbed before the first challenge: the protocol version,
 the round id, the client id, the dimension, the norm and its bound, the fixed-point scale, the
-sketch parameters and the commitment to the vector. A proof made for one round or one client
+derived parameters and the commitment to the vector. A proof made for one round or one client
 therefore yields different challenges, and does not verify, in any other.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import struct
 
 from petlib.ec import EcPt
 
-from ..errors import ProvingError, VerificationError
 from ..group import ORDER
 from ..labels import NORM_STATEMENT, NORM_TRANSCRIPT
 from ..transcript import Transcript
@@ -22,10 +21,13 @@ from .params import (GAMMA_BITS, SMALLNESS_PROJECTIONS, SUM_BITS, L2Params, Linf
 
 __all__ = ["PROTOCOL_VERSION", "NORMS", "NormStatement"]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 4
 """Bumped whenever the proof format, a derivation or the transcript layout changes (2: the
 projection matrix is one AES-CTR keystream under a key derived from its challenge, and the
-derived parameters are bound into the statement)."""
+derived parameters are bound into the statement; 3: the L2 proof is exact, ``<x, x>`` proven by
+the norm-linear argument, no sketch, no ``K``; 4: the norm-linear argument runs on
+power-of-two chunks with real generators, the split and the padding challenge in the
+transcript)."""
 
 NORMS = ("l2", "linf")
 
@@ -40,13 +42,11 @@ class NormStatement:
       round_id: the training round (binds the proof to it).
       client_id: the client (binds the proof to it).
       dim: the vector's length ``d``.
-      norm: ``"l2"`` (``||x||_2 <= bound``, up to the slack in :mod:`rangeproof.norm.params`)
-        or ``"linf"`` (``|x_j| <= bound`` for every ``j``, exact).
+      norm: ``"l2"`` (``sum_j x_j^2 <= bound^2``, exact) or ``"linf"`` (``|x_j| <= bound`` for
+        every ``j``, exact).
       bound: the bound, in the same integer units as the vector.
       scale: the fixed-point scale that turned the float update into integers (bound for the
         record: a proof under another scale does not verify).
-      projections: for ``"l2"``, the number ``K`` of random projections (a power of two);
-        ignored (0) for ``"linf"``.
       session: up to 64 bytes naming the run or protocol session the round belongs to (for
         example the secure-aggregation round id), so a proof of one run's round ``r`` does not
         verify in another run's round ``r``; empty by default.
@@ -58,11 +58,10 @@ class NormStatement:
     norm: str
     bound: int
     scale: float
-    projections: int = 0
     session: bytes = b""
 
     def __post_init__(self) -> None:
-        for name in ("round_id", "client_id", "dim", "bound", "projections"):
+        for name in ("round_id", "client_id", "dim", "bound"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"NormStatement.{name} must be an int, got {type(value).__name__}")
@@ -83,15 +82,13 @@ class NormStatement:
         if not isinstance(self.session, bytes) or len(self.session) > 64:
             raise ValueError("NormStatement.session must be at most 64 bytes")
         if self.norm == "l2":
-            self.l2_params()  # validates projections, bound and dim together
-        elif self.projections != 0:
-            raise ValueError("NormStatement.projections applies to the L2 proof only; use 0 for linf")
+            self.l2_params()  # validates bound and dim together
         else:
             self.linf_params()
 
     def l2_params(self) -> L2Params:
         """The derived L2 parameters (bit widths, thresholds, soundness); see :mod:`.params`."""
-        return l2_params(self.dim, self.bound, self.projections)
+        return l2_params(self.dim, self.bound)
 
     def linf_params(self) -> LinfParams:
         """The derived L-infinity parameters; see :mod:`.params`."""
@@ -100,7 +97,7 @@ class NormStatement:
     def public_parameters(self) -> dict[str, int | bytes]:
         """Everything public a proof of this statement depends on, as transcript parameters.
 
-        The statement itself (round, client, ``d``, norm, bound, scale, ``K``, session), the protocol
+        The statement itself (round, client, ``d``, norm, bound, scale, session), the protocol
         version, the group order, and the parameters derived from them (bit widths, thresholds,
         counts of range-checked values): the derivation is deterministic, but binding its results
         too means a change of derivation can never let one transcript stand for two statements.
@@ -113,13 +110,12 @@ class NormStatement:
             norm=self.norm.encode(),
             bound=self.bound,
             scale=struct.pack(">d", float(self.scale)),
-            projections=self.projections,
             session=self.session,
             order=ORDER,
         )
         if self.norm == "l2":
             prm = self.l2_params()
-            params.update(bits=prm.bits, half_range=prm.half_range, tau=prm.tau,
+            params.update(bits=prm.bits, half_range=prm.half_range, bound_sq=prm.bound_sq,
                           checked_projections=SMALLNESS_PROJECTIONS, gamma_bits=GAMMA_BITS,
                           sum_bits=SUM_BITS)
         else:
@@ -127,12 +123,11 @@ class NormStatement:
             params.update(bits=prm.bits, values=prm.values, gamma_bits=GAMMA_BITS)
         return params
 
-    def transcript(self, commitment: EcPt, attempt: int = 0) -> Transcript:
+    def transcript(self, commitment: EcPt) -> Transcript:
         """A fresh transcript with this statement and ``commitment`` bound into it.
 
         Args:
           commitment: the client's commitment to its vector.
-          attempt: the prover's attempt counter (see :data:`.params.MAX_ATTEMPTS`).
 
         Returns:
           The transcript, ready for the proof's first message.
@@ -141,14 +136,6 @@ class NormStatement:
           VerificationError: ``commitment`` is the identity.
         """
         t = Transcript(NORM_TRANSCRIPT)
-        t.domain_sep(NORM_STATEMENT, **self.public_parameters(), attempt=attempt)
+        t.domain_sep(NORM_STATEMENT, **self.public_parameters())
         t.validate_and_append_point(b"commitment", commitment)
         return t
-
-
-def check_attempt(attempt: int, max_attempts: int, *, proving: bool) -> None:
-    """Raises if ``attempt`` is outside ``[0, max_attempts)``."""
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt < max_attempts:
-        if proving:
-            raise ProvingError(f"attempt counter {attempt} outside [0, {max_attempts})")
-        raise VerificationError()

@@ -30,9 +30,10 @@ class Accumulator:
         self._rng = rng
         self._range_g: list[int] = []
         self._range_h: list[int] = []
-        # linear forms on the vector generators, not yet summed: (scale, challenges, d) stands
-        # for scale * s, s the d challenge products (formed only when summed)
-        self._vec_g: list[tuple[int, list[int], int]] = []
+        # linear forms on the vector generators, not yet summed: (scale, challenges, d, lo_one,
+        # offset) stands for scale * s on G_offset.., s the d challenge products (formed only
+        # when summed)
+        self._vec_g: list[tuple[int, list[int], int, bool, int]] = []
         self._vec_total: list[int] = []  # what has been summed (unreduced)
         self._b = 0
         self._bt = 0
@@ -63,7 +64,7 @@ class Accumulator:
     def add_linear_form(self, t: LinearFormTerms) -> None:
         """Adds a linear-form argument's equation (on the vector generators)."""
         w = self._weight()
-        self._vec_g.append((w * t.g_scale % ORDER, t.us, t.dim))
+        self._vec_g.append((w * t.g_scale % ORDER, t.us, t.dim, t.lo_one, t.offset))
         self._add_bases_and_extras(w, t)
 
     def _add_bases_and_extras(self, w: int, t: VerificationTerms | LinearFormTerms) -> None:
@@ -79,7 +80,7 @@ class Accumulator:
         self._b += w * t.b
         self._bt += w * t.b_blinding
         self._scalars.extend(w * s % ORDER for s in list(t.g) + list(t.extra_scalars))
-        self._points.extend(list(points[:len(t.g)]) + list(t.extra_points))
+        self._points.extend(list(points[t.offset:t.offset + t.dim]) + list(t.extra_points))
 
     def add_points(self, scalars: list[int], points: list[EcPt]) -> None:
         """Adds a free-form equation ``sum_i scalars[i] points[i] = 0``."""
@@ -92,7 +93,7 @@ class Accumulator:
         w = self._weight()
         self._add_into(self._range_g, other._range_g, w)
         self._add_into(self._range_h, other._range_h, w)
-        self._vec_g.extend((w * scale % ORDER, us, d) for scale, us, d in other._vec_g)
+        self._vec_g.extend((w * scale % ORDER, us, d, lo, o) for scale, us, d, lo, o in other._vec_g)
         if other._vec_total:
             self._add_vector([w * a for a in other._vec_total])
         self._sum_vectors()  # one running sum: memory stays one d-vector however many merge
@@ -113,11 +114,12 @@ class Accumulator:
     def _sum_vectors(self) -> None:
         """Adds the pending linear forms into the running sum: per client one fused pass that
         forms its scaled challenge products (unreduced) and adds them (:mod:`.challenge_products`)."""
-        for scale, us, d in self._vec_g:
-            if self._vec_total:
-                self._vec_total = add_challenge_products(self._vec_total, us, d, scale)
+        for scale, us, d, lo_one, offset in self._vec_g:
+            if self._vec_total or offset:
+                self._vec_total = add_challenge_products(self._vec_total, us, d, scale,
+                                                         lo_one=lo_one, offset=offset)
             else:
-                self._vec_total = challenge_products_unreduced(us, d, scale)
+                self._vec_total = challenge_products_unreduced(us, d, scale, lo_one=lo_one)
         self._vec_g = []
 
     def _vector_scalars(self) -> list[int]:

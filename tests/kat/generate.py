@@ -49,7 +49,6 @@ import rangeproof.labels as labels  # noqa: E402
 from rangeproof.labels import RANGE_G, RANGE_H, registry  # noqa: E402
 from rangeproof.norm import NormStatement, commit_vector, prove  # noqa: E402
 from rangeproof.norm.commitment import vector_generators  # noqa: E402
-from rangeproof.norm.l2 import projection_generators  # noqa: E402
 from rangeproof.norm.projection import BLOCK, Projection, projection_key  # noqa: E402
 from secagg.graph import neighbours  # noqa: E402
 from secagg.keys import encrypt_share, hkdf  # noqa: E402
@@ -193,7 +192,6 @@ def generators_section() -> dict:
         "range G": generators(RANGE_G, 2),
         "range H": generators(RANGE_H, 2),
         "norm vector G": vector_generators(2),
-        "norm projection H": projection_generators(2),
     }
     return {name: [point_to_bytes_compact(P).hex() for P in pts] for name, pts in lists.items()}
 
@@ -287,8 +285,8 @@ def secagg_section() -> dict:
 
 # --- 5. norm proofs -------------------------------------------------------------------------------
 
-L2_CASE = {"seed": 7, "round_id": 3, "client_id": 5, "dim": 64, "bound": 1024, "scale": 1024.0, "projections": 512}
-LINF_CASE = {"seed": 8, "round_id": 3, "client_id": 5, "dim": 8, "bound": 100, "scale": 256.0, "projections": 0,
+L2_CASE = {"seed": 7, "round_id": 3, "client_id": 5, "dim": 700, "bound": 1024, "scale": 1024.0}
+LINF_CASE = {"seed": 8, "round_id": 3, "client_id": 5, "dim": 8, "bound": 100, "scale": 256.0,
              "x": [100, -100, 0, 1, -1, 37, -58, 99]}
 
 
@@ -300,7 +298,7 @@ def l2_vector(case: dict) -> list[int]:
 
 def norm_statement(case: dict, norm: str) -> NormStatement:
     return NormStatement(round_id=case["round_id"], client_id=case["client_id"], dim=case["dim"], norm=norm,
-                         bound=case["bound"], scale=case["scale"], projections=case["projections"])
+                         bound=case["bound"], scale=case["scale"])
 
 
 def seeded_norm_proof(st: NormStatement, x: list[int], seed: int):
@@ -312,11 +310,11 @@ def seeded_norm_proof(st: NormStatement, x: list[int], seed: int):
 
 
 def _statement_transcript(st: NormStatement, C) -> tuple[Transcript, RecordingState]:
-    """``st.transcript(C, 0)``, recorded from its first byte."""
+    """``st.transcript(C)``, recorded from its first byte."""
     state = RecordingState()
     fake = types.SimpleNamespace(shake_256=lambda: state)
     with mock.patch.object(transcript_module, "hashlib", fake):
-        t = st.transcript(C, 0)
+        t = st.transcript(C)
     if t._state is not state:
         raise RuntimeError("the statement transcript was not recorded: update tests/kat/generate.py")
     return t, state
@@ -330,7 +328,7 @@ def norm_section(case: dict, norm: str) -> dict:
     out = {
         "rng": f"random.Random({case['seed']}).getrandbits: commit_vector, then prove",
         "statement": {"round_id": st.round_id, "client_id": st.client_id, "dim": st.dim, "norm": st.norm,
-                      "bound": st.bound, "scale": st.scale, "projections": st.projections},
+                      "bound": st.bound, "scale": st.scale},
         "public_parameters": {k: (v.hex() if isinstance(v, bytes) else v)
                               for k, v in sorted(st.public_parameters().items())},
         "x": x,

@@ -242,3 +242,35 @@ def test_a_seeded_resume_on_another_device_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(fl.simulation, "resolve_device", real)
     summary = resume_experiment(out, ["run.device=auto"], progress=False)  # auto is the CPU here: allowed
     assert summary.finished
+
+
+# ---------------------------------------------------------------- the Box-Muller truncation is in delta
+
+def test_the_csprng_gaussian_is_truncated_where_the_accountant_says():
+    from fl.aggregation.privacy import BOX_MULLER_RADIUS
+
+    z = CsprngGenerator().normal(0.0, 1.0, size=400_000)
+    assert np.max(np.abs(z)) <= BOX_MULLER_RADIUS == pytest.approx(8.57, abs=0.01)
+
+
+@pytest.mark.parametrize("std, finite", [(0.025, False), (0.2, False), (1.0, True)])
+def test_noise_too_small_for_its_truncation_records_no_finite_epsilon(std, finite):
+    # one client's x = +M e_1 versus -M e_1 moves the sum by 2M; with std 0.025 and M = 1 the two
+    # noised outputs (truncated at 8.57 std) never overlap, so no finite epsilon holds at delta
+    # 1e-5 once the client is sampled (probability 30/384); before, 1.6e7-style figures were recorded
+    pipe = build({"weighting": "fixed", "norm_bound": 1.0, "noise": "central", "noise_std": std},
+                 clients=30, population=384, dim=1000)
+    c = ctx(1000, clients=30)
+    pipe.aggregate([ClientMessage(i, np.zeros(1000, np.float32)) for i in range(30)], c)
+    assert math.isfinite(c.measurements["dp_epsilon"]) is finite
+    if not finite:
+        e = np.zeros(1000, np.float32)
+        e[0] = 1.0
+        plus = [pipe.aggregate([ClientMessage(0, e)] + [ClientMessage(i, np.zeros(1000, np.float32))
+                                                         for i in range(1, 30)], ctx(1000, clients=30)).vector[0]
+                for _ in range(50)]
+        minus = [pipe.aggregate([ClientMessage(0, -e)] + [ClientMessage(i, np.zeros(1000, np.float32))
+                                                          for i in range(1, 30)], ctx(1000, clients=30)).vector[0]
+                 for _ in range(50)]
+        if std < 2 / 8.57 / 2:  # the shift 2M exceeds twice the truncation: disjoint supports
+            assert min(plus) > max(minus)

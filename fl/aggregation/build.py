@@ -144,8 +144,13 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
                           f"replacement from {dp.population}")
     # fixed-size sampling without replacement, accounted under replace-one: swapping one client's
     # update x for x' moves the sum by ||x - x'|| <= 2C (docs/privacy.md)
+    tail = sens.tail_per_round
+    if cfg.noise == "central":  # the Box-Muller noise is truncated at 8.57 std (docs/privacy.md)
+        from .privacy import truncation_tail
+
+        tail = min(1.0, tail + truncation_tail(cfg.noise_std / (2.0 * sens.value), dp.dim))
     return DpAccounting(sensitivity=2.0 * sens.value, sampling_rate=dp.clients_per_round / dp.population,
-                        delta=dp.delta, tail_per_round=sens.tail_per_round, sampling="fixed_size",
+                        delta=dp.delta, tail_per_round=tail, sampling="fixed_size",
                         population=dp.population, sample_size=dp.clients_per_round)
 
 

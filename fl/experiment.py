@@ -346,6 +346,7 @@ class _Run:
             "next_round": self.sim.next_round,
             "config_sha256": self.config_sha256,
             "config": config_to_toml(self.cfg),
+            "device": str(self.sim.device),  # where the rounds after it ran (a seeded resume checks it)
             "params": self.sim.params.detach().to("cpu").clone(),
             "metric_rows": self.metric_rows,
             "round_rows": self.round_rows,
@@ -648,6 +649,11 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     new_releases = released_after(directory, chosen[1]["next_round"] if chosen is not None else 0) \
         if counts_releases else []
     ledger = earlier_ledger + new_releases
+    if cfg.aggregation.noise != "none" and cfg.aggregation.noise_seeded:
+        _check_seeded_recompute(name, pinned, cfg,
+                                released_after(directory, chosen[1]["next_round"] if chosen is not None else 0),
+                                chosen[1].get("device") if chosen is not None
+                                and isinstance(chosen[1].get("device"), str) else None)
     sim = _prepare(cfg, dataset)
     run = None
     try:
@@ -702,6 +708,44 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         run.log.info("%d earlier re-released round(s) counted from %s", len(ledger), directory.rereleased.name)
     run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
+
+
+def _check_seeded_recompute(name: Path, pinned: ExperimentConfig | None, cfg: ExperimentConfig,
+                            recomputed: list[tuple[int, float]], checkpoint_device: str | None) -> None:
+    """Refuse a resume that would recompute seeded-noise releases on a device that may not give
+    them back bit for bit.
+
+    Seeded noise is the same in the recomputed round as in the killed run's release of it, so
+    if the recomputed sum differs at all, the difference of the two releases is the difference of
+    the sums with no noise in it (docs/privacy.md, "Resuming a run"). Only a CPU run resumed on
+    the CPU is taken to recompute identically: CUDA kernels are not bit-reproducible, and a
+    change of device changes the floating-point results. The device the rounds after the
+    checkpoint ran on is the one the checkpoint records (without a checkpoint, or in an older one,
+    only an explicit ``run.device = "cpu"`` in the pinned config says it).
+
+    Raises:
+      RunDirError: noised rounds after the checkpoint would be recomputed elsewhere than on the
+        CPU they ran on, or that device is not known.
+    """
+    if not recomputed:
+        return
+    from fl.simulation import resolve_device  # noqa: PLC0415
+
+    rounds = ", ".join(str(r) for r, _ in recomputed)
+    before = checkpoint_device
+    if before is None and pinned is not None and pinned.run.device == "cpu":
+        before = "cpu"
+    now = resolve_device(cfg.run.device)
+    if before == "cpu" and now.type == "cpu":
+        return
+    why = (f"the device they ran on is not recorded (run.device {cfg.run.device!r} when the run started)"
+           if before is None else f"they ran on {before} and would be recomputed on {now}")
+    raise RunDirError(
+        f"--resume {name}: round(s) {rounds} were released with seeded noise (aggregation.noise_seeded = true) "
+        f"after the last checkpoint and would be recomputed with the same noise, but {why}; only a CPU run "
+        "resumed on the CPU recomputes them bit for bit, and a recomputed sum that differs at all would publish "
+        "the difference of the two sums without noise. Resume a CPU run with run.device = \"cpu\", or start a "
+        "new run")
 
 
 def _pinned_config(directory: RunDirectory, candidates: list[tuple[int, Path]]

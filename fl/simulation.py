@@ -29,6 +29,7 @@ import torch
 
 from fl.aggregation import Aggregator, ClientMessage, RoundContext, RoundFailed
 from fl.aggregation.build import build_pipeline
+from fl.aggregation.prepare import finite_or_zero
 from fl.config import ConfigError, ExperimentConfig
 from fl.data import FederatedDataset, to_model_input
 from fl.hooks import Adversary
@@ -161,11 +162,11 @@ class Simulation:
                               f"{len(self.population)} clients with training data in {dataset.name!r}")
         self.replace = replace
         self._clients = {c: self._to_device(*dataset.client_train(c)) for c in self.population}
-        # the sensitivity needs the sampling mode and, under "examples" weighting, the largest weight
+        # the sensitivity needs the sampling mode; under "examples" weighting it uses the public cap
+        # aggregation.max_weight, never the data's largest example count
         self.pipeline = pipeline if pipeline is not None else build_pipeline(
             cfg.aggregation, clients_per_round=self.clients_per_round, dim=self.dim,
-            population=len(self.population), max_weight=float(max(len(d) for d in self._clients.values())),
-            with_replacement=replace)
+            population=len(self.population), with_replacement=replace)
         test_pixels, test_labels, test_clients = dataset.test_all_with_clients()
         if len(test_labels) == 0:
             raise ConfigError(f"data.path: {dataset.name!r} has no test images to evaluate the main task on")
@@ -253,9 +254,17 @@ class Simulation:
             deltas = self.train(self.params, [self._clients[sampled[s]] for s in slots_good],
                                 [ctx.derive_seed("train", ids[s]) for s in slots_good])
             deltas = deltas.detach().to("cpu", torch.float32).numpy()
+            zeroed = []
             for row, s in enumerate(slots_good):
-                messages[s] = ClientMessage(ids[s], np.ascontiguousarray(deltas[row]),
-                                            weight=float(len(self._clients[sampled[s]])))
+                # an honest client whose training diverged sends zeros, so that its data never fails
+                # the round (fl.aggregation.prepare)
+                update, replaced = finite_or_zero(np.ascontiguousarray(deltas[row]))
+                if replaced:
+                    zeroed.append(ids[s])
+                messages[s] = ClientMessage(ids[s], update, weight=float(len(self._clients[sampled[s]])))
+            if zeroed:
+                ctx.record("client_nonfinite_zeroed", len(zeroed))
+                ctx.events.append(f"client(s) {zeroed}: non-finite update after training; sent zeros")
         if slots_bad:
             bad_clients = [sampled[s] for s in slots_bad]
             forged = self.adversary.malicious_messages(self, r, bad_clients, self.params.clone())

@@ -20,16 +20,16 @@ def stack(pipeline):
     return names
 
 
-def build(clients=4, dim=64, population=40, max_weight=50.0, **settings):
+def build(clients=4, dim=64, population=40, **settings):
     return build_pipeline(AggregationConfig.from_table(settings), clients_per_round=clients, dim=dim,
-                          population=population, max_weight=max_weight)
+                          population=population)
 
 
 @pytest.mark.parametrize("settings, expected", [
     ({}, ["NormProbeStage", "MeanStage", "PlainSum"]),
     ({"server_clip": 1.0}, ["ServerClipStage", "MeanStage", "PlainSum"]),
     ({"server_threshold": 2.0}, ["ServerThresholdStage", "MeanStage", "PlainSum"]),
-    ({"noise": "central", "noise_std": 0.1, "server_clip": 1.0},
+    ({"noise": "central", "noise_std": 0.1, "server_clip": 1.0, "max_weight": 50.0},
      ["ServerClipStage", "MeanStage", "CentralGaussianNoiseStage", "PlainSum"]),
     ({"weighting": "fixed", "norm_bound": 3.0},
      ["NormProbeStage", "MeanStage", "NormProofStage", "ExactIntegerSum"]),
@@ -38,7 +38,7 @@ def build(clients=4, dim=64, population=40, max_weight=50.0, **settings):
      ["MeanStage", "CentralGaussianNoiseStage", "NormProofStage", "SecureSum"]),
     ({"secure": True}, ["MeanStage", "QuantizeStage", "SecureSum"]),
     ({"quantize": True}, ["NormProbeStage", "MeanStage", "QuantizeStage", "ModularPlainSum"]),
-    ({"secure": True, "noise": "distributed", "noise_std": 0.1},
+    ({"secure": True, "noise": "distributed", "noise_std": 0.1, "max_weight": 50.0},
      ["MeanStage", "QuantizeStage", "DistributedDiscreteGaussianStage", "SecureSum"]),
 ])
 def test_stack_for_each_setting(settings, expected):
@@ -62,18 +62,18 @@ def test_norm_scale_keeps_the_sum_inside_the_modulus():
 
 
 def test_dp_accounting_attached_with_a_sensitivity_and_unbounded_noise_refused():
-    noisy = build(noise="central", noise_std=0.5, server_clip=1.0).inner.inner
+    noisy = build(noise="central", noise_std=0.5, server_clip=1.0, max_weight=50.0).inner.inner
     assert isinstance(noisy, CentralGaussianNoiseStage) and noisy.accounting is not None
-    # examples weighting: the server's clip is multiplied by the largest example count, and
+    # examples weighting: the server's clip is multiplied by the public cap on the weights, and
     # replace-one (fixed-size sampling) doubles it
     assert noisy.accounting.sensitivity == pytest.approx(100.0, rel=1e-5)
     with pytest.raises(ConfigError, match="^aggregation.noise: nothing bounds"):
-        build(noise="central", noise_std=0.5)
+        build(noise="central", noise_std=0.5, max_weight=50.0)
 
 
 @pytest.mark.parametrize("settings, key", [
     ({"norm_bound": 3.0}, "aggregation.weighting"),  # examples weighting would scale before clipping
-    ({"noise": "distributed", "noise_std": 0.1}, "aggregation.noise"),
+    ({"noise": "distributed", "noise_std": 0.1, "weighting": "fixed"}, "aggregation.noise"),
     ({"secure": True, "weighting": "fixed", "norm_bound": 1.0, "noise": "distributed", "noise_std": 0.1},
      "aggregation.noise"),
     ({"secure": True, "server_clip": 1.0}, "aggregation.server_clip"),
@@ -93,7 +93,7 @@ def _messages(rng, n=5, dim=64, scale=0.05):
     {"weighting": "uniform"},
     {"weighting": "fixed", "norm_bound": 0.3},
     {"weighting": "fixed", "norm_bound": 0.3, "norm_kind": "linf"},
-    {"weighting": "uniform", "noise": "central", "noise_std": 0.01, "norm_bound": 0.3, "noise_seeded": True},
+    {"weighting": "fixed", "noise": "central", "noise_std": 0.01, "norm_bound": 0.3, "noise_seeded": True},
     {"weighting": "examples", "quant_range": 0.5, "quant_bits": 32},
 ])
 def test_secure_and_fast_twin_give_identical_aggregates(settings):

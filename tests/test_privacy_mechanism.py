@@ -22,8 +22,10 @@ DELTA = 1e-5
 
 
 def build(settings, *, clients=30, dim=2000, population=3383, max_weight=None, with_replacement=False):
+    if max_weight is not None and settings.get("weighting", "examples") == "examples":
+        settings = {"max_weight": max_weight, **settings}  # the public cap on the weights
     return build_pipeline(AggregationConfig.from_table(settings), clients_per_round=clients, dim=dim,
-                          population=population, max_weight=max_weight, with_replacement=with_replacement)
+                          population=population, with_replacement=with_replacement)
 
 
 def stages(pipeline):
@@ -91,15 +93,16 @@ def test_examples_weighting_multiplies_the_server_clip_in_the_sensitivity():
     msgs = [ClientMessage(i, rng.normal(size=50).astype(np.float32), weight=10.0) for i in range(29)]
     big = ClientMessage(99, (rng.normal(size=50) * 100).astype(np.float32), weight=500.0)
     c1, c2 = ctx(50), ctx(50)
-    with_big = pipe.aggregate(msgs + [big], c1).vector.astype(np.float64) * (29 * 10 + 500)
-    without = pipe.aggregate(msgs, c2).vector.astype(np.float64) * (29 * 10)
+    # with noise the mean divides by the public K * max_weight
+    with_big = pipe.aggregate(msgs + [big], c1).vector.astype(np.float64) * (30 * 500)
+    without = pipe.aggregate(msgs, c2).vector.astype(np.float64) * (30 * 500)
     moved = float(np.linalg.norm(with_big - without))
     assert moved == pytest.approx(500.0, rel=1e-3) and moved <= acct.sensitivity
     assert c1.measurements["dp_noise_multiplier"] == pytest.approx(10.0 / acct.sensitivity)
 
 
 def test_examples_weighting_without_the_largest_weight_is_refused():
-    with pytest.raises(ConfigError, match="^aggregation.weighting"):
+    with pytest.raises(ConfigError, match="^aggregation.max_weight"):
         build({"weighting": "examples", "server_clip": 1.0, "noise": "central", "noise_std": 1.0})
 
 
@@ -178,7 +181,7 @@ def test_tau_term_is_folded_into_the_multiplier_and_large_tau_is_refused():
 @pytest.mark.parametrize("bits", [12, 16, 32])
 def test_stochastic_rounding_inflation_is_in_the_sensitivity(bits):
     dim = 10_000
-    pipe = build({"weighting": "uniform", "quantize": True, "quant_bits": bits, "server_clip": 1.0,
+    pipe = build({"weighting": "fixed", "quantize": True, "quant_bits": bits, "server_clip": 1.0,
                   "noise": "central", "noise_std": 1.0}, dim=dim)
     spec = stage_of(pipe, "QuantizeStage").spec
     acct = stage_of(pipe, "CentralGaussianNoiseStage").accounting
@@ -281,7 +284,10 @@ def test_distributed_noise_with_a_client_clip_reports_an_epsilon(secure):
 
 GRID = [  # (settings, the key a refusal names, or None: accepted)
     ({"weighting": "examples", "server_clip": 1.0, "noise": "central", "noise_std": 20.0}, None),
-    ({"weighting": "uniform", "server_clip": 1.0, "noise": "central", "noise_std": 1.0}, None),
+    ({"weighting": "uniform", "server_clip": 1.0, "noise": "central", "noise_std": 1.0}, "aggregation.weighting"),
+    ({"weighting": "fixed", "server_clip": 1.0, "noise": "central", "noise_std": 1.0}, None),
+    ({"weighting": "fixed", "server_threshold": 1.0, "noise": "central", "noise_std": 1.0}, None),
+    ({"weighting": "examples", "server_threshold": 1.0, "noise": "central", "noise_std": 20.0}, None),
     ({"weighting": "fixed", "norm_bound": 1.0, "noise": "central", "noise_std": 1.0}, None),
     ({"weighting": "examples", "quantize": True, "quant_bits": 16, "client_clip": 1.0, "noise": "central",
       "noise_std": 1.0}, None),
@@ -290,9 +296,15 @@ GRID = [  # (settings, the key a refusal names, or None: accepted)
     ({"weighting": "fixed", "quantize": True, "quant_bits": 12, "client_clip": 1.0, "noise": "distributed",
       "noise_std": 1.0}, None),
     ({"weighting": "uniform", "quantize": True, "quant_bits": 32, "client_clip": 1.0, "noise": "distributed",
+      "noise_std": 1.0}, "aggregation.weighting"),
+    ({"weighting": "fixed", "quantize": True, "quant_bits": 32, "client_clip": 1.0, "noise": "distributed",
       "noise_std": 1.0}, None),
+    ({"weighting": "fixed", "quantize": True, "quant_bits": 64, "client_clip": 1.0, "noise": "distributed",
+      "noise_std": 1.0}, "aggregation.noise_std"),  # 2^53 integer units per client: beyond the float sampler
     ({"weighting": "fixed", "quantize": True, "quant_bits": 32, "noise": "distributed", "noise_std": 1.0}, None),
-    ({"weighting": "uniform", "noise": "central", "noise_std": 1.0}, "aggregation.noise"),
+    ({"weighting": "fixed", "noise": "central", "noise_std": 1.0}, "aggregation.noise"),
+    ({"weighting": "examples", "server_clip": 1.0, "noise": "central", "noise_std": 1.0, "max_weight": 0},
+     "aggregation.max_weight"),
 ]
 
 
@@ -300,7 +312,8 @@ GRID = [  # (settings, the key a refusal names, or None: accepted)
 @pytest.mark.parametrize("settings, refused", GRID)
 def test_every_accepted_configuration_records_an_epsilon_the_pld_confirms(settings, refused, with_replacement):
     dim, n, population, max_weight = 8_000, 30, 3383, 40.0
-    if with_replacement and refused != "aggregation.noise":  # unbounded is named first
+    # the config's own checks come first, then an unbounded sum, then the sampling
+    if with_replacement and refused not in ("aggregation.noise", "aggregation.weighting", "aggregation.max_weight"):
         refused = "fedavg.sampling"
     if refused:
         with pytest.raises(ConfigError, match=f"^{refused}: "):
@@ -310,12 +323,13 @@ def test_every_accepted_configuration_records_an_epsilon_the_pld_confirms(settin
     weights = [max_weight] + [10.0] * (n - 1)
     c = ctx(dim)
     out = pipe.aggregate([ClientMessage(i, np.zeros(dim, np.float32), weight=w) for i, w in enumerate(weights)], c)
-    denominator = {"examples": sum(weights), "uniform": n, "fixed": n}[settings["weighting"]]
+    denominator = {"examples": n * max_weight, "fixed": n}[settings["weighting"]]  # public with noise
     measured = float(np.std(out.vector.astype(np.float64) * denominator))
     # the sensitivity from first principles
     examples = settings["weighting"] == "examples"
     bounds = [settings.get("client_clip", math.inf), settings.get("norm_bound", math.inf),
-              settings.get("server_clip", math.inf) * (max_weight if examples else 1.0)]
+              settings.get("server_clip", math.inf) * (max_weight if examples else 1.0),
+              settings.get("server_threshold", math.inf) * (max_weight if examples else 1.0)]
     quant = stage_of(pipe, "QuantizeStage") if settings.get("quantize") else None
     if quant is not None:
         bounds.append(quant.spec.clip_range * math.sqrt(dim))
@@ -350,14 +364,15 @@ def handmade_simulation(sampling="without_replacement", **aggregation):
     return Simulation(cfg, data)
 
 
-def test_the_simulation_gives_the_builder_the_largest_weight_and_the_sampling_mode():
-    sim = handmade_simulation(weighting="examples", server_clip=1.0, noise="central", noise_std=1.0)
+def test_the_simulation_gives_the_builder_the_public_cap_and_the_sampling_mode():
+    # the largest client has 5 examples; the sensitivity uses the public cap 3, never the data's 5
+    sim = handmade_simulation(weighting="examples", server_clip=1.0, noise="central", noise_std=1.0, max_weight=3.0)
     acct = stage_of(sim.pipeline, "CentralGaussianNoiseStage").accounting
-    assert acct.sensitivity == pytest.approx(2 * 5.0 * (1 + FLOAT32_SLACK))  # replace-one: 2C
+    assert acct.sensitivity == pytest.approx(2 * 3.0 * (1 + FLOAT32_SLACK))  # replace-one: 2C
     assert (acct.sampling, acct.sample_size, acct.population) == ("fixed_size", 2, 4)
     with pytest.raises(ConfigError, match="^fedavg.sampling: "):
         handmade_simulation("with_replacement", weighting="examples", server_clip=1.0, noise="central",
-                            noise_std=1.0)
+                            noise_std=1.0, max_weight=3.0)
 
 
 def test_a_resumed_run_composes_the_rounds_before_the_resume():

@@ -10,7 +10,7 @@ its server half runs after theirs)::
                         or [ClientClipStage,] QuantizeStage, [+ DistributedDiscreteGaussianStage]
                                                       (client_clip, quant_bits, quant_range, noise)
     3. central noise    Gaussian noise on the unmasked sum           (noise = "central", noise_std)
-    4. mean             MeanStage(weighting)                         (weighting)
+    4. mean             MeanStage(weighting)                         (weighting, max_weight)
     5. server baseline  plaintext clip / threshold / norm probe per update
                                                                      (server_clip, server_threshold)
 
@@ -24,7 +24,11 @@ integer pipeline as ``secure = true`` without cryptography, so both give bit-ide
 
 With noise, the stages' L2 sensitivity comes from
 :func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the replace-one relation)
-and is handed to the accountant; a noised configuration that nothing bounds is refused.
+and is handed to the accountant; a noised configuration that nothing bounds is refused. With
+noise no round fails for a reason the clients' data decides: the mean divides by a public
+number (``K``, or ``K * max_weight`` under "examples"), the server threshold replaces a rejected
+update by zeros instead of leaving it out, and an honest client sends zeros for a non-finite
+update (:mod:`fl.aggregation.prepare`; docs/privacy.md).
 """
 from __future__ import annotations
 
@@ -61,8 +65,8 @@ def norm_scale(bound: float, *, bits: int, clients_per_round: int) -> float:
 
 
 def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
-                   population: int | None = None, max_weight: float | None = None,
-                   with_replacement: bool = False, delta: float = 1e-5) -> Aggregator:
+                   population: int | None = None, with_replacement: bool = False,
+                   delta: float = 1e-5) -> Aggregator:
     """The aggregator for ``cfg``.
 
     Args:
@@ -71,8 +75,6 @@ def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
       dim: length of the flat model update.
       population: clients that can be sampled (for the DP accountant's sampling rate); the
         accountant is left out when it is unknown.
-      max_weight: the largest example count among them (the sensitivity under
-        ``weighting = "examples"``).
       with_replacement: clients are sampled with replacement (one may fill several slots).
       delta: the DP accountant's delta.
 
@@ -86,12 +88,13 @@ def build_pipeline(cfg: AggregationConfig, *, clients_per_round: int, dim: int,
     if clients_per_round < 1 or dim < 1:
         raise ValueError(f"build_pipeline: clients_per_round and dim must be positive, got {clients_per_round}, {dim}")
     cfg.validate()
-    dp = _DpFacts(clients_per_round=clients_per_round, dim=dim, population=population, max_weight=max_weight,
+    dp = _DpFacts(clients_per_round=clients_per_round, dim=dim, population=population,
                   with_replacement=with_replacement, delta=delta)
     pipeline = _sum(cfg)  # 1
     pipeline = _integers(cfg, pipeline, dp)  # 2
     pipeline = _central_noise(cfg, pipeline, dp)  # 3
-    pipeline = MeanStage(pipeline, cfg.weighting)  # 4
+    pipeline = MeanStage(pipeline, cfg.weighting, max_weight=cfg.max_weight or None,
+                         public_denominator=cfg.noise != "none")  # 4
     pipeline = _server_baseline(cfg, pipeline)  # 5
     return pipeline
 
@@ -103,7 +106,6 @@ class _DpFacts:
     clients_per_round: int
     dim: int
     population: int | None
-    max_weight: float | None
     with_replacement: bool
     delta: float
 
@@ -130,7 +132,7 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
     spec = _quant_spec(cfg, dp.clients_per_round)
     sens = mechanism_sensitivity(
         cfg, dim=dp.dim, clients_per_round=dp.clients_per_round, quant_scale=None if spec is None else spec.scale,
-        max_weight=dp.max_weight, with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
+        with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
     if not dp.population:
         return None
     if not dp.delta < 1.0 / dp.population:
@@ -142,8 +144,13 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
                           f"replacement from {dp.population}")
     # fixed-size sampling without replacement, accounted under replace-one: swapping one client's
     # update x for x' moves the sum by ||x - x'|| <= 2C (docs/privacy.md)
+    tail = sens.tail_per_round
+    if cfg.noise == "central":  # the Box-Muller noise is truncated at 8.57 std (docs/privacy.md)
+        from .privacy import truncation_tail
+
+        tail = min(1.0, tail + truncation_tail(cfg.noise_std / (2.0 * sens.value), dp.dim))
     return DpAccounting(sensitivity=2.0 * sens.value, sampling_rate=dp.clients_per_round / dp.population,
-                        delta=dp.delta, tail_per_round=sens.tail_per_round, sampling="fixed_size",
+                        delta=dp.delta, tail_per_round=tail, sampling="fixed_size",
                         population=dp.population, sample_size=dp.clients_per_round)
 
 
@@ -224,7 +231,7 @@ def _server_baseline(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
     if cfg.server_clip > 0:
         inner = ServerClipStage(inner, cfg.server_clip)
     if cfg.server_threshold > 0:
-        inner = ServerThresholdStage(inner, cfg.server_threshold)
+        inner = ServerThresholdStage(inner, cfg.server_threshold, zero_rejected=cfg.noise != "none")
     if not cfg.secure and cfg.server_clip == 0 and cfg.server_threshold == 0:
         inner = NormProbeStage(inner)
     return inner

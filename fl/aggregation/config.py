@@ -61,6 +61,11 @@ class AggregationConfig:
         With ``weighting = "examples"`` the quantized value is the client's example count times
         its update, so the range must cover that (the ``quantize_clipped`` column counts clipped
         coordinates); "uniform" and "fixed" quantize the update itself.
+      max_weight: under ``weighting = "examples"``, a public cap W on each client's weight: the
+        server uses ``min(claimed examples, W)`` (and refuses a negative or non-finite claim).
+        With noise it is required: the sensitivity is ``server_clip * W`` (never the data's
+        largest example count) and the mean divides by the public ``K * W`` (docs/privacy.md);
+        0: no cap.
       secagg_graph: one of :data:`SECAGG_GRAPHS`.
       secagg_dropout: tolerated client dropout rate; sizes the thresholds and SecAgg+ graphs.
       quantize: run the fixed-point integer pipeline of ``secure`` without cryptography (its fast
@@ -79,6 +84,7 @@ class AggregationConfig:
     client_clip: float = setting(0.0, NON_NEGATIVE_NUMBER)
     quant_bits: int = setting(32, Check.int_in(2, 64))
     quant_range: float = setting(1.0, POSITIVE_NUMBER)
+    max_weight: float = setting(0.0, NON_NEGATIVE_NUMBER)
     secagg_graph: str = setting("complete", Check.one_of(SECAGG_GRAPHS))
     secagg_dropout: float = setting(0.0, FRACTION)
     quantize: bool = setting(False, BOOL)
@@ -118,6 +124,21 @@ class AggregationConfig:
         if self.norm_bound > 0 and self.weighting == "examples":
             raise ConfigError("aggregation.weighting: aggregation.norm_bound needs \"uniform\" or \"fixed\" "
                               "(clients clip and prove their raw update; \"examples\" would scale it first)")
+        if self.max_weight > 0 and self.weighting != "examples":
+            raise ConfigError(f"aggregation.max_weight: caps the example-count weights of weighting = \"examples\"; "
+                              f"with {self.weighting!r} every weight is 1 (set it to 0)")
+        if self.noise != "none" and self.weighting == "uniform":
+            raise ConfigError("aggregation.weighting: \"uniform\" divides the noised sum by the number of clients "
+                              "received, which anyone holding two consecutive models can read off the step's spread "
+                              "(the noise std is public), un-noised; with aggregation.noise use \"fixed\" (divides by "
+                              "the public clients_per_round) or \"examples\" with aggregation.max_weight")
+        if self.noise != "none" and self.weighting == "examples" and self.max_weight <= 0:
+            raise ConfigError("aggregation.max_weight: weighting = \"examples\" with aggregation.noise needs a public "
+                              "cap on each client's weight: without it the sensitivity would have to come from the "
+                              "data's largest example count (which dp_sensitivity would then publish) and the mean's "
+                              "denominator would be the clients' total example count, readable from the model; set "
+                              "aggregation.max_weight = W (weights become min(examples, W), the mean divides by "
+                              "clients_per_round * W), or use weighting = \"fixed\"")
         if self.secure:
             for key in ("server_clip", "server_threshold"):
                 if getattr(self, key) > 0:

@@ -1,11 +1,13 @@
 """The plain stages: the innermost plaintext sum and the (weighted) mean around it."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
+from .prepare import finite_or_zero
 
 __all__ = ["PlainSum", "MeanStage", "WEIGHTINGS"]
 
@@ -46,23 +48,61 @@ class MeanStage(Stage):
     Args:
       inner: the sum below (plain or secure, possibly wrapped in quantization and noise).
       weighting: one of :data:`WEIGHTINGS`.
+      max_weight: under ``"examples"``, a public cap W: the server takes each client's claimed
+        weight as ``min(claim, W)`` (a negative or non-finite claim is refused) before the
+        weighting; ``None``: no cap.
+      public_denominator: divide by a public number whatever the clients sent: ``K`` for
+        ``"fixed"``, ``K * max_weight`` for ``"examples"`` (DP-FedAvg's fixed denominator,
+        McMahan et al. 2018); needed with noise, whose std is public, so that the model step does
+        not reveal the denominator (docs/privacy.md).
+
+    Raises:
+      ValueError: an unknown weighting, a cap that is not positive and finite, or a public
+        denominator that ``weighting`` cannot have.
     """
 
     name = "mean"
 
-    def __init__(self, inner: Aggregator, weighting: str = "examples"):
+    def __init__(self, inner: Aggregator, weighting: str = "examples", *, max_weight: float | None = None,
+                 public_denominator: bool = False):
         super().__init__(inner)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"aggregation.weighting: expected one of {sorted(WEIGHTINGS)}, got {weighting!r}")
+        if max_weight is not None and not (math.isfinite(max_weight) and max_weight > 0):
+            raise ValueError(f"aggregation.max_weight: expected a positive finite cap, got {max_weight!r}")
+        if public_denominator and not (weighting == "fixed" or (weighting == "examples" and max_weight)):
+            raise ValueError(f"aggregation.weighting: {weighting!r} has no public denominator "
+                             "(use \"fixed\", or \"examples\" with aggregation.max_weight)")
         self.weighting = weighting
+        self.max_weight = None if max_weight is None else float(max_weight)
+        self.public_denominator = bool(public_denominator)
+
+    def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
+        if self.max_weight is not None and self.weighting == "examples":
+            messages = [self._capped(m) for m in messages]  # the server's check of the claimed weights
+        return super().aggregate(messages, ctx)
+
+    def _capped(self, message: ClientMessage) -> ClientMessage:
+        w = float(message.weight)
+        if not (math.isfinite(w) and w >= 0):
+            from .robust import MalformedUpdate  # noqa: PLC0415 - robust imports this module's siblings
+
+            raise MalformedUpdate(f"{self.name}: client {message.client_id} claimed the weight {w!r}")
+        return message if w <= self.max_weight else message.replace(weight=self.max_weight)
 
     def client(self, message: ClientMessage, ctx: RoundContext) -> ClientMessage:
         if self.weighting == "examples":
-            return message.replace(vector=(message.vector * np.float32(message.weight)).astype(np.float32, copy=False))
+            with np.errstate(over="ignore"):
+                weighted = (message.vector * np.float32(message.weight)).astype(np.float32, copy=False)
+            # an honest update that overflows float32 once weighted sends zeros (fl.aggregation.prepare)
+            weighted, _ = finite_or_zero(weighted)
+            return message.replace(vector=weighted)
         return message
 
     def server(self, result: AggregateResult, ctx: RoundContext) -> AggregateResult:
-        if self.weighting == "examples":
+        if self.public_denominator:
+            denominator = float(ctx.expected_clients) * (self.max_weight if self.weighting == "examples" else 1.0)
+        elif self.weighting == "examples":
             denominator = result.weight_total
         elif self.weighting == "uniform":
             denominator = float(len(result.included))
@@ -73,4 +113,6 @@ class MeanStage(Stage):
         return result.replace(vector=(result.vector / np.float32(denominator)).astype(np.float32, copy=False))
 
     def __repr__(self) -> str:
-        return f"MeanStage(weighting={self.weighting!r})"
+        extra = "" if self.max_weight is None else f", max_weight={self.max_weight:g}"
+        extra += ", public_denominator=True" if self.public_denominator else ""
+        return f"MeanStage(weighting={self.weighting!r}{extra})"

@@ -46,7 +46,7 @@ from .base import AggregateResult, Aggregator, RoundContext, Stage
 from .noise_source import noise_generator
 
 __all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon",
-           "fixed_size_gaussian_epsilon", "RDP_ORDERS", "SAMPLING_MODELS"]
+           "fixed_size_gaussian_epsilon", "truncation_tail", "BOX_MULLER_RADIUS", "RDP_ORDERS", "SAMPLING_MODELS"]
 
 #: the sampling models the accountant knows: Poisson under add/remove, fixed-size without
 #: replacement under replace-one
@@ -56,6 +56,44 @@ SAMPLING_MODELS = ("poisson", "fixed_size")
 #: z = 0.1 they cut epsilon 20-fold), integers above for the usual range
 RDP_ORDERS = (1.01, 1.02, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.6, 1.75, 1.9, 2.5) \
     + tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
+
+
+#: the largest radius of a Box-Muller pair of the CSPRNG noise: its uniform on (0, 1] is at least
+#: 2^-53, so ``sqrt(-2 ln U) <= sqrt(2 * 53 ln 2) = 8.57``; each coordinate is truncated there
+BOX_MULLER_RADIUS = math.sqrt(2.0 * 53.0 * math.log(2.0))
+
+
+def truncation_tail(noise_multiplier: float, dim: int) -> float:
+    """Probability, per release, of an output that one neighbour's truncated noise can give and
+    the other's cannot: an infinite privacy loss, paid out of delta.
+
+    The central noise is Box-Muller in pairs of radius at most ``rho`` =
+    :data:`BOX_MULLER_RADIUS` (in units of the std). Neighbouring sums differ by a shift of L2 norm
+    at most ``A = 1 / noise_multiplier`` std units (the multiplier is std / replace-one
+    sensitivity). An output lies in one support and not the other only if, in some pair shifted
+    by ``a``, the noise's radius exceeds ``rho - a``: probability at most ``exp(-(rho - a)^2 / 2)``
+    (Rayleigh, truncated), or 1 once ``a >= rho``. The ``i``-th largest pair shift is at most
+    ``A / sqrt(i)`` (the squares add up to at most ``A^2``), so the union bound over the
+    ``ceil(dim / 2)`` pairs is ``sum_i min(1, exp(-(rho - A / sqrt(i))^2 / 2))``; the
+    truncation's own mass (``2^-53`` a pair, which rescales the densities) is added on top.
+
+    Args:
+      noise_multiplier: z = noise std on the sum / replace-one sensitivity, > 0.
+      dim: coordinates of the noised vector.
+
+    Returns:
+      The bound, in [0, 1]. About 5e-11 at z = 0.5 (the shift leaves 6.57 std of room); 1 below
+      ``z = 1 / rho = 0.117``, where the shifted supports can be disjoint and no finite epsilon
+      holds at any delta below the sampling rate.
+    """
+    if not (noise_multiplier > 0 and math.isfinite(noise_multiplier)):
+        return 1.0
+    pairs = max(1, (int(dim) + 1) // 2)
+    shift = (1.0 / noise_multiplier) / np.sqrt(np.arange(1, pairs + 1, dtype=np.float64))
+    room = BOX_MULLER_RADIUS - shift
+    terms = np.where(room > 0, np.exp(-0.5 * np.square(np.maximum(room, 0.0))), 1.0)
+    total = float(np.sum(terms)) * (1.0 + 2.0**-50) + pairs * 2.0**-52
+    return min(1.0, total)
 
 
 def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int, delta: float) -> float:
@@ -199,8 +237,11 @@ class DpAccounting:
         (``"fixed_size"``), with C the bound on one client's contribution.
       sampling_rate: q = clients per round / clients in the population.
       delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
-      tail_per_round: probability, per round, that ``sensitivity`` does not hold; ``t`` rounds
-        are accounted at ``delta - t * tail_per_round``.
+      tail_per_round: probability, per release in which the neighbours' differing client takes
+        part, of an output outside the Gaussian analysis (the noise's truncation:
+        :func:`truncation_tail`); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
+        ``delta - (t * sampling_rate + u) * tail_per_round``, and epsilon is ``inf`` once that is
+        not positive.
       sampling: ``"poisson"`` (each client independently with probability q; add/remove) or
         ``"fixed_size"`` (``sample_size`` of ``population`` without replacement; replace-one).
       population: N (``"fixed_size"``).
@@ -228,8 +269,8 @@ class DpAccounting:
             raise ValueError(f"DP sampling rate must lie in (0, 1], got {self.sampling_rate!r}")
         if not 0 < self.delta < 1:
             raise ValueError(f"DP delta must lie in (0, 1), got {self.delta!r}")
-        if not 0 <= self.tail_per_round < self.delta:
-            raise ValueError(f"DP tail_per_round must lie in [0, delta), got {self.tail_per_round!r}")
+        if not 0 <= self.tail_per_round <= 1:
+            raise ValueError(f"DP tail_per_round must lie in [0, 1], got {self.tail_per_round!r}")
         if self.sampling not in SAMPLING_MODELS:
             raise ValueError(f"DP sampling must be one of {SAMPLING_MODELS}, got {self.sampling!r}")
         if self.sampling == "fixed_size" and not (
@@ -237,9 +278,11 @@ class DpAccounting:
             raise ValueError("DP fixed-size sampling needs 1 <= sample_size <= population, got "
                              f"{self.sample_size!r} of {self.population!r}")
 
-    def accountant_delta(self, rounds: int) -> float:
-        """The delta left to the accountant after ``rounds`` rounds (<= 0: none left)."""
-        return self.delta - rounds * self.tail_per_round
+    def accountant_delta(self, rounds: int, unsampled: int = 0) -> float:
+        """The delta left to the accountant after ``rounds`` sampled rounds and ``unsampled``
+        releases (<= 0: none left). The tail event needs the neighbours' differing client in the
+        round: probability ``sampling_rate`` in a sampled round, 1 in an unsampled release."""
+        return self.delta - (rounds * self.sampling_rate + unsampled) * self.tail_per_round
 
     def epsilon(self, sum_std: float, rounds: int) -> float:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
@@ -249,8 +292,8 @@ class DpAccounting:
                    unsampled: Mapping[float, int] | None = None) -> float:
         """Epsilon of rounds run with the given noise multipliers, and of ``unsampled`` releases
         accounted without amplification (``inf`` once delta is spent)."""
-        rounds = sum(int(r) for r in rounds_per_multiplier.values()) + sum(int(r) for r in (unsampled or {}).values())
-        left = self.accountant_delta(rounds)
+        left = self.accountant_delta(sum(int(r) for r in rounds_per_multiplier.values()),
+                                     sum(int(r) for r in (unsampled or {}).values()))
         if left <= 0:
             return math.inf
         if self.sampling == "fixed_size":

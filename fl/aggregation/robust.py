@@ -189,19 +189,27 @@ class ServerThresholdStage(Stage):
     """The server reads each update and rejects those with L2 norm above ``bound``.
 
     Rejected clients appear in :attr:`AggregateResult.rejected` with reason
-    ``"norm_over_threshold"``; if every client is rejected the round fails.
+    ``"norm_over_threshold"``. Without noise they are left out, and if every client is rejected
+    the round fails. With ``zero_rejected`` (the builder sets it whenever noise is on) a rejected
+    update is replaced by the zero vector instead of being left out: the summand is then
+    ``x if ||x|| <= bound else 0``, within the bound, the rest of the pipeline (noise shares
+    included) runs as for any client, and a round whose every update is rejected releases the
+    noise on a zero sum over the same public denominator. A round never fails for a reason the
+    clients' data decides, so the model sequence does not reveal it outside the noise.
 
     Args:
       inner: the rest of the pipeline.
       bound: the L2 threshold.
+      zero_rejected: replace rejected updates by zeros rather than leaving them out.
     """
 
     name = "server_threshold"
     REASON = "norm_over_threshold"
 
-    def __init__(self, inner: Aggregator, bound: float):
+    def __init__(self, inner: Aggregator, bound: float, *, zero_rejected: bool = False):
         super().__init__(inner)
         self.bound = _check_bound("aggregation.server_threshold", bound)
+        self.zero_rejected = bool(zero_rejected)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
         for m in messages:
@@ -212,6 +220,8 @@ class ServerThresholdStage(Stage):
             if norm > self.bound:
                 rejected[m.client_id] = self.REASON
                 ctx.events.append(f"{self.name}: rejected client {m.client_id} (norm {norm:.4g} > {self.bound:g})")
+                if self.zero_rejected:
+                    kept.append(m.replace(vector=np.zeros_like(m.vector)))
             else:
                 kept.append(m)
         record_norms(messages, ctx, norms)
@@ -222,10 +232,11 @@ class ServerThresholdStage(Stage):
         result = self.inner.aggregate(kept, ctx)
         merged = dict(result.rejected)
         merged.update(rejected)
-        return result.replace(rejected=merged)
+        included = [c for c in result.included if c not in rejected]
+        return result.replace(rejected=merged, included=included)
 
     def __repr__(self) -> str:
-        return f"ServerThresholdStage(bound={self.bound})"
+        return f"ServerThresholdStage(bound={self.bound}{', zero_rejected=True' if self.zero_rejected else ''})"
 
 
 class NormProbeStage(Stage):

@@ -8,8 +8,11 @@ by walking the stack from the client's raw update to the noised sum (docs/privac
    ``norm_bound`` (L2: M; L-infinity: M sqrt(d)), ``server_clip`` / ``server_threshold`` (times
    the weight, see 2), ``client_clip`` (applied after weighting), the quantizer's coordinate
    clip to ``[-r, r]`` (r sqrt(d), after weighting);
-2. **the weighting** - ``"examples"`` multiplies the update by its example count *after* the
-   server baselines, so their bound is multiplied by the largest example count in the population;
+2. **the weighting** - ``"examples"`` multiplies the update by its weight *after* the server
+   baselines, so their bound is multiplied by the largest weight: the public cap
+   ``aggregation.max_weight`` that the server enforces on every claim (``min(claim, W)``),
+   never the data's largest example count (which ``dp_sensitivity`` would then publish, and
+   which a replace-one neighbour could exceed);
 3. **the rounding** - the quantizer's stochastic rounding moves each coordinate by less than one
    integer unit, so it adds up to ``sqrt(d) / scale`` to the L2 norm (the norm-bound stage
    truncates toward 0 and adds nothing);
@@ -78,7 +81,6 @@ def mechanism_sensitivity(
     dim: int,
     clients_per_round: int,
     quant_scale: float | None,
-    max_weight: float | None = None,
     with_replacement: bool = False,
     population: int | None = None,
     delta: float = 1e-5,
@@ -91,7 +93,6 @@ def mechanism_sensitivity(
       clients_per_round: K.
       quant_scale: integer units per float unit of the stochastic quantizer in the stack, or
         ``None`` where no stage rounds stochastically (plaintext, or the norm-bound stage).
-      max_weight: the largest example count in the population (for ``weighting = "examples"``).
       with_replacement: whether clients are sampled with replacement (refused: see 5 above).
       population: N, the clients that can be sampled.
       delta: the accountant's delta.
@@ -103,7 +104,7 @@ def mechanism_sensitivity(
       ConfigError: nothing bounds one client's contribution, naming the reason.
     """
     examples = cfg.weighting == "examples"
-    weight = None if examples and not (max_weight and max_weight > 0) else (float(max_weight) if examples else 1.0)
+    weight = (float(cfg.max_weight) if cfg.max_weight > 0 else None) if examples else 1.0
     root_d = math.sqrt(dim)
     bounds: list[tuple[float, str]] = []
     if cfg.norm_bound > 0:  # clips the raw update; "examples" is refused with it
@@ -113,15 +114,15 @@ def mechanism_sensitivity(
         for key in ("server_clip", "server_threshold"):
             if getattr(cfg, key) > 0:
                 bounds.append((getattr(cfg, key) * weight, f"aggregation.{key}"
-                               + (f" x largest example count {weight:g}" if examples else "")))
+                               + (f" x aggregation.max_weight {weight:g}" if examples else "")))
     if cfg.client_clip > 0:
         bounds.append((cfg.client_clip, "aggregation.client_clip"))
     if quant_scale is not None:
         bounds.append((cfg.quant_range * root_d, "aggregation.quant_range x sqrt(dim)"))
     if not bounds:
-        why = ("aggregation.weighting: \"examples\" multiplies each clipped update by its example count after "
-               "the server's clip, and the largest example count is unknown here; use \"uniform\" or \"fixed\", "
-               "or aggregation.client_clip" if examples and (cfg.server_clip > 0 or cfg.server_threshold > 0)
+        why = ("aggregation.max_weight: \"examples\" multiplies each clipped update by its weight after "
+               "the server's clip, and no public cap bounds the weights; set aggregation.max_weight, use "
+               "\"fixed\", or aggregation.client_clip" if examples and (cfg.server_clip > 0 or cfg.server_threshold > 0)
                else "aggregation.noise: nothing bounds one client's contribution to the noised sum, so no epsilon "
                     "holds; set aggregation.client_clip (or server_clip / norm_bound)")
         raise ConfigError(why)

@@ -87,6 +87,7 @@ def run_round(
     exclude: Mapping[int, str] | Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
     round_id: bytes | None = None,
     seed: int | None = None,
+    client_types: Mapping[int, type] | None = None,
 ) -> RoundReport:
     """Run one whole round in this process.
 
@@ -99,6 +100,9 @@ def run_round(
         inputs arrived that returns them (with reasons).
       round_id: 16 bytes (default: random, or derived from ``seed``).
       seed: replay all secret randomness from this seed (simulation only; default: OS CSPRNG).
+      client_types: ``{client id: class}`` to play some clients with a subclass of
+        :class:`~secagg.client.SecAggClient` (a cheater built on the real client code, for tests
+        and benchmarks); the others are honest.
 
     Returns:
       The :class:`RoundReport`.
@@ -127,9 +131,10 @@ def run_round(
     errors: dict[int, Exception] = {}
     refusals: dict[int, Exception] = {}
     server_s = 0.0
+    types = dict(client_types or {})
     clients = {
-        u: SecAggClient(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
-                        rng=rng if seed is not None else SystemRandom())
+        u: types.get(u, SecAggClient)(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
+                                      rng=rng if seed is not None else SystemRandom())
         for u in ids
     }
     t0 = time.perf_counter()
@@ -191,7 +196,12 @@ def run_round(
     exchange(outbox, "masked_input",
              lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),
              server.receive_masked_input)
-    excluded = exclude(server.arrived) if callable(exclude) else (exclude or {})
+    excluded = dict(exclude(server.arrived) if callable(exclude) else (exclude or {}))
+    # a client whose input arrived but which then sent a message the server refused as its own
+    # fault (a duplicate, a second conflicting message, a bad signature) is left out before unmasking
+    for u, exc in sorted(refusals.items()):
+        if u in server.arrived and u in getattr(exc, "blamed", ()):
+            excluded.setdefault(u, exc.reason)
     outbox = server_close(server.close_masked_input, excluded)
     # step 3 (active)
     if params.active:

@@ -37,6 +37,7 @@ __all__ = [
     "ROUND_ID_BYTES",
     "SHARE_PLAINTEXT_BYTES",
     "SHARE_CIPHERTEXT_BYTES",
+    "SHARE_BLOB_BYTES",
     "SELF_MASK_SHARE",
     "MASK_KEY_SHARE",
     "AdvertiseKeys",
@@ -57,6 +58,10 @@ ROUND_ID_BYTES = 16
 #: share bundle plaintext: sender u16 | receiver u16 | mask-key share 33 | self-mask share 33
 SHARE_PLAINTEXT_BYTES = 2 + 2 + 2 * SHARE_BYTES
 SHARE_CIPHERTEXT_BYTES = SHARE_PLAINTEXT_BYTES + SHARE_CIPHERTEXT_OVERHEAD
+#: one entry of ``ShareKeys``/``SharesDelivery``: the AES-GCM ciphertext of the share bundle,
+#: then the dealer's commitments to the mask-key share and to the self-mask share it holds
+#: (:func:`secagg.transcripts.share_commitment`, 32 bytes each)
+SHARE_BLOB_BYTES = SHARE_CIPHERTEXT_BYTES + 2 * 32
 #: share kinds in an UnmaskResponse
 SELF_MASK_SHARE = 1
 MASK_KEY_SHARE = 2
@@ -232,7 +237,7 @@ class ShareKeys(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.b_commitment)
-        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
@@ -240,7 +245,7 @@ class ShareKeys(_Message):
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
         commit = r.raw(32)
-        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
         r.finish()
         return cls(round_id, sender, commit, cts)
 
@@ -256,14 +261,14 @@ class SharesDelivery(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
-        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> "SharesDelivery":
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
-        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
         r.finish()
         return cls(round_id, receiver, cts)
 

@@ -20,6 +20,7 @@ from secagg.messages import (
     MASK_KEY_SHARE,
     MESSAGE_TYPES,
     SELF_MASK_SHARE,
+    SHARE_BLOB_BYTES,
     SHARE_CIPHERTEXT_BYTES,
     AdvertiseKeys,
     ConsistencyRequest,
@@ -37,7 +38,7 @@ from secagg.shamir import SHARE_PRIME
 
 R = bytes(range(16))
 K1, K2, SIG = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 64
-CT = bytes([4]) * SHARE_CIPHERTEXT_BYTES
+CT = bytes([4]) * SHARE_BLOB_BYTES
 
 SAMPLES = {
     "advertise": AdvertiseKeys(R, 3, K1, K2, SIG),

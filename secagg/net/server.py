@@ -111,7 +111,7 @@ async def serve_round(
                 try:
                     msg = decode_message(data)
                     if getattr(msg, "sender", None) != u:
-                        raise ProtocolViolation(f"frame on client {u}'s connection claims another sender")
+                        raise ProtocolViolation(f"frame on client {u}'s connection claims another sender", blamed=(u,))
                     receive(msg)
                 except SecAggError as exc:
                     log(f"client {u} rejected: {exc!r}")

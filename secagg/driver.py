@@ -196,12 +196,7 @@ def run_round(
     exchange(outbox, "masked_input",
              lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),
              server.receive_masked_input)
-    excluded = dict(exclude(server.arrived) if callable(exclude) else (exclude or {}))
-    # a client whose input arrived but which then sent a message the server refused as its own
-    # fault (a duplicate, a second conflicting message, a bad signature) is left out before unmasking
-    for u, exc in sorted(refusals.items()):
-        if u in server.arrived and u in getattr(exc, "blamed", ()):
-            excluded.setdefault(u, exc.reason)
+    excluded = exclude(server.arrived) if callable(exclude) else (exclude or {})
     outbox = server_close(server.close_masked_input, excluded)
     # step 3 (active)
     if params.active:

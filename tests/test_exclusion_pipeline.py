@@ -62,3 +62,33 @@ def test_everyone_bad_is_a_failed_round_naming_them():
     with pytest.raises(RoundFailed) as info:
         _pipeline(False, n).aggregate(_messages(n, nan=set(range(n))), RoundContext(0, 1, DIM, n))
     assert info.value.reason == "all_rejected" and info.value.blamed == (0, 1, 2, 3)
+
+
+class SmallOrderKey:
+    """Honest in every stage; in the protocol it advertises an all-zero (small-order) X25519 key."""
+
+    def client_step(self, stage, message, ctx, honest):
+        return honest(message, ctx)
+
+    @property
+    def secagg_client(self):
+        import dataclasses
+
+        from secagg.client import SecAggClient
+
+        class BadKey(SecAggClient):
+            def advertise_keys(self):
+                return dataclasses.replace(super().advertise_keys(), c_pk=bytes(32))
+
+        return BadKey
+
+
+def test_a_refused_protocol_message_is_named_with_its_reason():
+    n = 6
+    msgs = _messages(n)
+    msgs[2] = ClientMessage(msgs[2].client_id, msgs[2].vector, adversary=SmallOrderKey())
+    ctx = RoundContext(0, 1, DIM, n)
+    res = _pipeline(True, n).aggregate(msgs, ctx)
+    assert res.rejected == {2: "excluded: unusable_key"} and sorted(res.included) == [0, 1, 3, 4, 5]
+    twin = _pipeline(False, n).aggregate([m for m in msgs if m.client_id != 2], RoundContext(0, 1, DIM, n))
+    assert np.array_equal(res.vector, twin.vector)

@@ -151,3 +151,50 @@ def test_dealer_off_its_polynomial_blamed_fail_closed(monkeypatch, kind):
                   client_types={1: off_polynomial_dealer({2, 3}, kind)}, seed=9)
     assert info.value.blamed == (1,) and info.value.reason == "dealer_fault" and isinstance(info.value, RoundFailed)
     _never_both(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("step", ["advertise_keys", "share_keys", "masked_input", "consistency_check", "unmask"])
+def test_liars_with_dropouts_at_each_step(monkeypatch, active, step):
+    if step == "consistency_check" and not active:
+        pytest.skip("the semi-honest variant has no consistency step")
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(6)
+    drop = {u: step for u in (27, 28, 29, 30)}
+    liars = {2, 9, 14}
+    report = run_round(params, x, dropout=DropoutPlan(drop), client_types={u: LyingHolder for u in liars}, seed=11)
+    res = report.result
+    assert set(res.blamed) == liars
+    in_sum = [u for u in range(1, N + 1) if u not in drop or step in ("consistency_check", "unmask")]
+    assert res.survivors == tuple(in_sum) and np.array_equal(res.vector, _sum(x, in_sum))
+    _never_both(spy.server)
+
+
+def test_a_server_that_fails_finish_cannot_ask_again():
+    """After a failed unmasking the honest clients have answered once: a second request (for the
+    other secrets) is refused, so failing a round never buys the server a second look."""
+    from secagg.client import SecAggClient
+    from secagg.errors import OutOfOrder
+    from secagg.messages import UnmaskRequest
+
+    params = SecAggParams(num_clients=N, threshold=T)
+    liars = set(range(2, 2 + N - T + 1))
+    made = {}
+
+    class Keep(SecAggClient):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made[self.id] = self
+
+    class KeepLiar(LyingHolder):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made[self.id] = self
+
+    with pytest.raises(UnrecoverableSecret):
+        run_round(params, _inputs(7), seed=12,
+                  client_types={u: (KeepLiar if u in liars else Keep) for u in range(1, N + 1)})
+    honest = made[1]
+    with pytest.raises(OutOfOrder):
+        honest.unmask(UnmaskRequest(honest.round_id, 1, tuple(range(1, N)), (N,), ()))

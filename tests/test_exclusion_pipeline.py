@@ -92,3 +92,17 @@ def test_a_refused_protocol_message_is_named_with_its_reason():
     assert res.rejected == {2: "excluded: unusable_key"} and sorted(res.included) == [0, 1, 3, 4, 5]
     twin = _pipeline(False, n).aggregate([m for m in msgs if m.client_id != 2], RoundContext(0, 1, DIM, n))
     assert np.array_equal(res.vector, twin.vector)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["fast-twin", "secure"])
+def test_norm_proof_stage_excludes_a_non_finite_update(secure):
+    """The norm-proof stage quantizes by itself: a NaN update must not become -2^63 (a vector that
+    could pass as a valid one after the shrinking loop); the client is left out instead."""
+    from rangeproof.stage import ExactIntegerSum, NormProofStage
+
+    n = 4
+    msgs = _messages(n, nan={2})
+    stage = NormProofStage(ExactIntegerSum(), bound=1.0, norm="linf", scale=64.0, secure=secure)
+    ctx = RoundContext(0, 1, DIM, n)
+    res = stage.aggregate(msgs, ctx)
+    assert res.rejected == {2: "non_finite_input"} and sorted(res.included) == [0, 1, 3]

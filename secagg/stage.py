@@ -399,11 +399,11 @@ class SecureSum(Aggregator):
                 client_types=client_types,
             )
         except UnrecoverableSecret as exc:  # fewer than t honest holders: fail closed, name the liars
-            raise RoundFailed(exc.reason, f"secure aggregation failed: {exc}",
-                              blamed=[by_pid[p].client_id for p in exc.blamed]) from exc
+            # the same class (a RoundFailed), with the pipeline's client ids instead of protocol ids
+            raise UnrecoverableSecret(by_pid[exc.client].client_id, exc.kind, exc.have, exc.need,
+                                      blamed=[by_pid[p].client_id for p in exc.blamed]) from exc
         except DealerFault as exc:
-            raise RoundFailed(exc.reason, f"secure aggregation failed: {exc}",
-                              blamed=[by_pid[p].client_id for p in exc.blamed]) from exc
+            raise DealerFault(by_pid[exc.client].client_id, exc.kind) from exc
         except TooFewSurvivors as exc:
             raise RoundFailed("secagg_too_few", f"secure aggregation failed: {exc}") from exc
         except DropoutBudgetExceeded as exc:

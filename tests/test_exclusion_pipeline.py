@@ -106,3 +106,38 @@ def test_norm_proof_stage_excludes_a_non_finite_update(secure):
     ctx = RoundContext(0, 1, DIM, n)
     res = stage.aggregate(msgs, ctx)
     assert res.rejected == {2: "non_finite_input"} and sorted(res.included) == [0, 1, 3]
+
+
+class WrongShares:
+    """Honest in every stage; in the protocol it returns wrong shares when unmasking."""
+
+    def client_step(self, stage, message, ctx, honest):
+        return honest(message, ctx)
+
+    @property
+    def secagg_client(self):
+        from secagg_cheaters import LyingHolder
+
+        return LyingHolder
+
+
+def test_wrong_shares_in_the_pipeline_named_then_too_many_fail_closed():
+    from secagg.errors import UnrecoverableSecret
+
+    n = 9  # t = 7: a liar's own secret keeps 9 - k honest shares
+    ids = list(range(10, 10 + n))  # pipeline ids differ from the protocol's 1..n
+
+    def msgs(liars):
+        rng = np.random.default_rng(4)
+        return [ClientMessage(c, rng.uniform(-0.1, 0.1, DIM).astype(np.float32),
+                              adversary=WrongShares() if c in liars else None) for c in ids]
+
+    ctx = RoundContext(0, 1, DIM, n)
+    res = _pipeline(True, n).aggregate(msgs({11, 15}), ctx)
+    assert res.rejected == {} and sorted(res.included) == ids and ctx.measurements["secagg_blamed"] == 2
+    assert any("client 11 blamed (wrong_share)" in e for e in ctx.events)
+    twin = _pipeline(False, n).aggregate(msgs({11, 15}), RoundContext(0, 1, DIM, n))
+    assert np.array_equal(res.vector, twin.vector)
+    with pytest.raises(UnrecoverableSecret) as info:
+        _pipeline(True, n).aggregate(msgs({11, 15, 17}), RoundContext(0, 1, DIM, n))
+    assert isinstance(info.value, RoundFailed) and info.value.blamed == (11, 15, 17)

@@ -4,7 +4,9 @@ The steps (``docs/secagg.md#protocol``) and the methods that play them::
 
     ADVERTISE     advertise_keys()                        -> AdvertiseKeys
     SHARE_KEYS    share_keys(KeysBroadcast)               -> ShareKeys
-    MASKED_INPUT  masked_input(SharesDelivery, x, x_f)    -> MaskedInput
+    MASKED_INPUT  receipt(SharesDelivery)                 -> SharesReceipt          (optional)
+                  masked_input(MaskRequest, x, x_f)       -> MaskedInput
+                  (or masked_input(SharesDelivery, x, x_f) without the receipt)
     CONSISTENCY   consistency_check(ConsistencyRequest)   -> ConsistencySignature   (active only)
     UNMASK        unmask(UnmaskRequest)                   -> UnmaskResponse
     DONE
@@ -44,7 +46,9 @@ from .messages import (
     ConsistencySignature,
     KeysBroadcast,
     MaskedInput,
+    MaskRequest,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -130,6 +134,9 @@ class SecAggClient:
         #: ``{dealer: reason}``: peers whose share bundle failed its checks in step 2 (this client
         #: holds no share of their secrets and leaves them out when it unmasks)
         self.disputed: dict[int, str] = {}
+        #: dealers the server left out before masking (step 2b)
+        self.excluded: frozenset[int] = frozenset()
+        self._opened: tuple[dict, dict] | None = None  # step 2a's result: (shares, disputes)
 
     # -- helpers ---------------------------------------------------------------------------
     def _expect(self, stage: ClientStage) -> None:
@@ -250,37 +257,13 @@ class SecAggClient:
         return ShareKeys(self.round_id, self.id, self_mask_commitment(self.round_id, self.id, b_seed), tuple(cts))
 
     # -- step 2 ----------------------------------------------------------------------------
-    def masked_input(self, msg: SharesDelivery, vector: np.ndarray, field_vector: Sequence[int] = ()) -> MaskedInput:
-        """Step 2: decrypt the shares received, mask ``vector`` (and ``field_vector``) and upload.
-
-        Args:
-          msg: the shares addressed to this client (their senders form U2).
-          vector: integers in ``[0, 2^k)``, 1-D.
-          field_vector: ``params.field_dim`` integers in ``[0, q)``.
+    def _open_delivery(self, msg: SharesDelivery) -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
+        """Open every share bundle of ``msg``: ``(shares by dealer, disputes by dealer)``; no state changes.
 
         Raises:
-          TooFewSurvivors: fewer than ``t`` holders shared keys.
-          DropoutBudgetExceeded: more holders missing than ``neighbour_dropout_budget``.
-          ProtocolViolation: shares from a client that did not advertise keys.
-
-        A share bundle that does not decrypt, names the wrong parties, or differs from the
-        dealer's share commitments is not an error: the dealer is recorded in
-        :attr:`disputed` (with the reason), this client masks with it as usual and reveals no
-        share of it later (it holds none). So a dealer fault costs the dealer shares, never the
-        holder its place in the round.
-          ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
+          ProtocolViolation: shares from a client that is not a neighbour in U1.
         """
-        self._expect(ClientStage.MASKED_INPUT)
         self._check(msg, SharesDelivery)
-        p = self.params
-        x = np.asarray(vector)
-        if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
-            raise ValueError("vector: expected a 1-D integer array")
-        if x.size and (int(x.min()) < 0 or int(x.max()) >> p.mask_bits):
-            raise ValueError(f"vector: entries must lie in [0, 2^{p.mask_bits})")
-        xf = [int(e) for e in field_vector]
-        if len(xf) != p.field_dim or any(not 0 <= e < p.field_modulus for e in xf):
-            raise ValueError(f"field_vector: expected {p.field_dim} integers in [0, q)")
         received, disputed = {}, {}
         for sender, _ in msg.ciphertexts:
             if sender == self.id or sender not in self._peers:
@@ -294,6 +277,80 @@ class SecAggClient:
                 # sender's secrets and says so by leaving them out when it unmasks; the pairwise
                 # mask with the sender needs only its public key, so masking goes on as usual
                 disputed[sender] = exc.reason
+        return received, disputed
+
+    def receipt(self, msg: SharesDelivery) -> SharesReceipt:
+        """Step 2a: open the shares received and report the dealers whose bundles fail their checks.
+
+        The server answers with a :class:`~secagg.messages.MaskRequest` naming the dealers left
+        out before masking (those with fewer than t undisputed holders); :meth:`masked_input`
+        then takes that request. Without this step (``masked_input(SharesDelivery, ...)``) the
+        client masks with every sender.
+
+        Raises:
+          ProtocolViolation: shares from a client that is not a neighbour in U1.
+          OutOfOrder: a second receipt, or after masking.
+        """
+        self._expect(ClientStage.MASKED_INPUT)
+        if self._opened is not None:
+            raise OutOfOrder(f"client {self.id}: shares already opened")
+        received, disputed = self._open_delivery(msg)
+        self._opened = (received, disputed)
+        return SharesReceipt(self.round_id, self.id, tuple(sorted(disputed)))
+
+    def masked_input(self, msg: SharesDelivery | MaskRequest, vector: np.ndarray,
+                     field_vector: Sequence[int] = ()) -> MaskedInput:
+        """Step 2: mask ``vector`` (and ``field_vector``) and upload.
+
+        Args:
+          msg: the server's :class:`~secagg.messages.MaskRequest` after :meth:`receipt` (the
+            dealers it names are left out: nobody masks with them), or directly the shares
+            addressed to this client (their senders form U2).
+          vector: integers in ``[0, 2^k)``, 1-D.
+          field_vector: ``params.field_dim`` integers in ``[0, q)``.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` holders shared keys.
+          DropoutBudgetExceeded: more holders missing than ``neighbour_dropout_budget``.
+          ProtocolViolation: shares from a client that did not advertise keys; a mask request
+            excluding a client that did not share keys with this one.
+          OutOfOrder: a mask request before the receipt, or shares after it.
+          ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
+
+        A share bundle that does not decrypt, names the wrong parties, or differs from the
+        dealer's share commitments is not an error: the dealer is recorded in
+        :attr:`disputed` (with the reason), this client masks with it unless the server
+        excludes it, and reveals no share of it later (it holds none). So a dealer fault costs
+        the dealer shares, never the holder its place in the round.
+        """
+        self._expect(ClientStage.MASKED_INPUT)
+        if isinstance(msg, MaskRequest):
+            self._check(msg, MaskRequest)
+            if self._opened is None:
+                raise OutOfOrder(f"client {self.id}: a mask request before its receipt")
+        else:
+            self._check(msg, SharesDelivery)
+            if self._opened is not None:
+                raise OutOfOrder(f"client {self.id}: shares already opened, expected a mask request")
+        p = self.params
+        x = np.asarray(vector)
+        if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
+            raise ValueError("vector: expected a 1-D integer array")
+        if x.size and (int(x.min()) < 0 or int(x.max()) >> p.mask_bits):
+            raise ValueError(f"vector: entries must lie in [0, 2^{p.mask_bits})")
+        xf = [int(e) for e in field_vector]
+        if len(xf) != p.field_dim or any(not 0 <= e < p.field_modulus for e in xf):
+            raise ValueError(f"field_vector: expected {p.field_dim} integers in [0, q)")
+        excluded: set[int] = set()
+        if isinstance(msg, MaskRequest):
+            received, disputed = self._opened
+            excluded = set(msg.excluded)
+            if not excluded <= set(received) | set(disputed):
+                raise ProtocolViolation(f"client {self.id}: the mask request excludes clients that did not share keys with it")
+            received = {v: s for v, s in received.items() if v not in excluded}
+            disputed = {v: r for v, r in disputed.items() if v not in excluded}
+        else:
+            received, disputed = self._open_delivery(msg)
         u2 = set(received) | set(disputed) | {self.id}
         if len(u2) < p.threshold:
             raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
@@ -317,6 +374,7 @@ class SecAggClient:
             yf = tuple(acc)
         self._shares.update(received)
         self.disputed = dict(disputed)
+        self.excluded = frozenset(excluded)
         self._u2 = frozenset(u2)
         self.stage = ClientStage.CONSISTENCY if p.active else ClientStage.UNMASK
         return MaskedInput(self.round_id, self.id, p.mask_bits, y, yf)

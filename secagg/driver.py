@@ -192,6 +192,10 @@ def run_round(
     # step 1
     exchange(outbox, "share_keys", lambda u, m: clients[u].share_keys(m), server.receive_share_keys)
     outbox = server_close(server.close_share_keys)
+    # step 2a: each client opens its shares and reports the dealers whose bundles fail; the
+    # server leaves out, before anyone masks, the dealers left with fewer than t holders
+    exchange(outbox, "masked_input", lambda u, m: clients[u].receipt(m), server.receive_receipt)
+    outbox = server_close(server.close_receipts)
     # step 2
     exchange(outbox, "masked_input",
              lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),

@@ -10,13 +10,15 @@ type      message                direction            body after the header
 ========  =====================  ===================  ============================================
 1         AdvertiseKeys          client -> server     c_pk 32 | s_pk 32 | sig flag u8 | [sig 64]
 2         KeysBroadcast          server -> client     u16 n | n x (id u16, c_pk, s_pk, flag, [sig])
-3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86)
-4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86)
+3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86, commits 64)
+4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86, commits 64)
 5         MaskedInput            client -> server     k u8 | u32 d | d words | u16 m | m x 32 bytes
 6         ConsistencyRequest     server -> client     ids (u16 n | n x u16)
 7         ConsistencySignature   client -> server     sig 64
 8         UnmaskRequest          server -> client     survivors ids | dropped ids | u16 n | n x (id, sig)
 9         UnmaskResponse         client -> server     u16 n | n x (peer u16, kind u8, share 33)
+10        SharesReceipt          client -> server     disputed ids (u16 n | n x u16)
+11        MaskRequest            server -> client     excluded ids (u16 n | n x u16)
 ========  =====================  ===================  ============================================
 """
 from __future__ import annotations
@@ -50,6 +52,8 @@ __all__ = [
     "ConsistencySignature",
     "UnmaskRequest",
     "UnmaskResponse",
+    "SharesReceipt",
+    "MaskRequest",
     "decode_message",
     "MESSAGE_TYPES",
 ]
@@ -430,6 +434,57 @@ class UnmaskResponse(_Message):
         return cls(round_id, sender, tuple(shares))
 
 
+@dataclasses.dataclass(frozen=True)
+class SharesReceipt(_Message):
+    """Step 2a, client -> server: the dealers whose share bundles failed this client's checks.
+
+    Sent after the client has opened its ``SharesDelivery`` and before it masks anything, so that
+    the server can leave out a dealer with fewer than t undisputed holders before anyone masks
+    with it (``docs/secagg.md``, "Exclude, don't abort").
+    """
+
+    TYPE: ClassVar[int] = 10
+    round_id: bytes
+    sender: int
+    disputed: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender)
+        _write_ids(w, self.disputed, "disputed")
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "SharesReceipt":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        ids = r.ids(MAX_CLIENTS, "disputed")
+        r.finish()
+        return cls(round_id, sender, ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskRequest(_Message):
+    """Step 2b, server -> client: mask now, leaving out these dealers (excluded before masking)."""
+
+    TYPE: ClassVar[int] = 11
+    round_id: bytes
+    receiver: int
+    excluded: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        _write_ids(w, self.excluded, "excluded")
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "MaskRequest":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        ids = r.ids(MAX_CLIENTS, "excluded")
+        r.finish()
+        return cls(round_id, receiver, ids)
+
+
 MESSAGE_TYPES: dict[int, type] = {
     c.TYPE: c
     for c in (
@@ -442,6 +497,8 @@ MESSAGE_TYPES: dict[int, type] = {
         ConsistencySignature,
         UnmaskRequest,
         UnmaskResponse,
+        SharesReceipt,
+        MaskRequest,
     )
 }
 

@@ -5,6 +5,7 @@ per step, ending in :meth:`SecAggServer.finish`.
 
     ADVERTISE     receive_advertise(AdvertiseKeys)*          close_advertise()   -> {u: KeysBroadcast}
     SHARE_KEYS    receive_share_keys(ShareKeys)*             close_share_keys()  -> {u: SharesDelivery}
+    (receipts)    receive_receipt(SharesReceipt)*            close_receipts()    -> {u: MaskRequest}   (optional)
     MASKED_INPUT  receive_masked_input(MaskedInput)*         close_masked_input(exclude) -> requests
     CONSISTENCY   receive_consistency(ConsistencySignature)* close_consistency() -> {u: UnmaskRequest}
     UNMASK        receive_unmask(UnmaskResponse)*            finish()            -> SumResult
@@ -44,8 +45,10 @@ from .messages import (
     ConsistencySignature,
     KeysBroadcast,
     MaskedInput,
+    MaskRequest,
     PeerKeys,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -128,6 +131,9 @@ class SecAggServer:
         self._keys: dict[int, AdvertiseKeys] = {}
         self._share_msgs: dict[int, ShareKeys] = {}
         self._inputs: dict[int, MaskedInput] = {}
+        self._receipts: dict[int, SharesReceipt] = {}
+        self._receipts_closed = False
+        self._inbox: dict[int, frozenset[int]] = {}
         self._signatures: dict[int, bytes] = {}
         self._responses: dict[int, UnmaskResponse] = {}
         self._eligible: frozenset[int] = frozenset(params.client_ids)
@@ -270,10 +276,68 @@ class SecAggServer:
                 if to in inbox:
                     inbox[to].append((sender, ct))
         out = {u: SharesDelivery(self.round_id, u, tuple(inbox[u])) for u in sorted(u2)}
+        self._inbox = {u: frozenset(s for s, _ in inbox[u]) for u in u2}
         self._u2 = frozenset(u2)
         self._eligible = frozenset(out)
         self.stage = ServerStage.MASKED_INPUT
         return out
+
+    # -- step 2a (share receipts) -----------------------------------------------------------
+    def receive_receipt(self, msg: SharesReceipt) -> None:
+        """Store one client's share receipt (the dealers whose bundles failed its checks).
+
+        Raises:
+          OutOfOrder: after :meth:`close_receipts` or once a masked input has arrived.
+          ProtocolViolation: a disputed dealer whose bundle was not delivered to that client.
+        """
+        if self._receipts_closed or self._inputs:
+            raise OutOfOrder("server: a share receipt after masking began")
+        self._accept(msg, SharesReceipt, ServerStage.MASKED_INPUT, self._receipts)
+        if not set(msg.disputed) <= self._inbox[msg.sender]:
+            raise ProtocolViolation(f"server: client {msg.sender} disputes bundles it was not sent",
+                                    blamed=(msg.sender,), reason="unfounded_dispute")
+        self._receipts[msg.sender] = msg
+
+    def close_receipts(self) -> dict[int, MaskRequest]:
+        """End step 2a: leave out, before anyone masks with them, the dealers with fewer than t
+        holders that hold their shares (undisputed, among the clients that sent a receipt, the
+        dealer itself counting when it did), repeated until none falls short.
+
+        Such a dealer's secrets could not be rebuilt at unmasking; leaving it out now is what
+        would happen had its ciphertexts never been delivered, which any server can do, so it
+        gives the server nothing new. Nobody is blamed: the server cannot tell a dealer that sent
+        bad bundles from holders that claim so. Clients without a receipt count as dropped here.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` clients remain (state unchanged).
+
+        Returns:
+          A mask request for each remaining client that sent a receipt, naming the excluded
+          dealers among its senders.
+        """
+        self._expect(ServerStage.MASKED_INPUT, "close_receipts")
+        if self._receipts_closed or self._inputs:
+            raise OutOfOrder("server: close_receipts called twice or after masking began")
+        t = self.params.threshold
+        alive = set(self._receipts)
+        disputes = {v: set(r.disputed) for v, r in self._receipts.items()}
+        holders = {d: {v for v in self._u2 if d in self._inbox[v]} for d in self._u2}
+
+        def holding(d: int, remaining: set[int]) -> int:
+            sure = {v for v in holders[d] & alive & remaining if d not in disputes[v]}
+            return len(sure) + (1 if d in alive and d in remaining else 0)
+
+        gone = _below_threshold(set(self._u2), holding, t)
+        stay = alive - gone
+        if len(stay) < t:
+            raise TooFewSurvivors("masked_input", len(stay), t, f"{len(gone)} dealer(s) with too few holders")
+        for d in sorted(gone):
+            disputed = any(d in disputes[v] for v in alive)
+            self.dropped[d] = "excluded: disputed_shares" if disputed and d in alive else "masked_input"
+        self._u2 = frozenset(self._u2 - gone)
+        self._eligible = frozenset(stay)
+        self._receipts_closed = True
+        return {u: MaskRequest(self.round_id, u, tuple(sorted(gone & self._inbox[u]))) for u in sorted(stay)}
 
     # -- step 2 ----------------------------------------------------------------------------
     def receive_masked_input(self, msg: MaskedInput) -> None:
@@ -281,7 +345,10 @@ class SecAggServer:
 
         Raises:
           MalformedMessage: wrong ``k``, length, or side vector.
+          OutOfOrder: receipts arrived but :meth:`close_receipts` was not called.
         """
+        if self._receipts and not self._receipts_closed:
+            raise OutOfOrder("server: a masked input before close_receipts")
         self._accept(msg, MaskedInput, ServerStage.MASKED_INPUT, self._inputs)
         p = self.params
         if msg.mask_bits != p.mask_bits or msg.vector.shape != (self.dim,):

@@ -28,7 +28,9 @@ from secagg.messages import (
     KeysBroadcast,
     MaskedInput,
     PeerKeys,
+    MaskRequest,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -53,6 +55,9 @@ SAMPLES = {
     "consistency-sig": ConsistencySignature(R, 2, SIG),
     "unmask-req": UnmaskRequest(R, 2, (1, 2, 5), (3,), ((1, SIG), (2, SIG))),
     "unmask-resp": UnmaskResponse(R, 2, ((1, SELF_MASK_SHARE, 7), (3, MASK_KEY_SHARE, SHARE_PRIME - 1))),
+    "receipt": SharesReceipt(R, 4, (1, 3)),
+    "receipt-empty": SharesReceipt(R, 4, ()),
+    "mask-req": MaskRequest(R, 2, (5,)),
 }
 
 

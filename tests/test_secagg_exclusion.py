@@ -198,3 +198,75 @@ def test_a_server_that_fails_finish_cannot_ask_again():
     honest = made[1]
     with pytest.raises(OutOfOrder):
         honest.unmask(UnmaskRequest(honest.round_id, 1, tuple(range(1, N)), (N,), ()))
+
+
+# -- share receipts: a dealer with too few undisputed holders is left out before masking --------
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("victims", [15, 29], ids=["one-too-many", "everyone"])
+def test_dealer_with_too_few_good_bundles_left_out_before_masking(monkeypatch, active, victims):
+    """Bad bundles to more than |H| - t holders: the dealer is left out before anyone masks with
+    it (as if its ciphertexts had never been delivered); the round is exact over the others and
+    the server never asks for, nor receives, any share of it."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(8)
+    report = run_round(params, x, client_types={1: garbage_dealer(set(range(2, 2 + victims)))}, seed=13)
+    res = report.result
+    assert res.dropped == {1: "excluded: disputed_shares"} and res.blamed == {}
+    assert res.survivors == tuple(range(2, N + 1)) and np.array_equal(res.vector, _sum(x, range(2, N + 1)))
+    assert all(peer != 1 for resp in spy.server._responses.values() for peer, _, _ in resp.shares)
+    _never_both(spy.server)
+
+
+def test_exclusions_before_masking_cascade_and_combine_with_liars(monkeypatch):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T)
+    x = _inputs(9)
+    types = {1: garbage_dealer(set(range(2, 17))), 2: garbage_dealer(set(range(3, 18))), 20: LyingHolder}
+    report = run_round(params, x, dropout=DropoutPlan({30: "masked_input"}), client_types=types, seed=14)
+    res = report.result
+    assert res.dropped == {1: "excluded: disputed_shares", 2: "excluded: disputed_shares", 30: "masked_input"}
+    assert set(res.blamed) == {20}
+    members = range(3, 30)
+    assert res.survivors == tuple(members) and np.array_equal(res.vector, _sum(x, members))
+    _never_both(spy.server)
+
+
+def test_receipt_step_is_checked():
+    from secagg.client import SecAggClient
+    from secagg.errors import OutOfOrder, ProtocolViolation
+    from secagg.messages import MaskRequest, SharesReceipt, decode_message
+    from secagg.randomness import SeededRandom
+    from secagg.server import SecAggServer
+
+    def wire(m):
+        return decode_message(m.encode())
+
+    params = SecAggParams(num_clients=5, threshold=3)
+    rid = bytes(range(16))
+    clients = {u: SecAggClient(params, u, rid, rng=SeededRandom(u)) for u in params.client_ids}
+    server = SecAggServer(params, rid, 4)
+    for c in clients.values():
+        server.receive_advertise(wire(c.advertise_keys()))
+    for u, m in server.close_advertise().items():
+        server.receive_share_keys(wire(clients[u].share_keys(wire(m))))
+    deliveries = {u: wire(m) for u, m in server.close_share_keys().items()}
+    x = np.arange(4, dtype=np.uint32)
+    with pytest.raises(OutOfOrder):  # a mask request before the receipt
+        clients[1].masked_input(MaskRequest(rid, 1, ()), x)
+    with pytest.raises(ProtocolViolation) as info:  # disputing a bundle it was never sent
+        server.receive_receipt(SharesReceipt(rid, 2, (2,)))
+    assert info.value.blamed == (2,)
+    for u in (1, 2, 3, 4):
+        server.receive_receipt(wire(clients[u].receipt(deliveries[u])))
+    with pytest.raises(OutOfOrder):  # shares again after the receipt
+        clients[1].masked_input(deliveries[1], x)
+    with pytest.raises(OutOfOrder):  # masking before the server closed the receipts
+        server.receive_masked_input(clients[1].masked_input(MaskRequest(rid, 1, ()), x))
+    requests = server.close_receipts()
+    assert sorted(requests) == [1, 2, 3, 4]  # client 5 sent no receipt: dropped at masked_input
+    with pytest.raises(ProtocolViolation):  # excluding a client that never shared keys with it
+        clients[2].masked_input(MaskRequest(rid, 2, (2,)), x)
+    with pytest.raises(OutOfOrder):
+        server.receive_receipt(SharesReceipt(rid, 5, ()))

@@ -127,6 +127,9 @@ async def serve_round(
         await exchange(out, server.receive_share_keys)
         out = server.close_share_keys()
         drop_silent(out)
+        await exchange(out, server.receive_receipt)  # step 2a: disputes, before anyone masks
+        out = server.close_receipts()
+        drop_silent(out)
         await exchange(out, server.receive_masked_input)
         out = server.close_masked_input()
         drop_silent(out)

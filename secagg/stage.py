@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
-from fl.aggregation.base import InvalidUpdate, screen, with_rejected
+from fl.aggregation.base import InvalidUpdate, screen
 
 from rangeproof.labels import SECAGG_ROUND_ID
 

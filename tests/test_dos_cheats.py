@@ -1,6 +1,5 @@
 """A denial-of-service client in every round: training goes on, the client is named each round,
 and the secure pipeline and its fast twin make the same decisions (bit-identical models)."""
-import numpy as np
 import pytest
 import torch
 

@@ -44,6 +44,7 @@ PIPELINE_CHEATS = {
     "nan_update": "uploads an update of NaN: left out as non-finite, the round goes on",
     "out_of_range": "skips quantization and uploads integers outside the ring: left out, the round goes on",
     "wrong_shares": "secure sum only: returns wrong Shamir shares when unmasking: named and ignored, the sum stays exact",
+    "bad_bundles": "secure sum only: sends share bundles that do not decrypt: left out before masking, the round goes on",
 }
 
 

@@ -36,7 +36,11 @@ on with the other clients, in the secure pipeline and its fast twin alike:
   out (``out_of_range``);
 * :class:`WrongShares` - plays the secure sum's protocol with a client that returns wrong Shamir
   shares when unmasking: the server names it (``secagg_blamed``) and ignores its shares; its own
-  input, already in U3, stays in the sum (the fast twin has no shares: same model).
+  input, already in U3, stays in the sum (the fast twin has no shares: same model);
+* :class:`BadBundles` - plays the secure sum's protocol with a client whose share bundles do not
+  decrypt: its holders dispute them and the server leaves it out before anyone masks with it
+  (``rejected``: ``excluded: disputed_shares``). The fast twin has no protocol, so there the
+  cheater's update is summed: the two pipelines differ by design for this cheat.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ __all__ = [
     "NanUpdate",
     "OutOfRange",
     "WrongShares",
+    "BadBundles",
     "QUANTIZE_STAGE",
 ]
 
@@ -262,6 +267,27 @@ class WrongShares(PipelineCheat):
         return "WrongShares()"
 
 
+class BadBundles(PipelineCheat):
+    """Honest in every stage; inside the secure sum it plays a protocol client whose share
+    bundles to its holders do not decrypt (``secagg_client``, read by ``secagg.stage.SecureSum``)."""
+
+    @property
+    def secagg_client(self) -> type:
+        import dataclasses  # noqa: PLC0415
+
+        from secagg.client import SecAggClient  # noqa: PLC0415 - only when the secure sum asks
+
+        class GarbageDealer(SecAggClient):
+            def share_keys(self, msg):
+                out = super().share_keys(msg)
+                return dataclasses.replace(out, ciphertexts=tuple((v, bytes([b[0] ^ 1]) + b[1:]) for v, b in out.ciphertexts))
+
+        return GarbageDealer
+
+    def __repr__(self) -> str:
+        return "BadBundles()"
+
+
 def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
     """The cheat named by ``attack.pipeline_cheat`` (``None`` for ``"none"``).
 
@@ -282,4 +308,6 @@ def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
         return OutOfRange()
     if kind == "wrong_shares":
         return WrongShares()
+    if kind == "bad_bundles":
+        return BadBundles()
     raise ValueError(f"attack.pipeline_cheat: unknown cheat {kind!r}")

@@ -49,3 +49,11 @@ def test_wrong_shares_named_round_exact(dataset):
         assert r.failure is None and r.measurements["secagg_blamed"] == 1
         assert any("blamed (wrong_share)" in e for e in r.events)
     assert torch.equal(fast.params, secure.params)  # the liar's input is in the sum in both
+
+
+@pytest.mark.slow
+def test_bad_bundles_dealer_left_out_before_masking_each_round(dataset):
+    _, results = run(dataset, "bad_bundles", secure=True)
+    for r in results:
+        assert r.failure is None and r.rejected == {r.malicious[0]: "excluded: disputed_shares"}
+        assert len(r.included) == 3 and r.malicious[0] not in r.included

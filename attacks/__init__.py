@@ -42,6 +42,7 @@ def build_adversary(
     norm_bound: float | None = None,
     weighting: str = "examples",
     clients_per_round: int | None = None,
+    norm_kind: str = "l2",
 ) -> "Adversary | None":
     """The adversary ``cfg`` describes, or ``None`` when ``cfg.kind == "none"``.
 
@@ -56,6 +57,8 @@ def build_adversary(
         the automatic boost.
       clients_per_round: C*K, the clients sampled per round; needed to derive the attack
         period from ``cfg.eps`` (``None``: taken from the training view at the first round).
+      norm_kind: ``aggregation.norm_kind``, the norm of ``norm_bound`` (``"l2"`` or ``"linf"``):
+        the norm-bounded attacker projects onto that norm's ball.
 
     Returns:
       An object implementing :class:`fl.hooks.Adversary`, or ``None``.
@@ -70,5 +73,6 @@ def build_adversary(
     from .adversary import BackdoorAdversary
 
     return BackdoorAdversary(
-        cfg, dataset, run_seed, norm_bound=norm_bound, weighting=weighting, clients_per_round=clients_per_round
+        cfg, dataset, run_seed, norm_bound=norm_bound, weighting=weighting, clients_per_round=clients_per_round,
+        norm_kind=norm_kind,
     )

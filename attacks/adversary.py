@@ -24,7 +24,7 @@ from .backdoor import BackdoorTask, backdoor_metrics, build_backdoor_task
 from .beyond import scale_to_norm
 from .boosting import WEIGHTINGS_FOR_BOOST, boost_factor
 from .config import AttackConfig
-from .pgd import explicit_parts, joint_malicious_delta, malicious_delta, vector_norm64
+from .pgd import NORMS, explicit_parts, joint_malicious_delta, malicious_delta, vector_norm64
 from .pipeline_cheats import build_cheat
 from .schedules import FixedFrequencySchedule, RandomSamplingSchedule, Schedule, attack_frequency
 
@@ -57,6 +57,7 @@ class BackdoorAdversary:
         norm_bound: float | None = None,
         weighting: str = "examples",
         clients_per_round: int | None = None,
+        norm_kind: str = "l2",
     ):
         cfg.validate()
         if cfg.kind == "none":
@@ -69,6 +70,10 @@ class BackdoorAdversary:
         self.dataset = dataset
         self.run_seed = int(run_seed)
         self.norm_bound = None if norm_bound is None else float(norm_bound)
+        if norm_kind not in NORMS:
+            raise ValueError(f"aggregation.norm_kind: expected one of {list(NORMS)}, got {norm_kind!r}")
+        #: the norm of the bound, hence of the ball the attacker projects onto
+        self.norm_kind = norm_kind
         self.weighting = weighting
         self.clients_per_round = clients_per_round
         self.task: BackdoorTask = build_backdoor_task(
@@ -128,7 +133,7 @@ class BackdoorAdversary:
             return self._explicit_messages(view, round_index, clients, global_params, weights, betas, benign, mal_data)
         delta = self._trained_delta(view, round_index, global_params, benign, mal_data, bound)
         if cfg.kind == "at_bound":
-            at_bound = scale_to_norm(delta, self._at_bound_norm())
+            at_bound = scale_to_norm(delta, self._at_bound_norm(), self.norm_kind)
             sent = [at_bound.clone() for _ in clients]  # one norm, but each message owns its vector
             boost = 1.0
         else:
@@ -144,14 +149,14 @@ class BackdoorAdversary:
             epochs = int(view.local.epochs if cfg.attacker_epochs is None else cfg.attacker_epochs)
             delta = joint_malicious_delta(
                 view, global_params, benign, mal_data, self._seeds(round_index, 0x101D, epochs),
-                epochs=epochs, bound=bound, attacker_lr=cfg.attacker_lr,
+                epochs=epochs, bound=bound, attacker_lr=cfg.attacker_lr, norm=self.norm_kind,
             )
         else:
             delta = malicious_delta(
                 view, global_params, benign, mal_data, self.task.size,
                 self._seeds(round_index, 0xBAD, cfg.pgd_rounds),
                 rounds=cfg.pgd_rounds, bound=bound, malicious_steps=cfg.malicious_steps,
-                attacker_lr=cfg.attacker_lr,
+                attacker_lr=cfg.attacker_lr, norm=self.norm_kind,
             )
         return delta.detach().to("cpu", torch.float32)
 
@@ -183,6 +188,7 @@ class BackdoorAdversary:
             "train_bound": float("inf") if bound is None else float(bound),
             "delta_norm": vector_norm64(delta),
             "sent_norm": vector_norm64(sent[0]),
+            "sent_linf": float(sent[0].abs().max()),
         }
 
     def _messages(self, clients, sent, weights) -> list[ClientMessage]:

@@ -23,12 +23,13 @@ from .pgd import rescale, vector_norm64
 __all__ = ["scale_to_norm"]
 
 
-def scale_to_norm(delta: torch.Tensor | np.ndarray, norm: float):
-    """``delta`` rescaled to L2 norm exactly ``norm`` (up to float rounding).
+def scale_to_norm(delta: torch.Tensor | np.ndarray, norm: float, kind: str = "l2"):
+    """``delta`` rescaled to norm exactly ``norm`` (up to float rounding).
 
     Args:
       delta: a flat non-zero vector (torch or numpy).
       norm: the target norm, positive.
+      kind: ``"l2"`` or ``"linf"`` (largest absolute coordinate).
 
     Returns:
       The rescaled vector, same type and dtype.
@@ -38,7 +39,12 @@ def scale_to_norm(delta: torch.Tensor | np.ndarray, norm: float):
     """
     if not norm > 0:
         raise ValueError(f"target norm must be positive, got {norm!r}")
-    current = vector_norm64(delta)
+    if kind == "linf":
+        current = float(delta.abs().max()) if isinstance(delta, torch.Tensor) else float(np.abs(np.asarray(delta)).max())
+    elif kind == "l2":
+        current = vector_norm64(delta)
+    else:
+        raise ValueError(f"kind: expected 'l2' or 'linf', got {kind!r}")
     if current == 0:
         raise ValueError("cannot rescale a zero update")
     return rescale(delta, norm / current)

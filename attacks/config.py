@@ -41,6 +41,11 @@ PIPELINE_CHEATS = {
     "boost_after_clip": "clips honestly, then multiplies the clipped update by cheat_factor",
     "commit_other": "commits to and proves the honest vector, masks cheat_factor times it",
     "prove_over_bound": "clips to cheat_factor times the bound and proves that with its prover's bound check bypassed",
+    # denial of service: each is excluded and named, the round goes on (issue 11)
+    "nan_update": "uploads an update of NaN: left out as non-finite, the round goes on",
+    "out_of_range": "skips quantization and uploads integers outside the ring: left out, the round goes on",
+    "wrong_shares": "secure sum only: returns wrong Shamir shares when unmasking: named and ignored, the sum stays exact",
+    "bad_bundles": "secure sum only: sends share bundles that do not decrypt: left out before masking, the round goes on",
 }
 
 

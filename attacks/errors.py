@@ -1,10 +1,12 @@
 """The errors :mod:`attacks` raises at run time."""
 from __future__ import annotations
 
+from rangeproof.blame import SabreError
+
 __all__ = ["AttackError", "BackdoorTaskError"]
 
 
-class AttackError(Exception):
+class AttackError(SabreError):
     """Base class of every run-time error raised by :mod:`attacks`."""
 
 

@@ -33,7 +33,10 @@ import torch
 
 from fl.aggregation.robust import l2_norm
 
-__all__ = ["project_l2", "malicious_delta", "joint_malicious_delta", "explicit_parts"]
+__all__ = ["project_l2", "project_linf", "project", "NORMS", "malicious_delta", "joint_malicious_delta", "explicit_parts"]
+
+#: the norms the attacker can project onto (``aggregation.norm_kind``)
+NORMS = ("l2", "linf")
 
 
 def vector_norm64(delta: torch.Tensor | np.ndarray) -> float:
@@ -73,6 +76,36 @@ def project_l2(delta: torch.Tensor | np.ndarray, radius: float):
     return delta if norm <= radius else rescale(delta, radius / norm)
 
 
+def project_linf(delta: torch.Tensor | np.ndarray, radius: float):
+    """Projection onto the L-infinity ball of ``radius`` centred at 0: each coordinate clamped to
+    ``[-radius, radius]`` (the Euclidean projection onto a box).
+
+    ``delta`` is returned unchanged (the same object) when ``max |delta_i| <= radius``.
+
+    Raises:
+      ValueError: ``radius`` not positive.
+    """
+    if not radius > 0:
+        raise ValueError(f"projection radius must be positive, got {radius!r}")
+    if isinstance(delta, torch.Tensor):
+        if not delta.numel() or float(delta.abs().max()) <= radius:
+            return delta
+        return delta.clamp(-radius, radius)
+    arr = np.asarray(delta)
+    if not arr.size or float(np.abs(arr).max()) <= radius:
+        return delta
+    return np.clip(arr, -radius, radius).astype(arr.dtype)
+
+
+def project(delta: torch.Tensor | np.ndarray, radius: float, norm: str = "l2"):
+    """Projection onto the ball of ``radius`` of ``norm`` (``"l2"`` or ``"linf"``)."""
+    if norm == "l2":
+        return project_l2(delta, radius)
+    if norm == "linf":
+        return project_linf(delta, radius)
+    raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
+
+
 def attacker_config(view, attacker_lr: float | None = None, **changes):
     """A copy of the honest clients' ``LocalConfig`` with ``changes`` (and ``attacker_lr``, if given)."""
     if attacker_lr is not None:
@@ -97,6 +130,7 @@ def malicious_delta(
     bound: float | None,
     malicious_steps: int = 1,
     attacker_lr: float | None = None,
+    norm: str = "l2",
 ) -> torch.Tensor:
     """Train the attacker's model from ``start`` and return ``w - start`` (before boosting).
 
@@ -113,6 +147,7 @@ def malicious_delta(
       bound: projection radius, or ``None`` for no projection.
       malicious_steps: SGD steps on D_mal per block.
       attacker_lr: learning rate of the malicious steps (``None``: the clients' lr).
+      norm: the norm of the ball (``aggregation.norm_kind``: ``"l2"`` or ``"linf"``).
 
     Returns:
       The flat delta ``w - start`` (float32, on ``start``'s device).
@@ -125,7 +160,7 @@ def malicious_delta(
         seed = int(seeds[block])
         for j, data in enumerate(benign):
             w = _trained(view, w, data, (seed + 7919 * (j + 1)) % 2**63)
-        w = _in_ball(start, _trained(view, w, malicious, seed, mal_cfg), bound)
+        w = _in_ball(start, _trained(view, w, malicious, seed, mal_cfg), bound, norm)
     return (w - start).to(torch.float32)
 
 
@@ -139,6 +174,7 @@ def joint_malicious_delta(
     epochs: int,
     bound: float | None,
     attacker_lr: float | None = None,
+    norm: str = "l2",
 ) -> torch.Tensor:
     """Train on D_trn + D_mal mixed into shuffled mini-batches; return ``w - start``.
 
@@ -153,6 +189,7 @@ def joint_malicious_delta(
       bound: radius of the L2 ball around ``start`` that ``w`` is projected onto after every
         epoch, or ``None`` for no projection.
       attacker_lr: learning rate (``None``: the clients' lr).
+      norm: the norm of the ball (``"l2"`` or ``"linf"``).
 
     Returns:
       The flat delta ``w - start`` (float32, on ``start``'s device).
@@ -171,7 +208,7 @@ def joint_malicious_delta(
     cfg = attacker_config(view, attacker_lr, epochs=1, shuffle=True)
     w = start.clone()
     for epoch in range(epochs):
-        w = _in_ball(start, _trained(view, w, union, int(seeds[epoch]), cfg), bound)
+        w = _in_ball(start, _trained(view, w, union, int(seeds[epoch]), cfg), bound, norm)
     return (w - start).to(torch.float32)
 
 
@@ -180,9 +217,9 @@ def _trained(view, w: torch.Tensor, data, seed: int, local=None) -> torch.Tensor
     return w + view.train(w, [data], [seed], local)[0].to(w.dtype)
 
 
-def _in_ball(start: torch.Tensor, w: torch.Tensor, bound: float | None) -> torch.Tensor:
-    """``w`` projected onto the L2 ball of radius ``bound`` around ``start`` (``None``: unchanged)."""
-    return w if bound is None else start + project_l2(w - start, bound)
+def _in_ball(start: torch.Tensor, w: torch.Tensor, bound: float | None, norm: str = "l2") -> torch.Tensor:
+    """``w`` projected onto the ``norm`` ball of radius ``bound`` around ``start`` (``None``: unchanged)."""
+    return w if bound is None else start + project(w - start, bound, norm)
 
 
 def explicit_parts(

@@ -29,6 +29,22 @@ honest clients clip, quantize to integers ``x = trunc(s * v)``, commit and prove
 
 In the fast twin (``secure=False``) the same cheaters' integer vectors are checked in plaintext.
 The cheats import nothing from ``rangeproof`` until they play against its stage.
+
+Denial of service (issue 11): each of these is excluded or ignored and named, and the round goes
+on with the other clients, in the secure pipeline and its fast twin alike:
+
+* :class:`NanUpdate` - replaces its update by NaN before the first stage: the first check that
+  reads it (a clipping stage, quantization, the norm proof) leaves the client out
+  (``rejected``: ``malformed_update`` / ``non_finite_input``);
+* :class:`OutOfRange` - at quantization, uploads integers outside ``[0, 2^k)``: the sum leaves it
+  out (``out_of_range``);
+* :class:`WrongShares` - plays the secure sum's protocol with a client that returns wrong Shamir
+  shares when unmasking: the server names it (``secagg_blamed``) and ignores its shares; its own
+  input, already in U3, stays in the sum (the fast twin has no shares: same model);
+* :class:`BadBundles` - plays the secure sum's protocol with a client whose share bundles do not
+  decrypt: its holders dispute them and the server leaves it out before anyone masks with it
+  (``rejected``: ``excluded: disputed_shares``). The fast twin has no protocol, so there the
+  cheater's update is summed: the two pipelines differ by design for this cheat.
 """
 from __future__ import annotations
 
@@ -52,6 +68,11 @@ __all__ = [
     "scale_vector",
     "CLIP_STAGE",
     "PROOF_STAGE",
+    "NanUpdate",
+    "OutOfRange",
+    "WrongShares",
+    "BadBundles",
+    "QUANTIZE_STAGE",
 ]
 
 #: name of the client-side clipping stage
@@ -59,6 +80,8 @@ CLIP_STAGE = ClientClipStage.name
 #: name of the norm-proof stage (rangeproof.stage.NormProofStage; spelled out so that importing
 #: the cheats does not import rangeproof)
 PROOF_STAGE = "norm_proof"
+#: name of the quantization stage (secagg.stage.QuantizeStage)
+QUANTIZE_STAGE = "quantize"
 
 Honest = Callable[[ClientMessage, RoundContext], ClientMessage]
 
@@ -294,6 +317,75 @@ class ProveOverBound(PipelineCheat):
     def __repr__(self) -> str:
         return f"ProveOverBound(factor={self.factor})"
 
+class NanUpdate(PipelineCheat):
+    """Replace the update by NaN before the first stage it meets (a denial-of-service attempt)."""
+
+    def client_step(self, stage, message, ctx, honest):
+        if np.issubdtype(message.vector.dtype, np.floating) and not np.isnan(message.vector).all():
+            self.played += 1
+            message = message.replace(vector=np.full_like(message.vector, np.nan))
+        return honest(message, ctx)
+
+    def __repr__(self) -> str:
+        return "NanUpdate()"
+
+
+class OutOfRange(PipelineCheat):
+    """At quantization: upload integers outside the ring ``[0, 2^k)`` instead of the honest ones."""
+
+    targets = (QUANTIZE_STAGE,)
+
+    def cheat(self, stage, message, ctx, honest):
+        q = honest(message, ctx)
+        return q.replace(vector=np.full(q.vector.shape, np.uint64(1) << np.uint64(stage.spec.bits), dtype=np.uint64)
+                         if stage.spec.bits < 64 else q.vector)
+
+    def __repr__(self) -> str:
+        return "OutOfRange()"
+
+
+class WrongShares(PipelineCheat):
+    """Honest in every stage; inside the secure sum it plays a protocol client that returns wrong
+    Shamir shares when unmasking (``secagg_client``, read by ``secagg.stage.SecureSum``)."""
+
+    @property
+    def secagg_client(self) -> type:
+        import dataclasses  # noqa: PLC0415
+
+        from secagg.client import SecAggClient  # noqa: PLC0415 - only when the secure sum asks
+        from secagg.shamir import SHARE_PRIME  # noqa: PLC0415
+
+        class LyingHolder(SecAggClient):
+            def unmask(self, msg):
+                resp = super().unmask(msg)
+                return dataclasses.replace(resp, shares=tuple((p, k, (v + 1) % SHARE_PRIME) for p, k, v in resp.shares))
+
+        return LyingHolder
+
+    def __repr__(self) -> str:
+        return "WrongShares()"
+
+
+class BadBundles(PipelineCheat):
+    """Honest in every stage; inside the secure sum it plays a protocol client whose share
+    bundles to its holders do not decrypt (``secagg_client``, read by ``secagg.stage.SecureSum``)."""
+
+    @property
+    def secagg_client(self) -> type:
+        import dataclasses  # noqa: PLC0415
+
+        from secagg.client import SecAggClient  # noqa: PLC0415 - only when the secure sum asks
+
+        class GarbageDealer(SecAggClient):
+            def share_keys(self, msg):
+                out = super().share_keys(msg)
+                return dataclasses.replace(out, ciphertexts=tuple((v, bytes([b[0] ^ 1]) + b[1:]) for v, b in out.ciphertexts))
+
+        return GarbageDealer
+
+    def __repr__(self) -> str:
+        return "BadBundles()"
+
 
 def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
     """The cheat named by ``attack.pipeline_cheat`` (``None`` for ``"none"``).
@@ -311,4 +403,12 @@ def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
         return CommitOther(factor)
     if kind == "prove_over_bound":
         return ProveOverBound(factor)
+    if kind == "nan_update":
+        return NanUpdate()
+    if kind == "out_of_range":
+        return OutOfRange()
+    if kind == "wrong_shares":
+        return WrongShares()
+    if kind == "bad_bundles":
+        return BadBundles()
     raise ValueError(f"attack.pipeline_cheat: unknown cheat {kind!r}")

@@ -207,23 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a configuration, data or usage error (one line on
       stderr, no traceback), 130 when interrupted.
     """
-    from fl.config import ConfigError
-    from fl.data import DataError
-    from fl.faults import FaultSpecError
-    from fl.plots import PlotError
+    from rangeproof.blame import SabreError
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, DataError, PlotError, FaultSpecError,
-                                                    FileNotFoundError)
-    try:  # the data cannot support the configured backdoor task
-        from attacks.errors import BackdoorTaskError
-
-        user_errors += (BackdoorTaskError,)
-    except ImportError:
-        pass
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except user_errors as e:
+    except SabreError as e:  # the project's one root: configuration, data, protocol, proof, ...
         print(f"sabre: error: {_one_line(e)}", file=sys.stderr)
         return _USAGE_ERROR
     except KeyboardInterrupt:
@@ -246,4 +235,7 @@ def _one_line(error: BaseException) -> str:
         text = os_error_text(error)
     else:
         text = str(error)
+    blamed = getattr(error, "blamed", ())
+    if blamed:
+        text += f" (blamed: {', '.join(map(str, blamed))})"
     return " ".join(text.split())

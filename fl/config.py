@@ -56,8 +56,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message starts with the full key."""
+from rangeproof.blame import ConfigError  # the one ConfigError of the project (re-exported)
 
 
 # ---------------------------------------------------------------------------- validation kit

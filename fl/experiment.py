@@ -138,7 +138,8 @@ def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
                                        norm_bound=(cfg.aggregation.norm_bound or cfg.aggregation.server_clip
                                                    or cfg.aggregation.server_threshold or None),
                                        weighting=cfg.aggregation.weighting,
-                                       clients_per_round=cfg.fedavg.clients_per_round)
+                                       clients_per_round=cfg.fedavg.clients_per_round,
+                                       norm_kind=cfg.aggregation.norm_kind)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

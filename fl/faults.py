@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import signal
 
+from rangeproof.blame import SabreError
+
 __all__ = ["ENV", "POINTS", "FaultSpecError", "point", "parse"]
 
 ENV = "SABRE_FAULT"
@@ -35,7 +37,7 @@ POINTS = ("run.started", "round.done") + tuple(
 _ACTIONS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(SabreError, ValueError):
     """``SABRE_FAULT`` does not parse or names an unknown point."""
 
 

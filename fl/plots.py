@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from rangeproof.blame import SabreError
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
@@ -22,7 +24,7 @@ __all__ = ["plot_runs", "BACKDOOR_COLUMN", "PlotError"]
 BACKDOOR_COLUMN = "backdoor_acc"
 
 
-class PlotError(ValueError):
+class PlotError(SabreError, ValueError):
     """A run directory cannot be plotted (no metrics.csv, or no main_acc column)."""
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fl import faults
+from rangeproof.blame import SabreError
 from fl.config import ConfigError, ExperimentConfig, config_to_table, config_to_toml, parse_config, tomllib
 
 __all__ = [
@@ -75,7 +76,7 @@ class RunDirError(ConfigError):
     """
 
 
-class BadCheckpoint(Exception):
+class BadCheckpoint(SabreError):
     """A checkpoint file fails verification; the message says why (without the file name)."""
 
 

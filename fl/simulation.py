@@ -280,7 +280,8 @@ class Simulation:
             result = self.pipeline.aggregate(messages, ctx)
         except RoundFailed as e:
             failure = e.reason
-            ctx.events.append(f"round failed ({e.reason}): {e}")
+            blame = f" (blamed: {', '.join(map(str, e.blamed))})" if e.blamed else ""
+            ctx.events.append(f"round failed ({e.reason}): {e}{blame}")
         else:
             step = torch.from_numpy(np.asarray(result.vector, dtype=np.float32)).to(self.device)
             if step.shape != self.params.shape:

@@ -6,10 +6,12 @@ malformed message from a proof that does not hold catch the subclasses.
 """
 from __future__ import annotations
 
+from .blame import SabreError
+
 __all__ = ["ProofError", "EncodingError", "VerificationError", "ProvingError"]
 
 
-class ProofError(Exception):
+class ProofError(SabreError):
     """Base class of every error raised by :mod:`rangeproof`."""
 
 

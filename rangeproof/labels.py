@@ -46,6 +46,7 @@ __all__ = [
     "SECAGG_ADVERTISE",
     "SECAGG_CONSISTENCY",
     "SECAGG_SELF_MASK_COMMITMENT",
+    "SECAGG_SHARE_COMMITMENT",
     "SECAGG_GRAPH_PERMUTATION",
     "SECAGG_GRAPH_SEED",
     "SECAGG_RING_POSITION",
@@ -131,6 +132,9 @@ SECAGG_CONSISTENCY = _label("SECAGG_CONSISTENCY", "secagg", "consistency-check",
 SECAGG_SELF_MASK_COMMITMENT = _label("SECAGG_SELF_MASK_COMMITMENT", "secagg",
                                      "self-mask-commitment", 2)
 """Hash-commitment prefix of a self-mask seed."""
+
+SECAGG_SHARE_COMMITMENT = _label("SECAGG_SHARE_COMMITMENT", "secagg", "share-commitment", 1)
+"""Hash-commitment prefix of one Shamir share (dealer, holder, kind), checked at unmasking."""
 
 SECAGG_GRAPH_PERMUTATION = _label("SECAGG_GRAPH_PERMUTATION", "secagg", "graph-permutation", 2)
 """Seed prefix of the semi-honest SecAgg+ ring order (from the round id)."""

@@ -120,8 +120,17 @@ def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str)
 
     Returns:
       The int64 vector (within :func:`integer_bound`).
+
+    Raises:
+      InvalidUpdate: (reason ``"non_finite_input"``) NaN or infinite coordinates: NaN has no norm
+        and cast to an integer it would become -2^63; the pipeline leaves that client out.
     """
     v = np.asarray(vector, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        from .blame import InvalidUpdate  # noqa: PLC0415
+
+        raise InvalidUpdate(f"norm_proof: {int(v.size - np.count_nonzero(np.isfinite(v)))} coordinate(s) "
+                            "of the update are NaN or infinite", reason="non_finite_input")
     if norm == "l2":
         n = float(np.linalg.norm(v))
         if n > bound:
@@ -225,7 +234,10 @@ class NormProofStage(Stage):
     # --- server half -----------------------------------------------------------------------
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        prepared = [self.run_client(m, ctx) for m in messages]
+        from fl.aggregation.base import screen  # noqa: PLC0415
+
+        # a client whose update cannot be quantized (not finite) sends nothing: it is left out
+        prepared, unsent = screen(messages, ctx, self.name, lambda m: self.run_client(m, ctx))
         rejected: dict[int, str] = {}
         survivors: list[ClientMessage] = []
         commitments = {}
@@ -289,6 +301,7 @@ class NormProofStage(Stage):
         result = result.replace(vector=(np.asarray(result.vector, dtype=np.float64) / self.scale)
                                 .astype(np.float32))
         result.rejected.update(rejected)
+        result.rejected.update(unsent)
         return result
 
     def _plain_proof_ok(self, proof: dict, blob: dict, dim: int) -> bool:

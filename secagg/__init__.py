@@ -38,6 +38,8 @@ from .errors import (
     TooFewSurvivors,
     TruncatedMessage,
     UnusableKey,
+    UnrecoverableSecret,
+    DealerFault,
 )
 from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
@@ -52,6 +54,7 @@ __all__ = [
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
     "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput", "UnusableKey",
+    "UnrecoverableSecret", "DealerFault",
     *_STAGE_NAMES,
 ]
 

@@ -4,7 +4,9 @@ The steps (``docs/secagg.md#protocol``) and the methods that play them::
 
     ADVERTISE     advertise_keys()                        -> AdvertiseKeys
     SHARE_KEYS    share_keys(KeysBroadcast)               -> ShareKeys
-    MASKED_INPUT  masked_input(SharesDelivery, x, x_f)    -> MaskedInput
+    MASKED_INPUT  receipt(SharesDelivery)                 -> SharesReceipt          (optional)
+                  masked_input(MaskRequest, x, x_f)       -> MaskedInput
+                  (or masked_input(SharesDelivery, x, x_f) without the receipt)
     CONSISTENCY   consistency_check(ConsistencyRequest)   -> ConsistencySignature   (active only)
     UNMASK        unmask(UnmaskRequest)                   -> UnmaskResponse
     DONE
@@ -44,7 +46,9 @@ from .messages import (
     ConsistencySignature,
     KeysBroadcast,
     MaskedInput,
+    MaskRequest,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -54,7 +58,7 @@ from .steps import Step
 from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .randomness import RandomSource, SystemRandom
 from .shamir import SHARE_BYTES, SHARE_PRIME, share_secret
-from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
+from .transcripts import SHARE_COMMITMENT_BYTES, advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment
 
 __all__ = ["ClientStage", "SecAggClient", "check_incoming"]
 
@@ -127,6 +131,12 @@ class SecAggClient:
         # the active variant learns its holders in share_keys, from the graph seed
         self._holders = None if params.active else neighbours(params, self.round_id)[client_id] | {client_id}
         self._seed: bytes | None = None
+        #: ``{dealer: reason}``: peers whose share bundle failed its checks in step 2 (this client
+        #: holds no share of their secrets and leaves them out when it unmasks)
+        self.disputed: dict[int, str] = {}
+        #: dealers the server left out before masking (step 2b)
+        self.excluded: frozenset[int] = frozenset()
+        self._opened: tuple[dict, dict] | None = None  # step 2a's result: (shares, disputes)
 
     # -- helpers ---------------------------------------------------------------------------
     def _expect(self, stage: ClientStage) -> None:
@@ -186,7 +196,8 @@ class SecAggClient:
         allp = {p.client: p for p in msg.peers}
         allowed = set(self.params.client_ids) if self.params.active else self._holders
         if not set(allp) <= allowed:
-            raise ProtocolViolation(f"client {self.id}: keys of non-neighbours {sorted(set(allp) - allowed)}")
+            raise ProtocolViolation(f"client {self.id}: keys of non-neighbours {sorted(set(allp) - allowed)}",
+                                    reason="keys_of_non_neighbours")
         own = allp.get(self.id)
         if own is None or own.c_pk != self._c_key.public_bytes or own.s_pk != self._s_key.public_bytes:
             raise ProtocolViolation(f"client {self.id}: own keys missing or altered in the broadcast")
@@ -204,6 +215,7 @@ class SecAggClient:
                 verify_signature(
                     self._verify_keys[p.client], p.signature,
                     advertise_transcript(self.round_id, p.client, p.c_pk, p.s_pk), f"client {p.client}",
+                    blamed=(p.client,),
                 )
             seed = graph_seed(self.round_id, self.params.num_clients, {v: (p.c_pk, p.s_pk) for v, p in allp.items()})
             holder_set = keyed_neighbours(self.params, seed, self._verify_keys)[self.id] | {self.id}
@@ -232,7 +244,10 @@ class SecAggClient:
                 self.id.to_bytes(2, "big") + v.to_bytes(2, "big")
                 + s_shares[v].to_bytes(SHARE_BYTES, "big") + b_shares[v].to_bytes(SHARE_BYTES, "big")
             )
-            cts.append((v, encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)))
+            ct = encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)
+            commitments = (share_commitment(self.round_id, self.id, v, MASK_KEY_SHARE, s_shares[v])
+                           + share_commitment(self.round_id, self.id, v, SELF_MASK_SHARE, b_shares[v]))
+            cts.append((v, ct + commitments))
         self._holders, self._seed = holder_set, seed
         self._peers = peers
         self._enc_keys = enc_keys
@@ -242,23 +257,81 @@ class SecAggClient:
         return ShareKeys(self.round_id, self.id, self_mask_commitment(self.round_id, self.id, b_seed), tuple(cts))
 
     # -- step 2 ----------------------------------------------------------------------------
-    def masked_input(self, msg: SharesDelivery, vector: np.ndarray, field_vector: Sequence[int] = ()) -> MaskedInput:
-        """Step 2: decrypt the shares received, mask ``vector`` (and ``field_vector``) and upload.
+    def _open_delivery(self, msg: SharesDelivery) -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
+        """Open every share bundle of ``msg``: ``(shares by dealer, disputes by dealer)``; no state changes.
+
+        Raises:
+          ProtocolViolation: shares from a client that is not a neighbour in U1.
+        """
+        self._check(msg, SharesDelivery)
+        received, disputed = {}, {}
+        for sender, _ in msg.ciphertexts:
+            if sender == self.id or sender not in self._peers:
+                raise ProtocolViolation(f"client {self.id}: shares from client {sender}, which is not a neighbour in U1",
+                                        blamed=(sender,))
+        for sender, blob in msg.ciphertexts:
+            try:
+                received[sender] = self._open_bundle(sender, blob)
+            except (AuthenticationFailed, MalformedMessage) as exc:
+                # a dealer fault (or tampering on the way): this client holds no share of the
+                # sender's secrets and says so by leaving them out when it unmasks; the pairwise
+                # mask with the sender needs only its public key, so masking goes on as usual
+                disputed[sender] = exc.reason
+        return received, disputed
+
+    def receipt(self, msg: SharesDelivery) -> SharesReceipt:
+        """Step 2a: open the shares received and report the dealers whose bundles fail their checks.
+
+        The server answers with a :class:`~secagg.messages.MaskRequest` naming the dealers left
+        out before masking (those with fewer than t undisputed holders); :meth:`masked_input`
+        then takes that request. Without this step (``masked_input(SharesDelivery, ...)``) the
+        client masks with every sender.
+
+        Raises:
+          ProtocolViolation: shares from a client that is not a neighbour in U1.
+          OutOfOrder: a second receipt, or after masking.
+        """
+        self._expect(ClientStage.MASKED_INPUT)
+        if self._opened is not None:
+            raise OutOfOrder(f"client {self.id}: shares already opened")
+        received, disputed = self._open_delivery(msg)
+        self._opened = (received, disputed)
+        return SharesReceipt(self.round_id, self.id, tuple(sorted(disputed)))
+
+    def masked_input(self, msg: SharesDelivery | MaskRequest, vector: np.ndarray,
+                     field_vector: Sequence[int] = ()) -> MaskedInput:
+        """Step 2: mask ``vector`` (and ``field_vector``) and upload.
 
         Args:
-          msg: the shares addressed to this client (their senders form U2).
+          msg: the server's :class:`~secagg.messages.MaskRequest` after :meth:`receipt` (the
+            dealers it names are left out: nobody masks with them), or directly the shares
+            addressed to this client (their senders form U2).
           vector: integers in ``[0, 2^k)``, 1-D.
           field_vector: ``params.field_dim`` integers in ``[0, q)``.
 
         Raises:
           TooFewSurvivors: fewer than ``t`` holders shared keys.
           DropoutBudgetExceeded: more holders missing than ``neighbour_dropout_budget``.
-          AuthenticationFailed: a share ciphertext does not verify.
-          ProtocolViolation: shares from a client that did not advertise keys.
+          ProtocolViolation: shares from a client that did not advertise keys; a mask request
+            excluding a client that did not share keys with this one.
+          OutOfOrder: a mask request before the receipt, or shares after it.
           ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
+
+        A share bundle that does not decrypt, names the wrong parties, or differs from the
+        dealer's share commitments is not an error: the dealer is recorded in
+        :attr:`disputed` (with the reason), this client masks with it unless the server
+        excludes it, and reveals no share of it later (it holds none). So a dealer fault costs
+        the dealer shares, never the holder its place in the round.
         """
         self._expect(ClientStage.MASKED_INPUT)
-        self._check(msg, SharesDelivery)
+        if isinstance(msg, MaskRequest):
+            self._check(msg, MaskRequest)
+            if self._opened is None:
+                raise OutOfOrder(f"client {self.id}: a mask request before its receipt")
+        else:
+            self._check(msg, SharesDelivery)
+            if self._opened is not None:
+                raise OutOfOrder(f"client {self.id}: shares already opened, expected a mask request")
         p = self.params
         x = np.asarray(vector)
         if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
@@ -268,23 +341,21 @@ class SecAggClient:
         xf = [int(e) for e in field_vector]
         if len(xf) != p.field_dim or any(not 0 <= e < p.field_modulus for e in xf):
             raise ValueError(f"field_vector: expected {p.field_dim} integers in [0, q)")
-        received = {}
-        for sender, ct in msg.ciphertexts:
-            if sender == self.id or sender not in self._peers:
-                raise ProtocolViolation(f"client {self.id}: shares from client {sender}, which is not a neighbour in U1")
-            pt = decrypt_share(self._enc_keys[sender], self.round_id, sender, self.id, ct)
-            if len(pt) != SHARE_PLAINTEXT_BYTES or int.from_bytes(pt[:2], "big") != sender or int.from_bytes(pt[2:4], "big") != self.id:
-                raise AuthenticationFailed(f"client {self.id}: share bundle from {sender} names the wrong parties")
-            s_share = int.from_bytes(pt[4 : 4 + SHARE_BYTES], "big")
-            b_share = int.from_bytes(pt[4 + SHARE_BYTES :], "big")
-            if s_share >= SHARE_PRIME or b_share >= SHARE_PRIME:
-                raise MalformedMessage(f"client {self.id}: share from {sender} out of range")
-            received[sender] = (s_share, b_share)
-        u2 = set(received) | {self.id}
+        excluded: set[int] = set()
+        if isinstance(msg, MaskRequest):
+            received, disputed = self._opened
+            excluded = set(msg.excluded)
+            if not excluded <= set(received) | set(disputed):
+                raise ProtocolViolation(f"client {self.id}: the mask request excludes clients that did not share keys with it")
+            received = {v: s for v, s in received.items() if v not in excluded}
+            disputed = {v: r for v, r in disputed.items() if v not in excluded}
+        else:
+            received, disputed = self._open_delivery(msg)
+        u2 = set(received) | set(disputed) | {self.id}
         if len(u2) < p.threshold:
             raise TooFewSurvivors("masked_input", len(u2), p.threshold, f"client {self.id}'s neighbourhood")
         self._check_neighbour_budget(u2)
-        pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(received)}
+        pair_keys = {v: pairwise_mask_keys(self._s_key.agree(self._peers[v].s_pk), self.round_id, self.id, v) for v in sorted(u2 - {self.id})}
         # mask
         y = x.astype(ring_dtype(p.mask_bits), copy=True)
         expander = MaskExpander(y.size, p.mask_bits)
@@ -302,9 +373,35 @@ class SecAggClient:
                 acc = [(a + sign * m) % q for a, m in zip(acc, expand_field(keys.field, p.field_dim, q))]
             yf = tuple(acc)
         self._shares.update(received)
+        self.disputed = dict(disputed)
+        self.excluded = frozenset(excluded)
         self._u2 = frozenset(u2)
         self.stage = ClientStage.CONSISTENCY if p.active else ClientStage.UNMASK
         return MaskedInput(self.round_id, self.id, p.mask_bits, y, yf)
+
+    def _open_bundle(self, sender: int, blob: bytes) -> tuple[int, int]:
+        """Decrypt ``sender``'s share bundle and check it against the sender's commitments.
+
+        Raises:
+          AuthenticationFailed: the ciphertext does not verify, names the wrong parties, or a
+            share differs from its commitment (``blamed`` names the sender).
+          MalformedMessage: a share out of range.
+        """
+        ct, commitments = blob[:-2 * SHARE_COMMITMENT_BYTES], blob[-2 * SHARE_COMMITMENT_BYTES:]
+        pt = decrypt_share(self._enc_keys[sender], self.round_id, sender, self.id, ct)
+        if len(pt) != SHARE_PLAINTEXT_BYTES or int.from_bytes(pt[:2], "big") != sender or int.from_bytes(pt[2:4], "big") != self.id:
+            raise AuthenticationFailed(f"client {self.id}: share bundle from {sender} names the wrong parties",
+                                       blamed=(sender,), reason="share_bundle_misaddressed")
+        s_share = int.from_bytes(pt[4 : 4 + SHARE_BYTES], "big")
+        b_share = int.from_bytes(pt[4 + SHARE_BYTES :], "big")
+        if s_share >= SHARE_PRIME or b_share >= SHARE_PRIME:
+            raise MalformedMessage(f"client {self.id}: share from {sender} out of range", blamed=(sender,),
+                                   reason="share_out_of_range")
+        if (share_commitment(self.round_id, sender, self.id, MASK_KEY_SHARE, s_share)
+                + share_commitment(self.round_id, sender, self.id, SELF_MASK_SHARE, b_share)) != commitments:
+            raise AuthenticationFailed(f"client {self.id}: a share from {sender} differs from its commitment",
+                                       blamed=(sender,), reason="share_commitment_mismatch")
+        return s_share, b_share
 
     # -- step 3 (active) -------------------------------------------------------------------
     def consistency_check(self, msg: ConsistencyRequest) -> ConsistencySignature:
@@ -371,8 +468,8 @@ class SecAggClient:
             transcript = consistency_transcript(self.round_id, self._seed, self._u3)
             for i, sig in msg.signatures:
                 if i not in self._verify_keys:
-                    raise AuthenticationFailed(f"no verify key for client {i}")
-                verify_signature(self._verify_keys[i], sig, transcript, f"client {i}")
+                    raise AuthenticationFailed(f"no verify key for client {i}", blamed=(i,))
+                verify_signature(self._verify_keys[i], sig, transcript, f"client {i}", blamed=(i,))
         mine_s = survivors & self._holders
         mine_d = dropped & self._holders
         if not (mine_s | mine_d) <= self._u2:
@@ -384,6 +481,8 @@ class SecAggClient:
         self._check_neighbour_budget(mine_s)
         out = []
         for peer in sorted(mine_s | mine_d):
+            if peer in self.disputed:  # no valid share of this dealer's secrets was received
+                continue
             s_share, b_share = self._shares[peer]
             out.append((peer, SELF_MASK_SHARE, b_share) if peer in mine_s else (peer, MASK_KEY_SHARE, s_share))
         self.stage = ClientStage.DONE

@@ -87,6 +87,7 @@ def run_round(
     exclude: Mapping[int, str] | Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
     round_id: bytes | None = None,
     seed: int | None = None,
+    client_types: Mapping[int, type] | None = None,
 ) -> RoundReport:
     """Run one whole round in this process.
 
@@ -99,6 +100,9 @@ def run_round(
         inputs arrived that returns them (with reasons).
       round_id: 16 bytes (default: random, or derived from ``seed``).
       seed: replay all secret randomness from this seed (simulation only; default: OS CSPRNG).
+      client_types: ``{client id: class}`` to play some clients with a subclass of
+        :class:`~secagg.client.SecAggClient` (a cheater built on the real client code, for tests
+        and benchmarks); the others are honest.
 
     Returns:
       The :class:`RoundReport`.
@@ -127,9 +131,10 @@ def run_round(
     errors: dict[int, Exception] = {}
     refusals: dict[int, Exception] = {}
     server_s = 0.0
+    types = dict(client_types or {})
     clients = {
-        u: SecAggClient(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
-                        rng=rng if seed is not None else SystemRandom())
+        u: types.get(u, SecAggClient)(params, u, round_id, signing_key=signing.get(u), verify_keys=verify,
+                                      rng=rng if seed is not None else SystemRandom())
         for u in ids
     }
     t0 = time.perf_counter()
@@ -187,6 +192,10 @@ def run_round(
     # step 1
     exchange(outbox, "share_keys", lambda u, m: clients[u].share_keys(m), server.receive_share_keys)
     outbox = server_close(server.close_share_keys)
+    # step 2a: each client opens its shares and reports the dealers whose bundles fail; the
+    # server leaves out, before anyone masks, the dealers left with fewer than t holders
+    exchange(outbox, "masked_input", lambda u, m: clients[u].receipt(m), server.receive_receipt)
+    outbox = server_close(server.close_receipts)
     # step 2
     exchange(outbox, "masked_input",
              lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),

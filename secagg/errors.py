@@ -5,6 +5,8 @@ that raises leaves the object it was called on exactly as it was before the call
 """
 from __future__ import annotations
 
+from rangeproof.blame import ConfigError, InvalidUpdate, RoundFailed, SabreError
+
 __all__ = [
     "SecAggError",
     "ConfigError",
@@ -23,27 +25,26 @@ __all__ = [
     "TooFewSurvivors",
     "InconsistentView",
     "DropoutBudgetExceeded",
+    "UnrecoverableSecret",
+    "DealerFault",
 ]
 
 
-class SecAggError(Exception):
-    """Base class of every error raised by :mod:`secagg`."""
+class SecAggError(SabreError):
+    """Base class of every error raised by :mod:`secagg` (except :class:`ConfigError`, the
+    project's one class for refused parameter choices)."""
 
 
-class ConfigError(SecAggError, ValueError):
-    """A parameter choice that cannot give a correct or secure round (rejected up front)."""
-
-
-class NonFiniteInput(SecAggError, ValueError):
+class NonFiniteInput(SecAggError, InvalidUpdate, ValueError):
     """A client's input holds NaN or an infinity: it has no fixed-point value (refused, not clipped).
 
     Attributes:
       count: how many coordinates are not finite.
     """
 
-    def __init__(self, count: int, detail: str = ""):
+    def __init__(self, count: int, detail: str = "", *, blamed=()):
         text = f"{count} coordinate(s) of the input are NaN or infinite"
-        super().__init__(text + (f" ({detail})" if detail else ""))
+        super().__init__(text + (f" ({detail})" if detail else ""), blamed=blamed)
         self.count = count
 
 
@@ -88,7 +89,7 @@ class UnusableKey(ProtocolViolation):
 
     def __init__(self, client: int, detail: str = ""):
         text = f"client {client}'s X25519 public key is of small order"
-        super().__init__(text + (f" ({detail})" if detail else ""))
+        super().__init__(text + (f" ({detail})" if detail else ""), blamed=(client,))
         self.client = client
 
 
@@ -113,9 +114,9 @@ class TooFewSurvivors(SecAggError):
       need: the threshold.
     """
 
-    def __init__(self, step: str, have: int, need: int, detail: str = ""):
+    def __init__(self, step: str, have: int, need: int, detail: str = "", *, blamed=()):
         text = f"{step}: {have} client(s) remain, the threshold is {need}"
-        super().__init__(text + (f" ({detail})" if detail else ""))
+        super().__init__(text + (f" ({detail})" if detail else ""), blamed=blamed)
         self.step = step
         self.have = have
         self.need = need
@@ -144,3 +145,45 @@ class DropoutBudgetExceeded(RefusedRequest):
         self.scope = scope
         self.missing = missing
         self.budget = budget
+
+
+class UnrecoverableSecret(TooFewSurvivors, RoundFailed):
+    """Unmasking: a secret the sum needs has fewer than ``t`` shares that pass their commitments.
+
+    The round fails closed (no sum): fewer than ``t`` holders answered honestly, so the secret
+    cannot be rebuilt. A :class:`TooFewSurvivors` (step ``"unmask"``) and a
+    :class:`~rangeproof.blame.RoundFailed` (reason ``"too_few_valid_shares"``); ``blamed`` names
+    the holders whose shares of it differed from their commitments (empty when it fell short by
+    dropouts alone).
+
+    Attributes:
+      client: whose secret it is.
+      kind: ``"self_mask"`` or ``"mask_key"``.
+    """
+
+    def __init__(self, client: int, kind: str, have: int, need: int, *, blamed=()):
+        text = (f"unmask: {have} valid share(s) of client {client}'s {kind.replace('_', '-')} secret, "
+                f"the threshold is {need}")
+        SabreError.__init__(self, text, blamed=blamed, reason="too_few_valid_shares")
+        self.step, self.have, self.need = "unmask", have, need
+        self.client, self.kind = client, kind
+
+
+class DealerFault(SecAggError, RoundFailed):
+    """Unmasking: ``t`` shares that each match the dealer's own commitments rebuild a secret that
+    does not match the dealer's public key (``s``) or seed commitment (``b``).
+
+    Every share used is the one the dealer committed to, so the dealer alone is to blame
+    (``blamed == (client,)``, reason ``"dealer_fault"``). The round fails closed: the dealer's
+    masks cannot be removed, and rebuilding its other secret to exclude it would need honest
+    holders to reveal both secrets of one client, which they refuse.
+
+    Attributes:
+      client: the dealer.
+      kind: ``"self_mask"`` or ``"mask_key"``.
+    """
+
+    def __init__(self, client: int, kind: str):
+        text = f"unmask: client {client}'s committed shares of its {kind.replace('_', '-')} secret do not rebuild it"
+        SabreError.__init__(self, text, blamed=(client,), reason="dealer_fault")
+        self.client, self.kind = client, kind

@@ -73,7 +73,8 @@ def check_public_key(public: bytes, client: int) -> None:
         peer would be all zero), found by a trial exchange.
     """
     if not is_canonical_public_key(public):
-        raise NonCanonicalEncoding(f"client {client}: X25519 public key is not canonically encoded (bit 255 set or u >= p)")
+        raise NonCanonicalEncoding(f"client {client}: X25519 public key is not canonically encoded (bit 255 set or u >= p)",
+                                   blamed=(client,))
     try:
         _TRIAL_KEY.exchange(X25519PublicKey.from_public_bytes(bytes(public)))
     except ValueError:
@@ -142,16 +143,20 @@ class SigningKey:
         return self._key.sign(message)
 
 
-def verify_signature(verify_key: bytes, signature: bytes, message: bytes, who: str) -> None:
+def verify_signature(verify_key: bytes, signature: bytes, message: bytes, who: str, *, blamed=()) -> None:
     """Check an Ed25519 signature; returns None or raises.
 
+    Args:
+      who: the signer, for the message.
+      blamed: the client ids the failure blames (the signer's, where it is a client).
+
     Raises:
-      AuthenticationFailed: the signature (or the key) is not valid.
+      AuthenticationFailed: the signature (or the key) is not valid (reason ``bad_signature``).
     """
     try:
         Ed25519PublicKey.from_public_bytes(verify_key).verify(signature, message)
     except (InvalidSignature, ValueError):
-        raise AuthenticationFailed(f"bad signature from {who}") from None
+        raise AuthenticationFailed(f"bad signature from {who}", blamed=blamed, reason="bad_signature") from None
 
 
 def _share_nonce_and_ad(round_id: bytes, sender: int, receiver: int) -> tuple[bytes, bytes]:
@@ -178,4 +183,5 @@ def decrypt_share(key: bytes, round_id: bytes, sender: int, receiver: int, ciphe
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, ad)
     except InvalidTag:
-        raise AuthenticationFailed(f"share ciphertext from client {sender} to {receiver} does not verify") from None
+        raise AuthenticationFailed(f"share ciphertext from client {sender} to {receiver} does not verify",
+                                   blamed=(sender,), reason="share_ciphertext_invalid") from None

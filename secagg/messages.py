@@ -10,13 +10,15 @@ type      message                direction            body after the header
 ========  =====================  ===================  ============================================
 1         AdvertiseKeys          client -> server     c_pk 32 | s_pk 32 | sig flag u8 | [sig 64]
 2         KeysBroadcast          server -> client     u16 n | n x (id u16, c_pk, s_pk, flag, [sig])
-3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86)
-4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86)
+3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86, commits 64)
+4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86, commits 64)
 5         MaskedInput            client -> server     k u8 | u32 d | d words | u16 m | m x 32 bytes
 6         ConsistencyRequest     server -> client     ids (u16 n | n x u16)
 7         ConsistencySignature   client -> server     sig 64
 8         UnmaskRequest          server -> client     survivors ids | dropped ids | u16 n | n x (id, sig)
 9         UnmaskResponse         client -> server     u16 n | n x (peer u16, kind u8, share 33)
+10        SharesReceipt          client -> server     disputed ids (u16 n | n x u16)
+11        MaskRequest            server -> client     excluded ids (u16 n | n x u16)
 ========  =====================  ===================  ============================================
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "ROUND_ID_BYTES",
     "SHARE_PLAINTEXT_BYTES",
     "SHARE_CIPHERTEXT_BYTES",
+    "SHARE_BLOB_BYTES",
     "SELF_MASK_SHARE",
     "MASK_KEY_SHARE",
     "AdvertiseKeys",
@@ -49,6 +52,8 @@ __all__ = [
     "ConsistencySignature",
     "UnmaskRequest",
     "UnmaskResponse",
+    "SharesReceipt",
+    "MaskRequest",
     "decode_message",
     "MESSAGE_TYPES",
 ]
@@ -57,6 +62,10 @@ ROUND_ID_BYTES = 16
 #: share bundle plaintext: sender u16 | receiver u16 | mask-key share 33 | self-mask share 33
 SHARE_PLAINTEXT_BYTES = 2 + 2 + 2 * SHARE_BYTES
 SHARE_CIPHERTEXT_BYTES = SHARE_PLAINTEXT_BYTES + SHARE_CIPHERTEXT_OVERHEAD
+#: one entry of ``ShareKeys``/``SharesDelivery``: the AES-GCM ciphertext of the share bundle,
+#: then the dealer's commitments to the mask-key share and to the self-mask share it holds
+#: (:func:`secagg.transcripts.share_commitment`, 32 bytes each)
+SHARE_BLOB_BYTES = SHARE_CIPHERTEXT_BYTES + 2 * 32
 #: share kinds in an UnmaskResponse
 SELF_MASK_SHARE = 1
 MASK_KEY_SHARE = 2
@@ -232,7 +241,7 @@ class ShareKeys(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.b_commitment)
-        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
@@ -240,7 +249,7 @@ class ShareKeys(_Message):
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
         commit = r.raw(32)
-        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
         r.finish()
         return cls(round_id, sender, commit, cts)
 
@@ -256,14 +265,14 @@ class SharesDelivery(_Message):
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
-        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> "SharesDelivery":
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
-        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
+        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
         r.finish()
         return cls(round_id, receiver, cts)
 
@@ -425,6 +434,57 @@ class UnmaskResponse(_Message):
         return cls(round_id, sender, tuple(shares))
 
 
+@dataclasses.dataclass(frozen=True)
+class SharesReceipt(_Message):
+    """Step 2a, client -> server: the dealers whose share bundles failed this client's checks.
+
+    Sent after the client has opened its ``SharesDelivery`` and before it masks anything, so that
+    the server can leave out a dealer with fewer than t undisputed holders before anyone masks
+    with it (``docs/secagg.md``, "Exclude, don't abort").
+    """
+
+    TYPE: ClassVar[int] = 10
+    round_id: bytes
+    sender: int
+    disputed: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender)
+        _write_ids(w, self.disputed, "disputed")
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "SharesReceipt":
+        r = Reader(data)
+        round_id, sender = _read_header(r, cls.TYPE)
+        ids = r.ids(MAX_CLIENTS, "disputed")
+        r.finish()
+        return cls(round_id, sender, ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskRequest(_Message):
+    """Step 2b, server -> client: mask now, leaving out these dealers (excluded before masking)."""
+
+    TYPE: ClassVar[int] = 11
+    round_id: bytes
+    receiver: int
+    excluded: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
+        _write_ids(w, self.excluded, "excluded")
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "MaskRequest":
+        r = Reader(data)
+        round_id, receiver = _read_header(r, cls.TYPE)
+        ids = r.ids(MAX_CLIENTS, "excluded")
+        r.finish()
+        return cls(round_id, receiver, ids)
+
+
 MESSAGE_TYPES: dict[int, type] = {
     c.TYPE: c
     for c in (
@@ -437,6 +497,8 @@ MESSAGE_TYPES: dict[int, type] = {
         ConsistencySignature,
         UnmaskRequest,
         UnmaskResponse,
+        SharesReceipt,
+        MaskRequest,
     )
 }
 

@@ -5,6 +5,7 @@ per step, ending in :meth:`SecAggServer.finish`.
 
     ADVERTISE     receive_advertise(AdvertiseKeys)*          close_advertise()   -> {u: KeysBroadcast}
     SHARE_KEYS    receive_share_keys(ShareKeys)*             close_share_keys()  -> {u: SharesDelivery}
+    (receipts)    receive_receipt(SharesReceipt)*            close_receipts()    -> {u: MaskRequest}   (optional)
     MASKED_INPUT  receive_masked_input(MaskedInput)*         close_masked_input(exclude) -> requests
     CONSISTENCY   receive_consistency(ConsistencySignature)* close_consistency() -> {u: UnmaskRequest}
     UNMASK        receive_unmask(UnmaskResponse)*            finish()            -> SumResult
@@ -24,12 +25,14 @@ import numpy as np
 from .client import check_incoming
 from .errors import (
     AuthenticationFailed,
+    DealerFault,
     DropoutBudgetExceeded,
     MalformedMessage,
     OutOfOrder,
     ProtocolViolation,
     ReplayedMessage,
     TooFewSurvivors,
+    UnrecoverableSecret,
 )
 from .graph import graph_seed, keyed_neighbours, neighbours
 from .keys import AgreementKey, check_public_key, verify_signature
@@ -42,8 +45,10 @@ from .messages import (
     ConsistencySignature,
     KeysBroadcast,
     MaskedInput,
+    MaskRequest,
     PeerKeys,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -52,7 +57,7 @@ from .params import SecAggParams
 from .steps import Step
 from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .shamir import reconstruct_secret
-from .transcripts import advertise_transcript, consistency_transcript, self_mask_commitment
+from .transcripts import SHARE_COMMITMENT_BYTES, advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment
 
 __all__ = ["ServerStage", "SecAggServer", "SumResult"]
 
@@ -71,6 +76,10 @@ class SumResult:
       dropped: ``{client: step}`` for each client whose input is not in the sum, where ``step``
         names the first step it missed (or ``excluded: <reason>``).
       late: clients in U3 that missed a later step (their inputs are still in the sum).
+      blamed: ``{client: reason}`` for each client whose unmasking answer was found faulty
+        (``"wrong_share"``: a share that differs from its dealer's commitment); its shares were
+        ignored. Such a client is in U3 (its input is in the sum): taking it out would need both
+        of its secrets, which honest holders never reveal.
     """
 
     vector: np.ndarray
@@ -78,6 +87,7 @@ class SumResult:
     survivors: tuple[int, ...]
     dropped: dict[int, str]
     late: dict[int, str]
+    blamed: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def _below_threshold(members: set[int], count, threshold: int) -> set[int]:
@@ -121,12 +131,17 @@ class SecAggServer:
         self._keys: dict[int, AdvertiseKeys] = {}
         self._share_msgs: dict[int, ShareKeys] = {}
         self._inputs: dict[int, MaskedInput] = {}
+        self._receipts: dict[int, SharesReceipt] = {}
+        self._receipts_closed = False
+        self._inbox: dict[int, frozenset[int]] = {}
         self._signatures: dict[int, bytes] = {}
         self._responses: dict[int, UnmaskResponse] = {}
         self._eligible: frozenset[int] = frozenset(params.client_ids)
         self._requests: dict[int, UnmaskRequest] = {}
         self.dropped: dict[int, str] = {}
         self.late: dict[int, str] = {}
+        #: ``{client: reason}``: clients whose unmasking answer was found faulty (set by finish)
+        self.blamed: dict[int, str] = {}
 
     @property
     def arrived(self) -> tuple[int, ...]:
@@ -141,9 +156,10 @@ class SecAggServer:
             raise OutOfOrder(f"server: {cls.__name__} received in stage {self.stage.value}")
         check_incoming(msg, cls, self.round_id, None, "sender")
         if msg.sender in store:
-            raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}")
+            raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}", blamed=(msg.sender,))
         if msg.sender not in self._eligible:
-            raise ProtocolViolation(f"server: client {msg.sender} may not send {cls.__name__} now")
+            raise ProtocolViolation(f"server: client {msg.sender} may not send {cls.__name__} now", blamed=(msg.sender,),
+                                    reason="not_eligible")
 
     def _expect(self, stage: ServerStage, what: str) -> None:
         if self.stage is not stage:
@@ -171,13 +187,15 @@ class SecAggServer:
         check_public_key(msg.s_pk, msg.sender)
         used = {k for m in self._keys.values() for k in (m.c_pk, m.s_pk)}
         if msg.c_pk == msg.s_pk or msg.c_pk in used or msg.s_pk in used:
-            raise ProtocolViolation(f"server: client {msg.sender} reuses a public key")
+            raise ProtocolViolation(f"server: client {msg.sender} reuses a public key", blamed=(msg.sender,),
+                                    reason="reused_public_key")
         if self.params.active:
             if msg.sender not in self._verify_keys:
-                raise AuthenticationFailed(f"no verify key for client {msg.sender}")
+                raise AuthenticationFailed(f"no verify key for client {msg.sender}", blamed=(msg.sender,))
             verify_signature(
                 self._verify_keys[msg.sender], msg.signature,
                 advertise_transcript(self.round_id, msg.sender, msg.c_pk, msg.s_pk), f"client {msg.sender}",
+                blamed=(msg.sender,),
             )
         self._keys[msg.sender] = msg
 
@@ -233,7 +251,8 @@ class SecAggServer:
         self._accept(msg, ShareKeys, ServerStage.SHARE_KEYS, self._share_msgs)
         expected = (self._holders(msg.sender) & self._u1) - {msg.sender}
         if {to for to, _ in msg.ciphertexts} != expected:
-            raise ProtocolViolation(f"server: client {msg.sender}'s shares are not addressed to its neighbours in U1")
+            raise ProtocolViolation(f"server: client {msg.sender}'s shares are not addressed to its neighbours in U1",
+                                    blamed=(msg.sender,), reason="misaddressed_shares")
         self._share_msgs[msg.sender] = msg
 
     def close_share_keys(self) -> dict[int, SharesDelivery]:
@@ -257,10 +276,68 @@ class SecAggServer:
                 if to in inbox:
                     inbox[to].append((sender, ct))
         out = {u: SharesDelivery(self.round_id, u, tuple(inbox[u])) for u in sorted(u2)}
+        self._inbox = {u: frozenset(s for s, _ in inbox[u]) for u in u2}
         self._u2 = frozenset(u2)
         self._eligible = frozenset(out)
         self.stage = ServerStage.MASKED_INPUT
         return out
+
+    # -- step 2a (share receipts) -----------------------------------------------------------
+    def receive_receipt(self, msg: SharesReceipt) -> None:
+        """Store one client's share receipt (the dealers whose bundles failed its checks).
+
+        Raises:
+          OutOfOrder: after :meth:`close_receipts` or once a masked input has arrived.
+          ProtocolViolation: a disputed dealer whose bundle was not delivered to that client.
+        """
+        if self._receipts_closed or self._inputs:
+            raise OutOfOrder("server: a share receipt after masking began")
+        self._accept(msg, SharesReceipt, ServerStage.MASKED_INPUT, self._receipts)
+        if not set(msg.disputed) <= self._inbox[msg.sender]:
+            raise ProtocolViolation(f"server: client {msg.sender} disputes bundles it was not sent",
+                                    blamed=(msg.sender,), reason="unfounded_dispute")
+        self._receipts[msg.sender] = msg
+
+    def close_receipts(self) -> dict[int, MaskRequest]:
+        """End step 2a: leave out, before anyone masks with them, the dealers with fewer than t
+        holders that hold their shares (undisputed, among the clients that sent a receipt, the
+        dealer itself counting when it did), repeated until none falls short.
+
+        Such a dealer's secrets could not be rebuilt at unmasking; leaving it out now is what
+        would happen had its ciphertexts never been delivered, which any server can do, so it
+        gives the server nothing new. Nobody is blamed: the server cannot tell a dealer that sent
+        bad bundles from holders that claim so. Clients without a receipt count as dropped here.
+
+        Raises:
+          TooFewSurvivors: fewer than ``t`` clients remain (state unchanged).
+
+        Returns:
+          A mask request for each remaining client that sent a receipt, naming the excluded
+          dealers among its senders.
+        """
+        self._expect(ServerStage.MASKED_INPUT, "close_receipts")
+        if self._receipts_closed or self._inputs:
+            raise OutOfOrder("server: close_receipts called twice or after masking began")
+        t = self.params.threshold
+        alive = set(self._receipts)
+        disputes = {v: set(r.disputed) for v, r in self._receipts.items()}
+        holders = {d: {v for v in self._u2 if d in self._inbox[v]} for d in self._u2}
+
+        def holding(d: int, remaining: set[int]) -> int:
+            sure = {v for v in holders[d] & alive & remaining if d not in disputes[v]}
+            return len(sure) + (1 if d in alive and d in remaining else 0)
+
+        gone = _below_threshold(set(self._u2), holding, t)
+        stay = alive - gone
+        if len(stay) < t:
+            raise TooFewSurvivors("masked_input", len(stay), t, f"{len(gone)} dealer(s) with too few holders")
+        for d in sorted(gone):
+            disputed = any(d in disputes[v] for v in alive)
+            self.dropped[d] = "excluded: disputed_shares" if disputed and d in alive else "masked_input"
+        self._u2 = frozenset(self._u2 - gone)
+        self._eligible = frozenset(stay)
+        self._receipts_closed = True
+        return {u: MaskRequest(self.round_id, u, tuple(sorted(gone & self._inbox[u]))) for u in sorted(stay)}
 
     # -- step 2 ----------------------------------------------------------------------------
     def receive_masked_input(self, msg: MaskedInput) -> None:
@@ -268,13 +345,18 @@ class SecAggServer:
 
         Raises:
           MalformedMessage: wrong ``k``, length, or side vector.
+          OutOfOrder: receipts arrived but :meth:`close_receipts` was not called.
         """
+        if self._receipts and not self._receipts_closed:
+            raise OutOfOrder("server: a masked input before close_receipts")
         self._accept(msg, MaskedInput, ServerStage.MASKED_INPUT, self._inputs)
         p = self.params
         if msg.mask_bits != p.mask_bits or msg.vector.shape != (self.dim,):
-            raise MalformedMessage(f"server: client {msg.sender}'s masked input has the wrong k or length")
+            raise MalformedMessage(f"server: client {msg.sender}'s masked input has the wrong k or length",
+                                   blamed=(msg.sender,), reason="malformed_masked_input")
         if len(msg.field_vector) != p.field_dim or any(e >= p.field_modulus for e in msg.field_vector):
-            raise MalformedMessage(f"server: client {msg.sender}'s side vector has the wrong length or range")
+            raise MalformedMessage(f"server: client {msg.sender}'s side vector has the wrong length or range",
+                                   blamed=(msg.sender,), reason="malformed_masked_input")
         self._inputs[msg.sender] = msg
 
     def close_masked_input(self, exclude: Mapping[int, str] | None = None) -> dict[int, ConsistencyRequest | UnmaskRequest]:
@@ -335,9 +417,10 @@ class SecAggServer:
         """
         self._accept(msg, ConsistencySignature, ServerStage.CONSISTENCY, self._signatures)
         if msg.sender not in self._verify_keys:
-            raise AuthenticationFailed(f"no verify key for client {msg.sender}")
+            raise AuthenticationFailed(f"no verify key for client {msg.sender}", blamed=(msg.sender,))
         verify_signature(self._verify_keys[msg.sender], msg.signature,
-                         consistency_transcript(self.round_id, self.graph_seed, self._u3), f"client {msg.sender}")
+                         consistency_transcript(self.round_id, self.graph_seed, self._u3), f"client {msg.sender}",
+                         blamed=(msg.sender,))
         self._signatures[msg.sender] = msg.signature
 
     def close_consistency(self) -> dict[int, UnmaskRequest]:
@@ -362,17 +445,75 @@ class SecAggServer:
         req = self._requests[msg.sender]
         want = {v: SELF_MASK_SHARE for v in req.survivors if v in self._holders(msg.sender)}
         want.update({v: MASK_KEY_SHARE for v in req.dropped})
-        if {peer: kind for peer, kind, _ in msg.shares} != want:
-            raise ProtocolViolation(f"server: client {msg.sender}'s shares do not answer the request")
+        peers = [peer for peer, _, _ in msg.shares]
+        # a holder may leave out a peer whose share bundle failed its checks (a dealer fault it
+        # could not repair), but it may not answer what was not asked
+        if len(set(peers)) != len(peers) or any(want.get(peer) != kind for peer, kind, _ in msg.shares):
+            raise ProtocolViolation(f"server: client {msg.sender}'s shares do not answer the request",
+                                    blamed=(msg.sender,), reason="unrequested_shares")
         self._responses[msg.sender] = msg
+
+    def _commitment(self, dealer: int, holder: int, kind: int) -> bytes | None:
+        """The dealer's commitment to the share of ``kind`` it sent ``holder`` (None: its own share)."""
+        blob = dict(self._share_msgs[dealer].ciphertexts).get(holder)
+        if blob is None:
+            return None
+        cs = blob[-2 * SHARE_COMMITMENT_BYTES:]
+        return cs[:SHARE_COMMITMENT_BYTES] if kind == MASK_KEY_SHARE else cs[SHARE_COMMITMENT_BYTES:]
+
+    def _rebuild(self, dealer: int, kind: int, shares: dict[int, int], check, wrong: dict[int, str]) -> int:
+        """The dealer's secret from the shares that pass their commitments, or an error to raise.
+
+        Shares of other holders are checked against the dealer's commitments; holders whose
+        share differs are added to ``wrong`` and their shares ignored. The first ``t`` shares that
+        pass (by holder id) give the secret; the dealer's own share, which has no commitment, is
+        used only when ``t - 1`` others pass. ``check(secret)`` is the oracle (public key or seed
+        commitment).
+
+        Returns:
+          The secret, or an :class:`UnrecoverableSecret` / :class:`DealerFault` (not raised, so
+          that the caller can first check every secret and blame every faulty holder).
+        """
+        t = self.params.threshold
+        name = "self_mask" if kind == SELF_MASK_SHARE else "mask_key"
+        good, bad = [], []
+        for holder in sorted(shares):
+            expected = self._commitment(dealer, holder, kind)
+            if expected is None:
+                continue  # the dealer's own share
+            if share_commitment(self.round_id, dealer, holder, kind, shares[holder]) == expected:
+                good.append(holder)
+            else:
+                bad.append(holder)
+        for holder in bad:
+            wrong[holder] = "wrong_share"
+        if len(good) >= t:
+            secret = reconstruct_secret({h: shares[h] for h in good[:t]}, t)
+            # every share used is the one the dealer committed to: a mismatch is the dealer's fault
+            return secret if check(secret) else DealerFault(dealer, name)
+        if len(good) == t - 1 and dealer in shares:
+            secret = reconstruct_secret({h: shares[h] for h in good + [dealer]}, t)
+            if check(secret):
+                return secret
+            wrong[dealer] = "wrong_share"  # its own share, or its own sharing: the same client
+        return UnrecoverableSecret(dealer, name, len(good), t)
 
     def finish(self) -> SumResult:
         """Reconstruct the secrets needed, remove all masks, and return the sum.
 
+        Each revealed share is checked against the commitment its dealer sent with it in step 1:
+        a holder whose share differs is named in :attr:`SumResult.blamed` and its shares are
+        ignored; the secret is rebuilt from ``t`` shares that pass. The result is exact as long
+        as every secret keeps ``t`` such shares.
+
         Raises:
-          TooFewSurvivors: a secret has fewer than ``t`` shares.
-          AuthenticationFailed: a reconstructed secret does not match its public key or
-            commitment (a client sent a wrong share).
+          UnrecoverableSecret: a secret has fewer than ``t`` shares that pass their commitments
+            (a :class:`TooFewSurvivors` and a ``RoundFailed``; ``blamed``: the holders of wrong
+            shares).
+          DealerFault: ``t`` shares that pass their commitments rebuild a secret that does not
+            match the dealer's public key or seed commitment (``blamed``: the dealer).
+
+        A failed ``finish`` changes no state.
         """
         self._expect(ServerStage.UNMASK, "finish")
         p = self.params
@@ -381,22 +522,25 @@ class SecAggServer:
         for holder, resp in self._responses.items():
             for peer, kind, value in resp.shares:
                 (b_shares if kind == SELF_MASK_SHARE else s_shares)[peer][holder] = value
-        for table in (b_shares, s_shares):
-            for u, shares in table.items():
-                if len(shares) < p.threshold:
-                    raise TooFewSurvivors("unmask", len(shares), p.threshold, f"shares of client {u}")
-        seeds = {}
-        for u, shares in b_shares.items():
-            seed = reconstruct_secret(shares, p.threshold).to_bytes(32, "big")
-            if self_mask_commitment(self.round_id, u, seed) != self._share_msgs[u].b_commitment:
-                raise AuthenticationFailed(f"server: reconstructed self-mask seed of client {u} does not match its commitment")
-            seeds[u] = seed
-        mask_keys = {}
-        for u, shares in s_shares.items():
-            key = AgreementKey(reconstruct_secret(shares, p.threshold).to_bytes(32, "big"))
-            if key.public_bytes != self._keys[u].s_pk:
-                raise AuthenticationFailed(f"server: reconstructed mask key of client {u} does not match its public key")
-            mask_keys[u] = key
+        wrong: dict[int, str] = {}
+
+        def seed_ok(u):
+            return lambda v: not v >> 256 and self_mask_commitment(self.round_id, u, v.to_bytes(32, "big")) == self._share_msgs[u].b_commitment
+
+        def key_ok(u):
+            return lambda v: not v >> 256 and AgreementKey(v.to_bytes(32, "big")).public_bytes == self._keys[u].s_pk
+
+        seeds = {u: self._rebuild(u, SELF_MASK_SHARE, shares, seed_ok(u), wrong) for u, shares in sorted(b_shares.items())}
+        keys = {u: self._rebuild(u, MASK_KEY_SHARE, shares, key_ok(u), wrong) for u, shares in sorted(s_shares.items())}
+        failures = [v for v in (*seeds.values(), *keys.values()) if isinstance(v, Exception)]
+        dealers = [e for e in failures if isinstance(e, DealerFault)]
+        if dealers:
+            raise dealers[0]
+        if failures:  # fail closed, naming every holder found answering wrongly in this round
+            first = failures[0]
+            raise UnrecoverableSecret(first.client, first.kind, first.have, first.need, blamed=wrong)
+        seeds = {u: v.to_bytes(32, "big") for u, v in seeds.items()}
+        mask_keys = {u: AgreementKey(v.to_bytes(32, "big")) for u, v in keys.items()}
         # unmask: acc = sum y_u - sum PRG(b_u) - sum_{dropped u} sum_{v in U3 cap N(u)} sign(v, u) PRG(s_uv)
         dtype = ring_dtype(p.mask_bits)
         acc = np.zeros(self.dim, dtype=dtype)
@@ -422,4 +566,5 @@ class SecAggServer:
         for u in self._eligible - set(self._responses):
             self.late[u] = "unmask"
         self.stage = ServerStage.DONE
-        return SumResult(acc, tuple(a % q for a in facc), self._u3, dict(self.dropped), dict(self.late))
+        self.blamed = dict(sorted(wrong.items()))
+        return SumResult(acc, tuple(a % q for a in facc), self._u3, dict(self.dropped), dict(self.late), dict(self.blamed))

@@ -29,11 +29,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
+from fl.aggregation.base import InvalidUpdate, screen
 
 from rangeproof.labels import SECAGG_ROUND_ID
 
 from .driver import DropoutPlan, run_round
-from .errors import ConfigError, DropoutBudgetExceeded, TooFewSurvivors
+from .errors import ConfigError, DealerFault, DropoutBudgetExceeded, TooFewSurvivors, UnrecoverableSecret
 from .params import (
     P256_ORDER,
     SecAggParams,
@@ -119,6 +120,20 @@ def _ring_inputs(messages: Sequence[ClientMessage], bits: int, who: str) -> tupl
     return out, signed
 
 
+def _in_ring(bits: int, who: str):
+    """A :func:`~fl.aggregation.screen` check: unsigned entries must lie in ``[0, 2^k)``.
+
+    An honest client's quantization never leaves the ring; a vector that does is that client's
+    fault (it is excluded, reason ``"out_of_range"``), in the secure sum and its twin alike.
+    """
+    def check(m: ClientMessage) -> None:
+        v = m.vector
+        if v.dtype.kind == "u" and bits < 64 and v.size and int(v.max()) >> bits:
+            raise InvalidUpdate(f"{who}: client {m.client_id}: entries outside [0, 2^{bits})",
+                                blamed=(m.client_id,), reason="out_of_range")
+    return check
+
+
 def _field_vectors(messages: Sequence[ClientMessage], q: int, who: str) -> list[list[int]] | None:
     have = [FIELD_VECTOR_KEY in m.extras for m in messages]
     if not any(have):
@@ -201,6 +216,7 @@ class ModularPlainSum(Aggregator):
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> SecureSumResult:
         if not messages:
             raise RoundFailed("no_clients", "no client message reached the server")
+        messages, excluded = screen(messages, ctx, self.name, _in_ring(self.bits, self.name))
         vectors, signed = _ring_inputs(messages, self.bits, self.name)
         fields = _field_vectors(messages, self.field_modulus, self.name)
         dtype = ring_dtype(self.bits)
@@ -217,6 +233,7 @@ class ModularPlainSum(Aggregator):
             vector=acc,
             included=[m.client_id for m in messages],
             weight_total=float(sum(m.weight for m in messages)),
+            rejected=excluded,
             field_sum=field_sum,
             field_modulus=self.field_modulus,
         )
@@ -335,6 +352,12 @@ class SecureSum(Aggregator):
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> SecureSumResult:
         if len(messages) < 3:  # with two clients each would learn the other's input from the sum
             raise RoundFailed("secagg_too_few", f"secure sum needs at least 3 clients, got {len(messages)}")
+        # a vector outside the ring is its client's fault: that client is left out (the twin
+        # does the same); in a deployment it would be a dropout, the protocol reduces mod 2^k
+        messages, excluded = screen(messages, ctx, self.name, _in_ring(self.bits, self.name))
+        if len(messages) < 3:
+            raise RoundFailed("secagg_too_few", f"secure sum needs at least 3 clients, got {len(messages)}",
+                              blamed=excluded)
         vectors, signed = _ring_inputs(messages, self.bits, self.name)
         ring = {m.client_id: v for m, v in zip(messages, vectors)}
         fields = _field_vectors(messages, self.field_modulus, self.name)
@@ -360,6 +383,9 @@ class SecureSum(Aggregator):
                 out.update({pid[c]: str(r) for c, r in extra.items() if c in pid})
             return out
 
+        # a cheater may play the protocol with its own client class (built on SecAggClient)
+        client_types = {p: m.adversary.secagg_client for p, m in by_pid.items()
+                        if getattr(m.adversary, "secagg_client", None) is not None}
         round_id = hashlib.sha256(SECAGG_ROUND_ID + ctx.derive_seed("secagg_round_id").to_bytes(8, "big")).digest()[:16]
         try:
             report = run_round(
@@ -370,7 +396,14 @@ class SecureSum(Aggregator):
                 exclude=exclude,
                 round_id=round_id,
                 seed=ctx.derive_seed("secagg_secrets") if self.deterministic_secrets else None,
+                client_types=client_types,
             )
+        except UnrecoverableSecret as exc:  # fewer than t honest holders: fail closed, name the liars
+            # the same class (a RoundFailed), with the pipeline's client ids instead of protocol ids
+            raise UnrecoverableSecret(by_pid[exc.client].client_id, exc.kind, exc.have, exc.need,
+                                      blamed=[by_pid[p].client_id for p in exc.blamed]) from exc
+        except DealerFault as exc:
+            raise DealerFault(by_pid[exc.client].client_id, exc.kind) from exc
         except TooFewSurvivors as exc:
             raise RoundFailed("secagg_too_few", f"secure aggregation failed: {exc}") from exc
         except DropoutBudgetExceeded as exc:
@@ -379,8 +412,15 @@ class SecureSum(Aggregator):
         survivors = set(res.survivors)
         included = [m for m in messages if pid[m.client_id] in survivors]
         rejected = {by_pid[p].client_id: (r if r.startswith("excluded") else f"dropped at {r}") for p, r in res.dropped.items()}
+        for p, exc in report.server_refusals.items():  # a message the server refused: name why
+            if by_pid[p].client_id in rejected and not rejected[by_pid[p].client_id].startswith("excluded"):
+                rejected[by_pid[p].client_id] = f"excluded: {exc.reason}"
+        rejected.update(excluded)
         for cid, why in sorted(rejected.items()):
             ctx.events.append(f"secure_sum: client {cid} {why}")
+        for p, why in sorted(res.blamed.items()):  # in the sum, but its unmasking answer was wrong
+            ctx.events.append(f"secure_sum: client {by_pid[p].client_id} blamed ({why}); its shares were ignored")
+        ctx.record("secagg_blamed", len(res.blamed))
         ctx.record("secagg_upload_bytes_mean", float(np.mean([report.upload_bytes[p] for p in by_pid])))
         ctx.record("secagg_threshold", params.threshold)
         ctx.record("secagg_survivors", len(included))

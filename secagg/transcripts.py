@@ -9,9 +9,15 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from rangeproof.labels import SECAGG_ADVERTISE, SECAGG_CONSISTENCY, SECAGG_SELF_MASK_COMMITMENT
+from rangeproof.labels import SECAGG_ADVERTISE, SECAGG_CONSISTENCY, SECAGG_SELF_MASK_COMMITMENT, SECAGG_SHARE_COMMITMENT
 
-__all__ = ["advertise_transcript", "consistency_transcript", "self_mask_commitment", "CONSISTENCY_LABEL"]
+__all__ = [
+    "advertise_transcript", "consistency_transcript", "self_mask_commitment", "share_commitment", "CONSISTENCY_LABEL",
+    "SHARE_COMMITMENT_BYTES",
+]
+
+#: bytes of one share commitment (SHA-256)
+SHARE_COMMITMENT_BYTES = 32
 
 #: what an active-variant client signs in step 3: the round, the graph seed and U3
 CONSISTENCY_LABEL = SECAGG_CONSISTENCY
@@ -46,3 +52,22 @@ def self_mask_commitment(round_id: bytes, client: int, seed: bytes) -> bytes:
     """SHA-256 commitment to the self-mask seed b_u (checked after reconstruction)."""
     _check(round_id, seed=(seed, 32))
     return hashlib.sha256(SECAGG_SELF_MASK_COMMITMENT + round_id + struct.pack(">H", client) + seed).digest()
+
+
+def share_commitment(round_id: bytes, dealer: int, holder: int, kind: int, share: int) -> bytes:
+    """SHA-256 commitment to the share of ``dealer``'s secret of ``kind`` held by ``holder``.
+
+    The dealer sends one per share with its ciphertexts (``ShareKeys``); the holder checks the
+    share it decrypts against it, and the server checks each share revealed in unmasking against
+    it, so a holder that reveals another value is named and its share ignored. The share is
+    written in 33 bytes (it is below the Shamir prime ``2^256 + 297``). Hiding rests on the
+    secret's 256 bits of entropy: with the t - 1 shares a coalition holds, each commitment lets it
+    test a guess of the whole secret, which the public key (``s``) or the seed commitment (``b``)
+    already allow (``docs/secagg.md#share-commitments``).
+    """
+    _check(round_id)
+    if not 0 <= share < (1 << 264):
+        raise ValueError("share: expected a 33-byte integer")
+    return hashlib.sha256(
+        SECAGG_SHARE_COMMITMENT + round_id + struct.pack(">HHB", dealer, holder, kind) + share.to_bytes(33, "big")
+    ).digest()

@@ -125,12 +125,15 @@ def test_bad_bounds_and_bad_vectors_are_refused(stage):
     for bound in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="bound"):
             stage(PlainSum(), bound)
-    with pytest.raises(ValueError, match="non-finite") as info:
+    with pytest.raises(RoundFailed) as info:  # nobody left: a failed round, not a crash of the run
         stage(PlainSum(), 1.0).aggregate(msgs([np.nan, 1]), ctx())
-    # a failed round (the simulation keeps the model), not a crash of the run
-    assert isinstance(info.value, RoundFailed) and info.value.reason == "malformed_update"
-    with pytest.raises(ValueError, match="non-finite"):  # one bad client among good ones
-        stage(PlainSum(), 1.0).aggregate(msgs([0.1, 0.2], [np.inf, 1]), ctx())
+    assert info.value.reason == "all_rejected" and info.value.blamed == (0,)
+    # one bad client among good ones: excluded and named, the round goes on with the others
+    c = ctx()
+    out = stage(PlainSum(), 1.0).aggregate(msgs([0.1, 0.2], [np.inf, 1], [0.3, 0.4]), c)
+    assert out.rejected == {1: "malformed_update"} and sorted(out.included) == [0, 2]
+    np.testing.assert_allclose(out.vector, [0.4, 0.6], rtol=1e-6)
+    assert any("client 1 excluded (malformed_update)" in e for e in c.events)
     with pytest.raises(ValueError, match="quantization"):
         stage(PlainSum(), 1.0).aggregate([ClientMessage(0, np.array([1, 2], np.uint32))], ctx())
 

@@ -43,3 +43,23 @@ def test_sparse_active_refused_unless_unsafe_opt_in(capsys):
     record = json.loads(captured.out.strip().splitlines()[-1])
     assert record["unsafe_sparse_active"] is True and record["exact"] is True
     assert "WARNING" in captured.err
+
+
+def test_bad_shares_blamed_and_exact(capsys):
+    """``--bad-shares K``: the K liars are named (sorted), the sum stays exact, and the same run
+    measures the round without them (``honest``, ``server_s_ratio_bad_shares``)."""
+    assert main(["--clients", "9", "--dim", "40", "--bad-shares", "2", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["exact"] is True and record["bad_shares"] == 2
+    assert len(record["blamed"]) == 2 and record["blamed"] == sorted(record["blamed"])
+    assert record["honest"]["blamed"] == [] and record["honest"]["exact"] is True
+    assert record["server_s_ratio_bad_shares"] > 0
+
+
+def test_too_many_bad_shares_fail_closed(capsys):
+    # 9 clients, t = 7: a liar's own secret keeps 9 - k honest shares; k = 3 leaves 6 < 7
+    assert main(["--clients", "9", "--dim", "40", "--bad-shares", "3", "--json"]) == 1
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["failed"] == "too_few_valid_shares" and record["exact"] is False and len(record["blamed"]) == 3
+    with pytest.raises(SystemExit):
+        main(["--clients", "9", "--dim", "40", "--bad-shares", "10"])

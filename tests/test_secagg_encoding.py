@@ -20,6 +20,7 @@ from secagg.messages import (
     MASK_KEY_SHARE,
     MESSAGE_TYPES,
     SELF_MASK_SHARE,
+    SHARE_BLOB_BYTES,
     SHARE_CIPHERTEXT_BYTES,
     AdvertiseKeys,
     ConsistencyRequest,
@@ -27,7 +28,9 @@ from secagg.messages import (
     KeysBroadcast,
     MaskedInput,
     PeerKeys,
+    MaskRequest,
     SharesDelivery,
+    SharesReceipt,
     ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
@@ -37,7 +40,7 @@ from secagg.shamir import SHARE_PRIME
 
 R = bytes(range(16))
 K1, K2, SIG = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 64
-CT = bytes([4]) * SHARE_CIPHERTEXT_BYTES
+CT = bytes([4]) * SHARE_BLOB_BYTES
 
 SAMPLES = {
     "advertise": AdvertiseKeys(R, 3, K1, K2, SIG),
@@ -52,6 +55,9 @@ SAMPLES = {
     "consistency-sig": ConsistencySignature(R, 2, SIG),
     "unmask-req": UnmaskRequest(R, 2, (1, 2, 5), (3,), ((1, SIG), (2, SIG))),
     "unmask-resp": UnmaskResponse(R, 2, ((1, SELF_MASK_SHARE, 7), (3, MASK_KEY_SHARE, SHARE_PRIME - 1))),
+    "receipt": SharesReceipt(R, 4, (1, 3)),
+    "receipt-empty": SharesReceipt(R, 4, ()),
+    "mask-req": MaskRequest(R, 2, (5,)),
 }
 
 

@@ -17,7 +17,9 @@ from secagg.errors import (
     RefusedRequest,
     ReplayedMessage,
     TooFewSurvivors,
+    UnrecoverableSecret,
 )
+from rangeproof.blame import RoundFailed
 from secagg.keys import SigningKey
 from secagg.messages import MASK_KEY_SHARE, SELF_MASK_SHARE, UnmaskRequest, decode_message
 from secagg.params import SecAggParams
@@ -94,28 +96,51 @@ def _flip(data: bytes, pos: int) -> bytes:
 
 # -- share ciphertexts -------------------------------------------------------------------------
 
-def test_tampered_share_ciphertext_rejected_state_unchanged():
+def test_tampered_share_ciphertext_disputed_not_fatal():
+    """A share bundle that does not verify costs its dealer that share, never the holder its
+    place: the holder masks as usual, records the dispute and reveals nothing of that dealer."""
     r = Round()
     deliveries = r.share()
     m = deliveries[1]
     sender, ct = m.ciphertexts[0]
     bad = dataclasses.replace(m, ciphertexts=((sender, _flip(ct, 10)),) + m.ciphertexts[1:])
-    snap = _snapshot(r.clients[1])
-    with pytest.raises(AuthenticationFailed):
-        r.clients[1].masked_input(bad, r.x[1])
-    assert _same(r.clients[1], snap) and r.clients[1].stage is ClientStage.MASKED_INPUT
-    r.clients[1].masked_input(m, r.x[1])  # the genuine message is still accepted
+    masked = r.clients[1].masked_input(bad, r.x[1])
+    assert r.clients[1].disputed == {sender: "share_ciphertext_invalid"}
+    assert r.clients[1].stage is ClientStage.UNMASK
+    r.server.receive_masked_input(r.wire(masked))
+    for u in (2, 3, 4, 5):
+        r.server.receive_masked_input(r.wire(r.clients[u].masked_input(deliveries[u], r.x[u])))
+    reqs = {u: r.wire(q) for u, q in r.server.close_masked_input().items()}
+    answer = r.clients[1].unmask(reqs[1])
+    assert sender not in {peer for peer, _, _ in answer.shares} and len(answer.shares) == 4
+    for u in (2, 3, 4, 5):
+        r.server.receive_unmask(r.wire(r.clients[u].unmask(reqs[u])))
+    r.server.receive_unmask(r.wire(answer))
+    res = r.server.finish()
+    assert res.blamed == {} and res.survivors == (1, 2, 3, 4, 5)
+    assert np.array_equal(res.vector, sum(r.x[u].astype(np.uint64) for u in range(1, 6)).astype(np.uint32))
 
 
-def test_misrouted_ciphertext_rejected():
+def test_commitment_mismatch_disputed():
+    """A bundle that decrypts but differs from the dealer's share commitments is a dispute too."""
+    r = Round()
+    deliveries = r.share()
+    m = deliveries[1]
+    sender, blob = m.ciphertexts[0]
+    bad = dataclasses.replace(m, ciphertexts=((sender, blob[:-1] + bytes([blob[-1] ^ 1])),) + m.ciphertexts[1:])
+    r.clients[1].masked_input(bad, r.x[1])
+    assert r.clients[1].disputed == {sender: "share_commitment_mismatch"}
+
+
+def test_misrouted_ciphertext_disputed():
     r = Round()
     deliveries = r.share()
     # client 3's ciphertext to client 2, relabelled as a ciphertext to client 1
     ct_3_to_2 = dict(deliveries[2].ciphertexts)[3]
     m = deliveries[1]
     bad = dataclasses.replace(m, ciphertexts=tuple((s, ct_3_to_2 if s == 3 else c) for s, c in m.ciphertexts))
-    with pytest.raises(AuthenticationFailed):
-        r.clients[1].masked_input(bad, r.x[1])
+    r.clients[1].masked_input(bad, r.x[1])
+    assert r.clients[1].disputed == {3: "share_ciphertext_invalid"}
 
 
 def test_wrong_peer_key_in_broadcast_rejected():
@@ -130,10 +155,9 @@ def test_wrong_peer_key_in_broadcast_rejected():
     for u in r.params.client_ids:
         r.server.receive_share_keys(r.wire(r.clients[u].share_keys(bad if u == 1 else bcasts[u])))
     deliveries = r.server.close_share_keys()
-    snap = _snapshot(r.clients[1])
-    with pytest.raises(AuthenticationFailed):  # client 2's shares were made with its real key
-        r.clients[1].masked_input(deliveries[1], r.x[1])
-    assert _same(r.clients[1], snap)
+    # client 2's shares were made with its real key: client 1 cannot open them, and disputes them
+    r.clients[1].masked_input(deliveries[1], r.x[1])
+    assert r.clients[1].disputed == {2: "share_ciphertext_invalid"}
 
 
 def test_own_keys_altered_rejected():
@@ -242,16 +266,35 @@ def test_below_threshold_request_refused():
         r.clients[1].unmask(dataclasses.replace(req, survivors=(1, 2), dropped=()))
 
 
+def _lie(resp):
+    return dataclasses.replace(resp, shares=tuple((p, k, (v + 1) % (1 << 256)) for p, k, v in resp.shares))
+
+
 def test_wrong_share_from_a_client_detected():
+    """A holder that returns wrong shares is named and its shares ignored; the round goes on and
+    its sum is exact (client 5 dropped after sharing keys: its mask key is rebuilt too)."""
     r = Round(n=5, t=3)
     reqs = r.to_unmask(skip=(5,))
     for u, req in reqs.items():
         resp = r.clients[u].unmask(req)
-        if u == 1:  # client 1 lies about its shares
-            resp = dataclasses.replace(resp, shares=tuple((p, k, (v + 1) % (1 << 256)) for p, k, v in resp.shares))
-        r.server.receive_unmask(resp)
-    with pytest.raises(AuthenticationFailed):
+        r.server.receive_unmask(r.wire(_lie(resp) if u == 1 else resp))  # client 1 lies about its shares
+    res = r.server.finish()
+    assert res.blamed == {1: "wrong_share"} and res.survivors == (1, 2, 3, 4)
+    assert np.array_equal(res.vector, sum(r.x[u].astype(np.uint64) for u in (1, 2, 3, 4)).astype(np.uint32))
+
+
+def test_wrong_shares_below_threshold_fail_closed_naming_the_liars():
+    r = Round(n=5, t=3)
+    reqs = r.to_unmask(skip=(5,))
+    for u, req in reqs.items():
+        resp = r.clients[u].unmask(req)
+        r.server.receive_unmask(r.wire(_lie(resp) if u in (1, 2) else resp))
+    snap = _snapshot(r.server)
+    with pytest.raises(UnrecoverableSecret) as info:
         r.server.finish()
+    assert isinstance(info.value, RoundFailed) and isinstance(info.value, TooFewSurvivors)
+    assert info.value.blamed == (1, 2) and info.value.reason == "too_few_valid_shares"
+    assert _same(r.server, snap)
 
 
 def test_failed_finish_changes_no_server_state():
@@ -261,13 +304,11 @@ def test_failed_finish_changes_no_server_state():
         if u == 4:  # client 4 never answers: it would be recorded as late by a successful finish
             continue
         resp = r.clients[u].unmask(req)
-        if u == 1:
-            resp = dataclasses.replace(resp, shares=tuple((p, k, (v + 1) % (1 << 256)) for p, k, v in resp.shares))
-        r.server.receive_unmask(resp)
+        r.server.receive_unmask(_lie(resp) if u == 1 else resp)
     snap = _snapshot(r.server)
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(UnrecoverableSecret):  # 2 honest answers of 3 needed
         r.server.finish()
-    assert _same(r.server, snap) and r.server.late == {}
+    assert _same(r.server, snap) and r.server.late == {} and r.server.blamed == {}
 
 
 @pytest.mark.parametrize("step", ["advertise", "share", "masked"])

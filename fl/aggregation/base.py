@@ -26,6 +26,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from rangeproof.blame import AggregationError, InvalidUpdate, RoundFailed  # project-wide classes (re-exported)
+
 __all__ = [
     "AggregationError",
     "RoundFailed",
@@ -35,22 +37,10 @@ __all__ = [
     "Aggregator",
     "Stage",
     "ClientAdversary",
+    "InvalidUpdate",
+    "screen",
+    "with_rejected",
 ]
-
-
-class AggregationError(Exception):
-    """Base class of every error raised by the aggregation pipeline."""
-
-
-class RoundFailed(AggregationError):
-    """The round cannot produce an aggregate (too few clients, failed binding check, ...).
-
-    The server must not update the model. ``reason`` is a short machine-readable tag.
-    """
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclasses.dataclass
@@ -183,8 +173,50 @@ class Stage(Aggregator):
         return message.adversary.client_step(self, message, ctx, self.client)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        prepared = [self.run_client(m, ctx) for m in messages]
-        return self.server(self.inner.aggregate(prepared, ctx), ctx)
+        # a client whose half cannot produce a valid message (InvalidUpdate) is left out
+        prepared, excluded = screen(messages, ctx, self.name, lambda m: self.run_client(m, ctx))
+        return with_rejected(self.server(self.inner.aggregate(prepared, ctx), ctx), excluded)
 
     def describe(self) -> list[str]:
         return [repr(self), *self.inner.describe()]
+
+
+def screen(messages: Sequence[ClientMessage], ctx: RoundContext, who: str,
+           check: Callable[[ClientMessage], "ClientMessage | None"]) -> tuple[list[ClientMessage], dict[int, str]]:
+    """Exclude, don't abort: run ``check`` on each message and leave out those it refuses.
+
+    Args:
+      messages: the round's messages.
+      ctx: the round (each exclusion is logged in ``ctx.events``).
+      who: the stage name, for the log.
+      check: returns the message to keep (or ``None``: keep it unchanged), or raises
+        :class:`~rangeproof.blame.InvalidUpdate` for a client that must be left out.
+
+    Returns:
+      ``(kept, {client_id: reason})``, in the input order.
+
+    Raises:
+      RoundFailed: (reason ``"all_rejected"``) every message was refused; ``blamed`` names them all.
+    """
+    kept: list[ClientMessage] = []
+    rejected: dict[int, str] = {}
+    for m in messages:
+        try:
+            out = check(m)
+        except InvalidUpdate as exc:
+            rejected[m.client_id] = exc.reason
+            ctx.events.append(f"{who}: client {m.client_id} excluded ({exc.reason})")
+            continue
+        kept.append(m if out is None else out)
+    if messages and not kept:
+        raise RoundFailed("all_rejected", f"{who}: every client's update was refused", blamed=rejected)
+    return kept, rejected
+
+
+def with_rejected(result: AggregateResult, rejected: dict[int, str]) -> AggregateResult:
+    """``result`` with ``rejected`` added to its ``rejected`` (the inner stages' reasons win)."""
+    if not rejected:
+        return result
+    merged = dict(rejected)
+    merged.update(result.rejected)
+    return result.replace(rejected=merged)

@@ -30,7 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
+from rangeproof.blame import InvalidUpdate
+
+from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage, screen, with_rejected
 
 __all__ = [
     "ClientClipStage",
@@ -48,15 +50,18 @@ __all__ = [
 ATTACKER_EXTRA = "attacker"
 
 
-class MalformedUpdate(RoundFailed, ValueError):
-    """A client's float update is not finite: no norm can be checked, the round fails closed.
+class MalformedUpdate(InvalidUpdate, ValueError):
+    """A client's float update is not finite: no norm can be checked, so that client is left out.
 
-    A :class:`RoundFailed` (reason ``"malformed_update"``), so the simulation keeps the model as
-    it was instead of stopping the run; also a ``ValueError`` for callers that check values.
+    An :class:`~rangeproof.blame.InvalidUpdate` (reason ``"malformed_update"``, ``blamed``: the
+    client): the stages exclude the client and the round goes on with the others; also a
+    ``ValueError`` for callers that check values.
     """
 
-    def __init__(self, message: str):
-        super().__init__("malformed_update", message)
+    reason = "malformed_update"
+
+    def __init__(self, message: str, client: int | None = None):
+        super().__init__(message, blamed=() if client is None else (client,))
 
 
 def l2_norm(vector: np.ndarray) -> float:
@@ -97,7 +102,7 @@ def _check_float(stage: str, m: ClientMessage) -> None:
             "norm stages need the flat float update (place them outside quantization)"
         )
     if not np.all(np.isfinite(m.vector)):
-        raise MalformedUpdate(f"{stage}: client {m.client_id} sent a non-finite update")
+        raise MalformedUpdate(f"{stage}: client {m.client_id} sent a non-finite update", m.client_id)
 
 
 def record_norms(messages: Sequence[ClientMessage], ctx: RoundContext, norms: Sequence[float] | None = None) -> None:
@@ -142,12 +147,14 @@ class ClientClipStage(Stage):
         return message.replace(vector=clipped)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        prepared = [self.run_client(m, ctx) for m in messages]  # the honest half refuses non-finite updates
-        record_norms(messages, ctx)
-        clipped = sum(1 for before, after in zip(messages, prepared) if after.vector is not before.vector)
+        # the honest half refuses a non-finite update: that client is left out, the round goes on
+        prepared, excluded = screen(messages, ctx, self.name, lambda m: self.run_client(m, ctx))
+        sent = [m for m in messages if m.client_id not in excluded]
+        record_norms(sent, ctx)
+        clipped = sum(1 for before, after in zip(sent, prepared) if after.vector is not before.vector)
         ctx.record(f"{self.name}_bound", self.bound)
         ctx.record(f"{self.name}_clipped", clipped)
-        return self.server(self.inner.aggregate(prepared, ctx), ctx)
+        return with_rejected(self.server(self.inner.aggregate(prepared, ctx), ctx), excluded)
 
     def __repr__(self) -> str:
         return f"ClientClipStage(bound={self.bound})"
@@ -168,8 +175,7 @@ class ServerClipStage(Stage):
         self.bound = _check_bound("aggregation.server_clip", bound)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        for m in messages:
-            _check_float(self.name, m)
+        messages, excluded = screen(messages, ctx, self.name, lambda m: _check_float(self.name, m))
         norms = [l2_norm(m.vector) for m in messages]
         prepared, clipped = [], 0
         for m, norm in zip(messages, norms):
@@ -179,7 +185,7 @@ class ServerClipStage(Stage):
         record_norms(messages, ctx, norms)
         ctx.record(f"{self.name}_bound", self.bound)
         ctx.record(f"{self.name}_clipped", clipped)
-        return self.inner.aggregate(prepared, ctx)
+        return with_rejected(self.inner.aggregate(prepared, ctx), excluded)
 
     def __repr__(self) -> str:
         return f"ServerClipStage(bound={self.bound})"
@@ -212,10 +218,9 @@ class ServerThresholdStage(Stage):
         self.zero_rejected = bool(zero_rejected)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        for m in messages:
-            _check_float(self.name, m)
+        messages, excluded = screen(messages, ctx, self.name, lambda m: _check_float(self.name, m))
         norms = [l2_norm(m.vector) for m in messages]
-        kept, rejected = [], {}
+        kept, rejected = [], dict(excluded)
         for m, norm in zip(messages, norms):
             if norm > self.bound:
                 rejected[m.client_id] = self.REASON
@@ -249,10 +254,9 @@ class NormProbeStage(Stage):
     name = "norm_probe"
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        for m in messages:
-            _check_float(self.name, m)
+        messages, excluded = screen(messages, ctx, self.name, lambda m: _check_float(self.name, m))
         record_norms(messages, ctx)
-        return self.inner.aggregate(messages, ctx)
+        return with_rejected(self.inner.aggregate(messages, ctx), excluded)
 
     def __repr__(self) -> str:
         return "NormProbeStage()"

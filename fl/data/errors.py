@@ -1,10 +1,12 @@
 """Exceptions of the data layer: one base class, :class:`DataError`, and specific subclasses."""
 from __future__ import annotations
 
+from rangeproof.blame import SabreError
+
 __all__ = ["DataError", "DataFormatError", "DataDownloadError"]
 
 
-class DataError(Exception):
+class DataError(SabreError):
     """Base class of every error raised by :mod:`fl.data`.
 
     Raised directly for a path that does not exist or holds no format :mod:`fl.data` can read,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..client import SecAggClient
 from ..errors import MalformedMessage, SecAggError
-from ..messages import ConsistencyRequest, KeysBroadcast, SharesDelivery, UnmaskRequest, decode_message
+from ..messages import ConsistencyRequest, KeysBroadcast, MaskRequest, SharesDelivery, UnmaskRequest, decode_message
 from ..params import SecAggParams
 from ..prg import ring_dtype
 from ..steps import STEPS
@@ -60,7 +60,9 @@ async def run_client(
                 return client.stage.value
             if isinstance(msg, KeysBroadcast):
                 step, fn = "share_keys", lambda: client.share_keys(msg)
-            elif isinstance(msg, SharesDelivery):
+            elif isinstance(msg, SharesDelivery):  # step 2a: the receipt, then the mask request
+                step, fn = "masked_input", lambda: client.receipt(msg)
+            elif isinstance(msg, MaskRequest):
                 step, fn = "masked_input", lambda: client.masked_input(msg, vector)
             elif isinstance(msg, ConsistencyRequest):
                 step, fn = "consistency_check", lambda: client.consistency_check(msg)

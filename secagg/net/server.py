@@ -111,7 +111,7 @@ async def serve_round(
                 try:
                     msg = decode_message(data)
                     if getattr(msg, "sender", None) != u:
-                        raise ProtocolViolation(f"frame on client {u}'s connection claims another sender")
+                        raise ProtocolViolation(f"frame on client {u}'s connection claims another sender", blamed=(u,))
                     receive(msg)
                 except SecAggError as exc:
                     log(f"client {u} rejected: {exc!r}")
@@ -126,6 +126,9 @@ async def serve_round(
         drop_silent(out)
         await exchange(out, server.receive_share_keys)
         out = server.close_share_keys()
+        drop_silent(out)
+        await exchange(out, server.receive_receipt)  # step 2a: disputes, before anyone masks
+        out = server.close_receipts()
         drop_silent(out)
         await exchange(out, server.receive_masked_input)
         out = server.close_masked_input()

@@ -56,7 +56,7 @@ from secagg.masking import pairwise_mask_keys, self_mask_keys  # noqa: E402
 from secagg.params import SecAggParams  # noqa: E402
 from secagg.prg import expand_field, expand_ring  # noqa: E402
 from secagg.randomness import SeededRandom, randbelow  # noqa: E402
-from secagg.transcripts import advertise_transcript, consistency_transcript, self_mask_commitment  # noqa: E402
+from secagg.transcripts import advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment  # noqa: E402
 
 PATH = Path(__file__).with_name("derivations.json")
 
@@ -274,6 +274,8 @@ def secagg_section() -> dict:
         "advertise_transcript": hexlines(advertise_transcript(SA_ROUND, 3, bytes(32), bytes([1]) * 32)),
         "consistency_transcript": hexlines(consistency_transcript(SA_ROUND, SA_KEY32, (1, 3, 7))),
         "self_mask_commitment": self_mask_commitment(SA_ROUND, 3, SA_IKM).hex(),
+        "share_commitment 3->7 kind 1 share 2^256+296": share_commitment(SA_ROUND, 3, 7, 1, (1 << 256) + 296).hex(),
+        "share_commitment 3->7 kind 2 share 5": share_commitment(SA_ROUND, 3, 7, 2, 5).hex(),
         "encrypt_share key32 3->7": hexlines(encrypt_share(SA_KEY32, SA_ROUND, 3, 7, b"kat share bundle")),
         "SeededRandom(0) first 32 bytes": SeededRandom(0).bytes(32).hex(),
         "SeededRandom(2024) first 48 bytes": rng.bytes(48).hex(),

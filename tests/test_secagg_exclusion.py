@@ -1,0 +1,272 @@
+"""Exclude, don't abort: faulty clients are named and left out, the round goes on, exactly,
+while the protocol's guarantees allow it; past that it fails closed with a specific error.
+
+Rounds at n = 30, t = 16 (the issue's setting) with cheaters built on the real client code
+(``tests/secagg_cheaters.py``), combined with dropouts, in both variants. Each test also asserts
+on what the server holds: never a share of both secrets of one client.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+
+from rangeproof.blame import RoundFailed, SabreError
+from rangeproof.labels import SECAGG_SHARE_COMMITMENT
+from secagg.driver import DropoutPlan, run_round
+from secagg.errors import DealerFault, TooFewSurvivors, UnrecoverableSecret
+from secagg.messages import MASK_KEY_SHARE, SELF_MASK_SHARE
+from secagg.params import SecAggParams
+from secagg.transcripts import share_commitment
+
+from secagg_cheaters import LyingHolder, garbage_dealer, off_polynomial_dealer
+
+N, T, DIM = 30, 16, 5
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return {u: rng.integers(0, 2**32, DIM, dtype=np.uint64).astype(np.uint32) for u in range(1, N + 1)}
+
+
+def _sum(x, members):
+    return (sum(x[u].astype(np.uint64) for u in members) % 2**32).astype(np.uint32)
+
+
+def _never_both(report_or_server):
+    """No peer's two kinds of shares were both revealed (asserted on the server's holdings)."""
+    server = report_or_server
+    kinds: dict[int, set[int]] = {}
+    for resp in server._responses.values():
+        for peer, kind, _ in resp.shares:
+            kinds.setdefault(peer, set()).add(kind)
+    assert all(len(k) == 1 for k in kinds.values()), kinds
+
+
+class _Spy:
+    """Captures the server object ``run_round`` builds (to assert on what it holds)."""
+
+    def __init__(self, monkeypatch):
+        import secagg.driver as driver
+
+        self.server = None
+        real = driver.SecAggServer
+        spy = self
+
+        class Server(real):
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                spy.server = self
+
+        monkeypatch.setattr(driver, "SecAggServer", Server)
+
+
+def test_share_commitment_matches_its_specification():
+    rid = bytes(range(16))
+    want = hashlib.sha256(SECAGG_SHARE_COMMITMENT + rid + struct.pack(">HHB", 3, 7, 2) + (5).to_bytes(33, "big")).digest()
+    assert share_commitment(rid, 3, 7, 2, 5) == want
+    assert share_commitment(rid, 3, 7, 1, 5) != want and share_commitment(rid, 7, 3, 2, 5) != want
+
+
+# -- a holder returns wrong shares in unmasking --------------------------------------------------
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("dropped", [0, 2], ids=["no-dropout", "two-dropouts"])
+@pytest.mark.parametrize("many", [False, True], ids=["one-liar", "most-liars"])
+def test_wrong_shares_named_and_ignored_round_exact(monkeypatch, active, dropped, many):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(1)
+    drop = {u: "masked_input" for u in range(N - dropped + 1, N + 1)}  # shared keys, then gone
+    responders = N - dropped
+    k = responders - T if many else 1  # the most liars with t honest answers left for every secret
+    liars = set(range(3, 3 + 2 * k, 2))
+    report = run_round(params, x, dropout=DropoutPlan(drop), client_types={u: LyingHolder for u in liars}, seed=5)
+    res = report.result
+    assert set(res.blamed) == liars and set(res.blamed.values()) == {"wrong_share"}
+    survivors = [u for u in range(1, N + 1) if u not in drop]
+    assert res.survivors == tuple(survivors)
+    assert np.array_equal(res.vector, _sum(x, survivors))  # the liars' own inputs are in U3
+    _never_both(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+def test_one_liar_too_many_fails_closed_naming_the_liars(monkeypatch, active):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    liars = set(range(2, 2 + N - T + 1))  # 15: a liar's secret keeps 30 - 15 = 15 < t honest shares
+    with pytest.raises(UnrecoverableSecret) as info:
+        run_round(params, _inputs(2), client_types={u: LyingHolder for u in liars}, seed=6)
+    err = info.value
+    assert isinstance(err, RoundFailed) and isinstance(err, TooFewSurvivors) and isinstance(err, SabreError)
+    assert set(err.blamed) == liars and err.reason == "too_few_valid_shares"
+    assert spy.server.stage.value == "unmask" and spy.server.blamed == {}  # finish changed nothing
+    _never_both(spy.server)
+
+
+# -- a dealer whose shares fail their checks -----------------------------------------------------
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+def test_garbage_bundles_cost_the_dealer_shares_not_the_holders_their_place(monkeypatch, active):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(3)
+    victims = set(range(2, 2 + N - T))  # 14: dealer 1 keeps 29 - 14 + its own = 16 = t good shares
+    report = run_round(params, x, client_types={1: garbage_dealer(victims)}, seed=7)
+    res = report.result
+    assert report.client_errors == {} and res.survivors == tuple(range(1, N + 1))
+    assert np.array_equal(res.vector, _sum(x, range(1, N + 1)))
+    assert res.blamed == {}  # a dispute: the server cannot tell the dealer's fault from a holder's
+    _never_both(spy.server)
+    # the disputing holders revealed nothing of client 1
+    for v in victims:
+        assert all(peer != 1 for peer, _, _ in spy.server._responses[v].shares)
+
+
+def test_garbage_bundles_and_a_liar_together(monkeypatch):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T)
+    x = _inputs(4)
+    victims = set(range(2, 2 + 10))  # client 1 keeps 29 - 10 - 2 liars - 1 silent + its own = 17 good
+    types = {1: garbage_dealer(victims), 20: LyingHolder, 21: LyingHolder}
+    report = run_round(params, x, dropout=DropoutPlan({30: "unmask"}), client_types=types, seed=8)
+    res = report.result
+    assert set(res.blamed) == {20, 21}
+    assert np.array_equal(res.vector, _sum(x, range(1, N + 1)))
+    _never_both(spy.server)
+
+
+@pytest.mark.parametrize("kind", [SELF_MASK_SHARE, MASK_KEY_SHARE], ids=["self-mask", "mask-key"])
+def test_dealer_off_its_polynomial_blamed_fail_closed(monkeypatch, kind):
+    """Shares that match their commitments but not one polynomial: the dealer alone is at fault.
+    The round fails closed: the server never asks for its other secret."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T)
+    # the self-mask fault shows while client 1 survives; the mask-key fault once it has dropped
+    drop = {} if kind == SELF_MASK_SHARE else {1: "masked_input"}
+    with pytest.raises(DealerFault) as info:
+        run_round(params, _inputs(5), dropout=DropoutPlan(drop),
+                  client_types={1: off_polynomial_dealer({2, 3}, kind)}, seed=9)
+    assert info.value.blamed == (1,) and info.value.reason == "dealer_fault" and isinstance(info.value, RoundFailed)
+    _never_both(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("step", ["advertise_keys", "share_keys", "masked_input", "consistency_check", "unmask"])
+def test_liars_with_dropouts_at_each_step(monkeypatch, active, step):
+    if step == "consistency_check" and not active:
+        pytest.skip("the semi-honest variant has no consistency step")
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(6)
+    drop = {u: step for u in (27, 28, 29, 30)}
+    liars = {2, 9, 14}
+    report = run_round(params, x, dropout=DropoutPlan(drop), client_types={u: LyingHolder for u in liars}, seed=11)
+    res = report.result
+    assert set(res.blamed) == liars
+    in_sum = [u for u in range(1, N + 1) if u not in drop or step in ("consistency_check", "unmask")]
+    assert res.survivors == tuple(in_sum) and np.array_equal(res.vector, _sum(x, in_sum))
+    _never_both(spy.server)
+
+
+def test_a_server_that_fails_finish_cannot_ask_again():
+    """After a failed unmasking the honest clients have answered once: a second request (for the
+    other secrets) is refused, so failing a round never buys the server a second look."""
+    from secagg.client import SecAggClient
+    from secagg.errors import OutOfOrder
+    from secagg.messages import UnmaskRequest
+
+    params = SecAggParams(num_clients=N, threshold=T)
+    liars = set(range(2, 2 + N - T + 1))
+    made = {}
+
+    class Keep(SecAggClient):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made[self.id] = self
+
+    class KeepLiar(LyingHolder):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made[self.id] = self
+
+    with pytest.raises(UnrecoverableSecret):
+        run_round(params, _inputs(7), seed=12,
+                  client_types={u: (KeepLiar if u in liars else Keep) for u in range(1, N + 1)})
+    honest = made[1]
+    with pytest.raises(OutOfOrder):
+        honest.unmask(UnmaskRequest(honest.round_id, 1, tuple(range(1, N)), (N,), ()))
+
+
+# -- share receipts: a dealer with too few undisputed holders is left out before masking --------
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("victims", [15, 29], ids=["one-too-many", "everyone"])
+def test_dealer_with_too_few_good_bundles_left_out_before_masking(monkeypatch, active, victims):
+    """Bad bundles to more than |H| - t holders: the dealer is left out before anyone masks with
+    it (as if its ciphertexts had never been delivered); the round is exact over the others and
+    the server never asks for, nor receives, any share of it."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(8)
+    report = run_round(params, x, client_types={1: garbage_dealer(set(range(2, 2 + victims)))}, seed=13)
+    res = report.result
+    assert res.dropped == {1: "excluded: disputed_shares"} and res.blamed == {}
+    assert res.survivors == tuple(range(2, N + 1)) and np.array_equal(res.vector, _sum(x, range(2, N + 1)))
+    assert all(peer != 1 for resp in spy.server._responses.values() for peer, _, _ in resp.shares)
+    _never_both(spy.server)
+
+
+def test_exclusions_before_masking_cascade_and_combine_with_liars(monkeypatch):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T)
+    x = _inputs(9)
+    types = {1: garbage_dealer(set(range(2, 17))), 2: garbage_dealer(set(range(3, 18))), 20: LyingHolder}
+    report = run_round(params, x, dropout=DropoutPlan({30: "masked_input"}), client_types=types, seed=14)
+    res = report.result
+    assert res.dropped == {1: "excluded: disputed_shares", 2: "excluded: disputed_shares", 30: "masked_input"}
+    assert set(res.blamed) == {20}
+    members = range(3, 30)
+    assert res.survivors == tuple(members) and np.array_equal(res.vector, _sum(x, members))
+    _never_both(spy.server)
+
+
+def test_receipt_step_is_checked():
+    from secagg.client import SecAggClient
+    from secagg.errors import OutOfOrder, ProtocolViolation
+    from secagg.messages import MaskRequest, SharesReceipt, decode_message
+    from secagg.randomness import SeededRandom
+    from secagg.server import SecAggServer
+
+    def wire(m):
+        return decode_message(m.encode())
+
+    params = SecAggParams(num_clients=5, threshold=3)
+    rid = bytes(range(16))
+    clients = {u: SecAggClient(params, u, rid, rng=SeededRandom(u)) for u in params.client_ids}
+    server = SecAggServer(params, rid, 4)
+    for c in clients.values():
+        server.receive_advertise(wire(c.advertise_keys()))
+    for u, m in server.close_advertise().items():
+        server.receive_share_keys(wire(clients[u].share_keys(wire(m))))
+    deliveries = {u: wire(m) for u, m in server.close_share_keys().items()}
+    x = np.arange(4, dtype=np.uint32)
+    with pytest.raises(OutOfOrder):  # a mask request before the receipt
+        clients[1].masked_input(MaskRequest(rid, 1, ()), x)
+    with pytest.raises(ProtocolViolation) as info:  # disputing a bundle it was never sent
+        server.receive_receipt(SharesReceipt(rid, 2, (2,)))
+    assert info.value.blamed == (2,)
+    for u in (1, 2, 3, 4):
+        server.receive_receipt(wire(clients[u].receipt(deliveries[u])))
+    with pytest.raises(OutOfOrder):  # shares again after the receipt
+        clients[1].masked_input(deliveries[1], x)
+    with pytest.raises(OutOfOrder):  # masking before the server closed the receipts
+        server.receive_masked_input(clients[1].masked_input(MaskRequest(rid, 1, ()), x))
+    requests = server.close_receipts()
+    assert sorted(requests) == [1, 2, 3, 4]  # client 5 sent no receipt: dropped at masked_input
+    with pytest.raises(ProtocolViolation):  # excluding a client that never shared keys with it
+        clients[2].masked_input(MaskRequest(rid, 2, (2,)), x)
+    with pytest.raises(OutOfOrder):
+        server.receive_receipt(SharesReceipt(rid, 5, ()))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,7 +32,7 @@ from fl.rundir import RESUMABLE_KEYS, RunDirectory, RunLock, config_differences,
 from fl.sweep.spec import RunSpec, SweepSpec
 
 __all__ = ["run_sweep", "execute_run", "parse_resources", "SweepResult", "SweepFailed", "ENGINES",
-           "MANIFEST", "run_state"]
+           "MANIFEST", "run_state", "read_manifest"]
 
 ENGINES = ("local", "ray")
 MANIFEST = "sweep.json"
@@ -370,7 +369,3 @@ def read_manifest(out: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("settings"), list):
         raise ConfigError(f"{path}: not a sabre sweep manifest of format {_MANIFEST_FORMAT}")
     return data
-
-
-def _stderr(text: str) -> None:
-    print(f"sabre: {text}", file=sys.stderr)

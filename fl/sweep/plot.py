@@ -88,7 +88,7 @@ def plot_sweep(sweep_dir: str | Path, out: str | Path, *, title: str | None = No
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.3)
     seeds = manifest.get("seeds", [])
-    ax.set_title(title or f"{manifest.get('sweep', sweep_dir.name)}: {len(seeds)} seed(s)", fontsize="medium")
+    ax.set_title(title or f"{Path(str(manifest.get('sweep') or sweep_dir.name)).stem}: {len(seeds)} seed(s)", fontsize="medium")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="x-small", frameon=False)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

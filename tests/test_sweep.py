@@ -250,3 +250,13 @@ def test_bundled_sweeps_parse_and_keep_the_paper_settings(path):
         assert set(spec.fixed) == {"run.rounds"} and not spec.grid
         full = load_sweep(path.stem.removesuffix("_quick"))
         assert full.bases == spec.bases and full.seeds == spec.seeds
+
+
+def test_a_damaged_pin_does_not_stop_the_sweep(tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(load_sweep(write_sweep(tmp_path, rounds=2)), out, progress=False)
+    run = out / "runs" / "synthetic_small__client_lr=0.1" / "seed_0"
+    (run / "checkpoints" / "config.pin").write_text("damaged")
+    result = run_sweep(load_sweep(write_sweep(tmp_path, rounds=3, name="three.toml")), out, progress=False)
+    assert result.ran == 4
+    assert "pinned again from the config sealed in round_000002.pt" in (run / "run.log").read_text()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from fl.config import ConfigError, config_to_toml, parse_config, read_toml, tomllib
-from fl.rundir import RESUMABLE_KEYS, RunDirectory, RunLock, config_differences, read_pin, write_atomic
+from fl.rundir import RESUMABLE_KEYS, RunDirectory, RunDirError, RunLock, config_differences, read_pin, write_atomic
 from fl.sweep.spec import RunSpec, SweepSpec
 
 __all__ = ["run_sweep", "execute_run", "parse_resources", "SweepResult", "SweepFailed", "ENGINES",
@@ -128,7 +128,10 @@ def run_state(root: Path, spec: RunSpec) -> str:
     if not directory.config.is_file():
         raise ConfigError(f"{root}: not a run directory (no config.toml) and not empty; move it away "
                           f"to let the sweep run there")
-    pinned = read_pin(directory)
+    try:
+        pinned = read_pin(directory)
+    except RunDirError:  # a damaged pin: resume restores it from a checkpoint; compare config.toml
+        pinned = None
     if pinned is None:
         pinned = parse_config(read_toml(directory.config), source=directory.config)
     changed = config_differences(pinned, spec.config)

@@ -156,7 +156,7 @@ class BackdoorAdversary:
                 view, global_params, benign, mal_data, self.task.size,
                 self._seeds(round_index, 0xBAD, cfg.pgd_rounds),
                 rounds=cfg.pgd_rounds, bound=bound, malicious_steps=cfg.malicious_steps,
-                attacker_lr=cfg.attacker_lr, norm=self.norm_kind,
+                attacker_lr=cfg.attacker_lr, norm=self.norm_kind, benign_epochs=cfg.block_epochs,
             )
         return delta.detach().to("cpu", torch.float32)
 

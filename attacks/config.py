@@ -75,6 +75,10 @@ class AttackConfig:
       training: one of :data:`TRAININGS`, how the malicious model is trained.
       pgd_rounds: PGD outer blocks (benign pass + malicious step + projection), 5 in the code.
       malicious_steps: SGD steps on the full D_mal batch per block (1 in the authors' code).
+      block_epochs: epochs of each block's benign pass (``blocks`` only); ``None`` uses the
+        clients' epochs, as the authors' code does (its benign dataset is the client's data
+        repeated ``num_epochs`` times, so one pass is 5 epochs); 1 gives blocks of one benign
+        epoch and one backdoor step.
       attacker_epochs: passes over D_trn + D_mal of the ``joint`` training; ``None`` uses the
         clients' epochs.
       attacker_lr: learning rate of the attacker's malicious steps; ``None`` uses the clients' lr.
@@ -99,6 +103,7 @@ class AttackConfig:
     training: str = "blocks"
     pgd_rounds: int = 5
     malicious_steps: int = 1
+    block_epochs: int | None = None
     attacker_epochs: int | None = None
     attacker_lr: float | None = None
     include_benign: bool = True
@@ -163,6 +168,11 @@ class AttackConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"attack.{key}: expected a positive integer, got {value!r}")
+        if self.block_epochs is not None:
+            if not isinstance(self.block_epochs, int) or isinstance(self.block_epochs, bool) or self.block_epochs < 1:
+                raise ValueError(f"attack.block_epochs: expected a positive integer or nothing, got {self.block_epochs!r}")
+            if self.training != "blocks":
+                raise ValueError(f"attack.block_epochs: goes with training = \"blocks\", got {self.training!r}")
         if self.attacker_epochs is not None and (
             not isinstance(self.attacker_epochs, int) or isinstance(self.attacker_epochs, bool) or self.attacker_epochs < 1
         ):

@@ -4,7 +4,8 @@
 the global model w_t, repeat ``rounds`` times
 
 1. one pass of ordinary local training on the attacker's own data D_trn (the honest clients'
-   epochs, batch size and learning rate);
+   epochs, batch size and learning rate; ``benign_epochs`` epochs instead when given, e.g. 1
+   for blocks of one benign epoch);
 2. ``malicious_steps`` SGD steps on the whole backdoor set D_mal as a single batch;
 3. projection of ``w - w_t`` onto the L2 ball of radius ``bound`` (skipped when ``bound`` is
    ``None``: the unconstrained attack).
@@ -131,6 +132,7 @@ def malicious_delta(
     malicious_steps: int = 1,
     attacker_lr: float | None = None,
     norm: str = "l2",
+    benign_epochs: int | None = None,
 ) -> torch.Tensor:
     """Train the attacker's model from ``start`` and return ``w - start`` (before boosting).
 
@@ -148,18 +150,26 @@ def malicious_delta(
       malicious_steps: SGD steps on D_mal per block.
       attacker_lr: learning rate of the malicious steps (``None``: the clients' lr).
       norm: the norm of the ball (``aggregation.norm_kind``: ``"l2"`` or ``"linf"``).
+      benign_epochs: epochs of each block's benign pass (``None``: the clients' epochs, what the
+        authors' repeated dataset gives).
 
     Returns:
       The flat delta ``w - start`` (float32, on ``start``'s device).
+
+    Raises:
+      ValueError: fewer seeds than blocks, or ``benign_epochs`` below 1.
     """
     if len(seeds) < rounds:
         raise ValueError(f"need {rounds} seeds, got {len(seeds)}")
+    if benign_epochs is not None and benign_epochs < 1:
+        raise ValueError(f"benign_epochs must be positive, got {benign_epochs!r}")
     mal_cfg = full_batch_steps(view, malicious_size, malicious_steps, attacker_lr)
+    benign_cfg = None if benign_epochs is None else attacker_config(view, epochs=int(benign_epochs))
     w = start.clone()
     for block in range(rounds):
         seed = int(seeds[block])
         for j, data in enumerate(benign):
-            w = _trained(view, w, data, (seed + 7919 * (j + 1)) % 2**63)
+            w = _trained(view, w, data, (seed + 7919 * (j + 1)) % 2**63, benign_cfg)
         w = _in_ball(start, _trained(view, w, malicious, seed, mal_cfg), bound, norm)
     return (w - start).to(torch.float32)
 

@@ -5,7 +5,9 @@
     sabre run CONFIG.toml [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
     sabre run --resume RUN_DIR [--set run.rounds=N ...]
     sabre demo [--out DIR]
+    sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
+    sabre plot SWEEP_DIR --out FILE.png
     sabre data info PATH
     sabre bench secagg ARGS...       (secagg.bench)
     sabre bench proof ARGS...        (rangeproof.bench)
@@ -110,9 +112,36 @@ def _print_summary(summary) -> None:
     print(f"  metrics.csv, rounds.csv, run.log, plot.png, config.toml, checkpoints/")
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from fl.plots import plot_runs
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import datetime
 
+    from fl.sweep import load_sweep
+    from fl.sweep.runner import parse_resources, run_sweep
+
+    spec = load_sweep(args.sweep)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec.source.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    result = run_sweep(spec, out, engine=args.engine, address=args.address, resources=parse_resources(args.resources),
+                       ray_cpus=args.ray_cpus, progress=not args.quiet,
+                       log=lambda text: print(f"sabre: {text}", file=sys.stderr))
+    print(f"sweep finished: {result.total} runs ({result.skipped} already done, {result.ran} run here)")
+    print(f"sweep directory: {result.out}")
+    print(f"  summary.csv, curves.csv, plot.png, sweep.json, runs/<setting>/seed_<n>/")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from fl.plots import PlotError, plot_runs
+    from fl.sweep.plot import is_sweep_dir, plot_sweep
+
+    sweeps = [r for r in args.runs if is_sweep_dir(r)]
+    if sweeps:
+        if len(args.runs) != 1:
+            raise PlotError("plot: give one sweep directory alone (or run directories)")
+        if args.label:
+            raise PlotError("plot: --label names runs; a sweep's curves are named after its settings")
+        out = plot_sweep(sweeps[0], args.out, title=args.title)
+        print(f"wrote {out}")
+        return 0
     out = plot_runs(args.runs, args.out, labels=args.label, title=args.title)
     print(f"wrote {out}")
     return 0
@@ -175,8 +204,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry with run; the demo has no bar")
     demo.set_defaults(func=_cmd_demo)
 
-    plot = sub.add_parser("plot", help="plot accuracy per round of one or more runs")
-    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of settings x seeds and summarise it across seeds",
+        description="Run every (setting, seed) of a sweep file, one run directory each, skipping finished runs and "
+                    "continuing stopped ones; then write summary.csv (mean, std and 95% CI of every metric "
+                    "across seeds), curves.csv and plot.png. SWEEP is a TOML file or a bundled sweep name.")
+    sweep.add_argument("sweep", metavar="SWEEP", help="sweep TOML file or bundled sweep name")
+    sweep.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local: one run after another in this process; ray: one Ray task per run (default local)")
+    sweep.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (default: start a local Ray)")
+    sweep.add_argument("--resources", metavar="cpu=N,gpu=G",
+                       help="what each run gets: CPUs (its torch threads; default 1), GPUs and custom Ray resources")
+    sweep.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of the local Ray started here (default: all)")
+    sweep.add_argument("--out", metavar="DIR", help="sweep directory (default runs/sweep-<name>-<timestamp>); "
+                                                    "give an existing one to continue it")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    plot = sub.add_parser("plot", help="plot accuracy per round of one or more runs, or of a sweep")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or one sweep directory")
     plot.add_argument("--out", required=True, metavar="FILE.png")
     plot.add_argument("--label", action="append", help="legend name of each run, in order (repeatable)")
     plot.add_argument("--title")
@@ -207,11 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a configuration, data or usage error (one line on
       stderr, no traceback), 130 when interrupted.
     """
+    from fl.sweep.runner import SweepFailed
     from rangeproof.blame import SabreError
 
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
+    except SweepFailed as e:  # a SabreError too: caught first, for its per-run lines
+        for where, why in e.failures:
+            print(f"sabre: error: run {where} failed: {why}", file=sys.stderr)
+        print(f"sabre: {len(e.failures)} run(s) failed; the others are finished. Run the sweep again to retry them.",
+              file=sys.stderr)
+        return 1
     except SabreError as e:  # the project's one root: configuration, data, protocol, proof, ...
         print(f"sabre: error: {_one_line(e)}", file=sys.stderr)
         return _USAGE_ERROR

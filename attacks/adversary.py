@@ -92,7 +92,7 @@ class BackdoorAdversary:
             )
         elif clients_per_round is not None or cfg.frequency is not None:
             self._make_fixed(clients_per_round)
-        self.cheat = build_cheat(cfg.pipeline_cheat, cfg.cheat_factor)
+        self.cheat = build_cheat(cfg.cheat, cfg.cheat_factor)
         #: the task's arrays on a device, keyed by (device, id of the task's pixel array)
         self._device_cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._planned_round: int | None = None

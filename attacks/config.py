@@ -84,7 +84,7 @@ class AttackConfig:
       attacker_lr: learning rate of the attacker's malicious steps; ``None`` uses the clients' lr.
       include_benign: whether the attacker also trains on its own benign data (D_trn), as in the
         authors' code.
-      pipeline_cheat: one of :data:`PIPELINE_CHEATS`, a cheat against the secure pipeline played
+      cheat: one of :data:`PIPELINE_CHEATS`, a cheat against the secure pipeline played
         by the attacker (``"none"``: none); see attacks.pipeline_cheats.
       cheat_factor: the multiplier used by ``"boost_after_clip"``, ``"commit_other"`` and
         ``"prove_over_bound"``.
@@ -107,7 +107,7 @@ class AttackConfig:
     attacker_epochs: int | None = None
     attacker_lr: float | None = None
     include_benign: bool = True
-    pipeline_cheat: str = "none"
+    cheat: str = "none"
     cheat_factor: float = 10.0
     target_seed: int = 0
 
@@ -122,7 +122,8 @@ class AttackConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"attack.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+            hint = "; it is now attack.cheat" if unknown[0] == "pipeline_cheat" else ""
+            raise ValueError(f"attack.{unknown[0]}: unknown key{hint} (known: {', '.join(sorted(known))})")
         cfg = cls(**data)
         cfg.validate()
         return cfg
@@ -181,9 +182,9 @@ class AttackConfig:
             raise ValueError(f"attack.attacker_lr: expected a positive number or nothing, got {self.attacker_lr!r}")
         if not isinstance(self.include_benign, bool):
             raise ValueError(f"attack.include_benign: expected true or false, got {self.include_benign!r}")
-        if self.pipeline_cheat not in PIPELINE_CHEATS:
+        if self.cheat not in PIPELINE_CHEATS:
             raise ValueError(
-                f"attack.pipeline_cheat: expected one of {sorted(PIPELINE_CHEATS)}, got {self.pipeline_cheat!r}"
+                f"attack.cheat: expected one of {sorted(PIPELINE_CHEATS)}, got {self.cheat!r}"
             )
         if not _is_number(self.cheat_factor) or self.cheat_factor <= 0:
             raise ValueError(f"attack.cheat_factor: expected a positive number, got {self.cheat_factor!r}")

@@ -388,7 +388,7 @@ class BadBundles(PipelineCheat):
 
 
 def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
-    """The cheat named by ``attack.pipeline_cheat`` (``None`` for ``"none"``).
+    """The cheat named by ``attack.cheat`` (``None`` for ``"none"``).
 
     Raises:
       ValueError: unknown kind.
@@ -411,4 +411,4 @@ def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
         return WrongShares()
     if kind == "bad_bundles":
         return BadBundles()
-    raise ValueError(f"attack.pipeline_cheat: unknown cheat {kind!r}")
+    raise ValueError(f"attack.cheat: unknown cheat {kind!r}")

@@ -100,7 +100,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), echo: Callable[
     start = clean.params.clone()
 
     bound = round(float(np.nanmedian(honest_p90)) * s.bound_over_honest_p90, 3)
-    attack = {"kind": "boosted", "frequency": 1, "num_tasks": s.num_tasks, "pipeline_cheat": "skip_clip"}
+    attack = {"kind": "boosted", "frequency": 1, "num_tasks": s.num_tasks, "cheat": "skip_clip"}
     phases = [
         ("no_defense", "no defense: plain FedAvg, the server sums whatever arrives", {}),
         ("secure_bound", f"secure aggregation + L2 bound M = {bound} proven in zero knowledge",

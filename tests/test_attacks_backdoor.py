@@ -89,7 +89,7 @@ def test_config_defaults_and_key_named_errors():
                      ({"boost": "big"}, "attack.boost"), ({"eps": 0}, "attack.eps"),
                      ({"frequency": 0}, "attack.frequency"), ({"num_tasks": 0}, "attack.num_tasks"),
                      ({"source_label": 1}, "attack.target_label"), ({"pgd_bound": 0}, "attack.pgd_bound"),
-                     ({"schedule": "daily"}, "attack.schedule"), ({"pipeline_cheat": "x"}, "attack.pipeline_cheat"),
+                     ({"schedule": "daily"}, "attack.schedule"), ({"cheat": "x"}, "attack.cheat"),
                      ({"colour": "red"}, "attack.colour")]:
         with pytest.raises(ValueError, match=key.replace(".", r"\.")):
             attacks.AttackConfig.from_mapping(bad)

@@ -92,7 +92,7 @@ def test_commit_other_commits_to_one_vector_and_passes_on_another():
     from attacks import PIPELINE_CHEATS
 
     assert all(build_cheat(kind, 2.0) is not None for kind in PIPELINE_CHEATS if kind != "none")
-    with pytest.raises(ValueError, match="pipeline_cheat"):
+    with pytest.raises(ValueError, match="cheat"):
         build_cheat("swap_masks", 2.0)
 
 

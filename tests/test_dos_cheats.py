@@ -20,7 +20,7 @@ def run(dataset, cheat, rounds=2, **aggregation):
         "model": {"name": "small_cnn"},
         "fedavg": {"clients_per_round": 4, "epochs": 1, "batch_size": 20, "client_lr": 0.1},
         "aggregation": {"weighting": "fixed", "quant_bits": 32, "quant_range": 4.0, **aggregation},
-        "attack": {"kind": "boosted", "num_tasks": 3, "frequency": 1, "pipeline_cheat": cheat},
+        "attack": {"kind": "boosted", "num_tasks": 3, "frequency": 1, "cheat": cheat},
     })
     adv = attacks.build_adversary(cfg.attack, dataset, cfg.run.seed, weighting=cfg.aggregation.weighting,
                                   clients_per_round=4)
@@ -57,3 +57,15 @@ def test_bad_bundles_dealer_left_out_before_masking_each_round(dataset):
     for r in results:
         assert r.failure is None and r.rejected == {r.malicious[0]: "excluded: disputed_shares"}
         assert len(r.included) == 3 and r.malicious[0] not in r.included
+
+
+def test_the_old_cheat_key_names_the_new_one():
+    """``attack.cheat`` is the key (issue 11's name); a config still written with the earlier
+    ``attack.pipeline_cheat`` is refused with the new name in the message."""
+    import pytest as _pytest
+
+    from fl.config import ConfigError, parse_config
+
+    with _pytest.raises(ConfigError, match="it is now attack.cheat"):
+        parse_config({"attack": {"pipeline_cheat": "nan_update"}})
+    assert parse_config({"attack": {"cheat": "nan_update"}}).attack.cheat == "nan_update"

@@ -3,7 +3,7 @@
 Whole FedAvg rounds through the real secure aggregation with real proofs
 (``aggregation.secure = true``) and through the fast twin (``secure = false``), the attacker
 clipping to ``cheat_factor * M`` and proving it with the real prover's bound check bypassed
-(``attack.pipeline_cheat = "prove_over_bound"``), at 1.001 M, 1.1 M and 1.5 M (one round each):
+(``attack.cheat = "prove_over_bound"``), at 1.001 M, 1.1 M and 1.5 M (one round each):
 the same client is excluded in both, every round completes, and the models are bit-identical.
 """
 import pytest
@@ -29,7 +29,7 @@ def run(dataset, secure):
         "fedavg": {"clients_per_round": 4, "epochs": 1, "batch_size": 20, "client_lr": 0.1},
         "aggregation": {"weighting": "fixed", "norm_bound": 0.5, "norm_kind": "l2", "secure": secure},
         "attack": {"kind": "boosted", "num_tasks": 3, "frequency": 1,
-                   "pipeline_cheat": "prove_over_bound", "cheat_factor": FACTORS[0]},
+                   "cheat": "prove_over_bound", "cheat_factor": FACTORS[0]},
     })
     adv = attacks.build_adversary(cfg.attack, dataset, cfg.run.seed, weighting=cfg.aggregation.weighting,
                                   clients_per_round=4)

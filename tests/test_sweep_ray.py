@@ -3,6 +3,7 @@ Ray sweep killed midway finishes, when started again, with the same summary.
 
 Each test starts its own local Ray (2 CPUs, no dashboard, on 127.0.0.1) and shuts it down.
 """
+import contextlib
 import glob
 import os
 import signal
@@ -64,6 +65,24 @@ def test_ray_and_local_engines_give_identical_summaries(tmp_path):
         assert strip(other) == strip(local)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, read from /proc (children first found, any depth)."""
+    parents: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def _wait_unlocked(directory: Path, timeout: float = 60.0) -> None:
     """Wait until no process of the killed sweep holds the run directory's lock."""
     deadline = time.monotonic() + timeout
@@ -94,18 +113,27 @@ def test_a_killed_ray_sweep_started_again_finishes_with_the_same_summary(tmp_pat
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             done = glob.glob(str(out / "runs" / "*" / "seed_*" / "checkpoints" / final))
-            started = glob.glob(str(out / "runs" / "*" / "seed_*" / "checkpoints" / "round_000001.pt"))
+            # a run past its second checkpoint: its first one is complete and sealed (a kill while
+            # the first is being written would leave nothing to resume from)
+            started = glob.glob(str(out / "runs" / "*" / "seed_*" / "checkpoints" / "round_000002.pt"))
             if done and len(started) > len(done):
                 break
             time.sleep(0.02)
     finally:
+        # the sweep's driver and everything it started: its session, and the local Ray's
+        # processes, which run in sessions of their own (a Ray worker left alive would finish its
+        # run after the kill)
+        doomed = _descendants(proc.pid)
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the sweep's driver and what it started in its session
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait()
     runs = sorted((out / "runs").glob("*/seed_*"))
     finished = [r for r in runs if (r / "checkpoints" / final).is_file()]
     assert finished and len(finished) < 4, "the sweep was not killed midway"
-    halfway = [r for r in runs if r not in finished and (r / "checkpoints" / "round_000001.pt").is_file()]
+    halfway = [r for r in runs if r not in finished and (r / "checkpoints" / "round_000002.pt").is_file()]
     for run in runs:
         _wait_unlocked(run)
 

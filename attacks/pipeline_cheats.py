@@ -58,6 +58,7 @@ from fl.aggregation.robust import ClientClipStage
 
 __all__ = [
     "PipelineCheat",
+    "FactorCheat",
     "SkipClip",
     "BoostAfterClip",
     "CommitOther",
@@ -161,6 +162,17 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
     return proved.replace(vector=x_bad, extras=extras)
 
 
+class FactorCheat(PipelineCheat):
+    """A cheat with one strength, ``factor`` (the boost, the multiplier, how far past the bound)."""
+
+    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
+        super().__init__(targets)
+        self.factor = float(factor)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(factor={self.factor})"
+
+
 class SkipClip(PipelineCheat):
     """Skip clipping: the plaintext client clip, or the clip inside the norm-proof stage."""
 
@@ -176,7 +188,7 @@ class SkipClip(PipelineCheat):
         return "SkipClip()"
 
 
-class BoostAfterClip(PipelineCheat):
+class BoostAfterClip(FactorCheat):
     """Clip honestly, then multiply the clipped update by ``factor``.
 
     Args:
@@ -185,10 +197,6 @@ class BoostAfterClip(PipelineCheat):
     """
 
     targets = (CLIP_STAGE, PROOF_STAGE)
-
-    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
-        super().__init__(targets)
-        self.factor = float(factor)
 
     def cheat(self, stage, message, ctx, honest):
         if stage.name == CLIP_STAGE:
@@ -199,11 +207,8 @@ class BoostAfterClip(PipelineCheat):
         x = clip_and_quantize(message.vector, stage.bound, stage.scale, stage.norm)
         return commit_with_stolen_proof(stage, message, scale_vector(x, self.factor), ctx, honest)
 
-    def __repr__(self) -> str:
-        return f"BoostAfterClip(factor={self.factor})"
 
-
-class CommitOther(PipelineCheat):
+class CommitOther(FactorCheat):
     """Commit to (and prove) the honest vector, then pass on ``factor`` times it for masking.
 
     Args:
@@ -213,16 +218,9 @@ class CommitOther(PipelineCheat):
 
     targets = (PROOF_STAGE,)
 
-    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
-        super().__init__(targets)
-        self.factor = float(factor)
-
     def cheat(self, stage, message, ctx, honest):
         proved = honest(message, ctx)
         return proved.replace(vector=scale_vector(proved.vector, self.factor))
-
-    def __repr__(self) -> str:
-        return f"CommitOther(factor={self.factor})"
 
 
 @contextlib.contextmanager
@@ -269,7 +267,7 @@ def prove_unchecked(statement, x: np.ndarray):
     return C, r, proof
 
 
-class ProveOverBound(PipelineCheat):
+class ProveOverBound(FactorCheat):
     """Clip to ``factor * M`` instead of ``M`` and prove the result with the real prover, its
     bound check bypassed (the client's own prover, modified). The clipped update is quantized
     with magnitudes rounded up (``sign(v) ceil(s |v|)``), so its integer norm is at least
@@ -282,10 +280,6 @@ class ProveOverBound(PipelineCheat):
     """
 
     targets = (PROOF_STAGE,)
-
-    def __init__(self, factor: float, targets: tuple[str, ...] | None = None):
-        super().__init__(targets)
-        self.factor = float(factor)
 
     def cheat(self, stage, message, ctx, honest):
         from rangeproof.stage import EXTRA_KEY, FIELD_KEY  # noqa: PLC0415
@@ -314,8 +308,6 @@ class ProveOverBound(PipelineCheat):
             v = np.clip(v, -limit, limit)
         return (np.sign(v) * np.ceil(np.abs(v) * scale)).astype(np.int64)
 
-    def __repr__(self) -> str:
-        return f"ProveOverBound(factor={self.factor})"
 
 class NanUpdate(PipelineCheat):
     """Replace the update by NaN before the first stage it meets (a denial-of-service attempt)."""

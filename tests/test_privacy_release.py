@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fl.aggregation import ClientMessage, RoundContext
+from fl.aggregation import ClientMessage, PlainSum, RoundContext
 from fl.aggregation.build import build_pipeline
 from fl.aggregation.config import AggregationConfig
 from fl.aggregation.distributed_noise import MAX_CLIENT_SIGMA, sample_discrete_gaussian
@@ -274,3 +274,32 @@ def test_noise_too_small_for_its_truncation_records_no_finite_epsilon(std, finit
                  for _ in range(50)]
         if std < 2 / 8.57 / 2:  # the shift 2M exceeds twice the truncation: disjoint supports
             assert min(plus) > max(minus)
+
+
+def test_the_distributed_samplers_bounded_support_is_paid_out_of_delta():
+    """The discrete Gaussian sampler's draws are bounded (geometrics by inversion from 53-bit
+    uniforms reach about 36.7 t); neighbouring sums shifted past what the noise can reach are told
+    apart with certainty. The bound is negligible at ordinary multipliers and 1 once the shift can
+    cross the reachable region, and the stage adds it to the accountant's per-round tail."""
+    from fl.aggregation.distributed_noise import DistributedDiscreteGaussianStage
+    from fl.aggregation.privacy import DpAccounting, support_tail
+
+    sigma, dim = 50.0, 1000
+    assert support_tail(sigma, 30, 0.5 * sigma, dim) < 1e-100  # a shift of half a client sigma
+    reach = (math.floor(sigma) + 1) * (53 * math.log(2) - math.log(51) - 1)
+    assert support_tail(sigma, 30, 1.01 * reach, dim) == 1.0  # the shift crosses the whole reach
+    small, large = support_tail(sigma, 30, 0.6 * reach, dim), support_tail(sigma, 30, 0.8 * reach, dim)
+    assert 0 < small < large <= 1.0
+
+    acct = DpAccounting(sensitivity=2.0, sampling_rate=0.1, delta=1e-6)
+    # client sigma = std * scale / sqrt(n) = 1 * 100 / 2 = 50 integer units; shift 2 * 100 = 200
+    stage = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=100.0, num_clients=4,
+                                             modulus=1 << 32, accounting=acct, dim=dim)
+    assert stage.accounting.tail_per_round == support_tail(50.0, 4, 200.0, dim)
+    # noise far too small for the shift: the per-round tail is the whole delta, epsilon is inf
+    tiny = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=100.0, num_clients=4,
+                                            modulus=1 << 32, accounting=DpAccounting(
+                                                sensitivity=2.0 * 30 * 51, sampling_rate=0.1, delta=1e-6),
+                                            dim=dim)
+    assert tiny.accounting.tail_per_round == 1.0
+    assert math.isinf(tiny.accounting.epsilon_of({0.001: 1}))

@@ -76,13 +76,14 @@ with an accountant it is refused.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, Stage
 from .noise_source import noise_generator
-from .privacy import DpAccounting
+from .privacy import DpAccounting, support_tail
 
 __all__ = ["DistributedDiscreteGaussianStage", "sample_discrete_gaussian", "sample_skellam", "SAMPLERS", "ddg_tau",
            "MIN_CLIENT_SIGMA", "MAX_CLIENT_SIGMA", "MAX_TAU_SHARE"]
@@ -218,6 +219,10 @@ class DistributedDiscreteGaussianStage(Stage):
                 "(their low bits, which the secure sum's server sees, carry a pattern): lower aggregation.quant_bits "
                 "(or raise aggregation.quant_range), or lower aggregation.noise_std")
         if accounting is not None:
+            # the sampler's bounded support, paid out of delta (docs/privacy.md)
+            tail = support_tail(self.client_sigma, self.num_clients, accounting.sensitivity * self.scale, self.dim)
+            self.accounting = accounting = dataclasses.replace(
+                accounting, tail_per_round=min(1.0, accounting.tail_per_round + tail))
             share = self._tau_share(self.num_clients)
             if share > MAX_TAU_SHARE:
                 raise ValueError(

@@ -46,7 +46,7 @@ from .base import AggregateResult, Aggregator, RoundContext, Stage
 from .noise_source import noise_generator
 
 __all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon",
-           "fixed_size_gaussian_epsilon", "truncation_tail", "BOX_MULLER_RADIUS", "RDP_ORDERS", "SAMPLING_MODELS"]
+           "fixed_size_gaussian_epsilon", "truncation_tail", "support_tail", "BOX_MULLER_RADIUS", "RDP_ORDERS", "SAMPLING_MODELS"]
 
 #: the sampling models the accountant knows: Poisson under add/remove, fixed-size without
 #: replacement under replace-one
@@ -94,6 +94,53 @@ def truncation_tail(noise_multiplier: float, dim: int) -> float:
     terms = np.where(room > 0, np.exp(-0.5 * np.square(np.maximum(room, 0.0))), 1.0)
     total = float(np.sum(terms)) * (1.0 + 2.0**-50) + pairs * 2.0**-52
     return min(1.0, total)
+
+
+#: ``-ln`` of the smallest uniform of the noise sources (``2^-53``): a geometric drawn by inversion
+#: with scale ``t`` never exceeds about ``36.74 t``
+GEOMETRIC_LOG_RANGE = 53.0 * math.log(2.0)
+
+
+def support_tail(client_sigma: float, clients: int, shift: float, dim: int) -> float:
+    """Probability, per release, of an output that the distributed noise of one neighbour can give
+    and the other's cannot (its sampler's support is bounded): paid out of delta like
+    :func:`truncation_tail`.
+
+    Each client's draw is a difference of two geometrics of scale ``t = floor(sigma) + 1`` drawn
+    by inversion from a 53-bit uniform (``distributed_noise``): every integer up to
+    ``r = t (53 ln 2 - ln t - 1)`` is reachable (the uniform's grid holds at least ``e`` points for
+    each), and beyond it the support thins out and ends. An output can be impossible for one
+    neighbour only if (a) some client's draw in some coordinate lies beyond ``r``, or (b) in some
+    coordinate ``i`` the noise sum lies within ``|shift_i|`` of the edge of the region all clients
+    can reach together. With ``n'`` noised clients that region is ``n' r`` wide, the sum is
+    sub-Gaussian with variance proxy ``n' sigma^2`` (the discrete Gaussian is ``sigma``-sub-
+    Gaussian), so (b) has probability at most ``2 exp(-(n' r - |shift_i|)^2 / (2 n' sigma^2))``,
+    largest at ``n' = 1``, the worst case taken here (a round with one noised summand); the
+    ``i``-th largest shift is at most ``shift / sqrt(i)``. (a) is at most
+    ``2 clients dim exp(-r^2 / (2 sigma^2))``.
+
+    Args:
+      client_sigma: one client's sigma, integer units (at least 1).
+      clients: the most clients whose noise is in one sum.
+      shift: the neighbours' L2 distance (replace-one sensitivity), integer units.
+      dim: coordinates.
+
+    Returns:
+      The bound, in [0, 1]: negligible (below 1e-100) for noise multipliers above about 0.05 at
+      ``n' = 1``; 1 once the shift can cross the whole reachable region.
+    """
+    sigma = float(client_sigma)
+    if not (sigma >= 1 and math.isfinite(sigma) and shift >= 0):
+        return 1.0
+    t = math.floor(sigma) + 1
+    reach = t * (GEOMETRIC_LOG_RANGE - math.log(t) - 1.0) / sigma  # in units of sigma
+    if reach <= 0:
+        return 1.0
+    beyond = 2.0 * max(1, int(clients)) * max(1, int(dim)) * math.exp(-0.5 * reach * reach)
+    shifts = (float(shift) / sigma) / np.sqrt(np.arange(1, max(1, int(dim)) + 1, dtype=np.float64))
+    room = reach - shifts
+    edge = np.where(room > 0, 2.0 * np.exp(-0.5 * np.square(np.maximum(room, 0.0))), 1.0)
+    return min(1.0, beyond + float(np.sum(edge)))
 
 
 def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int, delta: float) -> float:

@@ -713,40 +713,29 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
 
 def _check_seeded_recompute(name: Path, pinned: ExperimentConfig | None, cfg: ExperimentConfig,
                             recomputed: list[tuple[int, float]], checkpoint_device: str | None) -> None:
-    """Refuse a resume that would recompute seeded-noise releases on a device that may not give
-    them back bit for bit.
+    """Refuse a resume that would recompute rounds released with seeded noise.
 
     Seeded noise is the same in the recomputed round as in the killed run's release of it, so
     if the recomputed sum differs at all, the difference of the two releases is the difference of
-    the sums with no noise in it (docs/privacy.md, "Resuming a run"). Only a CPU run resumed on
-    the CPU is taken to recompute identically: CUDA kernels are not bit-reproducible, and a
-    change of device changes the floating-point results. The device the rounds after the
-    checkpoint ran on is the one the checkpoint records (without a checkpoint, or in an older one,
-    only an explicit ``run.device = "cpu"`` in the pinned config says it).
+    the sums with no noise in it (docs/privacy.md, "Resuming a run"). No device is safe to
+    recompute on: CUDA kernels are not bit-reproducible, and on the CPU the torch and BLAS thread
+    counts change the floating-point results too (a sweep sets them per run); and the device a
+    checkpoint records says nothing about rows a later process wrote after it. (The CSPRNG's fresh
+    noise is different: there every release is counted.)
 
     Raises:
-      RunDirError: noised rounds after the checkpoint would be recomputed elsewhere than on the
-        CPU they ran on, or that device is not known.
+      RunDirError: noised rounds after the checkpoint would be recomputed.
     """
+    del pinned, cfg, checkpoint_device  # no device makes the recomputation safe
     if not recomputed:
         return
-    from fl.simulation import resolve_device  # noqa: PLC0415
-
     rounds = ", ".join(str(r) for r, _ in recomputed)
-    before = checkpoint_device
-    if before is None and pinned is not None and pinned.run.device == "cpu":
-        before = "cpu"
-    now = resolve_device(cfg.run.device)
-    if before == "cpu" and now.type == "cpu":
-        return
-    why = (f"the device they ran on is not recorded (run.device {cfg.run.device!r} when the run started)"
-           if before is None else f"they ran on {before} and would be recomputed on {now}")
     raise RunDirError(
         f"--resume {name}: round(s) {rounds} were released with seeded noise (aggregation.noise_seeded = true) "
-        f"after the last checkpoint and would be recomputed with the same noise, but {why}; only a CPU run "
-        "resumed on the CPU recomputes them bit for bit, and a recomputed sum that differs at all would publish "
-        "the difference of the two sums without noise. Resume a CPU run with run.device = \"cpu\", or start a "
-        "new run")
+        "after the last checkpoint; a resume would recompute them with the same noise, and a recomputed sum "
+        "that differs at all (another device, another thread count) would publish the difference of the two "
+        "sums without noise. Start a new run (or move this one away), or run with the CSPRNG's fresh noise "
+        "(aggregation.noise_seeded = false), whose re-releases are counted")
 
 
 def _pinned_config(directory: RunDirectory, candidates: list[tuple[int, Path]]

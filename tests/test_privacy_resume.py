@@ -76,12 +76,19 @@ def test_a_damaged_ledger_refuses_the_resume_and_changes_nothing(tmp_path):
         resume_experiment(out, progress=False)
 
 
-def test_seeded_noise_is_recomputed_identically_and_not_counted_again(tmp_path):
+def test_seeded_noise_resumes_only_where_nothing_released_is_recomputed(tmp_path):
+    """Stopped at a checkpoint, a seeded run resumes and ends as the uninterrupted one, nothing
+    counted again; stopped after a release past its checkpoint, the resume is refused (the same
+    noise on a recomputed sum that differs at all would publish the difference without noise)."""
     cfg = load_config(find_config("synthetic_small"), ["run.rounds=4", *NOISE, "aggregation.noise_seeded=true"])
     whole = tmp_path / "whole"
     run_experiment(cfg, out=whole, progress=False)
+    late = tmp_path / "late"
+    run_experiment(cfg, out=late, progress=False, stop_after=3)  # round 2 released after checkpoint 2
+    with pytest.raises(RunDirError, match="released with seeded noise"):
+        resume_experiment(late, progress=False)
     out = tmp_path / "run"
-    run_experiment(cfg, out=out, progress=False, stop_after=3)
+    run_experiment(cfg, out=out, progress=False, stop_after=2)  # stopped at checkpoint 2
     resume_experiment(out, progress=False)
     assert not (out / "rereleased.csv").exists()
     def timeless(table):

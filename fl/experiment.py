@@ -347,7 +347,7 @@ class _Run:
             "next_round": self.sim.next_round,
             "config_sha256": self.config_sha256,
             "config": config_to_toml(self.cfg),
-            "device": str(self.sim.device),  # where the rounds after it ran (a seeded resume checks it)
+            "device": str(self.sim.device),  # where the rounds after it ran (a record; nothing relies on it)
             "params": self.sim.params.detach().to("cpu").clone(),
             "metric_rows": self.metric_rows,
             "round_rows": self.round_rows,
@@ -651,10 +651,7 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         if counts_releases else []
     ledger = earlier_ledger + new_releases
     if cfg.aggregation.noise != "none" and cfg.aggregation.noise_seeded:
-        _check_seeded_recompute(name, pinned, cfg,
-                                released_after(directory, chosen[1]["next_round"] if chosen is not None else 0),
-                                chosen[1].get("device") if chosen is not None
-                                and isinstance(chosen[1].get("device"), str) else None)
+        _check_seeded_recompute(name, released_after(directory, chosen[1]["next_round"] if chosen is not None else 0))
     sim = _prepare(cfg, dataset)
     run = None
     try:
@@ -711,8 +708,7 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
     return run.loop(progress=progress, stop_after=stop_after)
 
 
-def _check_seeded_recompute(name: Path, pinned: ExperimentConfig | None, cfg: ExperimentConfig,
-                            recomputed: list[tuple[int, float]], checkpoint_device: str | None) -> None:
+def _check_seeded_recompute(name: Path, recomputed: list[tuple[int, float]]) -> None:
     """Refuse a resume that would recompute rounds released with seeded noise.
 
     Seeded noise is the same in the recomputed round as in the killed run's release of it, so
@@ -726,7 +722,6 @@ def _check_seeded_recompute(name: Path, pinned: ExperimentConfig | None, cfg: Ex
     Raises:
       RunDirError: noised rounds after the checkpoint would be recomputed.
     """
-    del pinned, cfg, checkpoint_device  # no device makes the recomputation safe
     if not recomputed:
         return
     rounds = ", ".join(str(r) for r, _ in recomputed)

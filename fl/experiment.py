@@ -53,6 +53,8 @@ from fl.rundir import (
     clean_stale_tmp,
     config_differences,
     config_digest,
+    csv_bytes,
+    csv_cell,
     os_error_text,
     read_pin,
     read_rereleased,
@@ -149,17 +151,7 @@ def _csv_bytes(rows: Sequence[dict[str, Any]], leading: Sequence[str], groups: S
     columns = list(leading)
     for group in groups:
         columns += sorted(set(group) - set(columns))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buf.getvalue().encode()
-
-
-def _cell(value: Any) -> str:
-    # repr of a float round-trips exactly, so two runs compare bit for bit through the CSV
-    return repr(value) if isinstance(value, float) else str(value)
+    return csv_bytes(rows, columns)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -306,7 +298,7 @@ def _table_mismatch(path: Path, rows: list[dict[str, Any]], next_round: int) -> 
         return None
     except (OSError, csv.Error, UnicodeDecodeError):
         return "?"  # unreadable
-    expected = {int(r["round"]): {k: c for k, v in r.items() if (c := _cell(v)) != ""} for r in rows}
+    expected = {int(r["round"]): {k: c for k, v in r.items() if (c := csv_cell(v)) != ""} for r in rows}
     for row in on_disk:
         try:
             index = int(row.get("round", ""))

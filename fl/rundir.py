@@ -20,18 +20,20 @@ run, an edited file), not against someone who can write the directory and recomp
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as _dt
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from fl import faults
 from rangeproof.blame import SabreError
@@ -561,3 +563,19 @@ def write_rereleased(directory: RunDirectory, ledger: list[tuple[int, float]]) -
     """Write the ledger (atomically)."""
     body = "".join(f"{int(r)},{float(z)!r}\n" for r, z in ledger)
     write_atomic(directory.rereleased, (_LEDGER_HEADER + "\n" + body).encode())
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: ``repr`` of a float (it round-trips exactly, so two runs compare bit for bit
+    through the file), ``str`` of anything else."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
+    """``rows`` as CSV with the header ``columns`` (missing keys are empty cells)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
+    return buf.getvalue().encode()

@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
+from fl.aggregation.base import screen
 
 from .binding import BindingError, check_binding
 from .errors import EncodingError
@@ -234,8 +235,6 @@ class NormProofStage(Stage):
     # --- server half -----------------------------------------------------------------------
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        from fl.aggregation.base import screen  # noqa: PLC0415
-
         # a client whose update cannot be quantized (not finite) sends nothing: it is left out
         prepared, unsent = screen(messages, ctx, self.name, lambda m: self.run_client(m, ctx))
         rejected: dict[int, str] = {}

@@ -18,23 +18,11 @@ ray = pytest.importorskip("ray")
 
 from fl.cli import main  # noqa: E402
 from fl.rundir import RunDirError, RunLock  # noqa: E402
+from test_sweep import write_sweep  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-SWEEP = """
-base = "synthetic_small"
-seeds = [0, 1]
-[set]
-"run.rounds" = {rounds}
-"run.checkpoint_every" = 1
-"data.path" = "synthetic:8:0"
-"fedavg.clients_per_round" = 3
-[grid]
-"fedavg.client_lr" = [0.05, 0.1]
-"""
-
 
 @pytest.fixture(autouse=True)
 def no_usage_report(monkeypatch):
@@ -45,9 +33,7 @@ def no_usage_report(monkeypatch):
 
 
 def sweep_file(tmp_path: Path, rounds: int) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(SWEEP.format(rounds=rounds))
-    return path
+    return write_sweep(tmp_path, rounds=rounds)  # the same tiny sweep as tests/test_sweep.py
 
 
 def test_ray_and_local_engines_give_identical_summaries(tmp_path):

@@ -20,14 +20,13 @@ last round. Cells are written with ``repr`` so that two sweeps compare bit for b
 from __future__ import annotations
 
 import csv
-import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from fl.rundir import write_atomic
+from fl.rundir import csv_bytes, write_atomic
 
 __all__ = ["seed_stats", "write_summary", "metric_columns", "STATS", "read_curves"]
 
@@ -84,19 +83,9 @@ def _with_cummean(rows: list[dict[str, float]]) -> list[dict[str, float]]:
     return out
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return str(value)
-
-
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buf.getvalue().encode()
+def _blank_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A statistic that is not defined (NaN: one seed's std, say) is an empty cell."""
+    return {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
 def write_summary(out: Path, runs: Sequence[Any]) -> tuple[Path, Path]:
@@ -139,8 +128,8 @@ def write_summary(out: Path, runs: Sequence[Any]) -> tuple[Path, Path]:
     ordered = sorted(all_metrics, key=lambda c: (not c.startswith("main_"), c))
     columns = ["setting", "base", *grid_keys, "seeds", "n", "round"] + [f"{m}_{s}" for m in ordered for s in STATS]
     summary, curves = out / "summary.csv", out / "curves.csv"
-    write_atomic(curves, _csv(curve_rows, columns))
-    write_atomic(summary, _csv(summary_rows, columns))
+    write_atomic(curves, csv_bytes([_blank_nan(r) for r in curve_rows], columns))
+    write_atomic(summary, csv_bytes([_blank_nan(r) for r in summary_rows], columns))
     return summary, curves
 
 

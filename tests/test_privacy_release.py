@@ -306,3 +306,55 @@ def test_the_distributed_samplers_bounded_support_is_paid_out_of_delta():
                                             dim=dim)
     assert tiny.accounting.tail_per_round == 1.0
     assert math.isinf(tiny.accounting.epsilon_of({0.001: 1}))
+
+
+# ---------------------------------------------------------------- the sampled population is public (third review, F3)
+
+def _writers(sizes, seed):
+    """A dataset whose client ``c`` has ``sizes[c]`` training images and one test image."""
+    from fl.data import FederatedDataset
+
+    rng = np.random.default_rng(seed)
+    client = sum(([c] * (n + 1) for c, n in enumerate(sizes)), [])
+    split = sum(([0] * n + [1] for n in sizes), [])
+    return FederatedDataset("writers", rng.integers(0, 256, (len(client), 28, 28), dtype=np.uint8),
+                            rng.integers(0, 10, len(client)), np.array(client), np.array(split),
+                            [f"w{c}" for c in range(len(sizes))])
+
+
+def _noised_simulation(data):
+    from fl.config import parse_config
+    from fl.simulation import Simulation
+
+    cfg = parse_config({
+        "run": {"name": "dp", "seed": 0, "rounds": 2, "device": "cpu"}, "data": {"path": "synthetic"},
+        "model": {"name": "small_cnn"}, "fedavg": {"clients_per_round": 4},
+        "aggregation": {"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 0.5},
+    })
+    return Simulation(cfg, data)
+
+
+def _accounting(stage):
+    while getattr(stage, "accounting", None) is None:
+        stage = stage.inner
+    return stage.accounting
+
+
+def test_replacing_one_participants_data_leaves_everyone_elses_sample_unchanged():
+    # docs/privacy.md: the participants (writers with training images) are a public registry and
+    # replace-one swaps one participant's data for any data with at least one training image. Then
+    # N and every round's sample are the same in both neighbours, whatever the data.
+    sizes = [3] * 20
+    base = _noised_simulation(_writers(sizes, seed=1))
+    neighbour_sizes = list(sizes)
+    neighbour_sizes[5] = 1  # client 5's whole data replaced (other pixels, labels and count)
+    neighbour = _noised_simulation(_writers(neighbour_sizes, seed=2))
+    assert base.population == neighbour.population == list(range(20))
+    assert [base.sample(r) for r in range(100)] == [neighbour.sample(r) for r in range(100)]
+    assert _accounting(base.pipeline) == _accounting(neighbour.pipeline)  # same N, K, sensitivity
+
+    # the boundary the docs state: data with no training image at all leaves the participants, which
+    # is outside the relation (the accountant's N would change and so would the others' samples)
+    outside = list(sizes)
+    outside[5] = 0
+    assert len(_noised_simulation(_writers(outside, seed=2)).population) == 19

@@ -43,6 +43,7 @@ def build_adversary(
     weighting: str = "examples",
     clients_per_round: int | None = None,
     norm_kind: str = "l2",
+    mean_client_weight: float | None = None,
 ) -> "Adversary | None":
     """The adversary ``cfg`` describes, or ``None`` when ``cfg.kind == "none"``.
 
@@ -59,6 +60,9 @@ def build_adversary(
         period from ``cfg.eps`` (``None``: taken from the training view at the first round).
       norm_kind: ``aggregation.norm_kind``, the norm of ``norm_bound`` (``"l2"`` or ``"linf"``):
         the norm-bounded attacker projects onto that norm's ball.
+      mean_client_weight: the average client weight the automatic boost assumes under
+        ``"examples"`` (``None``: the participants' mean training-set size; see
+        :class:`attacks.adversary.BackdoorAdversary`).
 
     Returns:
       An object implementing :class:`fl.hooks.Adversary`, or ``None``.
@@ -74,5 +78,5 @@ def build_adversary(
 
     return BackdoorAdversary(
         cfg, dataset, run_seed, norm_bound=norm_bound, weighting=weighting, clients_per_round=clients_per_round,
-        norm_kind=norm_kind,
+        norm_kind=norm_kind, mean_client_weight=mean_client_weight,
     )

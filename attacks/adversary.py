@@ -12,6 +12,7 @@ decide anything.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -41,6 +42,10 @@ class BackdoorAdversary:
       norm_bound: ``aggregation.norm_bound`` M, or ``None`` when the run has no bound.
       weighting: ``aggregation.weighting``, for the automatic boost.
       clients_per_round: C*K; ``None`` takes the number of clients sampled in the first round.
+      mean_client_weight: under ``"examples"`` weighting, the average weight the automatic
+        boost assumes. ``None``: the mean training-set size over all participants, which reads
+        every participant's count; a run with noise passes the public cap ``max_weight`` (the
+        server divides by ``K * max_weight`` then, so that is also the right boost).
 
     Raises:
       ValueError: the config needs a norm bound (``pgd_bound = "auto"`` with ``kind`` pgd or
@@ -58,6 +63,7 @@ class BackdoorAdversary:
         weighting: str = "examples",
         clients_per_round: int | None = None,
         norm_kind: str = "l2",
+        mean_client_weight: float | None = None,
     ):
         cfg.validate()
         if cfg.kind == "none":
@@ -83,8 +89,15 @@ class BackdoorAdversary:
             target_label=cfg.target_label,
             target_seed=cfg.target_seed,
         )
-        train_counts = [dataset.num_train(c) for c in dataset.train_clients()]
-        self.mean_client_weight = float(np.mean(train_counts)) if train_counts else 1.0
+        if mean_client_weight is not None:
+            if not (math.isfinite(mean_client_weight) and mean_client_weight > 0):
+                raise ValueError(f"mean_client_weight: expected a positive finite number, got {mean_client_weight!r}")
+            # a public figure (the server's fixed denominator K * W under noise): the boost then
+            # reads no client's data
+            self.mean_client_weight = float(mean_client_weight)
+        else:
+            train_counts = [dataset.num_train(c) for c in dataset.train_clients()]
+            self.mean_client_weight = float(np.mean(train_counts)) if train_counts else 1.0
         self.schedule: Schedule | None = None
         if cfg.schedule == "random_sampling":
             self.schedule = RandomSamplingSchedule(

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import BackdoorTaskError
 
-__all__ = ["BackdoorTask", "build_backdoor_task", "backdoor_metrics", "writers_with_label"]
+__all__ = ["BackdoorTask", "build_backdoor_task", "backdoor_metrics"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,24 +54,6 @@ class BackdoorTask:
         return int(self.train_labels.shape[0])
 
 
-def writers_with_label(dataset, label: int) -> list[int]:
-    """Client indices (increasing) whose train split holds at least one image of ``label``.
-
-    Args:
-      dataset: an ``fl.data.FederatedDataset``.
-      label: the digit.
-
-    Returns:
-      The client indices.
-    """
-    out = []
-    for c in dataset.train_clients():
-        _, y = dataset.client_train(c)
-        if np.any(y == label):
-            out.append(int(c))
-    return out
-
-
 def build_backdoor_task(
     dataset,
     num_tasks: int,
@@ -82,8 +64,12 @@ def build_backdoor_task(
 ) -> BackdoorTask:
     """Choose the target writers and build D_mal from their images of ``source_label``.
 
-    The choice is a seeded permutation of the eligible writers (those with a train image of
-    ``source_label``), so it depends only on the dataset and ``target_seed``.
+    The targets are the first ``num_tasks`` of a seeded permutation of the participants (the
+    writers with training data, a public registry: docs/privacy.md), chosen without looking at
+    anyone's images: which other writers hold a ``source_label`` must not decide the targets, or
+    the attack of every round would depend on data that the privacy accountant counts only when
+    its writer is sampled. A target without a train image of ``source_label`` adds nothing to
+    D_mal; only the targets' own data is read.
 
     Args:
       dataset: an ``fl.data.FederatedDataset``.
@@ -97,23 +83,29 @@ def build_backdoor_task(
 
     Raises:
       ValueError: ``num_tasks`` below 1.
-      BackdoorTaskError: fewer than ``num_tasks`` writers have the source digit.
+      BackdoorTaskError: fewer than ``num_tasks`` participants, or targets with no train image
+        of the source digit between them.
     """
     if int(num_tasks) < 1:
         raise ValueError(f"attack.num_tasks: expected a positive integer, got {num_tasks!r}")
-    eligible = writers_with_label(dataset, source_label)
-    if len(eligible) < num_tasks:
+    participants = dataset.train_clients()
+    if len(participants) < num_tasks:
         raise BackdoorTaskError(
-            f"attack.num_tasks = {num_tasks}, but only {len(eligible)} writers have train images of {source_label}"
+            f"attack.num_tasks = {num_tasks}, but the data has only {len(participants)} writers with training data"
         )
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(target_seed), 0x7B1])))
-    chosen = sorted(int(eligible[i]) for i in rng.permutation(len(eligible))[:num_tasks])
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(target_seed), 0x7B2])))
+    chosen = sorted(int(participants[i]) for i in rng.permutation(len(participants))[:num_tasks])
     train_x, test_x = [], []
     for c in chosen:
         x, y = dataset.client_train(c)
         train_x.append(x[y == source_label])
         x, y = dataset.client_test(c)
         test_x.append(x[y == source_label])
+    if sum(len(x) for x in train_x) == 0:
+        raise BackdoorTaskError(
+            f"attack.num_tasks = {num_tasks}: none of the target writers {chosen} has a train image of "
+            f"{source_label}; choose another attack.target_seed"
+        )
     train_pixels = np.ascontiguousarray(np.concatenate(train_x))
     test_pixels = np.ascontiguousarray(np.concatenate(test_x))
     return BackdoorTask(

@@ -130,6 +130,15 @@ def open_dataset(cfg: ExperimentConfig):
     return ds
 
 
+def _public_mean_weight(agg) -> float | None:
+    """The average weight the attacker's boost may assume without reading anyone's data: under
+    noise with ``"examples"`` the server divides by the public ``K * max_weight``, so
+    ``max_weight``; otherwise ``None`` (the participants' mean count; no privacy claim then)."""
+    if agg.noise != "none" and agg.weighting == "examples" and agg.max_weight:
+        return float(agg.max_weight)
+    return None
+
+
 def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
     if cfg.attack is None or not cfg.attack.enabled:
         return None
@@ -141,7 +150,8 @@ def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
                                                    or cfg.aggregation.server_threshold or None),
                                        weighting=cfg.aggregation.weighting,
                                        clients_per_round=cfg.fedavg.clients_per_round,
-                                       norm_kind=cfg.aggregation.norm_kind)
+                                       norm_kind=cfg.aggregation.norm_kind,
+                                       mean_client_weight=_public_mean_weight(cfg.aggregation))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

@@ -4,7 +4,7 @@ import pytest
 
 import attacks
 from attacks.adversary import BackdoorAdversary
-from attacks.backdoor import backdoor_metrics, build_backdoor_task, writers_with_label
+from attacks.backdoor import backdoor_metrics, build_backdoor_task
 from attacks.errors import BackdoorTaskError
 from fl.data import FederatedDataset
 
@@ -25,20 +25,44 @@ def tiny_dataset():
                             [f"w{i}" for i in range(8)])
 
 
-def test_eligible_writers_are_those_with_train_images_of_the_digit():
+def test_targets_are_chosen_among_participants_without_reading_their_images():
+    # the participants are writers 0..6 (7 is test-only); writer 6 has no train 7. Every choice is
+    # a subset of the participants, and it is the same when a non-target writer's images change
     ds = tiny_dataset()
-    assert writers_with_label(ds, 7) == [0, 1, 2, 3, 4, 5]
+    seen = set()
+    for seed in range(40):
+        try:
+            targets = build_backdoor_task(ds, 2, target_seed=seed).target_clients
+        except BackdoorTaskError:
+            continue
+        seen.update(targets)
+        assert set(targets) <= set(range(7))
+    assert 6 in seen  # a writer without a 7 can be a target (it adds nothing to D_mal)
+    assert 7 not in seen
+
+
+def test_which_other_writers_hold_the_digit_does_not_decide_the_targets():
+    # before: the targets were a permutation of the writers holding a train 7, so an unsampled,
+    # untargeted writer losing its 7s changed the targets and the attack in every round
+    ds = tiny_dataset()
+    targets = build_backdoor_task(ds, 2, target_seed=3).target_clients
+    other = next(w for w in range(6) if w not in targets)
+    labels = ds.labels.copy()
+    labels[(ds.client == other) & (ds.split == 0) & (labels == 7)] = 2
+    neighbour = FederatedDataset("tiny'", ds.pixels, labels, ds.client, ds.split, list(ds.client_ids))
+    assert build_backdoor_task(neighbour, 2, target_seed=3).target_clients == targets
 
 
 def test_backdoor_set_is_the_targets_train_sevens_labelled_one():
     ds = tiny_dataset()
     task = build_backdoor_task(ds, 3, target_seed=5)
-    assert len(task.target_clients) == 3 and set(task.target_clients) <= {0, 1, 2, 3, 4, 5}
+    assert len(task.target_clients) == 3 and set(task.target_clients) <= set(range(7))
     assert list(task.target_clients) == sorted(task.target_clients)
-    assert task.size == sum(w + 1 for w in task.target_clients)
+    with_sevens = [w for w in task.target_clients if w < 6]
+    assert task.size == sum(w + 1 for w in with_sevens)
     assert (task.train_labels == 1).all() and task.train_labels.dtype == np.int64
     # every image is one of the targets' train 7s (pixel value 10*w + 7)
-    assert sorted({int(p[0, 0]) for p in task.train_pixels}) == sorted(10 * w + 7 for w in task.target_clients)
+    assert sorted({int(p[0, 0]) for p in task.train_pixels}) == sorted(10 * w + 7 for w in with_sevens)
     # held-out twin: the targets' test 7s
     assert sorted(int(p[0, 0]) for p in task.test_pixels) == sorted(100 + 10 * w + 7 for w in task.target_clients)
     assert (task.test_labels == 1).all()
@@ -63,9 +87,24 @@ def test_choice_is_deterministic_in_the_seed():
 
 def test_too_many_tasks_is_an_error():
     with pytest.raises(BackdoorTaskError, match="num_tasks"):
-        build_backdoor_task(tiny_dataset(), 7)
+        build_backdoor_task(tiny_dataset(), 8)  # 7 participants
+    assert len(build_backdoor_task(tiny_dataset(), 7).target_clients) == 7
     with pytest.raises(ValueError, match="num_tasks"):
         build_backdoor_task(tiny_dataset(), 0)
+
+
+def test_targets_without_the_digit_are_refused_naming_the_seed():
+    ds = tiny_dataset()
+    seed = next(s for s in range(100) if _first_target(ds, s) == 6)
+    with pytest.raises(BackdoorTaskError, match="target_seed"):
+        build_backdoor_task(ds, 1, target_seed=seed)
+
+
+def _first_target(ds, seed):
+    try:
+        return build_backdoor_task(ds, 1, target_seed=seed).target_clients[0]
+    except BackdoorTaskError:
+        return 6
 
 
 def test_backdoor_accuracy_is_the_share_classified_as_the_target_label():
@@ -171,3 +210,30 @@ def test_at_bound_attackers_each_send_exactly_the_bound_in_their_own_vector():
     np.testing.assert_array_equal(msgs[0].vector, msgs[1].vector)
     assert not np.shares_memory(msgs[0].vector, msgs[1].vector)
     assert adv.last_attack["boost"] == 1.0 and adv.last_attack["train_bound"] == 2.0
+
+
+def test_under_noise_the_boost_reads_no_clients_count():
+    # before: the examples-weighting boost used the mean train count over every participant, so
+    # one unsampled writer's data moved the attacker's update (and the release) in every round
+    from fl.config import parse_config
+    from fl.experiment import _build_adversary
+
+    def adversary(ds, noise):
+        aggregation = {"weighting": "examples", "max_weight": 100.0, "server_clip": 1.0}
+        if noise:
+            aggregation.update(noise="central", noise_std=200.0)
+        cfg = parse_config({
+            "run": {"name": "a", "seed": 0, "rounds": 1, "device": "cpu"}, "data": {"path": "synthetic"},
+            "model": {"name": "small_cnn"}, "fedavg": {"clients_per_round": 2}, "aggregation": aggregation,
+            "attack": {"kind": "pgd", "eps": 0.25, "num_tasks": 1},
+        })
+        return _build_adversary(cfg, ds)
+
+    ds = tiny_dataset()
+    keep = np.ones(len(ds.labels), bool)
+    keep[np.flatnonzero((ds.client == 2) & (ds.split == 0))[1:]] = False  # writer 2 keeps one train image
+    neighbour = FederatedDataset("tiny'", ds.pixels[keep], ds.labels[keep], ds.client[keep], ds.split[keep],
+                                 list(ds.client_ids))
+    assert adversary(ds, True).mean_client_weight == adversary(neighbour, True).mean_client_weight == 100.0
+    # without noise there is no privacy claim and the boost keeps the authors' estimate
+    assert adversary(ds, False).mean_client_weight != adversary(neighbour, False).mean_client_weight

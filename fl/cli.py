@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import rangeproof.bench
+import secagg.bench
 from fl.config import BUNDLED_CONFIGS, ConfigError, find_config, load_config
 from fl.data import load_dataset
 from fl.data.info import describe
@@ -37,8 +39,6 @@ from fl.rundir import os_error_text
 from fl.sweep import load_sweep
 from fl.sweep.plot import is_sweep_dir, plot_sweep
 from fl.sweep.runner import SweepFailed, parse_resources, run_sweep
-import rangeproof.bench
-import secagg.bench
 from rangeproof.blame import SabreError
 
 __all__ = ["main", "find_config", "BUNDLED_CONFIGS"]

@@ -33,9 +33,7 @@ from fl.aggregation.config import AggregationConfig
 from fl.model import MODELS
 from fl.settings import (  # the validation kit, re-exported: section parsers import it from fl.settings
     BOOL,
-    FRACTION,
     NON_NEGATIVE_INT,
-    NON_NEGATIVE_NUMBER,
     POSITIVE_INT,
     POSITIVE_NUMBER,
     RUN_NAME,

@@ -15,13 +15,11 @@ paper did not try), ``adversary`` (the hook that ties them together) and ``pipel
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from fl.hooks import Adversary
 
+from .adversary import BackdoorAdversary
 from .config import ATTACK_KINDS, PIPELINE_CHEATS, SCHEDULES, AttackConfig
 from .errors import AttackError, BackdoorTaskError
-
-if TYPE_CHECKING:
-    from fl.hooks import Adversary
 
 __all__ = [
     "AttackConfig",
@@ -44,7 +42,7 @@ def build_adversary(
     clients_per_round: int | None = None,
     norm_kind: str = "l2",
     mean_client_weight: float | None = None,
-) -> "Adversary | None":
+) -> Adversary | None:
     """The adversary ``cfg`` describes, or ``None`` when ``cfg.kind == "none"``.
 
     Args:
@@ -74,8 +72,6 @@ def build_adversary(
     cfg.validate()
     if not cfg.enabled:
         return None
-    from .adversary import BackdoorAdversary
-
     return BackdoorAdversary(
         cfg, dataset, run_seed, norm_bound=norm_bound, weighting=weighting, clients_per_round=clients_per_round,
         norm_kind=norm_kind, mean_client_weight=mean_client_weight,

@@ -20,6 +20,8 @@ import torch
 
 from fl.aggregation.base import ClientMessage
 from fl.aggregation.robust import ATTACKER_EXTRA
+from fl.data import to_model_input
+from fl.training import ClientData
 
 from .backdoor import BackdoorTask, backdoor_metrics, build_backdoor_task
 from .beyond import scale_to_norm
@@ -269,8 +271,6 @@ class BackdoorAdversary:
         """``pixels`` (one of the task's arrays) and ``labels`` as model input on the view's device, cached."""
         key = (str(view.device), id(pixels))
         if key not in self._device_cache:
-            from fl.data import to_model_input  # noqa: PLC0415
-
             self._device_cache[key] = (
                 torch.as_tensor(to_model_input(pixels)).to(view.device),
                 torch.as_tensor(labels).to(view.device),
@@ -278,8 +278,6 @@ class BackdoorAdversary:
         return self._device_cache[key]
 
     def _malicious_data(self, view):
-        from fl.training import ClientData  # noqa: PLC0415
-
         return ClientData(*self._on_device(view, self.task.train_pixels, self.task.train_labels))
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from fl.aggregation.robust import l2_norm
+from fl.training import ClientData
 
 __all__ = ["project_l2", "project_linf", "project", "NORMS", "malicious_delta", "joint_malicious_delta", "explicit_parts"]
 
@@ -207,8 +208,6 @@ def joint_malicious_delta(
     Raises:
       ValueError: fewer seeds than epochs, or ``epochs`` below 1.
     """
-    from fl.training import ClientData  # noqa: PLC0415
-
     if epochs < 1:
         raise ValueError(f"epochs must be positive, got {epochs!r}")
     if len(seeds) < epochs:

@@ -12,7 +12,7 @@ Against plaintext client clipping (``client_clip``, :class:`fl.aggregation.robus
 
 Both succeed: nothing checks a plaintext client clip.
 
-Against the norm-proof stage (``norm_proof``, ``rangeproof.stage.NormProofStage``), where
+Against the norm-proof stage (``norm_proof``, ``fl.aggregation.norm_proof.NormProofStage``), where
 honest clients clip, quantize to integers ``x = trunc(s * v)``, commit and prove ``||x|| <= B``:
 
 * :class:`SkipClip` - quantizes its *unclipped* update ``x'``, commits to ``x'`` honestly and
@@ -28,7 +28,6 @@ honest clients clip, quantize to integers ``x = trunc(s * v)``, commit and prove
   proofs reject it; the fast twin, which checks the vector itself, rejects it too.
 
 In the fast twin (``secure=False``) the same cheaters' integer vectors are checked in plaintext.
-The cheats import nothing from ``rangeproof`` until they play against its stage.
 
 Denial of service (issue 11): each of these is excluded or ignored and named, and the round goes
 on with the other clients, in the secure pipeline and its fast twin alike:
@@ -49,12 +48,22 @@ on with the other clients, in the secure pipeline and its fast twin alike:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Callable
 
 import numpy as np
 
 from fl.aggregation.base import ClientMessage, RoundContext, Stage
+from fl.aggregation.norm_proof import EXTRA_KEY, FIELD_KEY, NormProofStage, clip_and_quantize, plain_commitment
 from fl.aggregation.robust import ClientClipStage
+from fl.aggregation.secure_sum import QuantizeStage
+from rangeproof.group import point_to_bytes
+from rangeproof.norm import commit_vector
+from rangeproof.norm.l2 import L2Proof, exact_square_norm, projection_for
+from rangeproof.norm.linf import LinfProof
+from rangeproof.range_proof import RangeProof
+from secagg.client import SecAggClient
+from secagg.shamir import SHARE_PRIME
 
 __all__ = [
     "PipelineCheat",
@@ -78,11 +87,10 @@ __all__ = [
 
 #: name of the client-side clipping stage
 CLIP_STAGE = ClientClipStage.name
-#: name of the norm-proof stage (rangeproof.stage.NormProofStage; spelled out so that importing
-#: the cheats does not import rangeproof)
-PROOF_STAGE = "norm_proof"
-#: name of the quantization stage (secagg.stage.QuantizeStage)
-QUANTIZE_STAGE = "quantize"
+#: name of the norm-proof stage
+PROOF_STAGE = NormProofStage.name
+#: name of the quantization stage
+QUANTIZE_STAGE = QuantizeStage.name
 
 Honest = Callable[[ClientMessage, RoundContext], ClientMessage]
 
@@ -143,8 +151,6 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
       The message carrying ``x_bad``; under ``secure`` its commitment is to ``x_bad`` and its
       proof belongs to another commitment.
     """
-    from rangeproof.stage import EXTRA_KEY, FIELD_KEY, plain_commitment  # noqa: PLC0415 - only at the proof stage
-
     proved = honest(message, ctx)
     x_bad = np.asarray(x_bad, dtype=np.int64)
     extras = dict(proved.extras)
@@ -153,9 +159,6 @@ def commit_with_stolen_proof(stage: Stage, message: ClientMessage, x_bad: np.nda
         extras[EXTRA_KEY] = {"commitment": plain_commitment(x_bad, opening), "opening": opening,
                              "proof": proved.extras[EXTRA_KEY]["proof"]}
         return proved.replace(vector=x_bad, extras=extras)
-    from rangeproof.group import point_to_bytes  # noqa: PLC0415 - only when playing the secure stage
-    from rangeproof.norm import commit_vector  # noqa: PLC0415
-
     commitment, blinding = commit_vector(x_bad)
     extras[EXTRA_KEY] = {"commitment": point_to_bytes(commitment), "proof": proved.extras[EXTRA_KEY]["proof"]}
     extras[FIELD_KEY] = [blinding]
@@ -202,8 +205,6 @@ class BoostAfterClip(FactorCheat):
         if stage.name == CLIP_STAGE:
             clipped = honest(message, ctx)
             return clipped.replace(vector=scale_vector(clipped.vector, self.factor))
-        from rangeproof.stage import clip_and_quantize  # noqa: PLC0415 - only against the proof stage
-
         x = clip_and_quantize(message.vector, stage.bound, stage.scale, stage.norm)
         return commit_with_stolen_proof(stage, message, scale_vector(x, self.factor), ctx, honest)
 
@@ -228,8 +229,6 @@ def _unchecked_range_proofs():
     """While active, ``RangeProof.prove`` proves whatever it is given (``RangeProof._prove``: a
     value outside ``[0, 2^n)`` is committed in full, its bits are its low ``n`` bits), as a
     cheating client's modified prover would."""
-    from rangeproof.range_proof import RangeProof  # noqa: PLC0415 - only against the proof stage
-
     original = RangeProof.__dict__["prove"]
 
     def forced(cls, transcript, values, blindings, n_bits, *, rng=None):
@@ -250,10 +249,6 @@ class _NoClock:
 def prove_unchecked(statement, x: np.ndarray):
     """``(commitment, blinding, proof)`` for ``x`` by the real norm prover with its bound check
     bypassed: the computation of ``L2Proof.prove`` / ``LinfProof.prove`` after their checks."""
-    from rangeproof.norm import commit_vector  # noqa: PLC0415
-    from rangeproof.norm.l2 import L2Proof, exact_square_norm, projection_for  # noqa: PLC0415
-    from rangeproof.norm.linf import LinfProof  # noqa: PLC0415
-
     x = np.asarray(x, dtype=np.int64)
     C, r = commit_vector(x)
     with _unchecked_range_proofs():
@@ -282,13 +277,9 @@ class ProveOverBound(FactorCheat):
     targets = (PROOF_STAGE,)
 
     def cheat(self, stage, message, ctx, honest):
-        from rangeproof.stage import EXTRA_KEY, FIELD_KEY  # noqa: PLC0415
-
         x = self.quantize_over(message.vector, stage.bound, stage.scale, stage.norm)
         if not stage.secure:  # the twin's "proof" attests whatever the vector is
             return stage.commit_and_prove(message, x, ctx)
-        from rangeproof.group import point_to_bytes  # noqa: PLC0415
-
         C, r, proof = prove_unchecked(stage.statement(ctx, message.client_id), x)
         extras = dict(message.extras)
         extras[EXTRA_KEY] = {"commitment": point_to_bytes(C), "proof": proof.to_bytes()}
@@ -338,15 +329,10 @@ class OutOfRange(PipelineCheat):
 
 class WrongShares(PipelineCheat):
     """Honest in every stage; inside the secure sum it plays a protocol client that returns wrong
-    Shamir shares when unmasking (``secagg_client``, read by ``secagg.stage.SecureSum``)."""
+    Shamir shares when unmasking (``secagg_client``, read by ``fl.aggregation.secure_sum.SecureSum``)."""
 
     @property
     def secagg_client(self) -> type:
-        import dataclasses  # noqa: PLC0415
-
-        from secagg.client import SecAggClient  # noqa: PLC0415 - only when the secure sum asks
-        from secagg.shamir import SHARE_PRIME  # noqa: PLC0415
-
         class LyingHolder(SecAggClient):
             def unmask(self, msg):
                 resp = super().unmask(msg)
@@ -360,14 +346,10 @@ class WrongShares(PipelineCheat):
 
 class BadBundles(PipelineCheat):
     """Honest in every stage; inside the secure sum it plays a protocol client whose share
-    bundles to its holders do not decrypt (``secagg_client``, read by ``secagg.stage.SecureSum``)."""
+    bundles to its holders do not decrypt (``secagg_client``, read by ``fl.aggregation.secure_sum.SecureSum``)."""
 
     @property
     def secagg_client(self) -> type:
-        import dataclasses  # noqa: PLC0415
-
-        from secagg.client import SecAggClient  # noqa: PLC0415 - only when the secure sum asks
-
         class GarbageDealer(SecAggClient):
             def share_keys(self, msg):
                 out = super().share_keys(msg)

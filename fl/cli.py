@@ -20,45 +20,34 @@ directory's integrity checks among them: docs/simulation.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["main", "find_config", "BUNDLED_CONFIGS"]
+import rangeproof.bench
+import secagg.bench
+from fl.config import BUNDLED_CONFIGS, ConfigError, find_config, load_config
+from fl.data import load_dataset
+from fl.data.info import describe
+from fl.demo import DemoSettings, run_demo
+from fl.experiment import resolve_data_path, resume_experiment, run_experiment
+from fl.plots import PlotError, plot_runs
+from fl.rundir import os_error_text
+from fl.sweep import load_sweep
+from fl.sweep.plot import is_sweep_dir, plot_sweep
+from fl.sweep.runner import SweepFailed, parse_resources, run_sweep
+from rangeproof.blame import SabreError
 
-#: the directory of the configs shipped with the package
-BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
+__all__ = ["main", "find_config", "BUNDLED_CONFIGS"]
 
 _USAGE_ERROR = 2
 
 
-def find_config(name: str) -> Path:
-    """The config file ``name`` refers to: an existing path, else a bundled config.
-
-    ``configs/NAME.toml``, ``NAME.toml`` and ``NAME`` are looked up in :data:`BUNDLED_CONFIGS`.
-
-    Raises:
-      ConfigError: neither a file nor a bundled config (the message lists the bundled ones).
-    """
-    from fl.config import ConfigError
-
-    path = Path(name)
-    if path.is_file():
-        return path
-    stem = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
-    if path.parent in (Path("."), Path("configs"), Path("fl/configs")):
-        bundled = BUNDLED_CONFIGS / f"{stem}.toml"
-        if bundled.is_file():
-            return bundled
-    known = ", ".join(sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.toml")))
-    raise ConfigError(f"{name}: no such config file, nor a bundled config (bundled: {known})")
-
-
 # ---------------------------------------------------------------------------- commands
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fl.config import ConfigError, load_config
-    from fl.experiment import resume_experiment, run_experiment
-
     overrides = list(args.set or [])
     if args.device is not None:
         overrides.append(f"run.device={args.device}")
@@ -77,12 +66,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import dataclasses
-    import datetime
-
-    from fl.config import ConfigError
-    from fl.demo import DemoSettings, run_demo
-
     sizes = {k: v for k, v in (("clean_rounds", args.clean_rounds), ("attack_rounds", args.attack_rounds),
                                ("clients_per_round", args.clients), ("epochs", args.epochs), ("data", args.data))
              if v is not None}
@@ -113,11 +96,6 @@ def _print_summary(summary) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    import datetime
-
-    from fl.sweep import load_sweep
-    from fl.sweep.runner import parse_resources, run_sweep
-
     spec = load_sweep(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec.source.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     result = run_sweep(spec, out, engine=args.engine, address=args.address, resources=parse_resources(args.resources),
@@ -130,9 +108,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from fl.plots import PlotError, plot_runs
-    from fl.sweep.plot import is_sweep_dir, plot_sweep
-
     sweeps = [r for r in args.runs if is_sweep_dir(r)]
     if sweeps:
         if len(args.runs) != 1:
@@ -148,26 +123,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    from fl.data import load_dataset
-    from fl.data.info import describe
-    from fl.experiment import resolve_data_path
-
     print(describe(load_dataset(resolve_data_path(args.path))))
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import importlib
-
-    from fl.config import ConfigError
-
-    module = {"secagg": "secagg.bench", "proof": "rangeproof.bench"}[args.target]
-    try:
-        bench = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
-        raise ConfigError(f"bench {args.target}: {module} is not available in this installation") from None
+    bench = {"secagg": secagg.bench, "proof": rangeproof.bench}[args.target]
     argv = list(args.args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -253,9 +214,6 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a configuration, data or usage error (one line on
       stderr, no traceback), 130 when interrupted.
     """
-    from fl.sweep.runner import SweepFailed
-    from rangeproof.blame import SabreError
-
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
@@ -272,8 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sabre: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`sabre data info ... | head`): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # a file system error the command did not word itself: still one line
@@ -283,8 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename is not None:
-        from fl.rundir import os_error_text
-
         text = os_error_text(error)
     else:
         text = str(error)

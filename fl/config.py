@@ -13,27 +13,37 @@ epochs, batch 20, client learning rate 0.1, server learning rate 1.
 
 Public API: :class:`ExperimentConfig` and its sections, :func:`load_config`,
 :func:`parse_config`, :func:`apply_overrides`, :func:`config_to_toml`, :class:`ConfigError`,
-and the small validation kit (:class:`Check`, :func:`setting`, :func:`parse_section`) that
-``fl.aggregation.config`` builds on.
+and the small validation kit (:class:`Check`, :func:`setting`, :func:`parse_section`), which
+lives in :mod:`fl.settings` (``fl.aggregation.config`` builds on it there) and is re-exported.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import re
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the backport, declared in pyproject.toml
     import tomli as tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from attacks.config import AttackConfig
+from fl.aggregation.config import AggregationConfig
 from fl.model import MODELS
-
-if TYPE_CHECKING:
-    from attacks.config import AttackConfig
-    from fl.aggregation.config import AggregationConfig
+from fl.settings import (  # the validation kit, re-exported: section parsers import it from fl.settings
+    BOOL,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    RUN_NAME,
+    TEXT,
+    Check,
+    ConfigError,
+    parse_section,
+    section_table,
+    setting,
+)
 
 __all__ = [
     "ConfigError",
@@ -53,110 +63,10 @@ __all__ = [
     "parse_override",
     "config_to_toml",
     "read_toml",
+    "find_config",
+    "BUNDLED_CONFIGS",
 ]
 
-
-from rangeproof.blame import ConfigError  # the one ConfigError of the project (re-exported)
-
-
-# ---------------------------------------------------------------------------- validation kit
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """What one key accepts: a description for error messages, a test, and a conversion.
-
-    Attributes:
-      expected: completes "expected ..." in error messages (``"a positive integer"``).
-      accept: returns whether a raw TOML value is acceptable.
-      convert: turns an accepted value into the stored one (``int`` -> ``float`` for numbers).
-    """
-
-    expected: str
-    accept: Callable[[Any], bool]
-    convert: Callable[[Any], Any] = lambda value: value
-
-    def __call__(self, key: str, value: Any) -> Any:
-        """Return the converted ``value`` of ``key``.
-
-        Raises:
-          ConfigError: ``value`` is not acceptable; the message names ``key``.
-        """
-        if not self.accept(value):
-            raise ConfigError(f"{key}: expected {self.expected}, got {value!r}")
-        return self.convert(value)
-
-    @staticmethod
-    def one_of(choices: Sequence[str] | Mapping[str, Any]) -> "Check":
-        """A string among ``choices``."""
-        names = sorted(choices)
-        return Check(f"one of {names}", lambda v: isinstance(v, str) and v in names)
-
-    @staticmethod
-    def int_in(low: int, high: int) -> "Check":
-        """An integer in ``[low, high]``."""
-        return Check(f"an integer in [{low}, {high}]", lambda v: _is_int(v) and low <= v <= high)
-
-    @staticmethod
-    def optional(inner: "Check") -> "Check":
-        """``inner``, or nothing (the key is left out of the file)."""
-        return Check(f"{inner.expected} or nothing", lambda v: v is None or inner.accept(v),
-                     lambda v: None if v is None else inner.convert(v))
-
-
-POSITIVE_INT = Check("a positive integer", lambda v: _is_int(v) and v > 0)
-NON_NEGATIVE_INT = Check("a non-negative integer", lambda v: _is_int(v) and v >= 0)
-POSITIVE_NUMBER = Check("a positive number", lambda v: _is_number(v) and v > 0, float)
-NON_NEGATIVE_NUMBER = Check("a non-negative number", lambda v: _is_number(v) and v >= 0, float)
-FRACTION = Check("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, float)
-BOOL = Check("true or false", lambda v: isinstance(v, bool))
-TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
-RUN_NAME = Check(
-    "a name of letters, digits, '.', '_' or '-'",
-    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._-]+", v) is not None and v not in (".", ".."),
-)
-
-
-def setting(default: Any, check: Check) -> Any:
-    """A dataclass field with a default and the :class:`Check` its TOML value must pass."""
-    return dataclasses.field(default=default, metadata={"check": check})
-
-
-def parse_section(cls: type, table: Any, section: str) -> Any:
-    """Build the dataclass ``cls`` from one TOML table, checking every key.
-
-    Args:
-      cls: a dataclass whose fields were declared with :func:`setting`.
-      table: the TOML table (``None`` or missing means all defaults).
-      section: the section's name, used as the key prefix in error messages.
-
-    Returns:
-      An instance of ``cls``; keys absent from ``table`` keep their defaults.
-
-    Raises:
-      ConfigError: ``table`` is not a table, has an unknown key, or a value fails its check.
-    """
-    if table is None:
-        table = {}
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{section}: expected a table of settings, got {table!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in table:
-        if key not in fields:
-            raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(fields)})")
-    values = {key: fields[key].metadata["check"](f"{section}.{key}", value) for key, value in table.items()}
-    return cls(**values)
-
-
-def section_table(obj: Any) -> dict[str, Any]:
-    """A section dataclass as a TOML table; ``None`` values (absent keys) are left out."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
 
 
 # ---------------------------------------------------------------------------- the sections
@@ -255,25 +165,11 @@ class EvalConfig:
     batch_size: int = setting(500, POSITIVE_INT)
 
 
-def _default_aggregation() -> "AggregationConfig":
-    from fl.aggregation.config import AggregationConfig
-
-    return AggregationConfig()
-
-
-def _default_attack() -> "AttackConfig | None":
-    try:
-        from attacks.config import AttackConfig
-    except ImportError:  # the attacks package is optional for clean runs
-        return None
-    return AttackConfig()
-
-
 @dataclasses.dataclass
 class ExperimentConfig:
     """A whole run: one attribute per TOML section.
 
-    ``attack`` is ``None`` only when the :mod:`attacks` package cannot be imported.
+    ``attack`` may be ``None`` when built in code (no attack, as with ``kind = "none"``).
     ``source`` is the file the config was read from (``None`` when built in code); relative
     data paths are also looked up next to it.
     """
@@ -283,8 +179,8 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     fedavg: FedAvgConfig = dataclasses.field(default_factory=FedAvgConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-    aggregation: "AggregationConfig" = dataclasses.field(default_factory=_default_aggregation)
-    attack: "AttackConfig | None" = dataclasses.field(default_factory=_default_attack)
+    aggregation: AggregationConfig = dataclasses.field(default_factory=AggregationConfig)
+    attack: AttackConfig | None = dataclasses.field(default_factory=AttackConfig)
     source: Path | None = dataclasses.field(default=None, compare=False)
 
 
@@ -331,8 +227,6 @@ def parse_config(table: Mapping[str, Any], source: Path | None = None) -> Experi
     Raises:
       ConfigError: an unknown section or key, or an invalid value (naming the key).
     """
-    from fl.aggregation.config import AggregationConfig
-
     for name in table:
         if name not in _ALL_SECTIONS:
             raise ConfigError(f"{name}: unknown section (known: {', '.join(_ALL_SECTIONS)})")
@@ -361,13 +255,7 @@ def check_private_start(cfg: ExperimentConfig) -> None:
         raise ConfigError("run.init_from_public: set without run.init_from")
 
 
-def _parse_attack(table: Any) -> "AttackConfig | None":
-    try:
-        from attacks.config import AttackConfig
-    except ImportError:
-        if table:
-            raise ConfigError("attack: the attacks package is not available") from None
-        return None
+def _parse_attack(table: Any) -> AttackConfig:
     if table is not None and not isinstance(table, Mapping):
         raise ConfigError(f"attack: expected a table of settings, got {table!r}")
     try:
@@ -375,6 +263,30 @@ def _parse_attack(table: Any) -> "AttackConfig | None":
     except (TypeError, ValueError) as e:
         message = str(e)
         raise ConfigError(message if message.startswith("attack") else f"attack: {message}") from None
+
+
+#: the directory of the configs shipped with the package
+BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"  # fl/configs/
+
+
+def find_config(name: str) -> Path:
+    """The config file ``name`` refers to: an existing path, else a bundled config.
+
+    ``configs/NAME.toml``, ``NAME.toml`` and ``NAME`` are looked up in :data:`BUNDLED_CONFIGS`.
+
+    Raises:
+      ConfigError: neither a file nor a bundled config (the message lists the bundled ones).
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
+    if path.parent in (Path("."), Path("configs"), Path("fl/configs")):
+        bundled = BUNDLED_CONFIGS / f"{stem}.toml"
+        if bundled.is_file():
+            return bundled
+    known = ", ".join(sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.toml")))
+    raise ConfigError(f"{name}: no such config file, nor a bundled config (bundled: {known})")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

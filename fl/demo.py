@@ -23,9 +23,17 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+import matplotlib
 
-from fl.config import ExperimentConfig, parse_config
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import attacks  # noqa: E402
+from fl.config import ExperimentConfig, parse_config  # noqa: E402
+from fl.data import load_dataset  # noqa: E402
+from fl.model import num_params  # noqa: E402
+from fl.simulation import Simulation  # noqa: E402
 
 __all__ = ["DemoSettings", "run_demo"]
 
@@ -63,11 +71,6 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), echo: Callable[
     Returns:
       ``{"no_defense": {...}, "secure_bound": {...}}`` with ``main_acc`` and ``backdoor_acc``.
     """
-    import attacks
-    from fl.data import load_dataset
-    from fl.model import num_params
-    from fl.simulation import Simulation
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -169,11 +172,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _plot(path: Path, rows: list[dict], clean_rounds: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     styles = {"no_defense": ("tab:red", "no defense"), "secure_bound": ("tab:blue", "SecAgg + proven bound")}
     clean = [r for r in rows if r["phase"] == "clean"]

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
+from tqdm import tqdm
 
+import attacks
 from fl import faults
 from fl.config import (
     ConfigError,
@@ -43,7 +45,10 @@ from fl.config import (
     config_to_toml,
     parse_config,
     read_toml,
+    tomllib,
 )
+from fl.data import load_dataset
+from fl.plots import plot_runs
 from fl.rundir import (
     RESUMABLE_KEYS,
     BadCheckpoint,
@@ -56,6 +61,7 @@ from fl.rundir import (
     csv_bytes,
     csv_cell,
     os_error_text,
+    read_metrics,
     read_pin,
     read_rereleased,
     released_after,
@@ -121,8 +127,6 @@ def open_dataset(cfg: ExperimentConfig):
     Raises:
       DataError: the data cannot be read.
     """
-    from fl.data import load_dataset
-
     ds = load_dataset(resolve_data_path(cfg.data.path, cfg.source))
     if cfg.data.max_clients is not None:
         keep = ds.train_clients()[: cfg.data.max_clients]
@@ -142,8 +146,6 @@ def _public_mean_weight(agg) -> float | None:
 def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
     if cfg.attack is None or not cfg.attack.enabled:
         return None
-    import attacks
-
     try:
         return attacks.build_adversary(cfg.attack, dataset, cfg.run.seed,
                                        norm_bound=(cfg.aggregation.norm_bound or cfg.aggregation.server_clip
@@ -162,16 +164,6 @@ def _csv_bytes(rows: Sequence[dict[str, Any]], leading: Sequence[str], groups: S
     for group in groups:
         columns += sorted(set(group) - set(columns))
     return csv_bytes(rows, columns)
-
-
-def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a ``metrics.csv`` (or ``rounds.csv``) as floats (empty cells left out).
-
-    Raises:
-      FileNotFoundError: the file does not exist.
-    """
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 # ---------------------------------------------------------------------------- running
@@ -386,8 +378,6 @@ class _Run:
 
     # -- the loop
     def loop(self, *, progress: bool, stop_after: int | None) -> RunSummary:
-        from tqdm import tqdm
-
         cfg = self.cfg
         total = cfg.run.rounds
         bar = tqdm(total=total, initial=self.sim.next_round, unit="round", disable=not progress,
@@ -408,8 +398,6 @@ class _Run:
                     self.save_checkpoint()
                 bar.update(1)
             self.save_checkpoint()
-            from fl.plots import plot_runs
-
             plot_runs([self.dir.root], self.dir.plot)
             self.log.info("finished %d rounds; plot in %s", total, self.dir.plot.name)
             return self._summary(finished=True)
@@ -766,8 +754,6 @@ def _pin_from_checkpoints(candidates: list[tuple[int, Path]], directory: RunDire
     """The config sealed in the newest checkpoint that verifies and whose config matches its own
     digest (every checkpoint of a run agrees on it outside the resumable keys), its file, and
     why the newer ones could not give it."""
-    from fl.config import tomllib
-
     why = []
     for _, path in candidates:
         try:

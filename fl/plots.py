@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from fl.rundir import read_metrics
 from rangeproof.blame import SabreError
 
 import matplotlib
@@ -29,8 +30,6 @@ class PlotError(SabreError, ValueError):
 
 
 def _load(run_dir: Path) -> dict[str, np.ndarray]:
-    from fl.experiment import read_metrics
-
     path = run_dir / "metrics.csv" if run_dir.is_dir() else run_dir
     try:
         rows = read_metrics(path)

@@ -57,6 +57,7 @@ __all__ = [
     "read_rereleased",
     "released_after",
     "write_rereleased",
+    "read_metrics",
 ]
 
 #: keys that may change when a run is resumed (``--set``): they do not change what is computed
@@ -496,9 +497,6 @@ def read_rereleased(directory: RunDirectory) -> list[tuple[int, float]]:
       RunDirError: the ledger cannot be read or is malformed (the accountant cannot go on
         without it: privacy already spent would be forgotten).
     """
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
     path = directory.rereleased
     try:
         text = path.read_text(encoding="utf-8")
@@ -534,8 +532,6 @@ def released_after(directory: RunDirectory, next_round: int) -> list[tuple[int, 
     Raises:
       RunDirError: rounds.csv exists but cannot be read.
     """
-    import csv  # noqa: PLC0415
-
     path = directory.rounds
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -579,3 +575,13 @@ def csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> byte
     for row in rows:
         writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return buf.getvalue().encode()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a ``metrics.csv`` (or ``rounds.csv``) as floats (empty cells left out).
+
+    Raises:
+      FileNotFoundError: the file does not exist.
+    """
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

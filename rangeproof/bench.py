@@ -50,6 +50,7 @@ import numpy as np
 from petlib.bn import Bn
 
 from .group import ORDER, curve
+from .norm.fixed_point import clip_and_quantize, integer_bound
 from .norm.params import SMALLNESS_PROJECTIONS
 from .range_proof import range_generators
 from .norm import (
@@ -140,8 +141,6 @@ def _profiled(enabled: bool, label: str, fn, out: list[str]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark; returns the process exit status."""
-    from .stage import clip_and_quantize, integer_bound
-
     args = _parser().parse_args(argv)
     if args.dim < 1 or args.clients < 1:
         raise SystemExit("sabre bench proof: --dim and --clients must be positive")

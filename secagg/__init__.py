@@ -6,15 +6,15 @@ The protocol, threat model, parameter choices and wire encoding are in ``docs/se
 
 Front doors:
 
-* :func:`secure_pipeline`, :class:`SecureSum`, :class:`QuantizeStage`, :class:`ModularPlainSum`
-  - the aggregation-pipeline stages (imported lazily: they depend on ``fl.aggregation``);
 * :class:`SecAggParams` (:meth:`~SecAggParams.classic`, :meth:`~SecAggParams.secagg_plus`) and
   :func:`run_round` - one in-process round with a :class:`DropoutPlan`;
 * :class:`SecAggClient` / :class:`SecAggServer` - the state machines, for other transports
   (:mod:`secagg.net` runs them over TCP).
 
 Internals (Shamir sharing, mask expansion, key derivation, codec) live in their own modules and
-are not re-exported.
+are not re-exported. The aggregation-pipeline stages that run this protocol (``SecureSum``,
+``QuantizeStage``, ``ModularPlainSum``, ``secure_pipeline``) live above it, in
+:mod:`fl.aggregation.secure_sum`: this library imports neither torch nor ``fl``.
 """
 from __future__ import annotations
 
@@ -44,9 +44,6 @@ from .errors import (
 from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
 
-_STAGE_NAMES = ("QuantizeStage", "ModularPlainSum", "SecureSum", "SecureSumResult", "secure_pipeline",
-                "FIELD_VECTOR_KEY", "EXCLUDE_KEY")
-
 __all__ = [
     "SecAggParams", "GraphChoice", "secagg_plus_parameters", "default_threshold", "P256_ORDER", "GRINDING_BITS",
     "SecAggClient", "ClientStage", "SecAggServer", "ServerStage", "SumResult",
@@ -55,13 +52,5 @@ __all__ = [
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
     "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput", "UnusableKey",
     "UnrecoverableSecret", "DealerFault",
-    *_STAGE_NAMES,
 ]
 
-
-def __getattr__(name: str):
-    if name in _STAGE_NAMES:
-        from . import stage
-
-        return getattr(stage, name)
-    raise AttributeError(f"module 'secagg' has no attribute {name!r}")

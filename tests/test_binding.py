@@ -7,7 +7,7 @@ from rangeproof.binding import BindingError, aggregate_commitments, check_bindin
 from rangeproof.group import ORDER, point_to_bytes
 from rangeproof.norm import commit_vector
 from rangeproof.norm.commitment import vector_generators
-from rangeproof.stage import ExactIntegerSum, NormProofStage, clip_and_quantize, integer_bound, plain_commitment
+from fl.aggregation.norm_proof import ExactIntegerSum, NormProofStage, clip_and_quantize, integer_bound, plain_commitment
 
 DIM = 64
 
@@ -172,7 +172,7 @@ def test_linf_stage_round_and_missing_proof():
 def test_with_the_real_secure_sum():
     """The stage on secagg's SecureSum: failing proofs become dropouts before unmasking, the
     binding check uses the protocol's field sum, and a boosted masker fails the round."""
-    secagg_stage = pytest.importorskip("secagg.stage")
+    from fl.aggregation import secure_sum as secagg_stage
 
     def pipeline():
         return MeanStage(NormProofStage(secagg_stage.SecureSum(bits=32), bound=0.5, norm="l2",

@@ -8,7 +8,7 @@ from fl.aggregation.build import NORM_INT_BOUND, build_pipeline, norm_scale
 from fl.aggregation.config import AggregationConfig
 from fl.aggregation.privacy import CentralGaussianNoiseStage
 from fl.config import ConfigError
-from rangeproof.stage import NormProofStage
+from fl.aggregation.norm_proof import NormProofStage
 
 
 def stack(pipeline):

@@ -3,11 +3,12 @@ import csv
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
+import rangeproof.bench
+import secagg.bench
 from fl.cli import find_config, main
 from fl.config import ConfigError
 from fl.experiment import read_metrics
@@ -132,10 +133,8 @@ def test_plot_of_runs_with_and_without_backdoor_columns(capsys, tiny_run, tmp_pa
 
 def test_bench_passes_the_remaining_arguments_through(capsys, monkeypatch):
     calls = []
-    for module in ("secagg.bench", "rangeproof.bench"):
-        fake = types.ModuleType(module)
-        fake.main = lambda argv, module=module: calls.append((module, argv)) or 0
-        monkeypatch.setitem(sys.modules, module, fake)
+    for module in (secagg.bench, rangeproof.bench):
+        monkeypatch.setattr(module, "main", lambda argv, name=module.__name__: calls.append((name, argv)) or 0)
     assert run_cli(capsys, "bench", "secagg", "--clients", "10", "--dim", "1000")[0] == 0
     assert run_cli(capsys, "bench", "proof", "--dim", "64")[0] == 0
     assert calls == [("secagg.bench", ["--clients", "10", "--dim", "1000"]), ("rangeproof.bench", ["--dim", "64"])]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fl.aggregation import ClientMessage, MeanStage, RoundContext, RoundFailed
-from secagg.stage import ModularPlainSum, QuantizeStage, SecureSum
+from fl.aggregation.secure_sum import ModularPlainSum, QuantizeStage, SecureSum
 
 DIM = 7
 
@@ -98,7 +98,7 @@ def test_a_refused_protocol_message_is_named_with_its_reason():
 def test_norm_proof_stage_excludes_a_non_finite_update(secure):
     """The norm-proof stage quantizes by itself: a NaN update must not become -2^63 (a vector that
     could pass as a valid one after the shrinking loop); the client is left out instead."""
-    from rangeproof.stage import ExactIntegerSum, NormProofStage
+    from fl.aggregation.norm_proof import ExactIntegerSum, NormProofStage
 
     n = 4
     msgs = _messages(n, nan={2})

@@ -14,7 +14,7 @@ from rangeproof.errors import EncodingError, VerificationError
 from rangeproof.group import point_to_bytes
 from rangeproof.norm import L2Proof, LinfProof, NormStatement, commit_and_prove, commit_vector, prove, verify, verify_batch
 from rangeproof.norm.batch import proof_from_bytes
-from rangeproof.stage import EXTRA_KEY, ExactIntegerSum, NormProofStage, clip_and_quantize, plain_commitment
+from fl.aggregation.norm_proof import EXTRA_KEY, ExactIntegerSum, NormProofStage, clip_and_quantize, plain_commitment
 
 D, M = 64, 1 << 10
 

@@ -13,7 +13,7 @@ from secagg.driver import run_round
 from secagg.errors import ConfigError, DropoutBudgetExceeded
 from secagg.graph import GRAPH_SEED_LABEL, RING_POSITION_LABEL, graph_seed, keyed_neighbours, ring_order
 from secagg.params import GRINDING_BITS, SecAggParams, complete_graph_active_threshold, secagg_plus_parameters
-from secagg.stage import SecureSum
+from fl.aggregation.secure_sum import SecureSum
 from secagg.transcripts import CONSISTENCY_LABEL, consistency_transcript
 
 RID = bytes(range(16))

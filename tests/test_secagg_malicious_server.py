@@ -27,7 +27,7 @@ from secagg.keys import SigningKey
 from secagg.messages import KeysBroadcast, PeerKeys
 from secagg.params import SecAggParams, complete_graph_active_threshold, secagg_plus_parameters
 from secagg.randomness import SeededRandom
-from secagg.stage import SecureSum
+from fl.aggregation.secure_sum import SecureSum
 
 
 def derived_active(n: int, rate: float) -> SecAggParams:

@@ -8,7 +8,7 @@ from fl.aggregation import ClientMessage, MeanStage, RoundContext, RoundFailed
 from secagg.errors import ConfigError
 from secagg.params import P256_ORDER
 from secagg.quantize import QuantizationSpec, dequantize_sum, quantize, quantize_counting_clipped
-from secagg.stage import (
+from fl.aggregation.secure_sum import (
     EXCLUDE_KEY,
     FIELD_VECTOR_KEY,
     ModularPlainSum,

@@ -34,11 +34,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from fl.config import ConfigError
+from fl.settings import ConfigError
+from secagg.errors import ConfigError as SecAggConfigError
+from secagg.quantize import QuantizationSpec
 
 from .base import Aggregator
 from .config import AggregationConfig
+from .distributed_noise import DistributedDiscreteGaussianStage
 from .mean import MeanStage, PlainSum
+from .norm_proof import ExactIntegerSum, NormProofStage
+from .privacy import CentralGaussianNoiseStage, DpAccounting, truncation_tail
+from .robust import ClientClipStage, NormProbeStage, ServerClipStage, ServerThresholdStage
+from .secure_sum import ModularPlainSum, QuantizeStage, SecureSum
+from .sensitivity import mechanism_sensitivity
 
 __all__ = ["build_pipeline", "norm_scale", "NORM_INT_BOUND"]
 
@@ -114,21 +122,15 @@ def _quant_spec(cfg: AggregationConfig, clients_per_round: int):
     """The quantizer's spec (with room for distributed noise), or ``None`` off the quantized path."""
     if cfg.norm_bound > 0 or not (cfg.secure or cfg.quantize or cfg.noise == "distributed"):
         return None
-    import secagg
-    from secagg.quantize import QuantizationSpec
-
     noise = cfg.noise_std if cfg.noise == "distributed" else 0.0
     try:
         return QuantizationSpec(cfg.quant_bits, cfg.quant_range, clients_per_round, noise_std=noise)
-    except secagg.ConfigError as e:
+    except SecAggConfigError as e:
         raise ConfigError(f"aggregation.quant_bits: {e}") from None
 
 
 def _accounting(cfg: AggregationConfig, dp: _DpFacts):
     """The sensitivity of the noised sum (always checked) and, with a population, its accountant."""
-    from .privacy import DpAccounting
-    from .sensitivity import mechanism_sensitivity
-
     spec = _quant_spec(cfg, dp.clients_per_round)
     sens = mechanism_sensitivity(
         cfg, dim=dp.dim, clients_per_round=dp.clients_per_round, quant_scale=None if spec is None else spec.scale,
@@ -146,8 +148,6 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
     # update x for x' moves the sum by ||x - x'|| <= 2C (docs/privacy.md)
     tail = sens.tail_per_round
     if cfg.noise == "central":  # the Box-Muller noise is truncated at 8.57 std (docs/privacy.md)
-        from .privacy import truncation_tail
-
         tail = min(1.0, tail + truncation_tail(cfg.noise_std / (2.0 * sens.value), dp.dim))
     return DpAccounting(sensitivity=2.0 * sens.value, sampling_rate=dp.clients_per_round / dp.population,
                         delta=dp.delta, tail_per_round=tail, sampling="fixed_size",
@@ -157,16 +157,10 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
 def _sum(cfg: AggregationConfig) -> Aggregator:
     """1. The innermost sum."""
     if cfg.secure:
-        from secagg.stage import SecureSum  # imported here: secagg.stage imports fl.aggregation
-
         return SecureSum(bits=cfg.quant_bits, graph=cfg.secagg_graph, tolerated_dropout=cfg.secagg_dropout)
     if cfg.norm_bound > 0:
-        from rangeproof.stage import ExactIntegerSum
-
         return ExactIntegerSum()
     if cfg.quantize or cfg.noise == "distributed":
-        from secagg.stage import ModularPlainSum
-
         return ModularPlainSum(cfg.quant_bits)
     return PlainSum()
 
@@ -174,8 +168,6 @@ def _sum(cfg: AggregationConfig) -> Aggregator:
 def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggregator:
     """2. Turn float updates into the integers that are summed (and masked, under SecAgg)."""
     if cfg.norm_bound > 0:
-        from rangeproof.stage import NormProofStage
-
         scale = norm_scale(cfg.norm_bound, bits=cfg.quant_bits, clients_per_round=dp.clients_per_round)
         stage = NormProofStage(inner, bound=cfg.norm_bound, norm=cfg.norm_kind, scale=scale, secure=cfg.secure)
         try:
@@ -185,12 +177,7 @@ def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggreg
         return stage
     spec = _quant_spec(cfg, dp.clients_per_round)
     if spec is not None:
-        import secagg
-        from secagg.stage import QuantizeStage
-
         if cfg.noise == "distributed":
-            from .distributed_noise import DistributedDiscreteGaussianStage
-
             accounting = _accounting(cfg, dp)  # its ConfigError names its own key
             try:
                 inner = DistributedDiscreteGaussianStage(
@@ -202,11 +189,9 @@ def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggreg
         try:
             inner = QuantizeStage(inner, bits=spec.bits, clip_range=spec.clip_range, num_clients=spec.num_clients,
                                   noise_std=spec.noise_std)
-        except secagg.ConfigError as e:
+        except SecAggConfigError as e:
             raise ConfigError(f"aggregation.quant_bits: {e}") from None
-    if cfg.client_clip > 0:
-        from .robust import ClientClipStage  # inside the mean: it clips the weighted vector
-
+    if cfg.client_clip > 0:  # inside the mean: it clips the weighted vector
         inner = ClientClipStage(inner, cfg.client_clip)
     return inner
 
@@ -215,8 +200,6 @@ def _central_noise(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> A
     """3. Gaussian noise of std ``noise_std`` per coordinate on the (unmasked) sum."""
     if cfg.noise != "central":
         return inner
-    from .privacy import CentralGaussianNoiseStage
-
     return CentralGaussianNoiseStage(inner, cfg.noise_std, accounting=_accounting(cfg, dp), seeded=cfg.noise_seeded)
 
 
@@ -226,8 +209,6 @@ def _server_baseline(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:
     The probe only records update norms (honest percentiles, attacker) for the metrics; under
     secure aggregation nobody can see them, so it is left out.
     """
-    from .robust import NormProbeStage, ServerClipStage, ServerThresholdStage
-
     if cfg.server_clip > 0:
         inner = ServerClipStage(inner, cfg.server_clip)
     if cfg.server_threshold > 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fl.config import (
+from fl.settings import (
     BOOL,
     FRACTION,
     NON_NEGATIVE_NUMBER,

@@ -8,6 +8,7 @@ import numpy as np
 
 from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
 from .prepare import finite_or_zero
+from .robust import MalformedUpdate
 
 __all__ = ["PlainSum", "MeanStage", "WEIGHTINGS"]
 
@@ -85,8 +86,6 @@ class MeanStage(Stage):
     def _capped(self, message: ClientMessage) -> ClientMessage:
         w = float(message.weight)
         if not (math.isfinite(w) and w >= 0):
-            from .robust import MalformedUpdate  # noqa: PLC0415 - robust imports this module's siblings
-
             raise MalformedUpdate(f"{self.name}: client {message.client_id} claimed the weight {w!r}")
         return message if w <= self.max_weight else message.replace(weight=self.max_weight)
 

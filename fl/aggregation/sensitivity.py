@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from fl.config import ConfigError
+from fl.settings import ConfigError
 
 from .config import AggregationConfig
 

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fl.plots import PlotError  # noqa: E402
+from fl.sweep.manifest import MANIFEST, read_manifest  # noqa: E402
+from fl.sweep.summary import read_curves  # noqa: E402
 
 __all__ = ["plot_sweep", "is_sweep_dir"]
 
@@ -28,8 +30,6 @@ _CURVES = (("main_acc", ":", "main task"), ("backdoor_acc", "-", "backdoor"),
 
 def is_sweep_dir(path: str | Path) -> bool:
     """Whether ``path`` is a sweep directory (it holds ``sweep.json``)."""
-    from fl.sweep.runner import MANIFEST  # noqa: PLC0415
-
     return (Path(path) / MANIFEST).is_file()
 
 
@@ -53,9 +53,6 @@ def plot_sweep(sweep_dir: str | Path, out: str | Path, *, title: str | None = No
     Raises:
       PlotError: no ``curves.csv`` (the sweep has not finished) or nothing in it.
     """
-    from fl.sweep.runner import read_manifest  # noqa: PLC0415
-    from fl.sweep.summary import read_curves  # noqa: PLC0415
-
     sweep_dir = Path(sweep_dir)
     try:
         rows = read_curves(sweep_dir / "curves.csv")

@@ -27,17 +27,23 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
 from fl.config import ConfigError, config_to_toml, parse_config, read_toml, tomllib
-from fl.rundir import RESUMABLE_KEYS, RunDirectory, RunDirError, RunLock, config_differences, read_pin, write_atomic
+from fl.experiment import read_checkpoint, resolve_data_path, resume_experiment, run_experiment
+from fl.rundir import RESUMABLE_KEYS, BadCheckpoint, RunDirectory, RunDirError, RunLock, config_differences, read_pin
+from fl.sweep.manifest import MANIFEST, read_manifest, write_manifest
+from fl.sweep.plot import plot_sweep
 from fl.sweep.spec import RunSpec, SweepSpec
+from fl.sweep.summary import write_summary
 from rangeproof.blame import SabreError
 
 __all__ = ["run_sweep", "execute_run", "parse_resources", "SweepResult", "SweepFailed", "ENGINES",
            "MANIFEST", "run_state", "read_manifest"]
 
 ENGINES = ("local", "ray")
-MANIFEST = "sweep.json"
-_MANIFEST_FORMAT = 1
 
 
 class SweepFailed(SabreError):
@@ -104,9 +110,6 @@ def parse_resources(text: str | None) -> dict[str, float]:
 # ---------------------------------------------------------------------------- one run
 def _finished(directory: RunDirectory, rounds: int) -> bool:
     """Whether the run's final checkpoint exists and verifies."""
-    from fl.experiment import read_checkpoint  # noqa: PLC0415
-    from fl.rundir import BadCheckpoint  # noqa: PLC0415
-
     path = directory.checkpoint(rounds)
     if not path.is_file():
         return False
@@ -152,9 +155,6 @@ def execute_run(payload: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
       ``{"dir", "rounds_done", "finished"}``.
     """
-    import torch  # noqa: PLC0415
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
     threads = int(payload["threads"])
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -166,8 +166,6 @@ def execute_run(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _execute(payload: Mapping[str, Any]) -> dict[str, Any]:
-    from fl.experiment import resume_experiment, run_experiment  # noqa: PLC0415
-
     cfg = parse_config(tomllib.loads(payload["config"]), source=Path(payload["source"]))
     root = Path(payload["dir"])
     directory = RunDirectory(root)
@@ -189,8 +187,6 @@ def _payload(out: Path, spec: RunSpec, threads: int) -> dict[str, Any]:
 
 def _resolved(spec: RunSpec) -> RunSpec:
     """``spec`` with its data path and start resolved as ``run_experiment`` records them."""
-    from fl.experiment import resolve_data_path  # noqa: PLC0415
-
     cfg = spec.config
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=resolve_data_path(cfg.data.path, cfg.source)))
     if cfg.run.init_from:
@@ -232,8 +228,6 @@ def run_sweep(
         directory in use, or Ray not installed.
       SweepFailed: some runs failed (the others are finished; no summary is written).
     """
-    from tqdm import tqdm  # noqa: PLC0415
-
     if engine not in ENGINES:
         raise ConfigError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine != "ray" and (address is not None or ray_cpus is not None):
@@ -249,7 +243,7 @@ def run_sweep(
     lock = RunLock.acquire(out)  # one driver per sweep directory
     try:
         states = [run_state(out / r.rel_dir, r) for r in runs]
-        _write_manifest(out, spec, runs, engine, resources)
+        write_manifest(out, spec, runs, engine, resources)
         pending = [r for r, s in zip(runs, states) if s != "done"]
         skipped = len(runs) - len(pending)
         if skipped:
@@ -269,9 +263,6 @@ def run_sweep(
             bar.close()
         if failures:
             raise SweepFailed([(str(Path(d).relative_to(out.resolve())), why) for d, why in failures])
-        from fl.sweep.summary import write_summary  # noqa: PLC0415
-        from fl.sweep.plot import plot_sweep  # noqa: PLC0415
-
         summary, curves = write_summary(out, runs)
         plot = plot_sweep(out, out / "plot.png")
         return SweepResult(out=out, total=len(runs), skipped=skipped, ran=len(pending),
@@ -299,7 +290,7 @@ def _run_local(payloads: Sequence[dict[str, Any]], bar) -> list[tuple[str, str]]
 def _run_ray(payloads: Sequence[dict[str, Any]], bar, *, address: str | None, resources: Mapping[str, float],
              ray_cpus: int | None) -> list[tuple[str, str]]:
     try:
-        import ray  # noqa: PLC0415
+        import ray  # noqa: PLC0415 - optional extra (sabre[ray]): only --engine ray needs it
     except ImportError:
         raise ConfigError("--engine ray: Ray is not installed (pip install 'sabre[ray]')") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
@@ -332,44 +323,3 @@ def _run_ray(payloads: Sequence[dict[str, Any]], bar, *, address: str | None, re
     finally:
         if started:
             ray.shutdown()
-
-
-def _write_manifest(out: Path, spec: SweepSpec, runs: Sequence[RunSpec], engine: str,
-                    resources: Mapping[str, float]) -> None:
-    settings: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        entry = settings.setdefault(r.setting.name, {"name": r.setting.name, "base": r.setting.base,
-                                                     "values": r.setting.values, "runs": []})
-        entry["runs"].append({"seed": r.seed, "dir": r.rel_dir})
-    manifest = {
-        "format": _MANIFEST_FORMAT,
-        "sweep": spec.source.name,
-        "description": spec.description,
-        "bases": list(spec.bases),
-        "seeds": list(spec.seeds),
-        "set": spec.fixed,
-        "grid": spec.grid,
-        "grid_keys": list(spec.grid),
-        "engine": engine,
-        "resources": dict(resources),
-        "settings": list(settings.values()),
-    }
-    write_atomic(out / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
-
-
-def read_manifest(out: str | Path) -> dict[str, Any]:
-    """The sweep directory's ``sweep.json``.
-
-    Raises:
-      ConfigError: absent or malformed.
-    """
-    path = Path(out) / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{out}: not a sweep directory (no {MANIFEST})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("settings"), list):
-        raise ConfigError(f"{path}: not a sabre sweep manifest of format {_MANIFEST_FORMAT}")
-    return data

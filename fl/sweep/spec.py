@@ -23,7 +23,16 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from fl.config import ConfigError, ExperimentConfig, _toml_value, apply_overrides, parse_config, read_toml, tomllib
+from fl.config import (
+    ConfigError,
+    ExperimentConfig,
+    _toml_value,
+    apply_overrides,
+    find_config,
+    parse_config,
+    read_toml,
+    tomllib,
+)
 
 __all__ = ["SweepSpec", "Setting", "RunSpec", "load_sweep", "find_sweep", "parse_sweep", "BUNDLED_SWEEPS"]
 
@@ -167,8 +176,6 @@ def parse_sweep(table: Mapping[str, Any], source: Path) -> SweepSpec:
     Raises:
       ConfigError: naming the offending entry.
     """
-    from fl.cli import find_config  # noqa: PLC0415  (the command line owns the bundled-config lookup)
-
     where = str(source)
     unknown = sorted(set(table) - set(_TOP_KEYS))
     if unknown:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fl.rundir import csv_bytes, write_atomic
+from fl.rundir import csv_bytes, read_metrics, write_atomic
 
 __all__ = ["seed_stats", "write_summary", "metric_columns", "STATS", "read_curves"]
 
@@ -47,7 +47,7 @@ def seed_stats(values: Sequence[float]) -> dict[str, float]:
     mean = float(np.mean(x))
     if n == 1:
         return {"mean": mean, "std": math.nan, "ci95_low": math.nan, "ci95_high": math.nan}
-    from scipy.stats import t  # noqa: PLC0415
+    from scipy.stats import t  # noqa: PLC0415 - slow to import (seconds): only a multi-seed statistic needs it
 
     std = float(np.std(x, ddof=1))
     half = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
@@ -101,8 +101,6 @@ def write_summary(out: Path, runs: Sequence[Any]) -> tuple[Path, Path]:
     Raises:
       FileNotFoundError: a run has no metrics.csv.
     """
-    from fl.experiment import read_metrics  # noqa: PLC0415
-
     by_setting: dict[str, list[Any]] = {}
     for r in runs:
         by_setting.setdefault(r.setting.name, []).append(r)

@@ -32,7 +32,7 @@ vector other than the committed one fails the round, in both modes. Both proofs 
 (``docs/proofs.md``): the twin's test, ``sum_j x_j^2 <= M^2`` or ``|x_j| <= M``, is the very
 statement a real proof establishes, so the two modes accept and reject the same clients.
 
-Integration with :mod:`secagg`: ``secagg.stage.SecureSum`` (signed int64 inputs give the signed
+Integration with :mod:`secagg`: ``fl.aggregation.secure_sum.SecureSum`` (signed int64 inputs give the signed
 sum; ``field_sum`` carries the modular sum of ``extras["field_vector"]``; the exclusion mark makes
 a client a dropout before unmasking) is the inner sum; :class:`ExactIntegerSum` is the plaintext
 reference with the same contract. The secure sum's modulus ``2^k`` must exceed twice the largest
@@ -48,22 +48,22 @@ from typing import Sequence
 
 import numpy as np
 
-from fl.aggregation import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage
-from fl.aggregation.base import screen
+from rangeproof.binding import BindingError, check_binding
+from rangeproof.errors import EncodingError
+from rangeproof.group import ORDER, point_from_bytes, point_to_bytes
+from rangeproof.norm import NormStatement, commit_and_prove, verify_batch
+from rangeproof.norm.fixed_point import clip_and_quantize, integer_bound
+from rangeproof.norm.l2 import exact_square_norm
+from rangeproof.norm.params import l2_params, linf_params
 
-from .binding import BindingError, check_binding
-from .errors import EncodingError
-from .group import ORDER, point_from_bytes, point_to_bytes
-from .norm import NormStatement, commit_and_prove, verify_batch
-from .norm.l2 import exact_square_norm
-from .norm.params import l2_params, linf_params
+from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed, Stage, screen
 
 __all__ = ["NormProofStage", "ExactIntegerSum", "FieldSumResult", "integer_bound", "clip_and_quantize",
            "plain_commitment"]
 
 EXTRA_KEY = "norm_proof"
 FIELD_KEY = "field_vector"
-EXCLUDE_KEY = "secagg_exclude"  # secagg.stage.EXCLUDE_KEY: a dropout before unmasking
+EXCLUDE_KEY = "secagg_exclude"  # fl.aggregation.secure_sum.EXCLUDE_KEY: a dropout before unmasking
 
 
 @dataclasses.dataclass
@@ -78,7 +78,7 @@ class ExactIntegerSum(Aggregator):
 
     It is the plaintext stand-in for the secure sum under :class:`NormProofStage` (for the fast
     twin and for tests); it returns an int64 vector and ``field_sum``, and, like
-    ``secagg.stage.SecureSum``, leaves out messages marked ``extras["secagg_exclude"]``.
+    ``fl.aggregation.secure_sum.SecureSum``, leaves out messages marked ``extras["secagg_exclude"]``.
     """
 
     name = "exact_integer_sum"
@@ -108,47 +108,6 @@ class ExactIntegerSum(Aggregator):
 
     def __repr__(self) -> str:
         return "ExactIntegerSum()"
-
-
-def integer_bound(bound: float, scale: float, norm: str) -> int:
-    """The integer bound that the quantized vector satisfies: ``ceil(s M)`` (L2), ``floor(s M)`` (Linf)."""
-    v = float(bound) * float(scale)
-    return max(1, math.ceil(v) if norm == "l2" else math.floor(v))
-
-
-def clip_and_quantize(vector: np.ndarray, bound: float, scale: float, norm: str) -> np.ndarray:
-    """Clips a float update to ``bound`` in ``norm`` and quantizes it with truncation toward 0.
-
-    Returns:
-      The int64 vector (within :func:`integer_bound`).
-
-    Raises:
-      InvalidUpdate: (reason ``"non_finite_input"``) NaN or infinite coordinates: NaN has no norm
-        and cast to an integer it would become -2^63; the pipeline leaves that client out.
-    """
-    v = np.asarray(vector, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        from .blame import InvalidUpdate  # noqa: PLC0415
-
-        raise InvalidUpdate(f"norm_proof: {int(v.size - np.count_nonzero(np.isfinite(v)))} coordinate(s) "
-                            "of the update are NaN or infinite", reason="non_finite_input")
-    if norm == "l2":
-        n = float(np.linalg.norm(v))
-        if n > bound:
-            v = v * (bound / n)
-    else:
-        v = np.clip(v, -bound, bound)
-    x = np.trunc(v * scale).astype(np.int64)
-    lim = integer_bound(bound, scale, norm)
-    # Guard against float rounding at the boundary: shrink until exactly within the bound.
-    if norm == "l2":
-        sq = exact_square_norm(x)
-        while sq > lim * lim:
-            x = np.trunc(x * (lim / math.sqrt(sq) * (1 - 1e-12))).astype(np.int64)
-            sq = exact_square_norm(x)
-    else:
-        x = np.clip(x, -lim, lim)
-    return x
 
 
 def plain_commitment(x: np.ndarray, opening: bytes) -> bytes:

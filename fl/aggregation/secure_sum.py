@@ -28,14 +28,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from fl.aggregation import AggregateResult, Aggregator, ClientMessage, MeanStage, RoundContext, RoundFailed, Stage
-from fl.aggregation.base import InvalidUpdate, screen
-
 from rangeproof.labels import SECAGG_ROUND_ID
-
-from .driver import DropoutPlan, run_round
-from .errors import ConfigError, DealerFault, DropoutBudgetExceeded, TooFewSurvivors, UnrecoverableSecret
-from .params import (
+from secagg.driver import DropoutPlan, run_round
+from secagg.errors import ConfigError, DealerFault, DropoutBudgetExceeded, TooFewSurvivors, UnrecoverableSecret
+from secagg.params import (
     P256_ORDER,
     SecAggParams,
     complete_graph_active_threshold,
@@ -43,8 +39,11 @@ from .params import (
     secagg_plus_parameters,
     sparse_active_refusal,
 )
-from .prg import reduce_ring, ring_dtype
-from .quantize import QuantizationSpec, dequantize_sum, quantize_counting_clipped, to_ring, to_signed
+from secagg.prg import reduce_ring, ring_dtype
+from secagg.quantize import QuantizationSpec, dequantize_sum, quantize_counting_clipped, to_ring, to_signed
+
+from .base import AggregateResult, Aggregator, ClientMessage, InvalidUpdate, RoundContext, RoundFailed, Stage, screen
+from .mean import MeanStage
 
 __all__ = [
     "FIELD_VECTOR_KEY",

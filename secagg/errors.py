@@ -21,6 +21,7 @@ __all__ = [
     "ProtocolViolation",
     "OutOfOrder",
     "UnusableKey",
+    "Equivocation",
     "RefusedRequest",
     "TooFewSurvivors",
     "InconsistentView",
@@ -81,16 +82,25 @@ class ProtocolViolation(SecAggError):
 
 
 class UnusableKey(ProtocolViolation):
-    """An X25519 public key of small order (all-zero shared secret with every peer).
+    """A public key that cannot serve: an X25519 key of small order (all-zero shared secret with
+    every peer), or a P-256 encoding that is not a curve point.
 
     Attributes:
       client: the client whose key it is.
     """
 
-    def __init__(self, client: int, detail: str = ""):
-        text = f"client {client}'s X25519 public key is of small order"
+    def __init__(self, client: int, detail: str = "of small order"):
+        text = f"client {client}'s public key is unusable"
         super().__init__(text + (f" ({detail})" if detail else ""), blamed=(client,))
         self.client = client
+
+
+class Equivocation(ProtocolViolation):
+    """Active variant: a dealer signed two different commitment vectors in one round.
+
+    The server sees every ``ShareKeys``; two valid signatures of one dealer over different
+    commitments prove the dealer at fault (``blamed``, reason ``"equivocation"``).
+    """
 
 
 class OutOfOrder(ProtocolViolation):

@@ -13,8 +13,8 @@ Front doors:
 * :class:`SecAggClient` / :class:`SecAggServer` - the state machines, for other transports
   (:mod:`secagg.net` runs them over TCP).
 
-Internals (Shamir sharing, mask expansion, key derivation, codec) live in their own modules and
-are not re-exported.
+Internals (Shamir sharing and its Feldman commitments, mask expansion, key derivation, codec)
+live in their own modules and are not re-exported.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from .errors import (
     UnusableKey,
     UnrecoverableSecret,
     DealerFault,
+    Equivocation,
 )
 from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
@@ -54,7 +55,7 @@ __all__ = [
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
     "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput", "UnusableKey",
-    "UnrecoverableSecret", "DealerFault",
+    "UnrecoverableSecret", "DealerFault", "Equivocation",
     *_STAGE_NAMES,
 ]
 

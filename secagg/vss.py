@@ -25,13 +25,13 @@ import dataclasses
 import functools
 from typing import Sequence
 
-from rangeproof.errors import EncodingError
-from rangeproof.group import ORDER, EcPt, curve, is_identity, msm, point_from_bytes_compact, point_to_bytes_compact
+from rangeproof.group import ORDER, EcPt, curve, is_identity, msm, point_to_bytes_compact
 
 from .errors import MalformedMessage, NonCanonicalEncoding
 from .randomness import RandomSource
 
-__all__ = ["POINT_BYTES", "Commitments", "commit_polynomial", "decode_point", "invalid_shares", "share_is_valid"]
+__all__ = ["POINT_BYTES", "Commitments", "commit_polynomial", "decode_point", "invalid_shares", "share_is_valid",
+           "clear_decode_cache"]
 
 #: bytes of one commitment point (compressed SEC 1)
 POINT_BYTES = 33
@@ -56,9 +56,13 @@ def decode_point(data: bytes, what: str = "commitment") -> EcPt:
         raise NonCanonicalEncoding(f"{what}: expected a 33-byte compressed point (prefix 0x02 or 0x03)")
     if int.from_bytes(data[1:], "big") >= _FIELD_PRIME:
         raise NonCanonicalEncoding(f"{what}: x is not below p")
+    # With the prefix 0x02/0x03 and x < p checked, the encoding is the canonical one of the point
+    # (if any: OpenSSL's decompression fails when x^3 - 3x + b has no square root; P-256 has no
+    # point with y = 0, so both prefixes name distinct points), and never the identity. This is
+    # rangeproof.group.point_from_bytes_compact without its re-encoding, which costs a third more.
     try:
-        return point_from_bytes_compact(data)
-    except EncodingError:
+        return EcPt.from_binary(data, curve())
+    except Exception:  # petlib raises a bare Exception from OpenSSL errors
         raise MalformedMessage(f"{what}: not a point of P-256") from None
 
 
@@ -114,6 +118,12 @@ class Commitments:
     def decode(cls, data: bytes, threshold: int) -> "Commitments":
         """``2 threshold`` points of 33 bytes.
 
+        Decoded vectors are kept in a small per-process cache keyed by their bytes, so that an
+        in-process simulation, where one dealer's vector reaches the server and every holder,
+        decodes it once; a client on its own machine decodes each vector it receives
+        (``docs/secagg.md`` reports that cost separately). The cache holds public data only and
+        only vectors that decoded.
+
         Raises:
           NonCanonicalEncoding, MalformedMessage: see :func:`decode_point`; a wrong length is
           a :class:`MalformedMessage`.
@@ -121,11 +131,21 @@ class Commitments:
         data = bytes(data)
         if threshold < 1 or len(data) != 2 * threshold * POINT_BYTES:
             raise MalformedMessage(f"commitments: expected {2 * threshold} points of {POINT_BYTES} bytes")
-        pts = tuple(decode_point(data[i:i + POINT_BYTES]) for i in range(0, len(data), POINT_BYTES))
-        return cls(data, pts[:threshold], pts[threshold:])
+        return _decode_vector(data, threshold)
 
     def polynomial(self, kind_is_mask_key: bool) -> tuple[EcPt, ...]:
         return self.mask_key if kind_is_mask_key else self.self_mask
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_vector(data: bytes, threshold: int) -> Commitments:
+    pts = tuple(decode_point(data[i:i + POINT_BYTES]) for i in range(0, len(data), POINT_BYTES))
+    return Commitments(data, pts[:threshold], pts[threshold:])
+
+
+def clear_decode_cache() -> None:
+    """Forget every decoded vector (to measure a lone client's decoding cost)."""
+    _decode_vector.cache_clear()
 
 
 @functools.lru_cache(maxsize=256)

@@ -368,3 +368,66 @@ def test_receipt_step_is_checked():
         clients[2].masked_input(MaskRequest(rid, 2, (2,)), x)
     with pytest.raises(OutOfOrder):
         server.receive_receipt(SharesReceipt(rid, 5, ()))
+
+
+# -- active variant: the commitments are signed ---------------------------------------------------
+
+def test_active_commitments_signed_equivocation_caught_substitution_disputed():
+    """The dealer signs its commitments: a second, validly signed ShareKeys over other commitments
+    is an equivocation (the dealer is named and excluded before anything is delivered); a ShareKeys
+    or a forwarded vector whose signature does not verify is refused (server) or disputed
+    (holder), so a server cannot substitute commitments."""
+    import dataclasses
+
+    from secagg.client import SecAggClient
+    from secagg.errors import AuthenticationFailed, Equivocation, ReplayedMessage
+    from secagg.keys import SigningKey
+    from secagg.messages import DealerCommitments, decode_message
+    from secagg.randomness import SeededRandom
+    from secagg.server import SecAggServer
+    from secagg.transcripts import commitments_transcript
+    from secagg.vss import Commitments, commit_polynomial
+
+    def wire(m):
+        return decode_message(m.encode())
+
+    n, t = 6, 4
+    params = SecAggParams(num_clients=n, threshold=t, active=True)
+    rid = bytes(range(16))
+    signing = {u: SigningKey.generate(SeededRandom(1000 + u)) for u in range(1, n + 1)}
+    verify = {u: k.verify_key for u, k in signing.items()}
+    clients = {u: SecAggClient(params, u, rid, signing_key=signing[u], verify_keys=verify, rng=SeededRandom(u))
+               for u in range(1, n + 1)}
+    server = SecAggServer(params, rid, 4, verify_keys=verify)
+    for c in clients.values():
+        server.receive_advertise(wire(c.advertise_keys()))
+    msgs = {u: wire(clients[u].share_keys(wire(b))) for u, b in server.close_advertise().items()}
+    first = msgs[1]
+    other = Commitments.from_points(first.commitments.mask_key[:1] + commit_polynomial([7] * (t - 1)),
+                                    first.commitments.self_mask)
+    # a tampered vector under the dealer's real signature: refused, nothing stored
+    with pytest.raises(AuthenticationFailed):
+        server.receive_share_keys(dataclasses.replace(first, commitments=other))
+    assert 1 not in server._share_msgs
+    for u in range(1, n + 1):
+        server.receive_share_keys(msgs[u])
+    with pytest.raises(ReplayedMessage):  # the same message again
+        server.receive_share_keys(msgs[2])
+    with pytest.raises(ReplayedMessage):  # other commitments without the dealer's signature
+        server.receive_share_keys(dataclasses.replace(msgs[2], commitments=other))
+    assert server._share_msgs[2] is msgs[2] and 2 not in server.dropped
+    equivocation = dataclasses.replace(first, commitments=other,
+                                       signature=signing[1].sign(commitments_transcript(rid, 1, other.encoded)))
+    with pytest.raises(Equivocation) as info:
+        server.receive_share_keys(wire(equivocation))
+    assert info.value.blamed == (1,) and info.value.reason == "equivocation"
+    assert 1 not in server._share_msgs and server.dropped[1] == "excluded: equivocation"
+    deliveries = {u: wire(m) for u, m in server.close_share_keys().items()}
+    assert 1 not in deliveries and all(1 not in {s for s, _ in d.ciphertexts} for d in deliveries.values())
+    # a server substituting a forwarded vector (keeping the signature): the holder disputes it
+    d2 = deliveries[2]
+    c3 = msgs[3].commitments
+    other3 = Commitments.from_points(c3.mask_key[:1] + commit_polynomial([7] * (t - 1)), c3.self_mask)
+    swapped = tuple(DealerCommitments(d.dealer, other3, d.signature) if d.dealer == 3 else d for d in d2.dealers)
+    receipt = clients[2].receipt(dataclasses.replace(d2, dealers=swapped))
+    assert receipt.disputed == (3,) and clients[2]._opened[1] == {3: "bad_signature"}

@@ -1,8 +1,8 @@
-"""Domain-separated byte strings that are signed or hashed (one function per transcript).
+"""Domain-separated byte strings that are signed (one function per transcript).
 
 Each starts with its label from :mod:`rangeproof.labels`; every field after it has a fixed length
-or a length prefix (round ids are 16 bytes, client ids u16, X25519 keys 32 bytes, P-256 keys 33), so no two different
-inputs give the same string.
+or a length prefix (round ids are 16 bytes, client ids u16, X25519 keys 32 bytes, P-256 keys 33),
+so no two different inputs give the same string.
 """
 from __future__ import annotations
 

@@ -322,9 +322,12 @@ class SecAggClient:
 
         Raises:
           ProtocolViolation: wrong number of points, or ``C_0`` differs from ``s^PK``.
+          MalformedMessage: not a :class:`~secagg.vss.Commitments` (a caller's hand-made message).
           AuthenticationFailed: (active) the signature does not verify.
         """
         c, u = dealer.commitments, dealer.dealer
+        if not isinstance(c, Commitments):
+            raise MalformedMessage(f"client {self.id}: client {u}'s commitments are not a Commitments vector", blamed=(u,))
         if c.threshold != self.params.threshold:
             raise ProtocolViolation(f"client {self.id}: client {u} committed to {c.threshold} coefficients, not t",
                                     blamed=(u,), reason="commitments_wrong_threshold")

@@ -61,7 +61,7 @@ from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .randomness import SystemRandom
 from .shamir import reconstruct_secret
 from .transcripts import advertise_transcript, commitments_transcript, consistency_transcript
-from .vss import commit_polynomial, invalid_shares
+from .vss import Commitments, commit_polynomial, invalid_shares
 
 __all__ = ["ServerStage", "SecAggServer", "SumResult"]
 
@@ -276,6 +276,9 @@ class SecAggServer:
         if {to for to, _ in msg.ciphertexts} != expected:
             raise ProtocolViolation(f"server: client {msg.sender}'s shares are not addressed to its neighbours in U1",
                                     blamed=(msg.sender,), reason="misaddressed_shares")
+        if not isinstance(msg.commitments, Commitments):
+            raise MalformedMessage(f"server: client {msg.sender}'s commitments are not a Commitments vector",
+                                   blamed=(msg.sender,))
         if msg.commitments.threshold != self.params.threshold:
             raise ProtocolViolation(f"server: client {msg.sender} committed to {msg.commitments.threshold} coefficients, "
                                     f"not t = {self.params.threshold}", blamed=(msg.sender,),

@@ -45,8 +45,7 @@ __all__ = [
     "SECAGG_SHARE_AD",
     "SECAGG_ADVERTISE",
     "SECAGG_CONSISTENCY",
-    "SECAGG_SELF_MASK_COMMITMENT",
-    "SECAGG_SHARE_COMMITMENT",
+    "SECAGG_SHARE_COMMITMENTS",
     "SECAGG_GRAPH_PERMUTATION",
     "SECAGG_GRAPH_SEED",
     "SECAGG_RING_POSITION",
@@ -111,8 +110,8 @@ NORM_LINEAR_SPLIT = _label("NORM_LINEAR_SPLIT", "rangeproof", "norm-linear-split
 
 # --- secagg ------------------------------------------------------------------------------------
 
-SECAGG_PAIRWISE_MASK = _label("SECAGG_PAIRWISE_MASK", "secagg", "pairwise-mask", 2)
-"""HKDF purpose: the mask keys of a pair ``{u, v}`` from their X25519 secret."""
+SECAGG_PAIRWISE_MASK = _label("SECAGG_PAIRWISE_MASK", "secagg", "pairwise-mask", 3)
+"""HKDF purpose: the mask keys of a pair ``{u, v}`` from their P-256 ECDH secret (v2: X25519)."""
 
 SECAGG_SELF_MASK = _label("SECAGG_SELF_MASK", "secagg", "self-mask", 2)
 """HKDF purpose: a client's self-mask keys from its seed ``b_u``."""
@@ -123,24 +122,22 @@ SECAGG_SHARE_ENCRYPTION = _label("SECAGG_SHARE_ENCRYPTION", "secagg", "share-enc
 SECAGG_SHARE_AD = _label("SECAGG_SHARE_AD", "secagg", "share-ciphertext", 2)
 """Associated-data prefix of the encrypted share bundles."""
 
-SECAGG_ADVERTISE = _label("SECAGG_ADVERTISE", "secagg", "advertise-keys", 2)
-"""What a client signs over its advertised keys (active variant)."""
+SECAGG_ADVERTISE = _label("SECAGG_ADVERTISE", "secagg", "advertise-keys", 3)
+"""What a client signs over its advertised keys (active variant; v3: a 33-byte P-256 mask key)."""
 
 SECAGG_CONSISTENCY = _label("SECAGG_CONSISTENCY", "secagg", "consistency-check", 2)
 """What a client signs over the survivor set and the graph seed (active variant)."""
 
-SECAGG_SELF_MASK_COMMITMENT = _label("SECAGG_SELF_MASK_COMMITMENT", "secagg",
-                                     "self-mask-commitment", 2)
-"""Hash-commitment prefix of a self-mask seed."""
-
-SECAGG_SHARE_COMMITMENT = _label("SECAGG_SHARE_COMMITMENT", "secagg", "share-commitment", 1)
-"""Hash-commitment prefix of one Shamir share (dealer, holder, kind), checked at unmasking."""
+SECAGG_SHARE_COMMITMENTS = _label("SECAGG_SHARE_COMMITMENTS", "secagg", "share-commitments", 1)
+"""What a dealer signs over its Feldman commitments (active variant). Replaces the hash
+commitments to single shares and to the self-mask seed (``share-commitment/v1``,
+``self-mask-commitment/v2``), which the Feldman commitments made redundant."""
 
 SECAGG_GRAPH_PERMUTATION = _label("SECAGG_GRAPH_PERMUTATION", "secagg", "graph-permutation", 2)
 """Seed prefix of the semi-honest SecAgg+ ring order (from the round id)."""
 
-SECAGG_GRAPH_SEED = _label("SECAGG_GRAPH_SEED", "secagg", "graph-seed", 1)
-"""Hash prefix of the active variant's graph seed (over every advertised key)."""
+SECAGG_GRAPH_SEED = _label("SECAGG_GRAPH_SEED", "secagg", "graph-seed", 2)
+"""Hash prefix of the active variant's graph seed (over every advertised key; v2: 33-byte mask keys)."""
 
 SECAGG_RING_POSITION = _label("SECAGG_RING_POSITION", "secagg", "ring-position", 1)
 """Hash prefix of a client's ring position (graph seed and verify key, active variant)."""

@@ -11,10 +11,10 @@ Front doors:
 * :class:`SecAggClient` / :class:`SecAggServer` - the state machines, for other transports
   (:mod:`secagg.net` runs them over TCP).
 
-Internals (Shamir sharing, mask expansion, key derivation, codec) live in their own modules and
-are not re-exported. The aggregation-pipeline stages that run this protocol (``SecureSum``,
-``QuantizeStage``, ``ModularPlainSum``, ``secure_pipeline``) live above it, in
-:mod:`fl.aggregation.secure_sum`: this library imports neither torch nor ``fl``.
+Internals (Shamir sharing and its Feldman commitments, mask expansion, key derivation, codec)
+live in their own modules and are not re-exported. The aggregation-pipeline stages that run this
+protocol (``SecureSum``, ``QuantizeStage``, ``ModularPlainSum``, ``secure_pipeline``) live above
+it, in :mod:`fl.aggregation.secure_sum`: this library imports neither torch nor ``fl``.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from .errors import (
     UnusableKey,
     UnrecoverableSecret,
     DealerFault,
+    Equivocation,
 )
 from .params import GRINDING_BITS, P256_ORDER, GraphChoice, SecAggParams, default_threshold, secagg_plus_parameters
 from .server import SecAggServer, ServerStage, SumResult
@@ -51,6 +52,6 @@ __all__ = [
     "SecAggError", "ConfigError", "DecodeError", "MalformedMessage", "TruncatedMessage", "OversizedMessage",
     "NonCanonicalEncoding", "ReplayedMessage", "AuthenticationFailed", "ProtocolViolation", "OutOfOrder",
     "RefusedRequest", "TooFewSurvivors", "InconsistentView", "DropoutBudgetExceeded", "NonFiniteInput", "UnusableKey",
-    "UnrecoverableSecret", "DealerFault",
+    "UnrecoverableSecret", "DealerFault", "Equivocation",
 ]
 

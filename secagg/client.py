@@ -35,7 +35,17 @@ from .errors import (
     TooFewSurvivors,
 )
 from .graph import graph_seed, keyed_neighbours, neighbours
-from .keys import AgreementKey, SigningKey, check_public_key, decrypt_share, encrypt_share, hkdf, verify_signature
+from .keys import (
+    AgreementKey,
+    MaskKey,
+    SigningKey,
+    check_mask_public_key,
+    check_public_key,
+    decrypt_share,
+    encrypt_share,
+    hkdf,
+    verify_signature,
+)
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
     MASK_KEY_SHARE,
@@ -44,6 +54,7 @@ from .messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencySignature,
+    DealerCommitments,
     KeysBroadcast,
     MaskedInput,
     MaskRequest,
@@ -57,8 +68,9 @@ from .params import SecAggParams
 from .steps import Step
 from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
 from .randomness import RandomSource, SystemRandom
-from .shamir import SHARE_BYTES, SHARE_PRIME, share_secret
-from .transcripts import SHARE_COMMITMENT_BYTES, advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment
+from .shamir import SHARE_BYTES, SHARE_PRIME, deal, random_scalar
+from .transcripts import advertise_transcript, commitments_transcript, consistency_transcript
+from .vss import Commitments, commit_polynomial, invalid_shares
 
 __all__ = ["ClientStage", "SecAggClient", "check_incoming"]
 
@@ -162,10 +174,10 @@ class SecAggClient:
 
     # -- step 0 ----------------------------------------------------------------------------
     def advertise_keys(self) -> AdvertiseKeys:
-        """Step 0: generate the round's key pairs ``(c, s)`` and advertise the public halves."""
+        """Step 0: generate the round's key pairs ``(c, s)`` (X25519, P-256) and advertise the public halves."""
         self._expect(ClientStage.ADVERTISE)
         c_key = AgreementKey.generate(self._rng)
-        s_key = AgreementKey.generate(self._rng)
+        s_key = MaskKey.generate(self._rng)
         sig = b""
         if self.params.active:
             sig = self._signing_key.sign(advertise_transcript(self.round_id, self.id, c_key.public_bytes, s_key.public_bytes))
@@ -175,7 +187,8 @@ class SecAggClient:
 
     # -- step 1 ----------------------------------------------------------------------------
     def share_keys(self, msg: KeysBroadcast) -> ShareKeys:
-        """Step 1: check the keys, Shamir-share ``s_u`` and ``b_u`` among the holders, encrypt the shares.
+        """Step 1: check the keys, Shamir-share ``s_u`` and ``b_u`` among the holders with Feldman
+        commitments to both polynomials, encrypt the shares.
 
         Semi-honest variant: the broadcast holds the keys of this client's holders in U1. Active
         variant: it holds every key of U1 (each signature is checked), from which the client
@@ -186,8 +199,9 @@ class SecAggClient:
           DropoutBudgetExceeded: more clients missing from U1 than the budgets allow.
           ProtocolViolation: own keys missing or altered, a non-neighbour (or unknown id) listed,
             repeated keys.
-          UnusableKey: a peer's X25519 key is of small order (an honest server refuses it at
-            advertise time; ``exc.client`` names the peer). Nothing is drawn or sent.
+          UnusableKey: a peer's X25519 key is of small order, or its P-256 key is not a curve point
+            (an honest server refuses it at advertise time; ``exc.client`` names the peer).
+            Nothing is drawn or sent.
           NonCanonicalEncoding: a peer's key is not canonically encoded.
           AuthenticationFailed: (active) a signature on advertised keys does not verify.
         """
@@ -205,7 +219,7 @@ class SecAggClient:
             raise TooFewSurvivors("share_keys", len(allp), self.params.threshold, f"client {self.id}'s neighbourhood")
         for p in msg.peers:  # before anything else uses the keys: canonical, not of small order
             check_public_key(p.c_pk, p.client)
-            check_public_key(p.s_pk, p.client)
+            check_mask_public_key(p.s_pk, p.client)
         all_keys = [p.c_pk for p in msg.peers] + [p.s_pk for p in msg.peers]
         if len(set(all_keys)) != len(all_keys):
             raise ProtocolViolation(f"client {self.id}: repeated public keys in the broadcast")
@@ -231,11 +245,16 @@ class SecAggClient:
             v: hkdf(self._c_key.agree(p.c_pk), self.round_id, SECAGG_SHARE_ENCRYPTION, *sorted((self.id, v)))
             for v, p in peers.items() if v != self.id
         }
-        # all checks passed: draw the secrets
-        b_seed = self._rng.bytes(32)
+        # all checks passed: draw the self-mask seed b (uniform in [1, q)) and both polynomials
+        b_secret = random_scalar(self._rng)
         holders = sorted(peers)
-        s_shares = share_secret(int.from_bytes(self._s_key.private_bytes, "big"), holders, self.params.threshold, self._rng)
-        b_shares = share_secret(int.from_bytes(b_seed, "big"), holders, self.params.threshold, self._rng)
+        t = self.params.threshold
+        s_shares, s_poly = deal(self._s_key.private_scalar, holders, t, self._rng)
+        b_shares, b_poly = deal(b_secret, holders, t, self._rng)
+        commitments = Commitments.from_points(commit_polynomial(s_poly), commit_polynomial(b_poly))
+        sig = b""
+        if self.params.active:
+            sig = self._signing_key.sign(commitments_transcript(self.round_id, self.id, commitments.encoded))
         cts = []
         for v in holders:
             if v == self.id:
@@ -244,40 +263,80 @@ class SecAggClient:
                 self.id.to_bytes(2, "big") + v.to_bytes(2, "big")
                 + s_shares[v].to_bytes(SHARE_BYTES, "big") + b_shares[v].to_bytes(SHARE_BYTES, "big")
             )
-            ct = encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)
-            commitments = (share_commitment(self.round_id, self.id, v, MASK_KEY_SHARE, s_shares[v])
-                           + share_commitment(self.round_id, self.id, v, SELF_MASK_SHARE, b_shares[v]))
-            cts.append((v, ct + commitments))
+            cts.append((v, encrypt_share(enc_keys[v], self.round_id, self.id, v, plaintext)))
         self._holders, self._seed = holder_set, seed
         self._peers = peers
         self._enc_keys = enc_keys
-        self._b_seed = b_seed
+        self._b_seed = b_secret.to_bytes(32, "big")
         self._shares = {self.id: (s_shares[self.id], b_shares[self.id])}
         self.stage = ClientStage.MASKED_INPUT
-        return ShareKeys(self.round_id, self.id, self_mask_commitment(self.round_id, self.id, b_seed), tuple(cts))
+        return ShareKeys(self.round_id, self.id, commitments, tuple(cts), sig)
 
     # -- step 2 ----------------------------------------------------------------------------
     def _open_delivery(self, msg: SharesDelivery) -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
         """Open every share bundle of ``msg``: ``(shares by dealer, disputes by dealer)``; no state changes.
 
+        Each share is checked against its dealer's Feldman commitments (all dealers' checks in one
+        batched multi-scalar multiplication, :func:`secagg.vss.invalid_shares`), after the
+        commitments themselves: ``t`` points each, the mask-key constant term equal to the
+        dealer's advertised ``s^PK``, and (active) the dealer's signature over them.
+
         Raises:
-          ProtocolViolation: shares from a client that is not a neighbour in U1.
+          ProtocolViolation: shares from a client that is not a neighbour in U1, or a delivery
+            whose commitments do not go with its ciphertexts one to one.
         """
         self._check(msg, SharesDelivery)
-        received, disputed = {}, {}
         for sender, _ in msg.ciphertexts:
             if sender == self.id or sender not in self._peers:
                 raise ProtocolViolation(f"client {self.id}: shares from client {sender}, which is not a neighbour in U1",
                                         blamed=(sender,))
-        for sender, blob in msg.ciphertexts:
+        if tuple(d.dealer for d in msg.dealers) != tuple(v for v, _ in msg.ciphertexts):
+            raise ProtocolViolation(f"client {self.id}: the delivery's commitments do not match its ciphertexts")
+        received, disputed, opened = {}, {}, []
+        for (sender, ct), dealer in zip(msg.ciphertexts, msg.dealers):
             try:
-                received[sender] = self._open_bundle(sender, blob)
-            except (AuthenticationFailed, MalformedMessage) as exc:
+                self._check_commitments(dealer)
+                s_share, b_share = self._open_bundle(sender, ct)
+            except (AuthenticationFailed, MalformedMessage, ProtocolViolation) as exc:
                 # a dealer fault (or tampering on the way): this client holds no share of the
                 # sender's secrets and says so by leaving them out when it unmasks; the pairwise
                 # mask with the sender needs only its public key, so masking goes on as usual
                 disputed[sender] = exc.reason
+                continue
+            opened.append((sender, dealer.commitments, s_share, b_share))
+        items = []
+        for _, c, s_share, b_share in opened:
+            items += [(c.mask_key, self.id, s_share), (c.self_mask, self.id, b_share)]
+        # the weights only decide how fast a bad share is found, never whether: fresh OS randomness
+        off = {opened[k // 2][0] for k in invalid_shares(items, SystemRandom())}
+        for sender, _, s_share, b_share in opened:
+            if sender in off:
+                disputed[sender] = "share_not_on_committed_polynomial"
+            else:
+                received[sender] = (s_share, b_share)
         return received, disputed
+
+    def _check_commitments(self, dealer: DealerCommitments) -> None:
+        """A dealer's commitments as forwarded: ``t`` points per polynomial, ``C_0`` of the mask
+        key equal to its advertised key, and (active) its signature.
+
+        Raises:
+          ProtocolViolation: wrong number of points, or ``C_0`` differs from ``s^PK``.
+          MalformedMessage: not a :class:`~secagg.vss.Commitments` (a caller's hand-made message).
+          AuthenticationFailed: (active) the signature does not verify.
+        """
+        c, u = dealer.commitments, dealer.dealer
+        if not isinstance(c, Commitments):
+            raise MalformedMessage(f"client {self.id}: client {u}'s commitments are not a Commitments vector", blamed=(u,))
+        if c.threshold != self.params.threshold:
+            raise ProtocolViolation(f"client {self.id}: client {u} committed to {c.threshold} coefficients, not t",
+                                    blamed=(u,), reason="commitments_wrong_threshold")
+        if c.mask_key_constant != self._peers[u].s_pk:
+            raise ProtocolViolation(f"client {self.id}: client {u}'s commitments do not open to its advertised key",
+                                    blamed=(u,), reason="commitment_key_mismatch")
+        if self.params.active:
+            verify_signature(self._verify_keys[u], dealer.signature, commitments_transcript(self.round_id, u, c.encoded),
+                             f"client {u}", blamed=(u,))
 
     def receipt(self, msg: SharesDelivery) -> SharesReceipt:
         """Step 2a: open the shares received and report the dealers whose bundles fail their checks.
@@ -317,8 +376,8 @@ class SecAggClient:
           OutOfOrder: a mask request before the receipt, or shares after it.
           ValueError: ``vector`` or ``field_vector`` out of range (a caller error).
 
-        A share bundle that does not decrypt, names the wrong parties, or differs from the
-        dealer's share commitments is not an error: the dealer is recorded in
+        A share bundle that does not decrypt, names the wrong parties, or holds a share off the
+        dealer's committed polynomial is not an error: the dealer is recorded in
         :attr:`disputed` (with the reason), this client masks with it unless the server
         excludes it, and reveals no share of it later (it holds none). So a dealer fault costs
         the dealer shares, never the holder its place in the round.
@@ -379,15 +438,14 @@ class SecAggClient:
         self.stage = ClientStage.CONSISTENCY if p.active else ClientStage.UNMASK
         return MaskedInput(self.round_id, self.id, p.mask_bits, y, yf)
 
-    def _open_bundle(self, sender: int, blob: bytes) -> tuple[int, int]:
-        """Decrypt ``sender``'s share bundle and check it against the sender's commitments.
+    def _open_bundle(self, sender: int, ct: bytes) -> tuple[int, int]:
+        """Decrypt ``sender``'s share bundle (the Feldman check is :meth:`_open_delivery`'s).
 
         Raises:
-          AuthenticationFailed: the ciphertext does not verify, names the wrong parties, or a
-            share differs from its commitment (``blamed`` names the sender).
+          AuthenticationFailed: the ciphertext does not verify or names the wrong parties
+            (``blamed`` names the sender).
           MalformedMessage: a share out of range.
         """
-        ct, commitments = blob[:-2 * SHARE_COMMITMENT_BYTES], blob[-2 * SHARE_COMMITMENT_BYTES:]
         pt = decrypt_share(self._enc_keys[sender], self.round_id, sender, self.id, ct)
         if len(pt) != SHARE_PLAINTEXT_BYTES or int.from_bytes(pt[:2], "big") != sender or int.from_bytes(pt[2:4], "big") != self.id:
             raise AuthenticationFailed(f"client {self.id}: share bundle from {sender} names the wrong parties",
@@ -397,10 +455,6 @@ class SecAggClient:
         if s_share >= SHARE_PRIME or b_share >= SHARE_PRIME:
             raise MalformedMessage(f"client {self.id}: share from {sender} out of range", blamed=(sender,),
                                    reason="share_out_of_range")
-        if (share_commitment(self.round_id, sender, self.id, MASK_KEY_SHARE, s_share)
-                + share_commitment(self.round_id, sender, self.id, SELF_MASK_SHARE, b_share)) != commitments:
-            raise AuthenticationFailed(f"client {self.id}: a share from {sender} differs from its commitment",
-                                       blamed=(sender,), reason="share_commitment_mismatch")
         return s_share, b_share
 
     # -- step 3 (active) -------------------------------------------------------------------

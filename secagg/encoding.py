@@ -2,7 +2,7 @@
 
 Every message (see :mod:`secagg.messages` for the layouts) is::
 
-    magic "SAG" | version u8 = 1 | type u8 | round_id 16 bytes | party u16 | body
+    magic "SAG" | version u8 = 2 | type u8 | round_id 16 bytes | party u16 | body
 
 All integers are big-endian and unsigned, except vector words (little-endian, so that numpy
 reads them without a copy). Lists carry a u16 or u32 count that is checked against the codec's
@@ -20,7 +20,7 @@ from .errors import MalformedMessage, NonCanonicalEncoding, OversizedMessage, Tr
 __all__ = ["MAGIC", "VERSION", "HEADER_BYTES", "Writer", "Reader"]
 
 MAGIC = b"SAG"
-VERSION = 1
+VERSION = 2
 #: magic (3) + version (1) + type (1) + round id (16) + party (2)
 HEADER_BYTES = 23
 

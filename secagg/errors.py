@@ -21,6 +21,7 @@ __all__ = [
     "ProtocolViolation",
     "OutOfOrder",
     "UnusableKey",
+    "Equivocation",
     "RefusedRequest",
     "TooFewSurvivors",
     "InconsistentView",
@@ -81,16 +82,25 @@ class ProtocolViolation(SecAggError):
 
 
 class UnusableKey(ProtocolViolation):
-    """An X25519 public key of small order (all-zero shared secret with every peer).
+    """A public key that cannot serve: an X25519 key of small order (all-zero shared secret with
+    every peer), or a P-256 encoding that is not a curve point.
 
     Attributes:
       client: the client whose key it is.
     """
 
-    def __init__(self, client: int, detail: str = ""):
-        text = f"client {client}'s X25519 public key is of small order"
+    def __init__(self, client: int, detail: str = "of small order"):
+        text = f"client {client}'s public key is unusable"
         super().__init__(text + (f" ({detail})" if detail else ""), blamed=(client,))
         self.client = client
+
+
+class Equivocation(ProtocolViolation):
+    """Active variant: a dealer signed two different commitment vectors in one round.
+
+    The server sees every ``ShareKeys``; two valid signatures of one dealer over different
+    commitments prove the dealer at fault (``blamed``, reason ``"equivocation"``).
+    """
 
 
 class OutOfOrder(ProtocolViolation):
@@ -170,13 +180,15 @@ class UnrecoverableSecret(TooFewSurvivors, RoundFailed):
 
 
 class DealerFault(SecAggError, RoundFailed):
-    """Unmasking: ``t`` shares that each match the dealer's own commitments rebuild a secret that
-    does not match the dealer's public key (``s``) or seed commitment (``b``).
+    """Unmasking: ``t`` shares that each pass the dealer's Feldman commitments rebuild a secret
+    whose commitment is not the dealer's ``C_0`` (its public key ``s^PK``, or ``b G``).
 
-    Every share used is the one the dealer committed to, so the dealer alone is to blame
-    (``blamed == (client,)``, reason ``"dealer_fault"``). The round fails closed: the dealer's
-    masks cannot be removed, and rebuilding its other secret to exclude it would need honest
-    holders to reveal both secrets of one client, which they refuse.
+    Since the Feldman sharing of issue 11 this cannot happen (shares that pass lie on the
+    committed polynomial; a dealer off its polynomial is disputed at receipt and excluded before
+    masking); the check stays so that the round fails closed if the arithmetic were ever wrong.
+    Every share used passed the dealer's commitments, so the dealer is blamed (``blamed ==
+    (client,)``, reason ``"dealer_fault"``); rebuilding its other secret to exclude it would need
+    honest holders to reveal both secrets of one client, which they refuse.
 
     Attributes:
       client: the dealer.

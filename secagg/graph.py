@@ -81,8 +81,8 @@ def graph_seed(round_id: bytes, num_clients: int, advertised: Mapping[int, tuple
     h.update(bytes(round_id) + struct.pack(">HH", num_clients, len(advertised)))
     for u in sorted(advertised):
         c_pk, s_pk = advertised[u]
-        if len(c_pk) != 32 or len(s_pk) != 32:
-            raise ValueError("advertised keys must be 32 bytes")
+        if len(c_pk) != 32 or len(s_pk) != 33:
+            raise ValueError("advertised keys must be 32 (c) and 33 (s) bytes")
         h.update(struct.pack(">H", u) + bytes(c_pk) + bytes(s_pk))
     return h.digest()
 

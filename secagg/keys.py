@@ -1,7 +1,9 @@
 """Key agreement, key derivation, share encryption and signatures (all from ``cryptography``).
 
-* X25519 for the two per-round key pairs of each client: ``c`` (encrypts shares in transit) and
-  ``s`` (agrees the pairwise mask seeds).
+* X25519 for the per-round key pair ``c`` of each client (encrypts shares in transit).
+* P-256 ECDH for the per-round key pair ``s`` (agrees the pairwise mask seeds): its private key
+  is a scalar of the group in which the shares of it are committed to (:mod:`secagg.vss`), so
+  the constant term of the dealer's commitments must equal the advertised public key.
 * HKDF-SHA256 with the round id as salt and, as info, a versioned purpose label from
   :mod:`rangeproof.labels` (length-prefixed), the output length and the ids (count-prefixed), so
   no derived key is ever used for two purposes, pairs, lengths or rounds.
@@ -15,6 +17,8 @@ import struct
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,6 +28,7 @@ from rangeproof.labels import SECAGG_SHARE_AD
 
 from .errors import AuthenticationFailed, NonCanonicalEncoding, ProtocolViolation, UnusableKey
 from .randomness import RandomSource
+from .shamir import SHARE_PRIME, random_scalar
 
 __all__ = [
     "PUBLIC_KEY_BYTES",
@@ -31,6 +36,10 @@ __all__ = [
     "is_canonical_public_key",
     "SIGNATURE_BYTES",
     "AgreementKey",
+    "MASK_PUBLIC_KEY_BYTES",
+    "MaskKey",
+    "check_mask_public_key",
+    "is_canonical_mask_public_key",
     "SigningKey",
     "verify_signature",
     "hkdf",
@@ -40,6 +49,8 @@ __all__ = [
 ]
 
 PUBLIC_KEY_BYTES = 32
+#: a P-256 public key, compressed SEC 1 (``0x02``/``0x03 || x``)
+MASK_PUBLIC_KEY_BYTES = 33
 SIGNATURE_BYTES = 64
 #: AES-GCM tag length
 SHARE_CIPHERTEXT_OVERHEAD = 16
@@ -79,6 +90,37 @@ def check_public_key(public: bytes, client: int) -> None:
         _TRIAL_KEY.exchange(X25519PublicKey.from_public_bytes(bytes(public)))
     except ValueError:
         raise UnusableKey(client) from None
+
+
+#: p of P-256 (the field of the coordinates)
+_P256_FIELD = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+
+
+def is_canonical_mask_public_key(public: bytes) -> bool:
+    """Whether ``public`` has the one accepted form of a P-256 mask public key: 33 bytes,
+    compressed SEC 1 (prefix 0x02 or 0x03), ``x < p``. The uncompressed (0x04), hybrid (0x06,
+    0x07) and identity (0x00) encodings are refused, so one key has one encoding."""
+    return (isinstance(public, (bytes, bytearray)) and len(public) == MASK_PUBLIC_KEY_BYTES
+            and public[0] in (2, 3) and int.from_bytes(public[1:], "big") < _P256_FIELD)
+
+
+def check_mask_public_key(public: bytes, client: int) -> None:
+    """Refuse a P-256 mask public key that cannot serve in the round; returns None or raises.
+
+    Raises:
+      NonCanonicalEncoding: not the canonical compressed encoding (see
+        :func:`is_canonical_mask_public_key`).
+      UnusableKey: ``x`` is not the x-coordinate of a curve point (an invalid point, the P-256
+        counterpart of an X25519 key of small order: P-256 has cofactor 1, so every other point
+        but the identity, which has no compressed encoding, has order q).
+    """
+    if not is_canonical_mask_public_key(public):
+        raise NonCanonicalEncoding(f"client {client}: P-256 public key is not a canonical compressed point",
+                                   blamed=(client,))
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(public))
+    except ValueError:
+        raise UnusableKey(client, "not a point of P-256") from None
 
 
 def hkdf(ikm: bytes, round_id: bytes, purpose: bytes, *ids: int, length: int = 32) -> bytes:
@@ -126,6 +168,39 @@ class AgreementKey:
             return self._key.exchange(X25519PublicKey.from_public_bytes(peer_public))
         except ValueError as exc:
             raise ProtocolViolation(f"unusable X25519 public key: {exc}") from None
+
+
+class MaskKey:
+    """A P-256 ECDH key pair used for one round (the pairwise mask key ``s``).
+
+    Args:
+      private: the private scalar, ``1 <= private < q``.
+    """
+
+    def __init__(self, private: int):
+        if not 0 < private < SHARE_PRIME:
+            raise ValueError("a P-256 private key is a scalar in [1, q)")
+        self._key = ec.derive_private_key(private, ec.SECP256R1())
+        self.private_scalar = private
+        self.public_bytes = self._key.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+
+    @classmethod
+    def generate(cls, rng: RandomSource) -> "MaskKey":
+        return cls(random_scalar(rng))
+
+    def agree(self, peer_public: bytes) -> bytes:
+        """The P-256 ECDH shared secret (the x-coordinate, 32 bytes) with ``peer_public``.
+
+        Raises:
+          ProtocolViolation: the peer key is not a canonical compressed point of P-256.
+        """
+        if not is_canonical_mask_public_key(peer_public):
+            raise ProtocolViolation("unusable P-256 public key: not a canonical compressed point")
+        try:
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(peer_public))
+        except ValueError as exc:
+            raise ProtocolViolation(f"unusable P-256 public key: {exc}") from None
+        return self._key.exchange(ec.ECDH(), peer)
 
 
 class SigningKey:

@@ -38,7 +38,7 @@ def _split(okm: bytes) -> MaskKeys:
 
 
 def pairwise_mask_keys(shared_secret: bytes, round_id: bytes, u: int, v: int) -> MaskKeys:
-    """Mask keys of the pair {u, v} from their X25519 secret (symmetric in u and v)."""
+    """Mask keys of the pair {u, v} from their P-256 ECDH secret (symmetric in u and v)."""
     lo, hi = (u, v) if u < v else (v, u)
     return _split(hkdf(shared_secret, round_id, SECAGG_PAIRWISE_MASK, lo, hi))
 

@@ -1,4 +1,4 @@
-"""The protocol's typed messages and their one canonical binary encoding (version 1).
+"""The protocol's typed messages and their one canonical binary encoding (version 2).
 
 Each message is a frozen dataclass with ``encode() -> bytes`` and ``decode(data)``; the common
 header and the field rules are in :mod:`secagg.encoding`, and every layout is listed in
@@ -8,10 +8,10 @@ messages and the receiver for server -> client messages.
 ========  =====================  ===================  ============================================
 type      message                direction            body after the header
 ========  =====================  ===================  ============================================
-1         AdvertiseKeys          client -> server     c_pk 32 | s_pk 32 | sig flag u8 | [sig 64]
+1         AdvertiseKeys          client -> server     c_pk 32 | s_pk 33 | sig flag u8 | [sig 64]
 2         KeysBroadcast          server -> client     u16 n | n x (id u16, c_pk, s_pk, flag, [sig])
-3         ShareKeys              client -> server     b_commit 32 | u16 n | n x (to u16, ct 86, commits 64)
-4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 86, commits 64)
+3         ShareKeys              client -> server     commitments | flag, [sig] | u16 n | n x (to u16, ct 84)
+4         SharesDelivery         server -> client     u16 n | n x (from u16, ct 84, commitments, flag, [sig])
 5         MaskedInput            client -> server     k u8 | u32 d | d words | u16 m | m x 32 bytes
 6         ConsistencyRequest     server -> client     ids (u16 n | n x u16)
 7         ConsistencySignature   client -> server     sig 64
@@ -20,6 +20,9 @@ type      message                direction            body after the header
 10        SharesReceipt          client -> server     disputed ids (u16 n | n x u16)
 11        MaskRequest            server -> client     excluded ids (u16 n | n x u16)
 ========  =====================  ===================  ============================================
+
+``commitments`` is a dealer's Feldman commitments, ``u16 t | 2t x 33`` (compressed P-256 points,
+:class:`secagg.vss.Commitments`); ``s_pk`` is a compressed P-256 point, ``c_pk`` an X25519 key.
 """
 from __future__ import annotations
 
@@ -30,22 +33,30 @@ import numpy as np
 
 from .encoding import HEADER_BYTES, MAGIC, VERSION, Reader, Writer, check_ids
 from .errors import MalformedMessage, NonCanonicalEncoding, OversizedMessage
-from .keys import PUBLIC_KEY_BYTES, SHARE_CIPHERTEXT_OVERHEAD, SIGNATURE_BYTES, is_canonical_public_key
+from .keys import (
+    MASK_PUBLIC_KEY_BYTES,
+    PUBLIC_KEY_BYTES,
+    SHARE_CIPHERTEXT_OVERHEAD,
+    SIGNATURE_BYTES,
+    is_canonical_mask_public_key,
+    is_canonical_public_key,
+)
 from .params import MAX_CLIENTS, MAX_DIM, MAX_FIELD_DIM
 from .prg import ring_dtype
 from .shamir import SHARE_BYTES, SHARE_PRIME
+from .vss import POINT_BYTES, Commitments
 
 __all__ = [
     "ROUND_ID_BYTES",
     "SHARE_PLAINTEXT_BYTES",
     "SHARE_CIPHERTEXT_BYTES",
-    "SHARE_BLOB_BYTES",
     "SELF_MASK_SHARE",
     "MASK_KEY_SHARE",
     "AdvertiseKeys",
     "PeerKeys",
     "KeysBroadcast",
     "ShareKeys",
+    "DealerCommitments",
     "SharesDelivery",
     "MaskedInput",
     "ConsistencyRequest",
@@ -61,11 +72,8 @@ __all__ = [
 ROUND_ID_BYTES = 16
 #: share bundle plaintext: sender u16 | receiver u16 | mask-key share 33 | self-mask share 33
 SHARE_PLAINTEXT_BYTES = 2 + 2 + 2 * SHARE_BYTES
+#: one entry of ``ShareKeys``/``SharesDelivery``: the AES-GCM ciphertext of the share bundle
 SHARE_CIPHERTEXT_BYTES = SHARE_PLAINTEXT_BYTES + SHARE_CIPHERTEXT_OVERHEAD
-#: one entry of ``ShareKeys``/``SharesDelivery``: the AES-GCM ciphertext of the share bundle,
-#: then the dealer's commitments to the mask-key share and to the self-mask share it holds
-#: (:func:`secagg.transcripts.share_commitment`, 32 bytes each)
-SHARE_BLOB_BYTES = SHARE_CIPHERTEXT_BYTES + 2 * 32
 #: share kinds in an UnmaskResponse
 SELF_MASK_SHARE = 1
 MASK_KEY_SHARE = 2
@@ -118,6 +126,18 @@ def _write_ids(w: Writer, ids: tuple[int, ...], what: str) -> None:
         w.u16(i)
 
 
+def _write_commitments(w: Writer, c: Commitments) -> None:
+    if not isinstance(c, Commitments):
+        raise ValueError("commitments: expected a secagg.vss.Commitments")
+    w.u16(c.threshold).raw(c.encoded)
+
+
+def _read_commitments(r: Reader) -> Commitments:
+    """``u16 t | 2t x 33``: every point checked (canonical compressed, on the curve, not the identity)."""
+    t = r.count(2, MAX_CLIENTS, 2 * POINT_BYTES, "commitments")
+    return Commitments.decode(r.raw(2 * t * POINT_BYTES), t)
+
+
 def _write_blobs(w: Writer, items: tuple[tuple[int, bytes], ...], size: int, what: str) -> None:
     """``u16 n | n x (id u16, blob of `size` bytes)``, ids strictly increasing."""
     check_ids(tuple(i for i, _ in items), what)
@@ -150,7 +170,7 @@ class _Message:
 
 @dataclasses.dataclass(frozen=True)
 class AdvertiseKeys(_Message):
-    """Step 0, client -> server: the round's two X25519 public keys (and, active, a signature)."""
+    """Step 0, client -> server: the round's X25519 ``c_pk`` and P-256 ``s_pk`` (and, active, a signature)."""
 
     TYPE: ClassVar[int] = 1
     round_id: bytes
@@ -168,7 +188,7 @@ class AdvertiseKeys(_Message):
     def decode(cls, data: bytes) -> "AdvertiseKeys":
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
-        c_pk, s_pk = _read_public_key(r), _read_public_key(r)
+        c_pk, s_pk = _read_public_key(r), _read_mask_public_key(r)
         sig = _read_sig(r)
         r.finish()
         return cls(round_id, sender, c_pk, s_pk, sig)
@@ -179,6 +199,15 @@ def _read_public_key(r: Reader) -> bytes:
     pk = r.raw(PUBLIC_KEY_BYTES)
     if not is_canonical_public_key(pk):
         raise NonCanonicalEncoding("X25519 public key: bit 255 set or u >= p")
+    return pk
+
+
+def _read_mask_public_key(r: Reader) -> bytes:
+    """A P-256 public key in its one accepted form (33-byte compressed, x < p), else refused.
+    Whether it is a curve point is checked where it is used (:func:`secagg.keys.check_mask_public_key`)."""
+    pk = r.raw(MASK_PUBLIC_KEY_BYTES)
+    if not is_canonical_mask_public_key(pk):
+        raise NonCanonicalEncoding("P-256 public key: not a compressed point (prefix 0x02/0x03) with x < p")
     return pk
 
 
@@ -214,11 +243,11 @@ class KeysBroadcast(_Message):
     def decode(cls, data: bytes) -> "KeysBroadcast":
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
-        n = r.count(2, MAX_CLIENTS, 2 + 2 * PUBLIC_KEY_BYTES + 1, "peers")
+        n = r.count(2, MAX_CLIENTS, 2 + PUBLIC_KEY_BYTES + MASK_PUBLIC_KEY_BYTES + 1, "peers")
         peers = []
         for _ in range(n):
             client = r.u16()
-            c_pk, s_pk = _read_public_key(r), _read_public_key(r)
+            c_pk, s_pk = _read_public_key(r), _read_mask_public_key(r)
             peers.append(PeerKeys(client, c_pk, s_pk, _read_sig(r)))
         r.finish()
         check_ids(tuple(p.client for p in peers), "peers")
@@ -227,54 +256,87 @@ class KeysBroadcast(_Message):
 
 @dataclasses.dataclass(frozen=True)
 class ShareKeys(_Message):
-    """Step 1, client -> server: encrypted share bundles for each neighbour (and a commitment).
+    """Step 1, client -> server: the dealer's Feldman commitments (signed in the active variant)
+    and an encrypted share bundle for each neighbour.
 
-    ``b_commitment`` is SHA-256 over the self-mask seed (see :mod:`secagg.client`); the server
-    checks the reconstructed seed against it.
+    ``commitments`` holds ``t`` points for the polynomial of ``s^SK`` (its constant term must be
+    the advertised ``s_pk``) and ``t`` for that of the self-mask seed ``b``; the server checks the
+    reconstructed secrets against the constant terms, each holder its shares against all of them.
     """
 
     TYPE: ClassVar[int] = 3
     round_id: bytes
     sender: int
-    b_commitment: bytes
+    commitments: Commitments
     ciphertexts: tuple[tuple[int, bytes], ...]
+    signature: bytes = b""
 
     def encode(self) -> bytes:
-        w = _header(Writer(), self.TYPE, self.round_id, self.sender).raw(self.b_commitment)
-        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
+        w = _header(Writer(), self.TYPE, self.round_id, self.sender)
+        _write_commitments(w, self.commitments)
+        _write_sig(w, self.signature)
+        _write_blobs(w, self.ciphertexts, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> "ShareKeys":
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
-        commit = r.raw(32)
-        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
+        commitments = _read_commitments(r)
+        sig = _read_sig(r)
+        cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         r.finish()
-        return cls(round_id, sender, commit, cts)
+        return cls(round_id, sender, commitments, cts, sig)
+
+
+@dataclasses.dataclass(frozen=True)
+class DealerCommitments:
+    """One dealer's commitments and signature, as forwarded by the server in ``SharesDelivery``."""
+
+    dealer: int
+    commitments: Commitments
+    signature: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True)
 class SharesDelivery(_Message):
-    """Step 1, server -> client: the ciphertexts addressed to the client, by sender (U2)."""
+    """Step 1, server -> client: the ciphertexts addressed to the client, by sender (U2), each
+    with its sender's commitments (``dealers``, in the same order)."""
 
     TYPE: ClassVar[int] = 4
     round_id: bytes
     receiver: int
     ciphertexts: tuple[tuple[int, bytes], ...]
+    dealers: tuple[DealerCommitments, ...] = ()
 
     def encode(self) -> bytes:
         w = _header(Writer(), self.TYPE, self.round_id, self.receiver)
-        _write_blobs(w, self.ciphertexts, SHARE_BLOB_BYTES, "ciphertexts")
+        ids = tuple(i for i, _ in self.ciphertexts)
+        check_ids(ids, "ciphertexts")
+        if tuple(d.dealer for d in self.dealers) != ids:
+            raise ValueError("dealers: expected one entry per ciphertext, in the same order")
+        w.u16(len(ids))
+        for (i, ct), d in zip(self.ciphertexts, self.dealers):
+            if len(ct) != SHARE_CIPHERTEXT_BYTES:
+                raise ValueError(f"ciphertexts: expected {SHARE_CIPHERTEXT_BYTES}-byte entries")
+            w.u16(i).raw(ct)
+            _write_commitments(w, d.commitments)
+            _write_sig(w, d.signature)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> "SharesDelivery":
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
-        cts = _read_blobs(r, SHARE_BLOB_BYTES, "ciphertexts")
+        n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES + 2 + 1, "ciphertexts")
+        cts, dealers = [], []
+        for _ in range(n):
+            i, ct = r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)
+            cts.append((i, ct))
+            dealers.append(DealerCommitments(i, _read_commitments(r), _read_sig(r)))
         r.finish()
-        return cls(round_id, receiver, cts)
+        check_ids(tuple(i for i, _ in cts), "ciphertexts")
+        return cls(round_id, receiver, tuple(cts), tuple(dealers))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -402,7 +464,7 @@ class UnmaskResponse(_Message):
     """Step 4, client -> server: one share per requested peer, ``(peer, kind, value)``.
 
     ``kind`` is :data:`SELF_MASK_SHARE` (a share of ``b_peer``) or :data:`MASK_KEY_SHARE` (a
-    share of the peer's X25519 mask key). Peers are strictly increasing, so a peer appears once.
+    share of the peer's P-256 mask key). Peers are strictly increasing, so a peer appears once.
     """
 
     TYPE: ClassVar[int] = 9

@@ -27,6 +27,7 @@ from .errors import (
     AuthenticationFailed,
     DealerFault,
     DropoutBudgetExceeded,
+    Equivocation,
     MalformedMessage,
     OutOfOrder,
     ProtocolViolation,
@@ -35,7 +36,7 @@ from .errors import (
     UnrecoverableSecret,
 )
 from .graph import graph_seed, keyed_neighbours, neighbours
-from .keys import AgreementKey, check_public_key, verify_signature
+from .keys import MaskKey, check_mask_public_key, check_public_key, verify_signature
 from .masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from .messages import (
     MASK_KEY_SHARE,
@@ -43,6 +44,7 @@ from .messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencySignature,
+    DealerCommitments,
     KeysBroadcast,
     MaskedInput,
     MaskRequest,
@@ -56,8 +58,10 @@ from .messages import (
 from .params import SecAggParams
 from .steps import Step
 from .prg import MaskExpander, expand_field, reduce_ring, ring_dtype
+from .randomness import SystemRandom
 from .shamir import reconstruct_secret
-from .transcripts import SHARE_COMMITMENT_BYTES, advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment
+from .transcripts import advertise_transcript, commitments_transcript, consistency_transcript
+from .vss import Commitments, commit_polynomial, invalid_shares
 
 __all__ = ["ServerStage", "SecAggServer", "SumResult"]
 
@@ -77,7 +81,7 @@ class SumResult:
         names the first step it missed (or ``excluded: <reason>``).
       late: clients in U3 that missed a later step (their inputs are still in the sum).
       blamed: ``{client: reason}`` for each client whose unmasking answer was found faulty
-        (``"wrong_share"``: a share that differs from its dealer's commitment); its shares were
+        (``"wrong_share"``: a share off its dealer's committed polynomial); its shares were
         ignored. Such a client is in U3 (its input is in the sum): taking it out would need both
         of its secrets, which honest holders never reveal.
     """
@@ -177,14 +181,16 @@ class SecAggServer:
         """Store one client's advertised keys.
 
         Raises:
-          NonCanonicalEncoding: a public key not canonically encoded (bit 255 set, or u >= p).
-          UnusableKey: a public key of small order (it would make every peer's agreement fail).
+          NonCanonicalEncoding: a public key not canonically encoded (X25519: bit 255 set, or
+            u >= p; P-256: not a 33-byte compressed point with x < p).
+          UnusableKey: an X25519 key of small order or a P-256 key off the curve (it would make
+            every peer's agreement fail).
           ProtocolViolation: a public key already used by another client.
           AuthenticationFailed: (active) the signature does not verify.
         """
         self._accept(msg, AdvertiseKeys, ServerStage.ADVERTISE, self._keys)
         check_public_key(msg.c_pk, msg.sender)
-        check_public_key(msg.s_pk, msg.sender)
+        check_mask_public_key(msg.s_pk, msg.sender)
         used = {k for m in self._keys.values() for k in (m.c_pk, m.s_pk)}
         if msg.c_pk == msg.s_pk or msg.c_pk in used or msg.s_pk in used:
             raise ProtocolViolation(f"server: client {msg.sender} reuses a public key", blamed=(msg.sender,),
@@ -243,17 +249,57 @@ class SecAggServer:
 
     # -- step 1 ----------------------------------------------------------------------------
     def receive_share_keys(self, msg: ShareKeys) -> None:
-        """Store one client's encrypted shares.
+        """Store one client's commitments and encrypted shares.
 
         Raises:
-          ProtocolViolation: the ciphertexts are not addressed to exactly its neighbours in U1.
+          ProtocolViolation: the ciphertexts are not addressed to exactly its neighbours in U1;
+            the commitments do not hold ``t`` points per polynomial (``commitments_wrong_threshold``)
+            or their mask-key constant term is not the key the client advertised
+            (``commitment_key_mismatch``): refused here, before any holder sees them.
+          AuthenticationFailed: (active) the signature over the commitments does not verify.
+          Equivocation: (active) a second ``ShareKeys`` of the client, validly signed, over other
+            commitments: the client is excluded from the round (``dropped``: ``excluded:
+            equivocation``) and its first message discarded, before anything was delivered.
+          ReplayedMessage: any other second ``ShareKeys`` (the first one stands).
         """
+        if (self.params.active and isinstance(msg, ShareKeys) and self.stage is ServerStage.SHARE_KEYS
+                and msg.round_id == self.round_id and msg.sender in self._share_msgs
+                and msg.commitments != self._share_msgs[msg.sender].commitments and self._signed(msg)):
+            u = msg.sender
+            del self._share_msgs[u]
+            self._eligible = self._eligible - {u}
+            self.dropped[u] = "excluded: equivocation"
+            raise Equivocation(f"server: client {u} signed two different commitment vectors", blamed=(u,),
+                               reason="equivocation")
         self._accept(msg, ShareKeys, ServerStage.SHARE_KEYS, self._share_msgs)
         expected = (self._holders(msg.sender) & self._u1) - {msg.sender}
         if {to for to, _ in msg.ciphertexts} != expected:
             raise ProtocolViolation(f"server: client {msg.sender}'s shares are not addressed to its neighbours in U1",
                                     blamed=(msg.sender,), reason="misaddressed_shares")
+        if not isinstance(msg.commitments, Commitments):
+            raise MalformedMessage(f"server: client {msg.sender}'s commitments are not a Commitments vector",
+                                   blamed=(msg.sender,))
+        if msg.commitments.threshold != self.params.threshold:
+            raise ProtocolViolation(f"server: client {msg.sender} committed to {msg.commitments.threshold} coefficients, "
+                                    f"not t = {self.params.threshold}", blamed=(msg.sender,),
+                                    reason="commitments_wrong_threshold")
+        if msg.commitments.mask_key_constant != self._keys[msg.sender].s_pk:
+            raise ProtocolViolation(f"server: client {msg.sender}'s commitments do not open to the key it advertised",
+                                    blamed=(msg.sender,), reason="commitment_key_mismatch")
+        if self.params.active and not self._signed(msg):
+            raise AuthenticationFailed(f"bad signature from client {msg.sender} over its commitments",
+                                       blamed=(msg.sender,), reason="bad_signature")
         self._share_msgs[msg.sender] = msg
+
+    def _signed(self, msg: ShareKeys) -> bool:
+        """(active) whether ``msg``'s signature over its commitments verifies under its sender's key."""
+        try:
+            verify_signature(self._verify_keys[msg.sender], msg.signature,
+                             commitments_transcript(self.round_id, msg.sender, msg.commitments.encoded),
+                             f"client {msg.sender}")
+        except (AuthenticationFailed, KeyError):
+            return False
+        return True
 
     def close_share_keys(self) -> dict[int, SharesDelivery]:
         """End step 1: U2 is fixed; each client gets the ciphertexts addressed to it."""
@@ -275,7 +321,9 @@ class SecAggServer:
             for to, ct in self._share_msgs[sender].ciphertexts:
                 if to in inbox:
                     inbox[to].append((sender, ct))
-        out = {u: SharesDelivery(self.round_id, u, tuple(inbox[u])) for u in sorted(u2)}
+        dealers = {d: DealerCommitments(d, self._share_msgs[d].commitments, self._share_msgs[d].signature) for d in u2}
+        out = {u: SharesDelivery(self.round_id, u, tuple(inbox[u]), tuple(dealers[d] for d, _ in inbox[u]))
+               for u in sorted(u2)}
         self._inbox = {u: frozenset(s for s, _ in inbox[u]) for u in u2}
         self._u2 = frozenset(u2)
         self._eligible = frozenset(out)
@@ -453,65 +501,52 @@ class SecAggServer:
                                     blamed=(msg.sender,), reason="unrequested_shares")
         self._responses[msg.sender] = msg
 
-    def _commitment(self, dealer: int, holder: int, kind: int) -> bytes | None:
-        """The dealer's commitment to the share of ``kind`` it sent ``holder`` (None: its own share)."""
-        blob = dict(self._share_msgs[dealer].ciphertexts).get(holder)
-        if blob is None:
-            return None
-        cs = blob[-2 * SHARE_COMMITMENT_BYTES:]
-        return cs[:SHARE_COMMITMENT_BYTES] if kind == MASK_KEY_SHARE else cs[SHARE_COMMITMENT_BYTES:]
+    def _rebuild(self, dealer: int, kind: int, shares: dict[int, int], wrong: dict[int, str]) -> int | Exception:
+        """The dealer's secret from the revealed shares that lie on its committed polynomial.
 
-    def _rebuild(self, dealer: int, kind: int, shares: dict[int, int], check, wrong: dict[int, str]) -> int:
-        """The dealer's secret from the shares that pass their commitments, or an error to raise.
-
-        Shares of other holders are checked against the dealer's commitments; holders whose
-        share differs are added to ``wrong`` and their shares ignored. The first ``t`` shares that
-        pass (by holder id) give the secret; the dealer's own share, which has no commitment, is
-        used only when ``t - 1`` others pass. ``check(secret)`` is the oracle (public key or seed
-        commitment).
+        Every share (the dealer's own included) is checked against the dealer's Feldman
+        commitments, all of one secret in one batched check (:func:`secagg.vss.invalid_shares`);
+        holders whose share fails are added to ``wrong`` and their shares ignored. Any ``t`` shares
+        that pass lie on the committed polynomial, so the lowest ``t`` of them give its constant
+        term, whose commitment ``C_0`` is the advertised key (``s``, checked at share-keys time)
+        or the published ``b G`` (``b``).
 
         Returns:
-          The secret, or an :class:`UnrecoverableSecret` / :class:`DealerFault` (not raised, so
-          that the caller can first check every secret and blame every faulty holder).
+          The secret, or an :class:`UnrecoverableSecret` (fewer than ``t`` shares pass) /
+          :class:`DealerFault` (``t`` passing shares that do not give ``C_0``: impossible unless
+          the group arithmetic is broken; kept so that the round fails closed even then), not
+          raised, so that the caller can first check every secret and blame every faulty holder.
         """
         t = self.params.threshold
         name = "self_mask" if kind == SELF_MASK_SHARE else "mask_key"
-        good, bad = [], []
-        for holder in sorted(shares):
-            expected = self._commitment(dealer, holder, kind)
-            if expected is None:
-                continue  # the dealer's own share
-            if share_commitment(self.round_id, dealer, holder, kind, shares[holder]) == expected:
-                good.append(holder)
-            else:
-                bad.append(holder)
-        for holder in bad:
+        c = self._share_msgs[dealer].commitments
+        points = c.self_mask if kind == SELF_MASK_SHARE else c.mask_key
+        holders = sorted(shares)
+        bad = {holders[k] for k in invalid_shares([(points, h, shares[h]) for h in holders], SystemRandom())}
+        for holder in sorted(bad):
             wrong[holder] = "wrong_share"
-        if len(good) >= t:
-            secret = reconstruct_secret({h: shares[h] for h in good[:t]}, t)
-            # every share used is the one the dealer committed to: a mismatch is the dealer's fault
-            return secret if check(secret) else DealerFault(dealer, name)
-        if len(good) == t - 1 and dealer in shares:
-            secret = reconstruct_secret({h: shares[h] for h in good + [dealer]}, t)
-            if check(secret):
-                return secret
-            wrong[dealer] = "wrong_share"  # its own share, or its own sharing: the same client
-        return UnrecoverableSecret(dealer, name, len(good), t)
+        good = [h for h in holders if h not in bad]
+        if len(good) < t:
+            return UnrecoverableSecret(dealer, name, len(good), t)
+        secret = reconstruct_secret({h: shares[h] for h in good[:t]}, t)
+        if not 0 < secret or commit_polynomial([secret])[0] != points[0]:
+            return DealerFault(dealer, name)
+        return secret
 
     def finish(self) -> SumResult:
         """Reconstruct the secrets needed, remove all masks, and return the sum.
 
-        Each revealed share is checked against the commitment its dealer sent with it in step 1:
-        a holder whose share differs is named in :attr:`SumResult.blamed` and its shares are
-        ignored; the secret is rebuilt from ``t`` shares that pass. The result is exact as long
-        as every secret keeps ``t`` such shares.
+        Each revealed share is checked against its dealer's Feldman commitments of step 1: a
+        holder whose share is off the committed polynomial is named in :attr:`SumResult.blamed`
+        and its shares are ignored; the secret is rebuilt from ``t`` shares that pass. The result
+        is exact as long as every secret keeps ``t`` such shares.
 
         Raises:
           UnrecoverableSecret: a secret has fewer than ``t`` shares that pass their commitments
             (a :class:`TooFewSurvivors` and a ``RoundFailed``; ``blamed``: the holders of wrong
             shares).
-          DealerFault: ``t`` shares that pass their commitments rebuild a secret that does not
-            match the dealer's public key or seed commitment (``blamed``: the dealer).
+          DealerFault: ``t`` shares that pass the Feldman check rebuild a secret whose commitment
+            is not ``C_0`` (impossible by the algebra; the round fails closed if it ever happens).
 
         A failed ``finish`` changes no state.
         """
@@ -524,14 +559,8 @@ class SecAggServer:
                 (b_shares if kind == SELF_MASK_SHARE else s_shares)[peer][holder] = value
         wrong: dict[int, str] = {}
 
-        def seed_ok(u):
-            return lambda v: not v >> 256 and self_mask_commitment(self.round_id, u, v.to_bytes(32, "big")) == self._share_msgs[u].b_commitment
-
-        def key_ok(u):
-            return lambda v: not v >> 256 and AgreementKey(v.to_bytes(32, "big")).public_bytes == self._keys[u].s_pk
-
-        seeds = {u: self._rebuild(u, SELF_MASK_SHARE, shares, seed_ok(u), wrong) for u, shares in sorted(b_shares.items())}
-        keys = {u: self._rebuild(u, MASK_KEY_SHARE, shares, key_ok(u), wrong) for u, shares in sorted(s_shares.items())}
+        seeds = {u: self._rebuild(u, SELF_MASK_SHARE, shares, wrong) for u, shares in sorted(b_shares.items())}
+        keys = {u: self._rebuild(u, MASK_KEY_SHARE, shares, wrong) for u, shares in sorted(s_shares.items())}
         failures = [v for v in (*seeds.values(), *keys.values()) if isinstance(v, Exception)]
         dealers = [e for e in failures if isinstance(e, DealerFault)]
         if dealers:
@@ -540,7 +569,7 @@ class SecAggServer:
             first = failures[0]
             raise UnrecoverableSecret(first.client, first.kind, first.have, first.need, blamed=wrong)
         seeds = {u: v.to_bytes(32, "big") for u, v in seeds.items()}
-        mask_keys = {u: AgreementKey(v.to_bytes(32, "big")) for u, v in keys.items()}
+        mask_keys = {u: MaskKey(v) for u, v in keys.items()}
         # unmask: acc = sum y_u - sum PRG(b_u) - sum_{dropped u} sum_{v in U3 cap N(u)} sign(v, u) PRG(s_uv)
         dtype = ring_dtype(p.mask_bits)
         acc = np.zeros(self.dim, dtype=dtype)

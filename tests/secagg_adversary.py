@@ -16,13 +16,14 @@ import numpy as np
 from secagg.client import SecAggClient
 from secagg.errors import SecAggError
 from secagg.graph import graph_seed, keyed_neighbours, neighbours, ring_order
-from secagg.keys import AgreementKey, SigningKey
+from secagg.keys import MaskKey, SigningKey
 from secagg.masking import pairwise_mask_keys, pairwise_sign, self_mask_keys
 from secagg.messages import (
     MASK_KEY_SHARE,
     ConsistencyRequest,
     KeysBroadcast,
     PeerKeys,
+    DealerCommitments,
     SharesDelivery,
     UnmaskRequest,
     decode_message,
@@ -130,7 +131,9 @@ class MaliciousServer:
         for u in sorted(self.share_msgs):
             if u in absent:
                 continue
-            msg = wire(SharesDelivery(self.rid, u, tuple(self.inbox[u])))
+            dealers = tuple(DealerCommitments(d, self.share_msgs[d].commitments, self.share_msgs[d].signature)
+                            for d, _ in self.inbox[u])
+            msg = wire(SharesDelivery(self.rid, u, tuple(self.inbox[u]), dealers))
             self.y[u] = wire(self.clients[u].masked_input(msg, self.x[u])).vector
             self.masked_with[u] = {s for s, _ in self.inbox[u]}
         for c in self.corrupted:  # the colluders hand over every share they received
@@ -212,12 +215,12 @@ class MaliciousServer:
     def _b_seed(self, u: int) -> bytes:
         return reconstruct_secret(self.held_b[u], self.t).to_bytes(32, "big")
 
-    def _s_key(self, u: int) -> AgreementKey:
-        key = AgreementKey(reconstruct_secret(self.held_s[u], self.t).to_bytes(32, "big"))
+    def _s_key(self, u: int) -> MaskKey:
+        key = MaskKey(reconstruct_secret(self.held_s[u], self.t))
         assert key.public_bytes == self.adv[u].s_pk
         return key
 
-    def _unmasked(self, u: int, pairs_from: Mapping[int, AgreementKey]) -> np.ndarray:
+    def _unmasked(self, u: int, pairs_from: Mapping[int, MaskKey]) -> np.ndarray:
         """``y_u`` minus its self mask and minus its pairwise masks with the clients in ``pairs_from``."""
         bits = self.p.mask_bits
         acc = self.y[u].astype(ring_dtype(bits), copy=True)

@@ -6,12 +6,12 @@ Use them through ``run_round(..., client_types={id: cls})`` or instantiate them 
 from __future__ import annotations
 
 import dataclasses
+import types
 
 from secagg.client import SecAggClient
 from secagg.keys import decrypt_share, encrypt_share
-from secagg.messages import MASK_KEY_SHARE, SELF_MASK_SHARE, SHARE_PLAINTEXT_BYTES
+from secagg.messages import SELF_MASK_SHARE, SHARE_PLAINTEXT_BYTES
 from secagg.shamir import SHARE_BYTES, SHARE_PRIME
-from secagg.transcripts import SHARE_COMMITMENT_BYTES, share_commitment
 
 
 class LyingHolder(SecAggClient):
@@ -35,16 +35,16 @@ def garbage_dealer(victims):
 
 
 def off_polynomial_dealer(victims, kind=SELF_MASK_SHARE):
-    """A class that gives ``victims`` shares of ``kind`` off its polynomial, each with a matching
-    commitment (so the holders accept them and the server finds the fault at reconstruction)."""
+    """A class that gives ``victims`` shares of ``kind`` off its committed polynomial (the share
+    plus one, in a bundle that decrypts and names the right parties): a dealer fault that only the
+    Feldman check at receipt can see. ``victims="all"`` cheats every holder."""
 
     class OffPolynomialDealer(SecAggClient):
         def share_keys(self, msg):
             out = super().share_keys(msg)
             cts = []
-            for v, blob in out.ciphertexts:
-                if v in victims:
-                    ct = blob[:-2 * SHARE_COMMITMENT_BYTES]
+            for v, ct in out.ciphertexts:
+                if victims == "all" or v in victims:
                     pt = decrypt_share(self._enc_keys[v], self.round_id, self.id, v, ct)
                     assert len(pt) == SHARE_PLAINTEXT_BYTES
                     s = int.from_bytes(pt[4:4 + SHARE_BYTES], "big")
@@ -54,10 +54,34 @@ def off_polynomial_dealer(victims, kind=SELF_MASK_SHARE):
                     else:
                         s = (s + 1) % SHARE_PRIME
                     pt = pt[:4] + s.to_bytes(SHARE_BYTES, "big") + b.to_bytes(SHARE_BYTES, "big")
-                    blob = (encrypt_share(self._enc_keys[v], self.round_id, self.id, v, pt)
-                            + share_commitment(self.round_id, self.id, v, MASK_KEY_SHARE, s)
-                            + share_commitment(self.round_id, self.id, v, SELF_MASK_SHARE, b))
-                cts.append((v, blob))
+                    ct = encrypt_share(self._enc_keys[v], self.round_id, self.id, v, pt)
+                cts.append((v, ct))
             return dataclasses.replace(out, ciphertexts=tuple(cts))
 
     return OffPolynomialDealer
+
+
+class ForeignSecretDealer(SecAggClient):
+    """Shares a mask key other than the one it advertised, consistently: its commitments are
+    those of the polynomial it really used, so their constant term ``C_0`` is not its advertised
+    ``s^PK`` (signed, in the active variant). Refused by the server at share-keys time."""
+
+    def share_keys(self, msg):
+        real = self._s_key
+        # the advertised public key stays (so the client's own checks pass), the secret shared is another
+        self._s_key = types.SimpleNamespace(public_bytes=real.public_bytes, private_scalar=real.private_scalar + 1)
+        try:
+            return super().share_keys(msg)
+        finally:
+            self._s_key = real
+
+
+def false_disputer(dealers):
+    """A class whose share receipt disputes ``dealers`` although their bundles were fine."""
+
+    class FalseDisputer(SecAggClient):
+        def receipt(self, msg):
+            out = super().receipt(msg)
+            return dataclasses.replace(out, disputed=tuple(sorted(set(out.disputed) | set(dealers))))
+
+    return FalseDisputer

@@ -230,6 +230,39 @@ def test_secagg_masks_are_aes_ctr_keystreams_of_the_derived_keys():
     assert len({pair["ring"], pair["field"], own["ring"], own["field"]}) == 4
 
 
+def test_secagg_feldman_dealing_against_its_specification():
+    """The stored dealing, checked with plain integers and petlib's P-256 (not the code under
+    test): the shares are the polynomial at the holders' ids mod q, ``C_i = a_i G`` compressed,
+    ``C_0`` is the mask key that ``cryptography`` derived from the same scalar, each share
+    satisfies ``s_j G = sum_i j^i C_i``, and the signed transcript is label | rid | u16 dealer |
+    u32 length | commitments."""
+    from petlib.bn import Bn
+
+    from rangeproof.labels import SECAGG_SHARE_COMMITMENTS
+
+    def bn(v: int) -> Bn:
+        return Bn.from_decimal(str(v))
+
+    sa = STORED["secagg"]
+    d = sa["deal t=3 holders 1,2,5 secret 0x0123...20, SeededRandom(b'kat deal')"]
+    coeffs = [int(a) for a in d["coefficients"]]
+    assert coeffs[0] == int.from_bytes(bytes(range(1, 33)), "big")
+    for j, share in d["shares"].items():
+        assert int(share) == sum(a * int(j) ** i for i, a in enumerate(coeffs)) % ORDER
+    enc = unhex(d["commitments"])
+    assert len(enc) == 6 * 33
+    pts = [point_from_bytes_compact(enc[i:i + 33]) for i in range(0, 6 * 33, 33)]
+    G = pts[0].group.generator()
+    assert [p.export() for p in pts[:3]] == [(bn(a) * G).export() for a in coeffs]
+    assert enc[:33].hex() == sa["P-256 mask key 0x0123...20 public (compressed)"]
+    for j, share in d["shares"].items():
+        rhs = pts[0] + bn(int(j)) * pts[1] + bn(int(j) ** 2) * pts[2]
+        assert (bn(int(share)) * G).export() == rhs.export()
+    rid = bytes.fromhex(sa["inputs"]["round_id"])
+    want = SECAGG_SHARE_COMMITMENTS + rid + (3).to_bytes(2, "big") + len(enc).to_bytes(4, "big") + enc
+    assert unhex(sa["commitments_transcript dealer 3"]) == want
+
+
 # --- proofs: the stored bytes verify, the seeded prover reproduces them, one changed byte fails ------
 
 def _norm_case(name):

@@ -17,7 +17,8 @@ from fl.aggregation.secure_sum import SecureSum
 from secagg.transcripts import CONSISTENCY_LABEL, consistency_transcript
 
 RID = bytes(range(16))
-KEYS = {u: (bytes([u]) * 32, bytes([u + 100]) * 32) for u in (1, 2, 3, 5)}
+# (X25519 c^PK 32 bytes, P-256 s^PK 33 bytes): the seed hashes the bytes, not the points
+KEYS = {u: (bytes([u]) * 32, bytes([2]) + bytes([u + 100]) * 32) for u in (1, 2, 3, 5)}
 
 
 def test_labels_are_versioned_and_distinct():
@@ -31,14 +32,16 @@ def test_graph_seed_known_answer():
     spec = hashlib.sha256(GRAPH_SEED_LABEL + RID + struct.pack(">HH", 5, 4)
                           + b"".join(struct.pack(">H", u) + c + s for u, (c, s) in sorted(KEYS.items()))).digest()
     assert seed == spec
-    assert seed.hex() == "d91a978be699d810665cfcf4d74cd1f01e1f5e47084137b71cd5708193a75ad1"
+    assert seed.hex() == "8242f298fa8d7a4177b2238e3796d3681182327ba2367e178d61925b10566ad0"
     # every key, every id and the round enter the seed
     assert graph_seed(bytes(16), 5, KEYS) != seed
     assert graph_seed(RID, 6, KEYS) != seed
-    assert graph_seed(RID, 5, {**KEYS, 5: (KEYS[5][0], bytes(32))}) != seed
+    assert graph_seed(RID, 5, {**KEYS, 5: (KEYS[5][0], bytes(33))}) != seed
     assert graph_seed(RID, 5, {4 if u == 5 else u: k for u, k in KEYS.items()}) != seed
     with pytest.raises(ValueError):
-        graph_seed(RID, 5, {1: (b"short", bytes(32))})
+        graph_seed(RID, 5, {1: (b"short", bytes(33))})
+    with pytest.raises(ValueError):  # a 32-byte (X25519-sized) s^PK
+        graph_seed(RID, 5, {1: (bytes(32), bytes(32))})
 
 
 def test_ring_order_known_answer():
@@ -46,7 +49,7 @@ def test_ring_order_known_answer():
     vk = {u: hashlib.sha256(bytes([u])).digest() for u in range(1, 9)}
     p = SecAggParams(num_clients=8, threshold=3, degree=2, active=True, unsafe_sparse_active=True)
     order = ring_order(p, seed, vk)
-    assert order == [3, 4, 2, 8, 6, 1, 5, 7]
+    assert order == [4, 5, 6, 2, 8, 1, 7, 3]
     assert order == sorted(vk, key=lambda u: hashlib.sha256(RING_POSITION_LABEL + seed + vk[u]).digest())
     g = keyed_neighbours(p, seed, vk)
     assert all(g[order[i]] == {order[i - 1], order[(i + 1) % 8]} for i in range(8))
@@ -56,7 +59,7 @@ def test_consistency_transcript_known_answer():
     seed = graph_seed(RID, 5, KEYS)
     t = consistency_transcript(RID, seed, (1, 2, 5))
     assert t == CONSISTENCY_LABEL + RID + seed + bytes([0, 3, 0, 1, 0, 2, 0, 5])
-    assert hashlib.sha256(t).hexdigest() == "0a96d6e81a33cf8f766cf42551ed33cb1d80b3af9e686ab858d13cd4915500ec"
+    assert hashlib.sha256(t).hexdigest() == "918db43937bee8a64ab76f4d54776897a9dd7c587fdcfad22d1a46f7bce4a5bf"
     with pytest.raises(ValueError):
         consistency_transcript(RID, seed[:16], (1, 2, 5))
 

@@ -20,11 +20,11 @@ from secagg.messages import (
     MASK_KEY_SHARE,
     MESSAGE_TYPES,
     SELF_MASK_SHARE,
-    SHARE_BLOB_BYTES,
     SHARE_CIPHERTEXT_BYTES,
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencySignature,
+    DealerCommitments,
     KeysBroadcast,
     MaskedInput,
     PeerKeys,
@@ -36,18 +36,23 @@ from secagg.messages import (
     UnmaskResponse,
     decode_message,
 )
+from secagg.keys import MaskKey
 from secagg.shamir import SHARE_PRIME
+from secagg.vss import Commitments, commit_polynomial
 
 R = bytes(range(16))
 K1, K2, SIG = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 64
-CT = bytes([4]) * SHARE_BLOB_BYTES
+S1, S2 = MaskKey(5).public_bytes, MaskKey(7).public_bytes  # P-256 mask keys (33 bytes, compressed)
+CT = bytes([4]) * SHARE_CIPHERTEXT_BYTES
+COMMITS = Commitments.from_points(commit_polynomial([5, 11]), commit_polynomial([9, 13]))  # t = 2
 
 SAMPLES = {
-    "advertise": AdvertiseKeys(R, 3, K1, K2, SIG),
-    "advertise-unsigned": AdvertiseKeys(R, 3, K1, K2),
-    "broadcast": KeysBroadcast(R, 2, (PeerKeys(1, K1, K2, SIG), PeerKeys(2, K2, K1, SIG), PeerKeys(7, K1, K1))),
-    "share-keys": ShareKeys(R, 1, bytes(32), ((2, CT), (5, CT))),
-    "delivery": SharesDelivery(R, 2, ((1, CT), (3, CT))),
+    "advertise": AdvertiseKeys(R, 3, K1, S1, SIG),
+    "advertise-unsigned": AdvertiseKeys(R, 3, K1, S1),
+    "broadcast": KeysBroadcast(R, 2, (PeerKeys(1, K1, S2, SIG), PeerKeys(2, K2, S1, SIG), PeerKeys(7, K1, S1))),
+    "share-keys": ShareKeys(R, 1, COMMITS, ((2, CT), (5, CT)), SIG),
+    "share-keys-unsigned": ShareKeys(R, 1, COMMITS, ((2, CT), (5, CT))),
+    "delivery": SharesDelivery(R, 2, ((1, CT), (3, CT)), (DealerCommitments(1, COMMITS, SIG), DealerCommitments(3, COMMITS))),
     "masked-k32": MaskedInput(R, 4, 32, np.arange(10, dtype=np.uint32), (5, 2**255)),
     "masked-k12": MaskedInput(R, 4, 12, np.arange(10, dtype=np.uint32) * 400),
     "masked-k64": MaskedInput(R, 4, 64, np.array([2**64 - 1, 0], dtype=np.uint64)),
@@ -99,7 +104,7 @@ def test_trailing_bytes_and_limits_rejected(name):
 @pytest.mark.parametrize("name", SAMPLES)
 def test_header_checked(name):
     data = bytearray(SAMPLES[name].encode())
-    for pos, value, exc in [(0, ord("X"), MalformedMessage), (3, 2, MalformedMessage), (4, 99, MalformedMessage)]:
+    for pos, value, exc in [(0, ord("X"), MalformedMessage), (3, 1, MalformedMessage), (3, 3, MalformedMessage), (4, 99, MalformedMessage)]:
         bad = bytearray(data)
         bad[pos] = value
         with pytest.raises(exc):
@@ -152,14 +157,14 @@ def test_non_canonical_inputs_rejected():
     # share value >= p and unknown share kind
     resp = SAMPLES["unmask-resp"]
     good = _body(resp)
-    bad = good[:2] + good[2:5] + SHARE_PRIME.to_bytes(33, "big") + good[5 + 33 :]
+    bad = good[:2] + good[2:5] + SHARE_PRIME.to_bytes(32, "big") + good[5 + 32 :]
     with pytest.raises(NonCanonicalEncoding):
         decode_message(_with_body(resp, bad))
     bad = good[:4] + b"\x07" + good[5:]
     with pytest.raises(MalformedMessage):
         decode_message(_with_body(resp, bad))
     # unmask response naming one peer twice (both kinds)
-    body = struct.pack(">H", 2) + struct.pack(">HB", 3, 1) + bytes(33) + struct.pack(">HB", 3, 2) + bytes(33)
+    body = struct.pack(">H", 2) + struct.pack(">HB", 3, 1) + bytes(32) + struct.pack(">HB", 3, 2) + bytes(32)
     with pytest.raises(NonCanonicalEncoding):
         decode_message(_with_body(resp, body))
 
@@ -205,3 +210,61 @@ def test_bit_flips_never_crash_the_decoder(name, data):
     except DecodeError:
         return
     assert msg.encode() == bytes(raw)  # whatever decodes re-encodes to the same bytes
+
+
+# -- Feldman commitments and P-256 keys on the wire (issue 11, dealer fault) ----------------------
+
+_P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+
+
+def _share_keys_with(commit_bytes: bytes, t: int) -> bytes:
+    """A ShareKeys encoding whose commitments section is ``u16 t | commit_bytes``."""
+    m = SAMPLES["share-keys-unsigned"]
+    body = _body(m)
+    rest = body[2 + len(COMMITS.encoded):]
+    return _with_body(m, struct.pack(">H", t) + commit_bytes + rest)
+
+
+def test_commitment_encodings_refused_with_typed_errors():
+    good = COMMITS.encoded
+    assert ShareKeys.decode(_share_keys_with(good, 2)) == SAMPLES["share-keys-unsigned"]
+    x_not_on_curve = next(bytes([2]) + x.to_bytes(32, "big") for x in range(1, 100)
+                          if _invalid_x(x))
+    cases = {
+        "wrong length (one point short)": (good[:-33], 2, DecodeError),
+        "t = 0": (b"", 0, MalformedMessage),
+        "uncompressed prefix": (bytes([4]) + good[1:], 2, NonCanonicalEncoding),
+        "hybrid prefix": (bytes([6]) + good[1:], 2, NonCanonicalEncoding),
+        "identity (all zero)": (bytes(33) + good[33:], 2, NonCanonicalEncoding),
+        "x >= p": (bytes([2]) + _P256_P.to_bytes(32, "big") + good[33:], 2, NonCanonicalEncoding),
+        "x + p does not fit": (bytes([3]) + (2**256 - 1).to_bytes(32, "big") + good[33:], 2, NonCanonicalEncoding),
+        "not a curve point": (x_not_on_curve + good[33:], 2, MalformedMessage),
+    }
+    for name, (data, t, exc) in cases.items():
+        with pytest.raises(exc):
+            decode_message(_share_keys_with(data, t))
+    # a wrong count: more points announced than sent (the reader runs into the ciphertexts), or
+    # more than the whole input holds
+    with pytest.raises(DecodeError):
+        decode_message(_share_keys_with(good, 3))
+    with pytest.raises(TruncatedMessage):
+        decode_message(_share_keys_with(good, 200))
+
+
+def _invalid_x(x: int) -> bool:
+    rhs = (x ** 3 - 3 * x + 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B) % _P256_P
+    return pow(rhs, (_P256_P - 1) // 2, _P256_P) == _P256_P - 1  # a non-residue: no y
+
+
+def test_p256_mask_key_encodings_refused():
+    adv = SAMPLES["advertise-unsigned"]
+    body = _body(adv)
+    wide = MaskKey(5)._key.public_key().public_bytes(
+        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.X962,
+        __import__("cryptography.hazmat.primitives.serialization", fromlist=["PublicFormat"]).PublicFormat.UncompressedPoint)
+    for bad_key in (bytes(33), bytes([4]) + S1[1:], bytes([2]) + _P256_P.to_bytes(32, "big")):
+        with pytest.raises(NonCanonicalEncoding):
+            decode_message(_with_body(adv, body[:32] + bad_key + body[65:]))
+    # the uncompressed form (65 bytes) does not fit the field: the message does not parse
+    with pytest.raises(DecodeError):
+        decode_message(_with_body(adv, body[:32] + wide + body[65:]))

@@ -7,21 +7,16 @@ on what the server holds: never a share of both secrets of one client.
 """
 from __future__ import annotations
 
-import hashlib
-import struct
-
 import numpy as np
 import pytest
 
 from rangeproof.blame import RoundFailed, SabreError
-from rangeproof.labels import SECAGG_SHARE_COMMITMENT
 from secagg.driver import DropoutPlan, run_round
-from secagg.errors import DealerFault, TooFewSurvivors, UnrecoverableSecret
+from secagg.errors import TooFewSurvivors, UnrecoverableSecret
 from secagg.messages import MASK_KEY_SHARE, SELF_MASK_SHARE
 from secagg.params import SecAggParams
-from secagg.transcripts import share_commitment
 
-from secagg_cheaters import LyingHolder, garbage_dealer, off_polynomial_dealer
+from secagg_cheaters import ForeignSecretDealer, LyingHolder, false_disputer, garbage_dealer, off_polynomial_dealer
 
 N, T, DIM = 30, 16, 5
 
@@ -61,13 +56,6 @@ class _Spy:
                 spy.server = self
 
         monkeypatch.setattr(driver, "SecAggServer", Server)
-
-
-def test_share_commitment_matches_its_specification():
-    rid = bytes(range(16))
-    want = hashlib.sha256(SECAGG_SHARE_COMMITMENT + rid + struct.pack(">HHB", 3, 7, 2) + (5).to_bytes(33, "big")).digest()
-    assert share_commitment(rid, 3, 7, 2, 5) == want
-    assert share_commitment(rid, 3, 7, 1, 5) != want and share_commitment(rid, 7, 3, 2, 5) != want
 
 
 # -- a holder returns wrong shares in unmasking --------------------------------------------------
@@ -138,19 +126,129 @@ def test_garbage_bundles_and_a_liar_together(monkeypatch):
     _never_both(spy.server)
 
 
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
 @pytest.mark.parametrize("kind", [SELF_MASK_SHARE, MASK_KEY_SHARE], ids=["self-mask", "mask-key"])
-def test_dealer_off_its_polynomial_blamed_fail_closed(monkeypatch, kind):
-    """Shares that match their commitments but not one polynomial: the dealer alone is at fault.
-    The round fails closed: the server never asks for its other secret."""
+def test_dealer_off_its_polynomial_to_a_few_holders_round_exact(monkeypatch, active, kind):
+    """Shares off the dealer's committed polynomial (a dealer fault that once made the round fail
+    closed at unmasking, ``DealerFault``): the holders find them at receipt with the Feldman check
+    and dispute them; the dealer keeps t undisputed holders, so it stays, and its secret is rebuilt
+    from shares that lie on the committed polynomial. Exact, nobody blamed."""
     spy = _Spy(monkeypatch)
-    params = SecAggParams(num_clients=N, threshold=T)
-    # the self-mask fault shows while client 1 survives; the mask-key fault once it has dropped
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(5)
+    # the self-mask secret is needed while client 1 survives; the mask key once it has dropped
     drop = {} if kind == SELF_MASK_SHARE else {1: "masked_input"}
-    with pytest.raises(DealerFault) as info:
-        run_round(params, _inputs(5), dropout=DropoutPlan(drop),
-                  client_types={1: off_polynomial_dealer({2, 3}, kind)}, seed=9)
-    assert info.value.blamed == (1,) and info.value.reason == "dealer_fault" and isinstance(info.value, RoundFailed)
+    report = run_round(params, x, dropout=DropoutPlan(drop), client_types={1: off_polynomial_dealer({2, 3}, kind)}, seed=9)
+    res = report.result
+    members = [u for u in range(1, N + 1) if u not in drop]
+    assert report.client_errors == {} and res.blamed == {} and res.survivors == tuple(members)
+    assert np.array_equal(res.vector, _sum(x, members))
+    for v in (2, 3):  # the cheated holders disputed and revealed nothing of client 1
+        assert all(peer != 1 for peer, _, _ in spy.server._responses[v].shares)
     _never_both(spy.server)
+
+
+def _holds_no_two_secrets(server, dealers=()):
+    """What the server holds: for no client shares of both kinds; for the given (excluded)
+    dealers no share at all."""
+    _never_both(server)
+    assert all(peer not in set(dealers) for resp in server._responses.values() for peer, _, _ in resp.shares)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("count", [1, N - T], ids=["one-dealer", "most-dealers"])
+def test_off_polynomial_dealers_excluded_before_masking(monkeypatch, active, count):
+    """Dealers whose shares are off their committed polynomials for every holder, at n = 30, t = 16:
+    1, and the most the round tolerates (n - t = 14: 16 clients remain, t). Every honest holder
+    disputes them at receipt, they are left out before anyone masks with them, and the round is
+    exact over the honest clients; the server never receives a share of them."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(15)
+    dealers = set(range(2, 2 + 2 * count, 2)) if count <= N // 2 - 1 else set(range(1, 1 + count))
+    types = {d: off_polynomial_dealer("all", SELF_MASK_SHARE if d % 4 else MASK_KEY_SHARE) for d in dealers}
+    report = run_round(params, x, client_types=types, seed=16)
+    res = report.result
+    honest = [u for u in range(1, N + 1) if u not in dealers]
+    assert res.dropped == {d: "excluded: disputed_shares" for d in dealers} and res.blamed == {}
+    assert res.survivors == tuple(honest) and np.array_equal(res.vector, _sum(x, honest))
+    assert report.client_errors == {} and report.server_refusals == {}
+    assert spy.server._u2 == frozenset(honest)  # excluded before masking: nobody masked with them
+    _holds_no_two_secrets(spy.server, dealers)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+def test_one_off_polynomial_dealer_too_many_fails_closed_before_masking(monkeypatch, active):
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    dealers = set(range(1, N - T + 2))  # 15: 15 clients would remain, fewer than t
+    with pytest.raises(TooFewSurvivors) as info:
+        run_round(params, _inputs(16), client_types={d: off_polynomial_dealer("all") for d in dealers}, seed=17)
+    assert info.value.step == "masked_input"
+    server = spy.server
+    assert server._inputs == {} and server._responses == {} and not server._receipts_closed  # nothing changed
+
+
+def test_off_polynomial_dealers_on_a_sparse_graph(monkeypatch):
+    """SecAgg+ (Harary graph, degree 20, t = 16): a dealer cheating all its 20 neighbours is left
+    out before masking; one cheating 3 of them stays, and the round is exact either way."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, degree=20)
+    x = _inputs(17)
+    types = {5: off_polynomial_dealer("all"), 9: off_polynomial_dealer(set(range(1, N + 1)) - {9}, MASK_KEY_SHARE)}
+    from secagg.graph import neighbours
+
+    graph = neighbours(params, spy_round_id := bytes(range(16)))
+    three = set(sorted(graph[9])[:3])
+    types[9] = off_polynomial_dealer(three, MASK_KEY_SHARE)
+    report = run_round(params, x, client_types=types, round_id=spy_round_id, seed=18,
+                       dropout=DropoutPlan({9: "masked_input"}))
+    res = report.result
+    members = [u for u in range(1, N + 1) if u not in (5, 9)]
+    assert res.dropped == {5: "excluded: disputed_shares", 9: "masked_input"} and res.blamed == {}
+    assert np.array_equal(res.vector, _sum(x, members))
+    for v in three:  # 9 dropped: its mask key was rebuilt without the cheated holders' shares
+        assert all(peer != 9 for peer, _, _ in spy.server._responses[v].shares)
+    _holds_no_two_secrets(spy.server, {5})
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("liars", [N - T, N - T + 1], ids=["n-t-liars", "n-t+1-liars"])
+def test_false_disputes_exclude_an_honest_dealer_only_past_n_minus_t(monkeypatch, active, liars):
+    """Holders that dispute an honest dealer's good bundles: the dealer keeps its place while at
+    most n - t = 14 of its 29 holders lie (29 - 14 + itself = 16 = t undisputed), and is left out,
+    unblamed, from 15 on (which is what withholding its ciphertexts would do)."""
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(19)
+    report = run_round(params, x, client_types={v: false_disputer({1}) for v in range(2, 2 + liars)}, seed=20)
+    res = report.result
+    assert res.blamed == {}
+    members = list(range(1, N + 1)) if liars <= N - T else list(range(2, N + 1))
+    if liars > N - T:
+        assert res.dropped == {1: "excluded: disputed_shares"}
+    assert res.survivors == tuple(members) and np.array_equal(res.vector, _sum(x, members))
+    _holds_no_two_secrets(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+def test_commitments_not_opening_to_the_advertised_key_refused_at_share_keys(monkeypatch, active):
+    """A dealer whose mask-key commitment C_0 is not the key it advertised (it shares another
+    secret, consistently) is refused by the server at share-keys time, named; the round is exact
+    without it."""
+    from secagg.errors import ProtocolViolation
+
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(21)
+    report = run_round(params, x, client_types={7: ForeignSecretDealer}, seed=22)
+    err = report.server_refusals[7]
+    assert isinstance(err, ProtocolViolation) and err.blamed == (7,) and err.reason == "commitment_key_mismatch"
+    res = report.result
+    members = [u for u in range(1, N + 1) if u != 7]
+    assert res.dropped == {7: "share_keys"}
+    assert res.survivors == tuple(members) and np.array_equal(res.vector, _sum(x, members))
+    _holds_no_two_secrets(spy.server, {7})
 
 
 @pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
@@ -270,3 +368,66 @@ def test_receipt_step_is_checked():
         clients[2].masked_input(MaskRequest(rid, 2, (2,)), x)
     with pytest.raises(OutOfOrder):
         server.receive_receipt(SharesReceipt(rid, 5, ()))
+
+
+# -- active variant: the commitments are signed ---------------------------------------------------
+
+def test_active_commitments_signed_equivocation_caught_substitution_disputed():
+    """The dealer signs its commitments: a second, validly signed ShareKeys over other commitments
+    is an equivocation (the dealer is named and excluded before anything is delivered); a ShareKeys
+    or a forwarded vector whose signature does not verify is refused (server) or disputed
+    (holder), so a server cannot substitute commitments."""
+    import dataclasses
+
+    from secagg.client import SecAggClient
+    from secagg.errors import AuthenticationFailed, Equivocation, ReplayedMessage
+    from secagg.keys import SigningKey
+    from secagg.messages import DealerCommitments, decode_message
+    from secagg.randomness import SeededRandom
+    from secagg.server import SecAggServer
+    from secagg.transcripts import commitments_transcript
+    from secagg.vss import Commitments, commit_polynomial
+
+    def wire(m):
+        return decode_message(m.encode())
+
+    n, t = 6, 4
+    params = SecAggParams(num_clients=n, threshold=t, active=True)
+    rid = bytes(range(16))
+    signing = {u: SigningKey.generate(SeededRandom(1000 + u)) for u in range(1, n + 1)}
+    verify = {u: k.verify_key for u, k in signing.items()}
+    clients = {u: SecAggClient(params, u, rid, signing_key=signing[u], verify_keys=verify, rng=SeededRandom(u))
+               for u in range(1, n + 1)}
+    server = SecAggServer(params, rid, 4, verify_keys=verify)
+    for c in clients.values():
+        server.receive_advertise(wire(c.advertise_keys()))
+    msgs = {u: wire(clients[u].share_keys(wire(b))) for u, b in server.close_advertise().items()}
+    first = msgs[1]
+    other = Commitments.from_points(first.commitments.mask_key[:1] + commit_polynomial([7] * (t - 1)),
+                                    first.commitments.self_mask)
+    # a tampered vector under the dealer's real signature: refused, nothing stored
+    with pytest.raises(AuthenticationFailed):
+        server.receive_share_keys(dataclasses.replace(first, commitments=other))
+    assert 1 not in server._share_msgs
+    for u in range(1, n + 1):
+        server.receive_share_keys(msgs[u])
+    with pytest.raises(ReplayedMessage):  # the same message again
+        server.receive_share_keys(msgs[2])
+    with pytest.raises(ReplayedMessage):  # other commitments without the dealer's signature
+        server.receive_share_keys(dataclasses.replace(msgs[2], commitments=other))
+    assert server._share_msgs[2] is msgs[2] and 2 not in server.dropped
+    equivocation = dataclasses.replace(first, commitments=other,
+                                       signature=signing[1].sign(commitments_transcript(rid, 1, other.encoded)))
+    with pytest.raises(Equivocation) as info:
+        server.receive_share_keys(wire(equivocation))
+    assert info.value.blamed == (1,) and info.value.reason == "equivocation"
+    assert 1 not in server._share_msgs and server.dropped[1] == "excluded: equivocation"
+    deliveries = {u: wire(m) for u, m in server.close_share_keys().items()}
+    assert 1 not in deliveries and all(1 not in {s for s, _ in d.ciphertexts} for d in deliveries.values())
+    # a server substituting a forwarded vector (keeping the signature): the holder disputes it
+    d2 = deliveries[2]
+    c3 = msgs[3].commitments
+    other3 = Commitments.from_points(c3.mask_key[:1] + commit_polynomial([7] * (t - 1)), c3.self_mask)
+    swapped = tuple(DealerCommitments(d.dealer, other3, d.signature) if d.dealer == 3 else d for d in d2.dealers)
+    receipt = clients[2].receipt(dataclasses.replace(d2, dealers=swapped))
+    assert receipt.disputed == (3,) and clients[2]._opened[1] == {3: "bad_signature"}

@@ -102,7 +102,10 @@ def test_active_unmask_counts_a_repeated_signer_once():
     assert len(resp.shares) == len(u3)
 
 
-# --- (a), (b) unusable and non-canonical X25519 keys ------------------------------------------------
+# --- (a), (b) unusable and non-canonical keys ---------------------------------------------------------
+# c (share encryption) is X25519; s (pairwise masks) is P-256 since the Feldman commitments of
+# issue 11 (its private key is a scalar of the group the shares are committed in). The X25519
+# tests run on c_pk, their P-256 equivalents (invalid points, non-canonical encodings) on s_pk.
 
 _P = (1 << 255) - 19
 # the points of small order with u < p (RFC 7748; the list libsodium refuses): 0, 1, the two
@@ -115,6 +118,17 @@ def _le(u: int) -> bytes:
     return u.to_bytes(32, "little")
 
 
+_P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+
+
+def _off_curve(x0: int = 1) -> bytes:
+    """A compressed encoding with a canonical x (< p) that is no point's x-coordinate."""
+    x = next(x for x in range(x0, x0 + 200)
+             if pow((x ** 3 - 3 * x + _P256_B) % _P256_P, (_P256_P - 1) // 2, _P256_P) == _P256_P - 1)
+    return bytes([2]) + x.to_bytes(32, "big")
+
+
 def _sum(x, ids, bits):
     return (np.sum([x[u].astype(np.uint64) for u in ids], axis=0, dtype=np.uint64) & np.uint64((1 << bits) - 1))
 
@@ -125,7 +139,7 @@ def test_small_order_key_refused_at_advertise(u):
     server = SecAggServer(p, ROUND, 4)
     client = SecAggClient(p, 1, ROUND, rng=SeededRandom(1))
     good = client.advertise_keys()
-    for bad in (dataclasses.replace(good, s_pk=_le(u)), dataclasses.replace(good, c_pk=_le(u))):
+    for bad in (dataclasses.replace(good, c_pk=_le(u)), dataclasses.replace(good, s_pk=_off_curve(u + 1))):
         with pytest.raises(UnusableKey) as info:
             server.receive_advertise(bad)
         assert info.value.client == 1
@@ -133,9 +147,28 @@ def test_small_order_key_refused_at_advertise(u):
     server.receive_advertise(good)   # the refusals changed nothing: the honest message is accepted
 
 
+def test_p256_mask_key_encodings_refused_at_advertise():
+    """The P-256 equivalents of the X25519 checks: one encoding per key (compressed, x < p), no
+    identity, no uncompressed or hybrid form, no 32-byte key; refused before any state changes."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    p = SecAggParams.classic(5)
+    server = SecAggServer(p, ROUND, 4)
+    client = SecAggClient(p, 1, ROUND, rng=SeededRandom(1))
+    good = client.advertise_keys()
+    wide = client._s_key._key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    for bad in (wide, bytes(33), bytes([1]), bytes([6]) + good.s_pk[1:], good.s_pk[1:],
+                bytes([2]) + _P256_P.to_bytes(32, "big"), bytes([3]) + (2**256 - 1).to_bytes(32, "big")):
+        with pytest.raises(NonCanonicalEncoding) as info:
+            server.receive_advertise(dataclasses.replace(good, s_pk=bad))
+        assert info.value.blamed == (1,)
+    server.receive_advertise(good)
+
+
 @pytest.mark.parametrize("active", [False, True])
 @pytest.mark.parametrize("bad", [(4,), "max"])
-def test_round_completes_without_clients_advertising_small_order_keys(monkeypatch, active, bad):
+@pytest.mark.parametrize("field", ["c_pk", "s_pk"])
+def test_round_completes_without_clients_advertising_small_order_keys(monkeypatch, active, bad, field):
     n = 10
     p = SecAggParams.classic(n, active=active)
     bad = set(range(1, n - p.threshold + 1)) if bad == "max" else set(bad)
@@ -145,7 +178,8 @@ def test_round_completes_without_clients_advertising_small_order_keys(monkeypatc
 
     def hostile(self):
         msg = real(self)
-        return dataclasses.replace(msg, s_pk=bytes(32)) if self.id in bad else msg
+        unusable = bytes(32) if field == "c_pk" else _off_curve()   # small order / not on P-256
+        return dataclasses.replace(msg, **{field: unusable}) if self.id in bad else msg
 
     monkeypatch.setattr(SecAggClient, "advertise_keys", hostile)
     gen = np.random.default_rng(3)
@@ -165,12 +199,12 @@ def test_client_refuses_a_broadcast_with_a_small_order_key(u):
     clients = {v: SecAggClient(p, v, ROUND, rng=SeededRandom(v)) for v in range(1, 6)}
     adv = {v: c.advertise_keys() for v, c in clients.items()}
     peers = [PeerKeys(v, m.c_pk, m.s_pk) for v, m in sorted(adv.items())]
-    peers[2] = PeerKeys(3, peers[2].c_pk, _le(u))
-    msg = KeysBroadcast(ROUND, 1, tuple(peers))
-    with pytest.raises(UnusableKey) as info:
-        clients[1].share_keys(msg)
-    assert info.value.client == 3
-    assert clients[1].stage is ClientStage.SHARE_KEYS          # nothing drawn, nothing changed
+    for bad in (PeerKeys(3, _le(u), peers[2].s_pk), PeerKeys(3, peers[2].c_pk, _off_curve(u + 1))):
+        msg = KeysBroadcast(ROUND, 1, tuple(peers[:2] + [bad] + peers[3:]))
+        with pytest.raises(UnusableKey) as info:
+            clients[1].share_keys(msg)
+        assert info.value.client == 3
+        assert clients[1].stage is ClientStage.SHARE_KEYS          # nothing drawn, nothing changed
 
 
 def test_key_differing_in_bit_255_is_refused():
@@ -180,25 +214,22 @@ def test_key_differing_in_bit_255_is_refused():
     c2 = SecAggClient(p, 2, ROUND, rng=SeededRandom(2))
     m1, m2 = c1.advertise_keys(), c2.advertise_keys()
     server.receive_advertise(m1)
-    twin = bytearray(m1.s_pk)
+    twin = bytearray(m1.c_pk)
     twin[31] |= 0x80                                   # the same X25519 key, another encoding
-    copy = dataclasses.replace(m2, s_pk=bytes(twin))
+    copy = dataclasses.replace(m2, c_pk=bytes(twin))
     with pytest.raises(NonCanonicalEncoding):
         server.receive_advertise(copy)
     with pytest.raises(NonCanonicalEncoding):          # refused on the wire as well
         decode_message(copy.encode())
-    self_twin = dataclasses.replace(m2, c_pk=bytes(twin[:31]) + bytes([twin[31] & 0x7F]), s_pk=bytes(twin))
-    with pytest.raises(NonCanonicalEncoding):
-        server.receive_advertise(self_twin)
     # u + p for u < 19 is also a second encoding (u = 9 is the base point)
     with pytest.raises(NonCanonicalEncoding):
-        server.receive_advertise(dataclasses.replace(m2, s_pk=_le(9 + _P)))
+        server.receive_advertise(dataclasses.replace(m2, c_pk=_le(9 + _P)))
     server.receive_advertise(m2)                       # nothing changed: the real message passes
     # a client refuses a broadcast that lists a non-canonical key
     c3 = SecAggClient(p, 3, ROUND, rng=SeededRandom(3))
     m3 = c3.advertise_keys()
     m4 = SecAggClient(p, 4, ROUND, rng=SeededRandom(4)).advertise_keys()
-    peers = (PeerKeys(1, m1.c_pk, bytes(twin)), PeerKeys(2, m2.c_pk, m2.s_pk), PeerKeys(3, m3.c_pk, m3.s_pk),
+    peers = (PeerKeys(1, bytes(twin), m1.s_pk), PeerKeys(2, m2.c_pk, m2.s_pk), PeerKeys(3, m3.c_pk, m3.s_pk),
              PeerKeys(4, m4.c_pk, m4.s_pk))
     with pytest.raises(NonCanonicalEncoding):
         c3.share_keys(KeysBroadcast(ROUND, 3, peers))

@@ -305,7 +305,7 @@ def test_active_graph_follows_the_keys_not_ids_or_round_id():
     rng = SeededRandom(10)
     signing = {u: SigningKey.generate(rng) for u in params.client_ids}
     vk = {u: k.verify_key for u, k in signing.items()}
-    keys = {u: (bytes([u]) * 32, bytes([u + 100]) * 32) for u in params.client_ids}
+    keys = {u: (bytes([u]) * 32, bytes([2]) + bytes([u + 100]) * 32) for u in params.client_ids}
     seed = graph_seed(ROUND, 30, keys)
     g = keyed_neighbours(params, seed, vk)
     # the server relabels the clients (which key gets which protocol id): neighbours by key do not change

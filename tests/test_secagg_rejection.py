@@ -121,15 +121,37 @@ def test_tampered_share_ciphertext_disputed_not_fatal():
     assert np.array_equal(res.vector, sum(r.x[u].astype(np.uint64) for u in range(1, 6)).astype(np.uint32))
 
 
-def test_commitment_mismatch_disputed():
-    """A bundle that decrypts but differs from the dealer's share commitments is a dispute too."""
+def _with_commitments(m, dealer, mask_key, self_mask):
+    from secagg.messages import DealerCommitments
+    from secagg.vss import Commitments
+
+    new = DealerCommitments(dealer, Commitments.from_points(mask_key, self_mask))
+    return dataclasses.replace(m, dealers=tuple(new if d.dealer == dealer else d for d in m.dealers))
+
+
+def test_share_off_the_committed_polynomial_disputed():
+    """A bundle that decrypts but whose share is not on the dealer's committed polynomial is a
+    dispute too (here the commitments are altered on the way; a dealer off its own polynomial is
+    in tests/test_secagg_exclusion.py)."""
+    from secagg.vss import commit_polynomial
+
     r = Round()
     deliveries = r.share()
     m = deliveries[1]
-    sender, blob = m.ciphertexts[0]
-    bad = dataclasses.replace(m, ciphertexts=((sender, blob[:-1] + bytes([blob[-1] ^ 1])),) + m.ciphertexts[1:])
+    sender = m.dealers[0].dealer
+    c = m.dealers[0].commitments
+    other = commit_polynomial([12345] * c.threshold)
+    bad = _with_commitments(m, sender, c.mask_key[:1] + other[1:], c.self_mask)
     r.clients[1].masked_input(bad, r.x[1])
-    assert r.clients[1].disputed == {sender: "share_commitment_mismatch"}
+    assert r.clients[1].disputed == {sender: "share_not_on_committed_polynomial"}
+    # C_0 of the mask key other than the dealer's advertised key
+    r = Round()
+    deliveries = r.share()
+    m = deliveries[1]
+    c = m.dealers[0].commitments
+    bad = _with_commitments(m, sender, other[:1] + c.mask_key[1:], c.self_mask)
+    r.clients[1].masked_input(bad, r.x[1])
+    assert r.clients[1].disputed == {sender: "commitment_key_mismatch"}
 
 
 def test_misrouted_ciphertext_disputed():

@@ -18,8 +18,9 @@ Sections:
   bytes each one absorbed and every challenge it squeezed.
 * ``generators``: the first points of every generator list.
 * ``projection``: keys and entries of the L2 proof's ternary projection matrix.
-* ``secagg``: HKDF outputs, mask keys, ring and field masks, signed and hashed transcripts, the
-  seeded random source, share encryption and the SecAgg+ graph.
+* ``secagg``: HKDF outputs, mask keys, ring and field masks, signed transcripts, the P-256 mask
+  key and its ECDH, a Feldman dealing (shares and commitments), the seeded random source, share
+  encryption and the SecAgg+ graph.
 * ``l2_proof``, ``linf_proof``: one seeded norm proof of each kind, with its statement, vector,
   commitment, the bytes its statement transcript absorbed and the proof bytes.
 * ``range_proof``: one seeded aggregated range proof.
@@ -51,12 +52,14 @@ from rangeproof.norm import NormStatement, commit_vector, prove  # noqa: E402
 from rangeproof.norm.commitment import vector_generators  # noqa: E402
 from rangeproof.norm.projection import BLOCK, Projection, projection_key  # noqa: E402
 from secagg.graph import neighbours  # noqa: E402
-from secagg.keys import encrypt_share, hkdf  # noqa: E402
+from secagg.keys import MaskKey, encrypt_share, hkdf  # noqa: E402
 from secagg.masking import pairwise_mask_keys, self_mask_keys  # noqa: E402
 from secagg.params import SecAggParams  # noqa: E402
 from secagg.prg import expand_field, expand_ring  # noqa: E402
 from secagg.randomness import SeededRandom, randbelow  # noqa: E402
-from secagg.transcripts import advertise_transcript, consistency_transcript, self_mask_commitment, share_commitment  # noqa: E402
+from secagg.shamir import deal  # noqa: E402
+from secagg.transcripts import advertise_transcript, commitments_transcript, consistency_transcript  # noqa: E402
+from secagg.vss import Commitments, commit_polynomial  # noqa: E402
 
 PATH = Path(__file__).with_name("derivations.json")
 
@@ -260,6 +263,11 @@ def secagg_section() -> dict:
     params = SecAggParams(num_clients=10, threshold=3, degree=4)
     graph = neighbours(params, SA_ROUND)
     rng = SeededRandom(2024)
+    key_a = MaskKey(int.from_bytes(bytes(range(1, 33)), "big"))
+    key_b = MaskKey(int.from_bytes(bytes(range(0x21, 0x41)), "big"))
+    shares, coefficients = deal(key_a.private_scalar, [1, 2, 5], 3, SeededRandom(b"kat deal"))
+    b_shares, b_coefficients = deal(12345, [1, 2, 5], 3, SeededRandom(b"kat deal b"))
+    commitments = Commitments.from_points(commit_polynomial(coefficients), commit_polynomial(b_coefficients))
     return {
         "inputs": {"ikm": SA_IKM.hex(), "round_id": SA_ROUND.hex(), "key16": SA_KEY16.hex(),
                    "key32": SA_KEY32.hex()},
@@ -271,11 +279,16 @@ def secagg_section() -> dict:
         "expand_ring key16 dim 4 bits 64": [int(v) for v in expand_ring(SA_KEY16, 4, 64)],
         "expand_field key16 count 3 mod P-256 order": [str(v) for v in expand_field(SA_KEY16, 3, ORDER)],
         "expand_field key16 count 3 mod 65537": expand_field(SA_KEY16, 3, 65537),
-        "advertise_transcript": hexlines(advertise_transcript(SA_ROUND, 3, bytes(32), bytes([1]) * 32)),
+        "advertise_transcript": hexlines(advertise_transcript(SA_ROUND, 3, bytes(32), key_a.public_bytes)),
         "consistency_transcript": hexlines(consistency_transcript(SA_ROUND, SA_KEY32, (1, 3, 7))),
-        "self_mask_commitment": self_mask_commitment(SA_ROUND, 3, SA_IKM).hex(),
-        "share_commitment 3->7 kind 1 share 2^256+296": share_commitment(SA_ROUND, 3, 7, 1, (1 << 256) + 296).hex(),
-        "share_commitment 3->7 kind 2 share 5": share_commitment(SA_ROUND, 3, 7, 2, 5).hex(),
+        "P-256 mask key 0x0123...20 public (compressed)": key_a.public_bytes.hex(),
+        "P-256 ECDH of the two mask keys": key_a.agree(key_b.public_bytes).hex(),
+        "deal t=3 holders 1,2,5 secret 0x0123...20, SeededRandom(b'kat deal')": {
+            "coefficients": [str(a) for a in coefficients],
+            "shares": {str(h): str(v) for h, v in sorted(shares.items())},
+            "commitments": hexlines(commitments.encoded),
+        },
+        "commitments_transcript dealer 3": hexlines(commitments_transcript(SA_ROUND, 3, commitments.encoded)),
         "encrypt_share key32 3->7": hexlines(encrypt_share(SA_KEY32, SA_ROUND, 3, 7, b"kat share bundle")),
         "SeededRandom(0) first 32 bytes": SeededRandom(0).bytes(32).hex(),
         "SeededRandom(2024) first 48 bytes": rng.bytes(48).hex(),

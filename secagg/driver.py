@@ -141,18 +141,23 @@ def run_round(
     server = SecAggServer(params, round_id, dim, verify_keys=verify)
     server_s += time.perf_counter() - t0
 
-    def client_step(u: int, step: str, fn: Callable[[], object]) -> bytes | None:
+    def client_step(u: int, step: str, fn: Callable[[], object]) -> list[bytes]:
+        """What client ``u`` sends in ``step``: its answer, and whatever more a cheating client
+        adds (``extra_messages(step, answer)``, a hook of the cheaters in tests and attacks; a
+        transport delivers every message a client sends)."""
         if u in errors or not dropout.sends(u, step):
-            return None
+            return []
         t = time.perf_counter()
         try:
-            data = fn().encode()
+            msg = fn()
+            extra = getattr(clients[u], "extra_messages", None)
+            sent = [m.encode() for m in (msg, *(extra(step, msg) if extra else ()))]
         except SecAggError as exc:  # recorded: the client stops, like a dropout
             errors[u] = exc
-            return None
+            return []
         secs[u] += time.perf_counter() - t
-        up[u] += len(data)
-        return data
+        up[u] += sum(len(d) for d in sent)
+        return sent
 
     def deliver(u: int, data: bytes):
         t = time.perf_counter()
@@ -168,13 +173,12 @@ def run_round(
         server_s += time.perf_counter() - t
         return out
 
-    def server_receive(u: int, method: Callable, data: bytes | None) -> None:
-        if data is None:
-            return
-        try:
-            server_do(lambda: method(decode_message(data)))
-        except SecAggError as exc:  # one message refused (state unchanged): that client is missing
-            refusals[u] = exc
+    def server_receive(u: int, method: Callable, sent: list[bytes]) -> None:
+        for data in sent:
+            try:
+                server_do(lambda: method(decode_message(data)))
+            except SecAggError as exc:  # one message refused: that client is missing, or excluded
+                refusals.setdefault(u, exc)  # for a second message (server.duplicated)
 
     def server_close(fn: Callable, *args) -> dict[int, bytes]:
         return {u: m.encode() for u, m in server_do(fn, *args).items()}

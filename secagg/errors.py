@@ -149,9 +149,9 @@ class DropoutBudgetExceeded(RefusedRequest):
       budget: the budget.
     """
 
-    def __init__(self, scope: str, missing: int, budget: int, detail: str = ""):
+    def __init__(self, scope: str, missing: int, budget: int, detail: str = "", *, blamed=()):
         text = f"{missing} client(s) missing in the {scope}, the dropout budget is {budget}"
-        super().__init__(text + (f" ({detail})" if detail else ""))
+        super().__init__(text + (f" ({detail})" if detail else ""), blamed=blamed)
         self.scope = scope
         self.missing = missing
         self.budget = budget

@@ -11,7 +11,9 @@ per step, ending in :meth:`SecAggServer.finish`.
     UNMASK        receive_unmask(UnmaskResponse)*            finish()            -> SumResult
 
 ``receive_*`` validates one message completely before storing it (a rejected message changes
-nothing); a second message from the same sender in a step is a :class:`ReplayedMessage`.
+nothing); a second message from the same sender in a step, the same bytes or others, and a
+message of another round are a :class:`ReplayedMessage`: the first message stands, and its
+sender is excluded at the next close where that is safe (:attr:`SecAggServer.duplicated`).
 ``close_*`` fixes the step's set of senders and raises :class:`TooFewSurvivors` if it is below
 the threshold. The unmasking arithmetic is in ``docs/secagg.md#unmasking``.
 """
@@ -146,6 +148,12 @@ class SecAggServer:
         self.late: dict[int, str] = {}
         #: ``{client: reason}``: clients whose unmasking answer was found faulty (set by finish)
         self.blamed: dict[int, str] = {}
+        #: ``{client: reason}``: clients that sent a second message in a step (``"duplicate_message"``
+        #: for the same bytes, ``"equivocation"`` for others) or a message of another round
+        #: (``"replayed_message"``). Each is left out at the next close: before unmasking as if it
+        #: had stopped sending (out of the sum), after the masked inputs as a holder whose
+        #: answers are ignored (its input stays in U3, named in ``blamed``).
+        self.duplicated: dict[int, str] = {}
 
     @property
     def arrived(self) -> tuple[int, ...]:
@@ -158,12 +166,34 @@ class SecAggServer:
     def _accept(self, msg, cls: type, stage: ServerStage, store: dict) -> None:
         if self.stage is not stage:
             raise OutOfOrder(f"server: {cls.__name__} received in stage {self.stage.value}")
-        check_incoming(msg, cls, self.round_id, None, "sender")
+        try:
+            check_incoming(msg, cls, self.round_id, None, "sender")
+        except ReplayedMessage:
+            # a message of another round, sent over this client's channel: excluded like a
+            # duplicate. This gives whoever can inject messages nothing new: they could drop them.
+            if msg.sender in self._eligible:
+                self.duplicated.setdefault(msg.sender, "replayed_message")
+            raise ReplayedMessage(f"server: {cls.__name__} of another round from client {msg.sender}",
+                                  blamed=(msg.sender,), reason="replayed_message") from None
         if msg.sender in store:
-            raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}", blamed=(msg.sender,))
+            first = store[msg.sender]
+            same = first.encode() == msg.encode() if hasattr(first, "encode") else first == getattr(msg, "signature", None)
+            why = "duplicate_message" if same else "equivocation"
+            self.duplicated.setdefault(msg.sender, why)
+            raise ReplayedMessage(f"server: second {cls.__name__} from client {msg.sender}", blamed=(msg.sender,),
+                                  reason=why)
+        if msg.sender in self.duplicated:
+            raise ProtocolViolation(f"server: client {msg.sender} is excluded ({self.duplicated[msg.sender]})",
+                                    blamed=(msg.sender,), reason="excluded")
         if msg.sender not in self._eligible:
             raise ProtocolViolation(f"server: client {msg.sender} may not send {cls.__name__} now", blamed=(msg.sender,),
                                     reason="not_eligible")
+
+    def _exclude_duplicated(self, stayed: set[int]) -> None:
+        """Record, as excluded, the clients of ``stayed`` (eligible before this close) that
+        :attr:`duplicated` names."""
+        for u in sorted(set(self.duplicated) & stayed):
+            self.dropped[u] = f"excluded: {self.duplicated[u]}"
 
     def _expect(self, stage: ServerStage, what: str) -> None:
         if self.stage is not stage:
@@ -172,7 +202,7 @@ class SecAggServer:
     def _close(self, step: str, received: set[int]) -> None:
         """Check the step's senders against t (before any state changes), then record the missing."""
         if len(received) < self.params.threshold:
-            raise TooFewSurvivors(step, len(received), self.params.threshold)
+            raise TooFewSurvivors(step, len(received), self.params.threshold, blamed=self.duplicated)
         for u in self._eligible - received:
             self.dropped.setdefault(u, step)
 
@@ -212,7 +242,8 @@ class SecAggServer:
         all of U1's signed keys (it recomputes the seed, hence its neighbours, itself).
         """
         self._expect(ServerStage.ADVERTISE, "close_advertise")
-        u1 = set(self._keys)
+        before = set(self._eligible)
+        u1 = set(self._keys) - set(self.duplicated)
         p = self.params
         weak: set[int] = set()
         if not p.active:
@@ -222,14 +253,17 @@ class SecAggServer:
             weak = _below_threshold(u1, lambda u, alive: len(self._holders(u) & alive), p.threshold)
             if len(u1) - len(weak) < p.threshold:
                 raise TooFewSurvivors("advertise_keys", len(u1) - len(weak), p.threshold,
-                                      f"{len(weak)} client(s) with too few neighbours")
+                                      f"{len(weak)} client(s) with too few neighbours", blamed=self.duplicated)
+        if p.active and p.num_clients - len(u1) > p.dropout_budget:
+            raise DropoutBudgetExceeded("round", p.num_clients - len(u1), p.dropout_budget, "server, step 0",
+                                        blamed=self.duplicated)
         self._close("advertise_keys", u1)
+        self._exclude_duplicated(before)
         for u in sorted(weak):
             self.dropped[u] = "advertise_keys: too few neighbours"
         u1 -= weak
         if p.active:
-            if p.num_clients - len(u1) > p.dropout_budget:
-                raise DropoutBudgetExceeded("round", p.num_clients - len(u1), p.dropout_budget, "server, step 0")
+            self._keys = {u: m for u, m in self._keys.items() if u in u1}
             self.graph_seed = graph_seed(self.round_id, p.num_clients, {u: (m.c_pk, m.s_pk) for u, m in self._keys.items()})
             self._graph = keyed_neighbours(p, self.graph_seed, self._verify_keys)
         everyone = tuple(PeerKeys(v, self._keys[v].c_pk, self._keys[v].s_pk, self._keys[v].signature) for v in sorted(u1))
@@ -304,15 +338,18 @@ class SecAggServer:
     def close_share_keys(self) -> dict[int, SharesDelivery]:
         """End step 1: U2 is fixed; each client gets the ciphertexts addressed to it."""
         self._expect(ServerStage.SHARE_KEYS, "close_share_keys")
-        u2 = set(self._share_msgs)
+        before = set(self._eligible)
+        u2 = set(self._share_msgs) - set(self.duplicated)
         t = self.params.threshold
         addressed = {u: {to for to, _ in self._share_msgs[u].ciphertexts} for u in u2}
         # a client with fewer than t - 1 senders is left out, its ciphertexts are not delivered
         # (nobody masks with it), and so on until every remaining client has enough
         weak = _below_threshold(u2, lambda u, alive: 1 + sum(1 for v in alive if u in addressed[v]), t)
         if len(u2) - len(weak) < t:
-            raise TooFewSurvivors("share_keys", len(u2) - len(weak), t, f"{len(weak)} client(s) with too few neighbours")
+            raise TooFewSurvivors("share_keys", len(u2) - len(weak), t, f"{len(weak)} client(s) with too few neighbours",
+                                  blamed=self.duplicated)
         self._close("share_keys", u2)
+        self._exclude_duplicated(before)
         for u in sorted(weak):
             self.dropped[u] = "share_keys: too few neighbours"
         u2 -= weak
@@ -367,8 +404,8 @@ class SecAggServer:
         if self._receipts_closed or self._inputs:
             raise OutOfOrder("server: close_receipts called twice or after masking began")
         t = self.params.threshold
-        alive = set(self._receipts)
-        disputes = {v: set(r.disputed) for v, r in self._receipts.items()}
+        alive = set(self._receipts) - set(self.duplicated)
+        disputes = {v: set(r.disputed) for v, r in self._receipts.items() if v in alive}
         holders = {d: {v for v in self._u2 if d in self._inbox[v]} for d in self._u2}
 
         def holding(d: int, remaining: set[int]) -> int:
@@ -378,8 +415,10 @@ class SecAggServer:
         gone = _below_threshold(set(self._u2), holding, t)
         stay = alive - gone
         if len(stay) < t:
-            raise TooFewSurvivors("masked_input", len(stay), t, f"{len(gone)} dealer(s) with too few holders")
-        for d in sorted(gone):
+            raise TooFewSurvivors("masked_input", len(stay), t, f"{len(gone)} dealer(s) with too few holders",
+                                  blamed=self.duplicated)
+        self._exclude_duplicated(set(self._eligible))
+        for d in sorted(gone - set(self.duplicated)):
             disputed = any(d in disputes[v] for v in alive)
             self.dropped[d] = "excluded: disputed_shares" if disputed and d in alive else "masked_input"
         self._u2 = frozenset(self._u2 - gone)
@@ -425,12 +464,16 @@ class SecAggServer:
         """
         self._expect(ServerStage.MASKED_INPUT, "close_masked_input")
         exclude = dict(exclude or {})
+        for u, why in self.duplicated.items():
+            if u in self._inputs:
+                exclude.setdefault(u, why)
         u3 = set(self._inputs) - set(exclude)
         if len(u3) < self.params.threshold:
-            raise TooFewSurvivors("masked_input", len(u3), self.params.threshold)
+            raise TooFewSurvivors("masked_input", len(u3), self.params.threshold, blamed=self.duplicated)
         if self.params.active and self.params.num_clients - len(u3) > self.params.dropout_budget:
             # the honest clients would refuse to sign this U3: fail closed here, with the reason
-            raise DropoutBudgetExceeded("round", self.params.num_clients - len(u3), self.params.dropout_budget, "server, step 2")
+            raise DropoutBudgetExceeded("round", self.params.num_clients - len(u3), self.params.dropout_budget, "server, step 2",
+                                        blamed=self.duplicated)
         for u, why in exclude.items():
             if u in self._inputs:
                 self.dropped[u] = f"excluded: {why}"
@@ -474,13 +517,13 @@ class SecAggServer:
     def close_consistency(self) -> dict[int, UnmaskRequest]:
         """End step 3: U4 is fixed; each client in U4 gets the unmasking request with U4's signatures."""
         self._expect(ServerStage.CONSISTENCY, "close_consistency")
-        u4 = set(self._signatures)
+        u4 = set(self._signatures) - set(self.duplicated)
         if len(u4) < self.params.threshold:
-            raise TooFewSurvivors("consistency_check", len(u4), self.params.threshold)
-        for u in set(self._u3) - u4:
+            raise TooFewSurvivors("consistency_check", len(u4), self.params.threshold, blamed=self.duplicated)
+        for u in set(self._u3) - u4 - set(self.duplicated):
             self.late[u] = "consistency_check"
         self._eligible = frozenset(u4)
-        return self._unmask_requests(tuple(sorted(self._signatures.items())))
+        return self._unmask_requests(tuple(sorted((u, sig) for u, sig in self._signatures.items() if u in u4)))
 
     # -- step 4 ----------------------------------------------------------------------------
     def receive_unmask(self, msg: UnmaskResponse) -> None:
@@ -554,10 +597,13 @@ class SecAggServer:
         p = self.params
         b_shares: dict[int, dict[int, int]] = {u: {} for u in self._u3}
         s_shares: dict[int, dict[int, int]] = {u: {} for u in self._u2 - set(self._u3)}
-        for holder, resp in self._responses.items():
+        answered = {h: r for h, r in self._responses.items() if h not in self.duplicated}
+        # in U3 (its input is in the sum) but found sending twice after the masked inputs: its
+        # answers are ignored and it is named
+        wrong: dict[int, str] = {u: why for u, why in self.duplicated.items() if u in self._u3}
+        for holder, resp in answered.items():
             for peer, kind, value in resp.shares:
                 (b_shares if kind == SELF_MASK_SHARE else s_shares)[peer][holder] = value
-        wrong: dict[int, str] = {}
 
         seeds = {u: self._rebuild(u, SELF_MASK_SHARE, shares, wrong) for u, shares in sorted(b_shares.items())}
         keys = {u: self._rebuild(u, MASK_KEY_SHARE, shares, wrong) for u, shares in sorted(s_shares.items())}
@@ -592,7 +638,7 @@ class SecAggServer:
                 if p.field_dim:
                     facc = [a - sign * m for a, m in zip(facc, expand_field(keys.field, p.field_dim, q))]
         reduce_ring(acc, p.mask_bits)
-        for u in self._eligible - set(self._responses):
+        for u in self._eligible - set(answered) - set(self.duplicated):
             self.late[u] = "unmask"
         self.stage = ServerStage.DONE
         self.blamed = dict(sorted(wrong.items()))

@@ -85,3 +85,31 @@ def false_disputer(dealers):
             return dataclasses.replace(out, disputed=tuple(sorted(set(out.disputed) | set(dealers))))
 
     return FalseDisputer
+
+
+def resender(kind: str, how: str = "same"):
+    """A class that sends a second message with its ``kind`` message (a message class name):
+    ``how = "same"`` the same bytes again, ``"other"`` a different message of the same step (an
+    equivocation: one byte of its payload changed), ``"stale"`` the message of another round."""
+
+    def altered(msg):
+        if how == "same":
+            return msg
+        if how == "stale":
+            return dataclasses.replace(msg, round_id=bytes(len(msg.round_id)))
+        for name in ("signature", "c_pk", "vector", "shares", "disputed", "ciphertexts"):
+            value = getattr(msg, name, None)
+            if isinstance(value, bytes) and value:
+                return dataclasses.replace(msg, **{name: bytes([value[0] ^ 1]) + value[1:]})
+            if name == "vector" and value is not None:
+                return dataclasses.replace(msg, vector=value + value.dtype.type(1))
+            if name in ("shares", "ciphertexts", "disputed") and value is not None:
+                return dataclasses.replace(msg, **{name: tuple(value)[1:]})
+        raise AssertionError(f"no field of {type(msg).__name__} to change")
+
+    class Resender(SecAggClient):
+        def extra_messages(self, step, msg):
+            return (altered(msg),) if type(msg).__name__ == kind else ()
+
+    Resender.__name__ = f"Resender[{kind}, {how}]"
+    return Resender

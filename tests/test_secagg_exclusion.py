@@ -412,10 +412,11 @@ def test_active_commitments_signed_equivocation_caught_substitution_disputed():
     for u in range(1, n + 1):
         server.receive_share_keys(msgs[u])
     with pytest.raises(ReplayedMessage):  # the same message again
-        server.receive_share_keys(msgs[2])
+        server.receive_share_keys(msgs[5])
     with pytest.raises(ReplayedMessage):  # other commitments without the dealer's signature
-        server.receive_share_keys(dataclasses.replace(msgs[2], commitments=other))
-    assert server._share_msgs[2] is msgs[2] and 2 not in server.dropped
+        server.receive_share_keys(dataclasses.replace(msgs[5], commitments=other))
+    # the first message stands until the close, which leaves its sender out (a duplicate)
+    assert server._share_msgs[5] is msgs[5] and server.duplicated == {5: "duplicate_message"}
     equivocation = dataclasses.replace(first, commitments=other,
                                        signature=signing[1].sign(commitments_transcript(rid, 1, other.encoded)))
     with pytest.raises(Equivocation) as info:
@@ -423,7 +424,9 @@ def test_active_commitments_signed_equivocation_caught_substitution_disputed():
     assert info.value.blamed == (1,) and info.value.reason == "equivocation"
     assert 1 not in server._share_msgs and server.dropped[1] == "excluded: equivocation"
     deliveries = {u: wire(m) for u, m in server.close_share_keys().items()}
-    assert 1 not in deliveries and all(1 not in {s for s, _ in d.ciphertexts} for d in deliveries.values())
+    assert server.dropped[5] == "excluded: duplicate_message"
+    for gone in (1, 5):
+        assert gone not in deliveries and all(gone not in {s for s, _ in d.ciphertexts} for d in deliveries.values())
     # a server substituting a forwarded vector (keeping the signature): the holder disputes it
     d2 = deliveries[2]
     c3 = msgs[3].commitments
@@ -431,3 +434,75 @@ def test_active_commitments_signed_equivocation_caught_substitution_disputed():
     swapped = tuple(DealerCommitments(d.dealer, other3, d.signature) if d.dealer == 3 else d for d in d2.dealers)
     receipt = clients[2].receipt(dataclasses.replace(d2, dealers=swapped))
     assert receipt.disputed == (3,) and clients[2]._opened[1] == {3: "bad_signature"}
+
+
+# -- a client that sends twice in a step, or a message of another round --------------------------
+
+_BEFORE_UNMASKING = ["AdvertiseKeys", "ShareKeys", "SharesReceipt", "MaskedInput"]
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("kind", _BEFORE_UNMASKING + ["ConsistencySignature", "UnmaskResponse"])
+@pytest.mark.parametrize("many", [False, True], ids=["one", "most"])
+def test_a_client_sending_twice_is_excluded_and_named_round_exact(monkeypatch, active, kind, many):
+    if kind == "ConsistencySignature" and not active:
+        pytest.skip("the semi-honest variant has no consistency step")
+    from secagg_cheaters import resender
+
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(11)
+    k = N - T if many else 1  # 14: t clients are left, and every secret keeps t answers
+    cheats = set(sorted(range(1, N + 1), key=lambda u: (u * 7) % N)[:k])
+    report = run_round(params, x, client_types={u: resender(kind) for u in cheats}, seed=12)
+    res = report.result
+    if kind in _BEFORE_UNMASKING:  # left out before unmasking, as if it had stopped: not in the sum
+        assert {u: res.dropped[u] for u in cheats} == {u: "excluded: duplicate_message" for u in cheats}
+        survivors = sorted(set(range(1, N + 1)) - cheats)
+        assert res.blamed == {}
+    else:  # its input is in U3 already; its answers are ignored and it is named
+        survivors = list(range(1, N + 1))
+        assert res.blamed == {u: "duplicate_message" for u in sorted(cheats)}
+    assert res.survivors == tuple(survivors)
+    assert np.array_equal(res.vector, _sum(x, survivors))
+    assert set(report.server_refusals) == cheats
+    _never_both(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("kind", ["AdvertiseKeys", "MaskedInput", "UnmaskResponse"])
+def test_one_client_sending_twice_too_many_fails_closed(monkeypatch, active, kind):
+    from secagg_cheaters import resender
+
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    cheats = set(range(1, N - T + 2))  # 15: fewer than t clients (or answers) are left
+    from secagg.errors import DropoutBudgetExceeded
+
+    # the stage turns either into a RoundFailed; the active variant's budget (14) binds first
+    with pytest.raises((TooFewSurvivors, DropoutBudgetExceeded)) as info:
+        run_round(params, _inputs(13), client_types={u: resender(kind) for u in cheats}, seed=14)
+    assert set(info.value.blamed) == cheats
+    if kind == "UnmaskResponse":  # finish failed: it changed nothing
+        assert spy.server.stage.value == "unmask" and spy.server.blamed == {}
+    _never_both(spy.server)
+
+
+@pytest.mark.parametrize("how, reason", [("other", "equivocation"), ("stale", "replayed_message")])
+@pytest.mark.parametrize("kind", ["ShareKeys", "MaskedInput", "UnmaskResponse"])
+def test_equivocating_and_replaying_clients_are_named_with_their_reason(monkeypatch, how, reason, kind):
+    from secagg_cheaters import resender
+
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=True)
+    x = _inputs(15)
+    cheats = {4, 9}
+    report = run_round(params, x, client_types={u: resender(kind, how) for u in cheats}, seed=16)
+    res = report.result
+    if kind == "UnmaskResponse":
+        assert res.blamed == {4: reason, 9: reason} and res.survivors == tuple(range(1, N + 1))
+    else:
+        assert {res.dropped[4], res.dropped[9]} == {f"excluded: {reason}"}
+        assert set(res.survivors) == set(range(1, N + 1)) - cheats
+    assert np.array_equal(res.vector, _sum(x, res.survivors))
+    _never_both(spy.server)

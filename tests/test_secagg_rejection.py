@@ -207,17 +207,32 @@ def test_repeated_keys_rejected_by_server_and_client():
 
 # -- replay, order, routing ---------------------------------------------------------------------
 
-def test_replayed_and_stale_messages_rejected():
+def test_replayed_and_stale_messages_rejected_and_their_senders_excluded():
+    # the second message is refused and the first stands; the sender is excluded at the close
+    # (issue 11: "a replayed or duplicated message: that client excluded before unmasking")
     r = Round()
     msg = r.clients[1].advertise_keys()
     r.server.receive_advertise(msg)
-    snap = _snapshot(r.server)
-    with pytest.raises(ReplayedMessage):
+    snap = {k: v for k, v in _snapshot(r.server).items() if k != "duplicated"}
+    with pytest.raises(ReplayedMessage) as info:
         r.server.receive_advertise(msg)
-    stale = dataclasses.replace(r.clients[2].advertise_keys(), round_id=bytes(16))
-    with pytest.raises(ReplayedMessage):
+    assert info.value.blamed == (1,) and info.value.reason == "duplicate_message"
+    fresh = r.clients[2].advertise_keys()
+    stale = dataclasses.replace(fresh, round_id=bytes(16))
+    with pytest.raises(ReplayedMessage) as info:
         r.server.receive_advertise(stale)
-    assert _same(r.server, snap)
+    assert info.value.blamed == (2,) and info.value.reason == "replayed_message"
+    now = _snapshot(r.server)
+    assert now.pop("duplicated") == {1: "duplicate_message", 2: "replayed_message"}
+    assert now.keys() == snap.keys() and all(now[k] is snap[k] or now[k] == snap[k] for k in now)
+    assert r.server._keys[1] is msg  # the first message stands
+    with pytest.raises(ProtocolViolation, match="excluded"):  # nothing more is taken from 2
+        r.server.receive_advertise(fresh)
+    for u in (3, 4, 5):
+        r.server.receive_advertise(r.clients[u].advertise_keys())
+    out = r.server.close_advertise()
+    assert sorted(out) == [3, 4, 5]
+    assert r.server.dropped == {1: "excluded: duplicate_message", 2: "excluded: replayed_message"}
 
 
 def test_steps_out_of_order_rejected():

@@ -5,6 +5,8 @@ The sweep directory::
     sweep.json      what the sweep is: its file, settings, seeds and run directories
     runs/<setting>/seed_<n>/   one ordinary run directory per run (fl.experiment)
     summary.csv     every metric at each setting's last round: mean, std and 95 % CI over seeds
+                    (the privacy accountant's dp_* columns aside: runs compose, see privacy.json)
+    privacy.json    the privacy loss of all the runs together (fl.sweep.privacy)
     curves.csv      the same for every evaluated round (what `sabre plot` draws)
     plot.png        each setting's mean curves with their 95 % bands
     .sabre.lock     held by the one process driving the sweep
@@ -65,6 +67,8 @@ class SweepResult:
       summary: ``summary.csv``.
       curves: ``curves.csv``.
       plot: ``plot.png``.
+      privacy: ``privacy.json``: the runs' composed privacy loss.
+      privacy_text: one line saying what it holds.
     """
 
     out: Path
@@ -74,6 +78,8 @@ class SweepResult:
     summary: Path
     curves: Path
     plot: Path
+    privacy: Path | None = None
+    privacy_text: str = ""
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
@@ -271,11 +277,14 @@ def run_sweep(
             raise SweepFailed([(str(Path(d).relative_to(out.resolve())), why) for d, why in failures])
         from fl.sweep.summary import write_summary  # noqa: PLC0415
         from fl.sweep.plot import plot_sweep  # noqa: PLC0415
+        from fl.sweep.privacy import describe, write_privacy  # noqa: PLC0415
 
         summary, curves = write_summary(out, runs)
+        privacy, composed = write_privacy(out, runs)
         plot = plot_sweep(out, out / "plot.png")
         return SweepResult(out=out, total=len(runs), skipped=skipped, ran=len(pending),
-                           summary=summary, curves=curves, plot=plot)
+                           summary=summary, curves=curves, plot=plot, privacy=privacy,
+                           privacy_text=describe(composed))
     finally:
         lock.release()
 

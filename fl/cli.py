@@ -102,8 +102,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                        ray_cpus=args.ray_cpus, progress=not args.quiet,
                        log=lambda text: print(f"sabre: {text}", file=sys.stderr))
     print(f"sweep finished: {result.total} runs ({result.skipped} already done, {result.ran} run here)")
+    print(result.privacy_text)
     print(f"sweep directory: {result.out}")
-    print(f"  summary.csv, curves.csv, plot.png, sweep.json, runs/<setting>/seed_<n>/")
+    print(f"  summary.csv, curves.csv, privacy.json, plot.png, sweep.json, runs/<setting>/seed_<n>/")
     return 0
 
 

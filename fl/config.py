@@ -58,6 +58,8 @@ __all__ = [
     "ExperimentConfig",
     "SECTIONS",
     "load_config",
+    "check_secure_sample",
+    "SECURE_MIN_CLIENTS",
     "parse_config",
     "apply_overrides",
     "parse_override",
@@ -235,7 +237,27 @@ def parse_config(table: Mapping[str, Any], source: Path | None = None) -> Experi
     attack = _parse_attack(table.get("attack"))
     cfg = ExperimentConfig(**sections, aggregation=aggregation, attack=attack, source=source)
     check_private_start(cfg)
+    check_secure_sample(cfg)
     return cfg
+
+
+#: the fewest clients a secure sum takes (with two, each would learn the other's update from the
+#: sum; secagg.stage.SecureSum fails such a round with "secagg_too_few")
+SECURE_MIN_CLIENTS = 3
+
+
+def check_secure_sample(cfg: ExperimentConfig) -> None:
+    """Refuse secure aggregation with fewer clients per round than the protocol takes.
+
+    Raises:
+      ConfigError: ``aggregation.secure`` with ``fedavg.clients_per_round`` below
+        :data:`SECURE_MIN_CLIENTS` (every round would fail and nothing would be trained).
+    """
+    if getattr(cfg.aggregation, "secure", False) and cfg.fedavg.clients_per_round < SECURE_MIN_CLIENTS:
+        raise ConfigError(
+            f"fedavg.clients_per_round: {cfg.fedavg.clients_per_round} with aggregation.secure = true; a secure sum "
+            f"needs at least {SECURE_MIN_CLIENTS} clients (with two, each learns the other's update from the sum), "
+            f"so every round would fail")
 
 
 def check_private_start(cfg: ExperimentConfig) -> None:

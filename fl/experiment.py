@@ -64,7 +64,7 @@ from fl.rundir import (
     read_metrics,
     read_pin,
     read_rereleased,
-    released_after,
+    released_rounds,
     seal,
     unseal,
     write_atomic,
@@ -576,7 +576,9 @@ def resume_experiment(
     Raises:
       ConfigError: an override outside :data:`RESUME_OVERRIDABLE`, or an invalid config.toml.
       RunDirError: not a run directory, locked by another process, config.toml changed since
-        the run started, no checkpoint verifies, or a file cannot be read or written.
+        the run started, no checkpoint verifies, a file cannot be read or written, or noised
+        releases the records cannot account for (rounds.csv lost or cut short, ``run.rounds``
+        below the rounds released, a seeded round to recompute: docs/privacy.md).
     """
     faults.parse(os.environ.get(faults.ENV, ""))
     for text in overrides:
@@ -635,13 +637,16 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
                           f"more than run.rounds = {cfg.run.rounds}")
     # noised rounds a killed run released after the checkpoint are recomputed with fresh noise:
     # every release is counted (docs/privacy.md, "Resuming a run")
-    counts_releases = cfg.aggregation.noise != "none" and not cfg.aggregation.noise_seeded
+    next_round = chosen[1]["next_round"] if chosen is not None else 0
+    noised = cfg.aggregation.noise != "none"
+    counts_releases = noised and not cfg.aggregation.noise_seeded
     earlier_ledger = read_rereleased(directory) if counts_releases else []
-    new_releases = released_after(directory, chosen[1]["next_round"] if chosen is not None else 0) \
-        if counts_releases else []
+    released = released_rounds(directory, checkpoint_round=candidates[0][0] if candidates else 0) if noised else {}
+    _check_rounds_cover(name, cfg.run.rounds, released, earlier_ledger)
+    new_releases = [(r, z) for r, z in released.items() if r >= next_round] if counts_releases else []
     ledger = earlier_ledger + new_releases
-    if cfg.aggregation.noise != "none" and cfg.aggregation.noise_seeded:
-        _check_seeded_recompute(name, released_after(directory, chosen[1]["next_round"] if chosen is not None else 0))
+    if noised and cfg.aggregation.noise_seeded:
+        _check_seeded_recompute(name, [(r, z) for r, z in released.items() if r >= next_round])
     sim = _prepare(cfg, dataset)
     run = None
     try:
@@ -696,6 +701,26 @@ def _resume_locked(directory: RunDirectory, overrides: list[str], *, progress: b
         run.log.info("%d earlier re-released round(s) counted from %s", len(ledger), directory.rereleased.name)
     run._write_tables()  # drop rows a killed process wrote after the checkpoint
     return run.loop(progress=progress, stop_after=stop_after)
+
+
+def _check_rounds_cover(name: Path, rounds: int, released: dict[int, float],
+                        ledger: list[tuple[int, float]]) -> None:
+    """Refuse a ``run.rounds`` that would leave noised rounds already released out of the run.
+
+    The resumed run rewrites its tables from the checkpoint and accounts only the rounds it runs,
+    so a released round at or beyond ``run.rounds`` would be dropped from every record and never
+    recomputed: no ``dp_epsilon`` would count it (docs/privacy.md, "Resuming a run").
+
+    Raises:
+      RunDirError: a noised round at or after ``run.rounds`` was released.
+    """
+    done = sorted(set(released) | {r for r, _ in ledger})
+    if done and done[-1] >= rounds:
+        raise RunDirError(
+            f"--resume {name}: run.rounds = {rounds} is below the {done[-1] + 1} rounds this run has already "
+            f"released with noise ({len(done)} noised round(s), the last round {done[-1]}); a resume would drop "
+            f"the released rounds from every record and no dp_epsilon would count them. Resume with "
+            f"run.rounds >= {done[-1] + 1}")
 
 
 def _check_seeded_recompute(name: Path, recomputed: list[tuple[int, float]]) -> None:

@@ -33,7 +33,7 @@ import re
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from fl import faults
 from rangeproof.blame import SabreError
@@ -55,7 +55,7 @@ __all__ = [
     "read_pin",
     "os_error_text",
     "read_rereleased",
-    "released_after",
+    "released_rounds",
     "write_rereleased",
     "read_metrics",
 ]
@@ -525,34 +525,87 @@ def read_rereleased(directory: RunDirectory) -> list[tuple[int, float]]:
     return ledger
 
 
-def released_after(directory: RunDirectory, next_round: int) -> list[tuple[int, float]]:
-    """``(round, multiplier)`` of the noised rows of rounds.csv at or after ``next_round``: what a
-    killed run released after its checkpoint.
+def _noised_rows(directory: RunDirectory, path: Path) -> tuple[set[int], dict[int, float]] | None:
+    """The rounds of a run table and the multiplier of each noised one (``None``: no such file).
 
     Raises:
-      RunDirError: rounds.csv exists but cannot be read.
+      RunDirError: the file cannot be read or has a malformed row.
     """
-    path = directory.rounds
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
-        return []
+        return None
     except (OSError, csv.Error, UnicodeDecodeError) as e:
         raise RunDirError(f"--resume {directory.root}: {path.name} cannot be read ({e}), so the noised rounds "
-                          "released after the last checkpoint cannot be counted; the run cannot go on") from None
-    out = []
+                          "the run released cannot be counted; the run cannot go on") from None
+    rounds: set[int] = set()
+    noised: dict[int, float] = {}
     for row in rows:
         try:
             index = int(row.get("round") or "")
             z = _multiplier(row.get("dp_noise_multiplier") or "")
+            if index < 0:
+                raise ValueError("negative round")
         except ValueError:
             raise RunDirError(f"--resume {directory.root}: {path.name} has a malformed row "
-                              f"(round {row.get('round')!r}), so the noised rounds released after the last "
-                              "checkpoint cannot be counted; the run cannot go on") from None
-        if index >= next_round and z is not None:
-            out.append((index, z))
-    return out
+                              f"(round {row.get('round')!r}), so the noised rounds the run released cannot be "
+                              "counted; the run cannot go on") from None
+        rounds.add(index)
+        if z is not None:
+            noised[index] = z
+    return rounds, noised
+
+
+def released_rounds(directory: RunDirectory, *, checkpoint_round: int) -> dict[int, float]:
+    """Every noised round the run has released, ``round -> multiplier``: the noised rows of
+    rounds.csv and of metrics.csv together (metrics.csv holds the evaluated rounds' rows, the same
+    release).
+
+    rounds.csv is written before a round's metrics.csv row and before any checkpoint after it, so
+    it must hold every round below ``checkpoint_round`` (the most rounds any checkpoint's name
+    gives, 0 if there is none) and every round metrics.csv records as released. A rounds.csv that
+    is missing, or that ends before either, was lost or restored from an older copy: the releases
+    after the checkpoint it no longer shows would be forgotten (or, with seeded noise, recomputed),
+    so the resume is refused.
+
+    Raises:
+      RunDirError: a table cannot be read or is malformed; rounds.csv is missing or cut short
+        (as above); or the two tables give one round different multipliers.
+    """
+    rounds_table = _noised_rows(directory, directory.rounds)
+    metrics_table = _noised_rows(directory, directory.metrics)
+    in_metrics = metrics_table[1] if metrics_table is not None else {}
+    if rounds_table is None:
+        if checkpoint_round > 0 or in_metrics:
+            evidence = (f"a checkpoint after {checkpoint_round} round(s)" if checkpoint_round > 0 else
+                        f"metrics.csv records noised round(s) {_round_list(in_metrics)}")
+            raise RunDirError(f"--resume {directory.root}: {directory.rounds.name} is missing but {evidence}; "
+                              "the noised rounds released after the last checkpoint cannot be counted from it, so "
+                              "privacy already spent could be forgotten (or seeded noise recomputed). Restore the "
+                              "run's rounds.csv, or start a new run")
+        return {}
+    on_disk, released = rounds_table
+    last = max(on_disk, default=-1)
+    missing = sorted(r for r in in_metrics if r not in released)
+    if last + 1 < checkpoint_round or missing:
+        evidence = (f"metrics.csv records noised round(s) {_round_list(missing)} that it lacks" if missing else
+                    f"a checkpoint names {checkpoint_round} rounds")
+        raise RunDirError(f"--resume {directory.root}: {directory.rounds.name} ends at round {last} but {evidence}; "
+                          "it was cut short or restored from an older copy, so noised rounds released after the "
+                          "last checkpoint could be forgotten (or seeded noise recomputed). Restore the run's "
+                          "rounds.csv, or start a new run")
+    differ = sorted(r for r, z in in_metrics.items() if released[r] != z)
+    if differ:
+        raise RunDirError(f"--resume {directory.root}: rounds.csv and metrics.csv record different noise "
+                          f"multipliers for round(s) {_round_list(differ)}; the run's records disagree about what "
+                          "was released, so the run cannot go on")
+    return dict(sorted(released.items()))
+
+
+def _round_list(rounds: Iterable[int]) -> str:
+    shown = sorted(rounds)
+    return ", ".join(str(r) for r in shown[:10]) + (f" ... ({len(shown)} in all)" if len(shown) > 10 else "")
 
 
 def write_rereleased(directory: RunDirectory, ledger: list[tuple[int, float]]) -> None:

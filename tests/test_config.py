@@ -158,3 +158,44 @@ def test_plain_pipeline_is_the_weighted_mean(weighting):
     out = pipeline.aggregate(messages, ctx).vector
     expected = {"examples": [13 / 4, -1.0], "uniform": [2.5, 0.0], "fixed": [1.25, 0.0]}[weighting]
     np.testing.assert_array_equal(out, np.array(expected, np.float32))
+
+
+def test_noise_seeded_without_noise_is_refused():
+    """Third audit, "checked and held": noise_seeded = true with noise = "none" was accepted and
+    meant nothing (and noise_seeded = 1 would be recorded for a run that adds no noise)."""
+    with pytest.raises(ConfigError, match=r"aggregation.noise_seeded: .*aggregation.noise is \"none\""):
+        parse_config({"aggregation": {"noise_seeded": True}})
+    cfg = parse_config({"aggregation": {"noise_seeded": True, "noise": "central", "noise_std": 1.0,
+                                        "weighting": "fixed", "client_clip": 1.0}})
+    assert cfg.aggregation.noise_seeded
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_secure_aggregation_below_its_minimum_sample_is_refused(k):
+    """Third audit, "checked and held": secure = true with 2 clients per round was accepted, and
+    every round then failed with secagg_too_few."""
+    from fl.config import SECURE_MIN_CLIENTS
+
+    with pytest.raises(ConfigError, match=rf"fedavg.clients_per_round: {k} with aggregation.secure = true"):
+        parse_config({"fedavg": {"clients_per_round": k}, "aggregation": {"secure": True}})
+    cfg = parse_config({"fedavg": {"clients_per_round": SECURE_MIN_CLIENTS}, "aggregation": {"secure": True}})
+    assert cfg.aggregation.secure
+    parse_config({"fedavg": {"clients_per_round": k}})  # without secure aggregation, any sample size
+
+
+def test_the_secure_minimum_is_the_secure_sums():
+    """SECURE_MIN_CLIENTS is where SecureSum stops failing rounds with secagg_too_few."""
+    from fl.aggregation import RoundFailed
+    from fl.config import SECURE_MIN_CLIENTS
+    from secagg.stage import QuantizeStage, SecureSum
+
+    def round_of(n):
+        rng = np.random.default_rng(0)
+        msgs = [ClientMessage(i, rng.normal(0, 0.05, 16).astype(np.float32), weight=1.0) for i in range(n)]
+        stage = MeanStage(QuantizeStage(SecureSum(bits=32), bits=32, clip_range=1.0, num_clients=n))
+        return stage.aggregate(msgs, RoundContext(round_index=0, seed=0, dim=16, expected_clients=n))
+
+    assert len(round_of(SECURE_MIN_CLIENTS).included) == SECURE_MIN_CLIENTS
+    with pytest.raises(RoundFailed) as info:
+        round_of(SECURE_MIN_CLIENTS - 1)
+    assert info.value.reason == "secagg_too_few"

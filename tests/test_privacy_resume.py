@@ -94,3 +94,57 @@ def test_seeded_noise_resumes_only_where_nothing_released_is_recomputed(tmp_path
     def timeless(table):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in table]
     assert timeless(rows(out / "rounds.csv")) == timeless(rows(whole / "rounds.csv"))
+
+
+def _tables(out):
+    return {name: (out / name).read_bytes() for name in ("rounds.csv", "metrics.csv", "config.toml")
+            if (out / name).exists()}
+
+
+def test_a_resume_with_fewer_rounds_than_released_is_refused(tmp_path):
+    """Third audit, F4: a run killed after releasing rounds 0-4 (checkpoint after 3), resumed with
+    run.rounds = 3, used to drop rounds 3 and 4 from every record (no dp_epsilon counted them)."""
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=6", *NOISE, "run.checkpoint_every=3"])
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=5)
+    before = _tables(out)
+    for rounds in (3, 4):
+        with pytest.raises(RunDirError, match=rf"run.rounds = {rounds} is below the 5 rounds .*released with noise"):
+            resume_experiment(out, [f"run.rounds={rounds}"], progress=False)
+        assert _tables(out) == before and not (out / "rereleased.csv").exists()
+    resume_experiment(out, ["run.rounds=5"], progress=False)  # rounds 3 and 4 recomputed and counted
+    assert [r for r, _ in _ledger(out)] == [3, 4]
+    assert [int(r["round"]) for r in rows(out / "rounds.csv")] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+@pytest.mark.parametrize("damage", ["missing", "cut short"])
+def test_a_lost_or_stale_rounds_csv_refuses_a_noised_resume(tmp_path, seeded, damage):
+    """Third audit, F6: round 2 was released after checkpoint 2 (metrics.csv records it); with
+    rounds.csv removed or cut back to rounds 0-1 the resume used to forget that release (CSPRNG)
+    or recompute it with the same noise (seeded)."""
+    extra = ["aggregation.noise_seeded=true"] if seeded else []
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=4", *NOISE, *extra])
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=3)
+    assert float(rows(out / "metrics.csv")[2]["dp_noise_multiplier"]) > 0
+    if damage == "missing":
+        (out / "rounds.csv").unlink()
+    else:
+        text = (out / "rounds.csv").read_text().splitlines(keepends=True)
+        (out / "rounds.csv").write_text("".join(text[:3]))  # header, rounds 0 and 1
+    before = _tables(out)
+    message = "rounds.csv is missing" if damage == "missing" else "rounds.csv ends at round 1 but metrics.csv"
+    with pytest.raises(RunDirError, match=message):
+        resume_experiment(out, progress=False)
+    assert _tables(out) == before and not (out / "rereleased.csv").exists()
+
+
+def test_a_noised_run_killed_before_its_first_round_resumes(tmp_path):
+    """No checkpoint, no rounds.csv and no metrics.csv: nothing was released, the run starts over."""
+    cfg = load_config(find_config("synthetic_small"), ["run.rounds=2", *NOISE])
+    out = tmp_path / "run"
+    run_experiment(cfg, out=out, progress=False, stop_after=0)
+    assert not (out / "rounds.csv").exists()
+    summary = resume_experiment(out, progress=False)
+    assert summary.finished and len(rows(out / "rounds.csv")) == 2

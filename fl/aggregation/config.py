@@ -108,6 +108,9 @@ class AggregationConfig:
         """
         if self.noise == "none" and self.noise_std > 0:
             raise ConfigError(f"aggregation.noise_std: is {self.noise_std} but aggregation.noise is \"none\"")
+        if self.noise == "none" and self.noise_seeded:
+            raise ConfigError("aggregation.noise_seeded: seeds the noise, but aggregation.noise is \"none\" "
+                              "(no noise is drawn); set aggregation.noise, or drop noise_seeded")
         if self.noise != "none" and self.noise_std <= 0:
             raise ConfigError(f"aggregation.noise_std: expected a positive number with aggregation.noise = "
                               f"{self.noise!r}, got {self.noise_std}")

@@ -5,6 +5,7 @@
   resuming a killed sweep;
 * :mod:`fl.sweep.summary`: mean, standard deviation and 95 % interval of every metric across
   seeds (``summary.csv``, ``curves.csv``);
+* :mod:`fl.sweep.privacy`: the privacy loss of all the runs together (``privacy.json``);
 * :mod:`fl.sweep.plot`: mean curves with bands.
 
 See docs/sweeps.md.

@@ -5,6 +5,8 @@ The sweep directory::
     sweep.json      what the sweep is: its file, settings, seeds and run directories
     runs/<setting>/seed_<n>/   one ordinary run directory per run (fl.experiment)
     summary.csv     every metric at each setting's last round: mean, std and 95 % CI over seeds
+                    (the privacy accountant's dp_* columns aside: runs compose, see privacy.json)
+    privacy.json    the privacy loss of all the runs together (fl.sweep.privacy)
     curves.csv      the same for every evaluated round (what `sabre plot` draws)
     plot.png        each setting's mean curves with their 95 % bands
     .sabre.lock     held by the one process driving the sweep
@@ -36,6 +38,7 @@ from fl.experiment import read_checkpoint, resolve_data_path, resume_experiment,
 from fl.rundir import RESUMABLE_KEYS, BadCheckpoint, RunDirectory, RunDirError, RunLock, config_differences, read_pin
 from fl.sweep.manifest import MANIFEST, read_manifest, write_manifest
 from fl.sweep.plot import plot_sweep
+from fl.sweep.privacy import describe, write_privacy
 from fl.sweep.spec import RunSpec, SweepSpec
 from fl.sweep.summary import write_summary
 from rangeproof.blame import SabreError
@@ -71,6 +74,8 @@ class SweepResult:
       summary: ``summary.csv``.
       curves: ``curves.csv``.
       plot: ``plot.png``.
+      privacy: ``privacy.json``: the runs' composed privacy loss.
+      privacy_text: one line saying what it holds.
     """
 
     out: Path
@@ -80,6 +85,8 @@ class SweepResult:
     summary: Path
     curves: Path
     plot: Path
+    privacy: Path | None = None
+    privacy_text: str = ""
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
@@ -264,9 +271,11 @@ def run_sweep(
         if failures:
             raise SweepFailed([(str(Path(d).relative_to(out.resolve())), why) for d, why in failures])
         summary, curves = write_summary(out, runs)
+        privacy, composed = write_privacy(out, runs)
         plot = plot_sweep(out, out / "plot.png")
         return SweepResult(out=out, total=len(runs), skipped=skipped, ran=len(pending),
-                           summary=summary, curves=curves, plot=plot)
+                           summary=summary, curves=curves, plot=plot, privacy=privacy,
+                           privacy_text=describe(composed))
     finally:
         lock.release()
 

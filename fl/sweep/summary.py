@@ -9,8 +9,10 @@ values x_1..x_n give
   for the mean (the seeds' runs are independent draws of the same experiment).
 
 With one seed, ``std`` and the interval are empty. The metrics are every numeric column of the
-runs' ``metrics.csv`` except ``round`` and wall times (``seconds`` and columns ending in ``_s``
-or ``_seconds``, which differ from machine to machine), plus, for every backdoor accuracy column
+runs' ``metrics.csv`` except ``round``, wall times (``seconds`` and columns ending in ``_s``
+or ``_seconds``, which differ from machine to machine) and the privacy accountant's ``dp_*``
+columns (each run's ``dp_epsilon`` is that run's loss alone, and the runs of a sweep compose
+rather than average: :mod:`fl.sweep.privacy` writes their composition), plus, for every backdoor accuracy column
 (``backdoor*_acc``), its cumulative mean over the evaluated rounds so far (``..._cummean``: the
 paper's green curve and its tables' figure of merit), computed per seed before averaging.
 
@@ -58,9 +60,13 @@ def _is_timing(column: str) -> bool:
     return column == "seconds" or column.endswith("_s") or column.endswith("_seconds")
 
 
+def _is_privacy(column: str) -> bool:
+    return column.startswith("dp_")
+
+
 def metric_columns(rows: Sequence[dict[str, float]]) -> list[str]:
     """The metrics of a run's rows (see the module docstring), sorted, ``main_*`` first."""
-    columns = {k for row in rows for k in row if k != "round" and not _is_timing(k)}
+    columns = {k for row in rows for k in row if k != "round" and not _is_timing(k) and not _is_privacy(k)}
     columns |= {f"{k}_cummean" for k in columns if k.startswith("backdoor") and k.endswith("_acc")}
     return sorted(columns, key=lambda c: (not c.startswith("main_"), c))
 

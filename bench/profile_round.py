@@ -12,7 +12,9 @@ adversary's ``malicious_messages``), the aggregation pipeline, the evaluation af
 (main task and backdoor sets) and what is left of the round (sampling, message building, the
 model step). CPU time is the figure to plan with on a shared machine; wall time there measures
 a share of it. With ``--threads 2`` on a machine whose other core is busy, the torch kernels'
-two threads wait for each other at every parallel region, which inflates both.
+two threads wait for each other at every parallel region, spinning by default, which inflates
+both about fourfold (``OMP_WAIT_POLICY=PASSIVE`` in the environment makes the waiting thread sleep;
+docs/sweeps.md, "Cost of a paper-CNN round").
 
 The analytic training cost (``fl.training.flops``) of the round's SGD examples is printed beside
 the measured time, so the achieved GFLOP/s can be compared with what the CPU can do.

@@ -176,3 +176,63 @@ def test_flops_match_pytorch_flop_counter(name):
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     assert counter.get_total_flops() == 3 * training_flops_per_example(name)
+
+
+def _paper_cnn_reference(params, x, keep):
+    """The paper CNN in the layer order of the paper (ReLU, then channels-first max pooling)."""
+    w1, b1, w2, b2, w3, b3, w4, b4 = params
+    h = F.relu(F.conv2d(x, w1, b1))
+    h = F.max_pool2d(F.relu(F.conv2d(h, w2, b2)), 2).flatten(1)
+    h = F.relu(F.linear(h * keep[:, :9216], w3, b3))
+    return F.linear(h * keep[:, 9216:], w4, b4)
+
+
+def _tied_images(n, seed):
+    """White (1.0) images, as the data's backgrounds are, with a square of four grey levels: the
+    white margins give exactly equal activations across pooling windows (ties, where only the
+    tie-breaking decides which element gets the gradient)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.ones(n, 1, 28, 28)
+    x[:, :, 8:20, 8:20] = torch.randint(0, 4, (n, 1, 12, 12), generator=gen).float() / 3
+    return x
+
+
+def test_paper_cnn_pooling_is_the_papers_layer_order_bit_for_bit():
+    # PaperCNN.functional pools a channels-last copy and applies the ReLU after the pooling
+    # (fl.model._relu_pool); logits and every gradient must equal the paper's order exactly,
+    # after several SGD steps too (the tiny first-step weights have no ties of their own)
+    gen = torch.Generator().manual_seed(3)
+    x, y = _tied_images(20, 1), torch.randint(0, 10, (20,), generator=gen)
+    keep = (torch.rand(20, 9216 + 128, generator=gen) >= 0.3).float() / 0.7
+    start = init_params("paper_cnn", 0)
+    ours = [p.clone().requires_grad_(True) for p in unflatten("paper_cnn", start)]
+    ref = [p.clone().requires_grad_(True) for p in unflatten("paper_cnn", start)]
+    for _ in range(4):
+        logits = PaperCNN.functional(ours, x, keep)
+        logits_ref = _paper_cnn_reference(ref, x, keep)
+        assert torch.equal(logits, logits_ref)
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), ours)
+        grads_ref = torch.autograd.grad(F.cross_entropy(logits_ref, y), ref)
+        for g, g_ref in zip(grads, grads_ref):
+            assert torch.equal(g, g_ref)
+        with torch.no_grad():
+            torch._foreach_add_(ours, grads, alpha=-0.5)
+            torch._foreach_add_(ref, grads_ref, alpha=-0.5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_evaluate_in_cpu_chunks_gives_the_same_numbers(name, monkeypatch):
+    # on the CPU evaluate() runs the forward pass in chunks of CPU_FORWARD_CHUNK images and joins
+    # the logits: accuracy and loss must be those of one forward pass per batch, bit for bit
+    import fl.model
+
+    params = init_params(name, 5) + 0.01
+    x = _tied_images(150, 2)
+    y = torch.randint(0, 10, (150,), generator=torch.Generator().manual_seed(4))
+    chunked = evaluate(name, params, x, y, batch_size=100)
+    predicted = predict(name, params, x, batch_size=100)
+    monkeypatch.setattr(fl.model, "CPU_FORWARD_CHUNK", 10**9)
+    assert evaluate(name, params, x, y, batch_size=100) == chunked
+    assert torch.equal(predict(name, params, x, batch_size=100), predicted)
+    monkeypatch.setattr(fl.model, "CPU_FORWARD_CHUNK", 7)
+    assert evaluate(name, params, x, y, batch_size=100) == chunked

@@ -27,7 +27,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import rangeproof.bench
+# OpenMP threads that spin while they wait take the core their partner needs on a shared machine
+# (a paper-CNN round: 161 CPU-s with two spinning threads against 43 with one, on 2 loaded cores;
+# docs/training.md); passive waiting changes no result. It must be set before torch loads, so
+# here, above the imports that load it; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import rangeproof.bench  # noqa: E402 - after the OpenMP setting above
 import secagg.bench
 from fl.config import BUNDLED_CONFIGS, ConfigError, find_config, load_config
 from fl.data import load_dataset

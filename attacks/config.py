@@ -46,6 +46,8 @@ PIPELINE_CHEATS = {
     "out_of_range": "skips quantization and uploads integers outside the ring: left out, the round goes on",
     "wrong_shares": "secure sum only: returns wrong Shamir shares when unmasking: named and ignored, the sum stays exact",
     "bad_bundles": "secure sum only: sends share bundles that do not decrypt: left out before masking, the round goes on",
+    "off_polynomial": "secure sum only: deals shares off its committed polynomial: left out before masking, the round goes on",
+    "duplicate_messages": "secure sum only: sends its masked input twice: left out before unmasking, the round goes on",
 }
 
 

@@ -63,7 +63,9 @@ from rangeproof.norm.l2 import L2Proof, exact_square_norm, projection_for
 from rangeproof.norm.linf import LinfProof
 from rangeproof.range_proof import RangeProof
 from secagg.client import SecAggClient
-from secagg.shamir import SHARE_PRIME
+from secagg.keys import decrypt_share, encrypt_share
+from secagg.messages import MaskedInput
+from secagg.shamir import SHARE_BYTES, SHARE_PRIME
 
 __all__ = [
     "PipelineCheat",
@@ -361,6 +363,46 @@ class BadBundles(PipelineCheat):
         return "BadBundles()"
 
 
+class OffPolynomial(PipelineCheat):
+    """Honest in every stage; inside the secure sum it plays a protocol client that deals every
+    holder a self-mask share off the polynomial it committed to (the share plus one, in a bundle
+    that decrypts): only the holders' Feldman check at receipt can see it."""
+
+    @property
+    def secagg_client(self) -> type:
+        class OffPolynomialDealer(SecAggClient):
+            def share_keys(self, msg):
+                out = super().share_keys(msg)
+                cts = []
+                for v, ct in out.ciphertexts:
+                    pt = decrypt_share(self._enc_keys[v], self.round_id, self.id, v, ct)
+                    b = (int.from_bytes(pt[4 + SHARE_BYTES:], "big") + 1) % SHARE_PRIME
+                    pt = pt[:4 + SHARE_BYTES] + b.to_bytes(SHARE_BYTES, "big")
+                    cts.append((v, encrypt_share(self._enc_keys[v], self.round_id, self.id, v, pt)))
+                return dataclasses.replace(out, ciphertexts=tuple(cts))
+
+        return OffPolynomialDealer
+
+    def __repr__(self) -> str:
+        return "OffPolynomial()"
+
+
+class DuplicateMessages(PipelineCheat):
+    """Honest in every stage; inside the secure sum it plays a protocol client that sends its
+    masked input twice (``extra_messages``, the hook the in-process driver delivers)."""
+
+    @property
+    def secagg_client(self) -> type:
+        class Resender(SecAggClient):
+            def extra_messages(self, step, msg):
+                return (msg,) if isinstance(msg, MaskedInput) else ()
+
+        return Resender
+
+    def __repr__(self) -> str:
+        return "DuplicateMessages()"
+
+
 def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
     """The cheat named by ``attack.cheat`` (``None`` for ``"none"``).
 
@@ -385,4 +427,8 @@ def build_cheat(kind: str, factor: float) -> PipelineCheat | None:
         return WrongShares()
     if kind == "bad_bundles":
         return BadBundles()
+    if kind == "off_polynomial":
+        return OffPolynomial()
+    if kind == "duplicate_messages":
+        return DuplicateMessages()
     raise ValueError(f"attack.cheat: unknown cheat {kind!r}")

@@ -59,6 +59,16 @@ def test_bad_bundles_dealer_left_out_before_masking_each_round(dataset):
         assert len(r.included) == 3 and r.malicious[0] not in r.included
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("cheat,reason", [("off_polynomial", "excluded: disputed_shares"),
+                                          ("duplicate_messages", "excluded: duplicate_message")])
+def test_dealer_and_duplicate_cheats_left_out_each_round(dataset, cheat, reason):
+    _, results = run(dataset, cheat, secure=True)
+    for r in results:
+        assert r.failure is None and r.rejected == {r.malicious[0]: reason}
+        assert len(r.included) == 3 and r.malicious[0] not in r.included
+
+
 def test_the_old_cheat_key_names_the_new_one():
     """``attack.cheat`` is the key (issue 11's name); a config still written with the earlier
     ``attack.pipeline_cheat`` is refused with the new name in the message."""

@@ -242,7 +242,7 @@ def parse_config(table: Mapping[str, Any], source: Path | None = None) -> Experi
 
 
 #: the fewest clients a secure sum takes (with two, each would learn the other's update from the
-#: sum; secagg.stage.SecureSum fails such a round with "secagg_too_few")
+#: sum; fl.aggregation.secure_sum.SecureSum fails such a round with "secagg_too_few")
 SECURE_MIN_CLIENTS = 3
 
 

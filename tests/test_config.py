@@ -187,7 +187,7 @@ def test_the_secure_minimum_is_the_secure_sums():
     """SECURE_MIN_CLIENTS is where SecureSum stops failing rounds with secagg_too_few."""
     from fl.aggregation import RoundFailed
     from fl.config import SECURE_MIN_CLIENTS
-    from secagg.stage import QuantizeStage, SecureSum
+    from fl.aggregation.secure_sum import QuantizeStage, SecureSum
 
     def round_of(n):
         rng = np.random.default_rng(0)

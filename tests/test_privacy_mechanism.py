@@ -455,6 +455,8 @@ def test_the_curve_bound_known_answer():
     # fractional orders lie on the chord of (a - 1) eps'(a) between the integers
     lo, hi, mid = wor_rdp_from_curve(lambda x: x / (2 * z * z), q, [3, 4, 3.5])
     assert mid == pytest.approx((0.5 * 2 * lo + 0.5 * 3 * hi) / 2.5, rel=1e-12)
+    # the paper's weak-DP multipliers (z ~ 1e-3) give an enormous but computed epsilon, no overflow
+    assert 1e5 < fixed_size_rdp_epsilon({1e-3: 100}, 30, 384, DELTA) < math.inf
 
 
 @pytest.mark.parametrize("noise", ["central", "distributed"])

@@ -69,8 +69,10 @@ parameters used here to far below the accountant's precision):
 * ``"skellam"`` - ``Poisson(mu) - Poisson(mu)`` with ``mu = sigma^2 / 2``; sums of Skellams are
   exactly Skellam, variance 2 mu.
 
-Accounting uses the subsampled Gaussian mechanism with the (tau-corrected) multiplier, as
-Kairouz et al. do; the sensitivity comes from :mod:`fl.aggregation.sensitivity` (clip bound plus
+Accounting composes the (tau-corrected) multiplier's RDP curve ``a / (2 z_eff^2)`` (all that
+Kairouz et al.'s concentrated-DP bound gives) through Wang-Balle-Kasiviswanathan's general bound
+for sampling without replacement (:func:`fl.aggregation.privacy.fixed_size_rdp_epsilon`), not the
+continuous Gaussian's; the sensitivity comes from :mod:`fl.aggregation.sensitivity` (clip bound plus
 the rounding's inflation). The Skellam sampler has no accountant here (its RDP bound differs):
 with an accountant it is refused.
 """

@@ -1,7 +1,8 @@
 """Central Gaussian noise on the unmasked sum (the paper's "weak DP"), and its accountant.
 
 **Convention (read this before choosing a value).** :class:`CentralGaussianNoiseStage` adds
-i.i.d. ``N(0, std^2)`` to every coordinate of the **sum** of the (clipped) client updates, with
+i.i.d. noise of standard deviation ``std`` (a discrete Gaussian on a fine public grid, see below)
+to every coordinate of the **sum** of the (clipped) client updates, with
 ``std`` a **standard deviation**. This is what the authors' released code does (its noise
 parameter ``mul_factor`` is passed to the DP query as the *sum's* standard deviation, not
 multiplied by the clip). The paper's text calls its setting "variance 0.025"; sabre's
@@ -9,10 +10,20 @@ multiplied by the clip). The paper's text calls its setting "variance 0.025"; sa
 denominator C*K of the authors' code the noise on the *mean* update then has std
 ``std / (C*K)`` per coordinate. To get a *variance* v on the sum, set ``noise_std = sqrt(v)``.
 
+**The noise is a discrete Gaussian on a grid.** A float Gaussian's outputs (Box-Muller: rings of
+radius ``sqrt(-2 ln(j 2^-53))``) include, in the tail, outputs that one neighbouring sum can
+produce and the other cannot. So the sum is rounded onto ``grid * Z^d`` (a power of two chosen by
+:func:`fl.aggregation.sensitivity.central_grid`, whose ``grid * sqrt(d)`` is in the sensitivity),
+integer noise ``N_Z(0, (std / grid)^2)`` is added, and the lattice point is released
+(docs/privacy.md, assumption 2).
+
 **Accounting.** The simulation samples a *fixed number* K of the N clients without
-replacement. That is accounted as what it is: ``dp_accounting``'s
-``SampledWithoutReplacementDpEvent(N, K, Gaussian(z))`` under the **replace-one** neighbouring
-relation (Wang, Balle and Kasiviswanathan 2019, Theorem 27), with
+replacement. That is accounted as what it is, under the **replace-one** neighbouring relation:
+:func:`fixed_size_rdp_epsilon`, Wang, Balle and Kasiviswanathan's (2019) general bound from the
+mechanism's RDP curve (Theorem 9), since neither noise here is a continuous Gaussian (the
+discrete Gaussian and the sum of discrete Gaussians have the curve ``a / (2 z^2)`` and no more;
+dp_accounting's ``SampledWithoutReplacementDpEvent``, the Gaussian-specific Theorem 27, stays as
+:func:`fixed_size_gaussian_epsilon` for comparison), with
 ``z = std / (2 * sensitivity)``: replacing one client's update x (``||x|| <= C``) by x'
 (``||x'|| <= C``) moves the sum by ``||x - x'|| <= 2C``, and ``dp_accounting``'s noise multiplier is
 the noise std over the L2 sensitivity *under the relation in use* (docs/privacy.md derives it).
@@ -177,7 +188,10 @@ def _composed_epsilon(rounds_per_multiplier: Mapping[float, int], unsampled: Map
 
 def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sample_size: int, population: int,
                                 delta: float, *, unsampled: Mapping[float, int] | None = None) -> float:
-    """Epsilon of rounds of the Gaussian mechanism on a fixed-size sample without replacement.
+    """Epsilon of rounds of the **continuous** Gaussian mechanism on a fixed-size sample without
+    replacement: dp_accounting's ``SampledWithoutReplacementDpEvent`` (Wang-Balle-Kasiviswanathan's
+    Gaussian-specific Theorem 27). The pipeline's noises are discrete, and are accounted with
+    :func:`fixed_size_rdp_epsilon`, never below this.
 
     The neighbouring relation is **replace-one** (N is public): ``z`` must be the noise std over
     the sensitivity under replace-one, ``2C`` for a sum of updates of L2 norm at most C.
@@ -258,8 +272,8 @@ def wor_rdp_from_curve(curve, sampling_rate: float, orders=RDP_ORDERS) -> np.nda
     eps_j[2:] = curve(j_all[2:])
     log_q = math.log(q)
     e2 = float(eps_j[2])
-    # min(4 (e^eps2 - 1), 2 e^eps2), in logs
-    log_second = min(math.log(4.0) + math.log(math.expm1(e2)), math.log(2.0) + e2)
+    # min(4 (e^eps2 - 1), 2 e^eps2), in logs (log(e^x - 1) = x + log(1 - e^-x): no overflow at large x)
+    log_second = min(math.log(4.0) + e2 + math.log1p(-math.exp(-e2)), math.log(2.0) + e2)
 
     def at_integer(a: int) -> float:
         log_comb = log_fact[a] - log_fact[: a + 1] - log_fact[a::-1]

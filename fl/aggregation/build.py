@@ -24,8 +24,8 @@ plaintext. ``secure = false`` with ``quantize = true`` (or with a norm bound) ru
 integer pipeline as ``secure = true`` without cryptography, so both give bit-identical models.
 
 With noise, the stages' L2 sensitivity comes from
-:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the replace-one relation;
-the central noise's grid)
+:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the
+replace-one relation; plus the central noise's grid)
 and is handed to the accountant; a noised configuration that nothing bounds is refused. With
 noise no round fails for a reason the clients' data decides: the mean divides by a public
 number (``K``, or ``K * max_weight`` under "examples"), the server threshold replaces a rejected

@@ -541,8 +541,8 @@ class CentralGaussianNoiseStage(Stage):
         if not (grid > 0 and math.isfinite(grid) and math.frexp(grid)[0] == 0.5):
             raise ValueError(f"central noise: the grid must be a positive power of two, got {grid!r}")
         if std / grid > MAX_SAMPLER_SIGMA:
-            raise ValueError(f"aggregation.noise_std: std {std:g} on a grid of {grid:g} is {std / grid:.4g} grid units, "
-                             f"above the discrete Gaussian sampler's ceiling {MAX_SAMPLER_SIGMA:.4g}")
+            raise ValueError(f"aggregation.noise_std: std {std:g} on a grid of {grid:g} is {std / grid:.4g} "
+                             f"grid units, above the discrete Gaussian sampler's ceiling {MAX_SAMPLER_SIGMA:.4g}")
         self.grid = grid
         #: the discrete Gaussian's parameter, in grid units
         self.sigma = std / grid

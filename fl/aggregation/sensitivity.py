@@ -146,9 +146,11 @@ def central_grid(sensitivity: float, std: float, dim: int) -> float:
                 f"aggregation.noise_std: central noise of std {std:g} on a sum of sensitivity {sensitivity:.4g} over "
                 f"{dim} coordinates (noise multiplier {std / sensitivity:.4g}) needs a grid of at least {gamma:.3g} "
                 f"(the discrete Gaussian sampler's ceiling is {MAX_SAMPLER_SIGMA:.3g} grid units), and rounding onto "
-                f"it would add {gamma * root_d / sensitivity:.3g} of the sensitivity, more than {MAX_GRID_INFLATION:.3g}: "
+                f"it would add {gamma * root_d / sensitivity:.3g} of the sensitivity, more than "
+                f"{MAX_GRID_INFLATION:.3g}: "
                 "lower aggregation.noise_std (a noise multiplier above about "
-                f"{MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / root_d:.4g} at this size) or raise the clip")
+                f"{MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / root_d:.4g} at this size), or raise the clip bound "
+                "(aggregation.client_clip, server_clip or norm_bound)")
     return gamma
 
 

@@ -238,7 +238,7 @@ def wor_rdp_from_curve(curve, sampling_rate: float, orders=RDP_ORDERS) -> np.nda
     A curve says nothing about ``eps(inf)``, so it is taken as ``inf`` and each ``min(2, ...)`` is
     2. (dp_accounting's ``SampledWithoutReplacementDpEvent`` uses the same paper's strengthened
     Theorem 27, whose terms for ``j >= 3`` are the Gaussian's own moments and do not follow from a
-    curve; each of its terms is at most the one here.) Between integer orders ``(a - 1) eps'(a)``,
+    curve; it strengthens this bound for that Gaussian.) Between integer orders ``(a - 1) eps'(a)``,
     a convex function of ``a`` (the log of a moment) that is 0 at ``a = 1``, lies below the chord
     (WBK's Corollary 10, as dp_accounting interpolates):
     ``(a - 1) eps'(a) <= (1 - w) (k - 1) eps'(k) + w k eps'(k + 1)`` with ``k = floor(a)``,

@@ -76,7 +76,7 @@ def test_accountant_is_monotone_and_has_the_edge_cases():
 def test_noise_stage_records_epsilon_per_round():
     acct = DpAccounting(sensitivity=2.0, sampling_rate=0.1, delta=1e-5)
     c = ctx(round_index=9)
-    CentralGaussianNoiseStage(PlainSum(), 3.0, accounting=acct).aggregate(zero_msgs(2, dim=10), c)
+    CentralGaussianNoiseStage(PlainSum(), 3.0, accounting=acct, grid=2.0**-20, dim=10).aggregate(zero_msgs(2, dim=10), c)
     assert c.measurements["noise_std_sum"] == 3.0
     assert c.measurements["dp_noise_multiplier"] == 1.5
     assert c.measurements["dp_epsilon"] == pytest.approx(gaussian_epsilon(1.5, 0.1, 10, 1e-5))

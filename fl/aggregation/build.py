@@ -9,7 +9,8 @@ its server half runs after theirs)::
                         same decision in plaintext (fast twin)       (norm_bound, norm_kind)
                         or [ClientClipStage,] QuantizeStage, [+ DistributedDiscreteGaussianStage]
                                                       (client_clip, quant_bits, quant_range, noise)
-    3. central noise    Gaussian noise on the unmasked sum           (noise = "central", noise_std)
+    3. central noise    discrete Gaussian noise on the unmasked sum, on a grid
+                                                                     (noise = "central", noise_std)
     4. mean             MeanStage(weighting)                         (weighting, max_weight)
     5. server baseline  plaintext clip / threshold / norm probe per update
                                                                      (server_clip, server_threshold)
@@ -23,7 +24,8 @@ plaintext. ``secure = false`` with ``quantize = true`` (or with a norm bound) ru
 integer pipeline as ``secure = true`` without cryptography, so both give bit-identical models.
 
 With noise, the stages' L2 sensitivity comes from
-:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the replace-one relation)
+:func:`fl.aggregation.sensitivity.mechanism_sensitivity` (clip, weighting, rounding; doubled for the
+replace-one relation; plus the central noise's grid)
 and is handed to the accountant; a noised configuration that nothing bounds is refused. With
 noise no round fails for a reason the clients' data decides: the mean divides by a public
 number (``K``, or ``K * max_weight`` under "examples"), the server threshold replaces a rejected
@@ -43,7 +45,7 @@ from .config import AggregationConfig
 from .distributed_noise import DistributedDiscreteGaussianStage
 from .mean import MeanStage, PlainSum
 from .norm_proof import ExactIntegerSum, NormProofStage
-from .privacy import CentralGaussianNoiseStage, DpAccounting, truncation_tail
+from .privacy import CentralGaussianNoiseStage, DpAccounting
 from .robust import ClientClipStage, NormProbeStage, ServerClipStage, ServerThresholdStage
 from .secure_sum import ModularPlainSum, QuantizeStage, SecureSum
 from .sensitivity import mechanism_sensitivity
@@ -129,12 +131,17 @@ def _quant_spec(cfg: AggregationConfig, clients_per_round: int):
         raise ConfigError(f"aggregation.quant_bits: {e}") from None
 
 
-def _accounting(cfg: AggregationConfig, dp: _DpFacts):
-    """The sensitivity of the noised sum (always checked) and, with a population, its accountant."""
+def _sensitivity(cfg: AggregationConfig, dp: _DpFacts):
+    """The sensitivity of the noised sum (and, with central noise, its grid)."""
     spec = _quant_spec(cfg, dp.clients_per_round)
-    sens = mechanism_sensitivity(
+    return mechanism_sensitivity(
         cfg, dim=dp.dim, clients_per_round=dp.clients_per_round, quant_scale=None if spec is None else spec.scale,
         with_replacement=dp.with_replacement, population=dp.population, delta=dp.delta)
+
+
+def _accounting(cfg: AggregationConfig, dp: _DpFacts, sens=None):
+    """The sensitivity of the noised sum (always checked) and, with a population, its accountant."""
+    sens = _sensitivity(cfg, dp) if sens is None else sens
     if not dp.population:
         return None
     if not dp.delta < 1.0 / dp.population:
@@ -145,12 +152,10 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts):
         raise ConfigError(f"fedavg.clients_per_round: {dp.clients_per_round} clients cannot be drawn without "
                           f"replacement from {dp.population}")
     # fixed-size sampling without replacement, accounted under replace-one: swapping one client's
-    # update x for x' moves the sum by ||x - x'|| <= 2C (docs/privacy.md)
-    tail = sens.tail_per_round
-    if cfg.noise == "central":  # the Box-Muller noise is truncated at 8.57 std (docs/privacy.md)
-        tail = min(1.0, tail + truncation_tail(cfg.noise_std / (2.0 * sens.value), dp.dim))
-    return DpAccounting(sensitivity=2.0 * sens.value, sampling_rate=dp.clients_per_round / dp.population,
-                        delta=dp.delta, tail_per_round=tail, sampling="fixed_size",
+    # update x for x' moves the sum by ||x - x'|| <= 2C, plus the central noise's grid term
+    # (docs/privacy.md); the noise stages add their samplers' support tails
+    return DpAccounting(sensitivity=sens.replace_one, sampling_rate=dp.clients_per_round / dp.population,
+                        delta=dp.delta, tail_per_round=sens.tail_per_round, sampling="fixed_size",
                         population=dp.population, sample_size=dp.clients_per_round)
 
 
@@ -197,10 +202,16 @@ def _integers(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggreg
 
 
 def _central_noise(cfg: AggregationConfig, inner: Aggregator, dp: _DpFacts) -> Aggregator:
-    """3. Gaussian noise of std ``noise_std`` per coordinate on the (unmasked) sum."""
+    """3. Discrete Gaussian noise of std ``noise_std`` per coordinate on the (unmasked) sum, on the
+    grid the sensitivity chose."""
     if cfg.noise != "central":
         return inner
-    return CentralGaussianNoiseStage(inner, cfg.noise_std, accounting=_accounting(cfg, dp), seeded=cfg.noise_seeded)
+    sens = _sensitivity(cfg, dp)  # its ConfigError names its own key
+    try:
+        return CentralGaussianNoiseStage(inner, cfg.noise_std, accounting=_accounting(cfg, dp, sens),
+                                         seeded=cfg.noise_seeded, grid=sens.grid or None, dim=dp.dim)
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("aggregation.") else f"aggregation.noise_std: {e}") from None
 
 
 def _server_baseline(cfg: AggregationConfig, inner: Aggregator) -> Aggregator:

@@ -69,8 +69,10 @@ parameters used here to far below the accountant's precision):
 * ``"skellam"`` - ``Poisson(mu) - Poisson(mu)`` with ``mu = sigma^2 / 2``; sums of Skellams are
   exactly Skellam, variance 2 mu.
 
-Accounting uses the subsampled Gaussian mechanism with the (tau-corrected) multiplier, as
-Kairouz et al. do; the sensitivity comes from :mod:`fl.aggregation.sensitivity` (clip bound plus
+Accounting composes the (tau-corrected) multiplier's RDP curve ``a / (2 z_eff^2)`` (all that
+Kairouz et al.'s concentrated-DP bound gives) through Wang-Balle-Kasiviswanathan's general bound
+for sampling without replacement (:func:`fl.aggregation.privacy.fixed_size_rdp_epsilon`), not the
+continuous Gaussian's; the sensitivity comes from :mod:`fl.aggregation.sensitivity` (clip bound plus
 the rounding's inflation). The Skellam sampler has no accountant here (its RDP bound differs):
 with an accountant it is refused.
 """
@@ -82,38 +84,13 @@ import math
 import numpy as np
 
 from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, Stage
-from .noise_source import noise_generator
+from .noise_source import MAX_SAMPLER_SIGMA, noise_generator, sample_discrete_gaussian
 from .privacy import DpAccounting, support_tail
 
 __all__ = ["DistributedDiscreteGaussianStage", "sample_discrete_gaussian", "sample_skellam", "SAMPLERS", "ddg_tau",
            "MIN_CLIENT_SIGMA", "MAX_CLIENT_SIGMA", "MAX_TAU_SHARE"]
 
 SAMPLERS = ("discrete_gaussian", "skellam")
-
-
-def sample_discrete_gaussian(rng: np.random.Generator, sigma: float, size: int) -> np.ndarray:
-    """``size`` i.i.d. draws of the discrete Gaussian N_Z(0, sigma^2), as int64.
-
-    Args:
-      rng: the generator.
-      sigma: the scale parameter (> 0).
-      size: number of draws.
-
-    Returns:
-      ``int64 [size]``.
-    """
-    if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"discrete Gaussian sigma must be positive, got {sigma!r}")
-    t = math.floor(sigma) + 1
-    p = -math.expm1(-1.0 / t)  # success probability of the geometric halves of the Laplace
-    out = np.empty(size, dtype=np.int64)
-    todo = np.arange(size)
-    while todo.size:
-        y = rng.geometric(p, todo.size).astype(np.int64) - rng.geometric(p, todo.size).astype(np.int64)
-        accept = rng.random(todo.size) < np.exp(-((np.abs(y) - sigma * sigma / t) ** 2) / (2 * sigma * sigma))
-        out[todo[accept]] = y[accept]
-        todo = todo[~accept]
-    return out
 
 
 def sample_skellam(rng: np.random.Generator, sigma: float, size: int) -> np.ndarray:
@@ -134,7 +111,7 @@ def ddg_tau(sigma: float, n: int) -> float:
 MIN_CLIENT_SIGMA = 1.0
 #: above this client sigma (integer units) the float inversion sampler's geometrics are off by more
 #: than 2^-10 relative on integers up to 8 t (see the module docstring): 2^floor(53 - 8 / ln 2 - 10)
-MAX_CLIENT_SIGMA = 2.0 ** math.floor(53 - 8 / math.log(2) - 10)
+MAX_CLIENT_SIGMA = MAX_SAMPLER_SIGMA
 #: the tau term may add at most this fraction to 1 / z^2 (larger: refused)
 MAX_TAU_SHARE = 0.01
 

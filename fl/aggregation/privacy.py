@@ -1,7 +1,8 @@
 """Central Gaussian noise on the unmasked sum (the paper's "weak DP"), and its accountant.
 
 **Convention (read this before choosing a value).** :class:`CentralGaussianNoiseStage` adds
-i.i.d. ``N(0, std^2)`` to every coordinate of the **sum** of the (clipped) client updates, with
+i.i.d. noise of standard deviation ``std`` (a discrete Gaussian on a fine public grid, see below)
+to every coordinate of the **sum** of the (clipped) client updates, with
 ``std`` a **standard deviation**. This is what the authors' released code does (its noise
 parameter ``mul_factor`` is passed to the DP query as the *sum's* standard deviation, not
 multiplied by the clip). The paper's text calls its setting "variance 0.025"; sabre's
@@ -9,10 +10,20 @@ multiplied by the clip). The paper's text calls its setting "variance 0.025"; sa
 denominator C*K of the authors' code the noise on the *mean* update then has std
 ``std / (C*K)`` per coordinate. To get a *variance* v on the sum, set ``noise_std = sqrt(v)``.
 
+**The noise is a discrete Gaussian on a grid.** A float Gaussian's outputs (Box-Muller: rings of
+radius ``sqrt(-2 ln(j 2^-53))``) include, in the tail, outputs that one neighbouring sum can
+produce and the other cannot. So the sum is rounded onto ``grid * Z^d`` (a power of two chosen by
+:func:`fl.aggregation.sensitivity.central_grid`, whose ``grid * sqrt(d)`` is in the sensitivity),
+integer noise ``N_Z(0, (std / grid)^2)`` is added, and the lattice point is released
+(docs/privacy.md, assumption 2).
+
 **Accounting.** The simulation samples a *fixed number* K of the N clients without
-replacement. That is accounted as what it is: ``dp_accounting``'s
-``SampledWithoutReplacementDpEvent(N, K, Gaussian(z))`` under the **replace-one** neighbouring
-relation (Wang, Balle and Kasiviswanathan 2019, Theorem 27), with
+replacement. That is accounted as what it is, under the **replace-one** neighbouring relation:
+:func:`fixed_size_rdp_epsilon`, Wang, Balle and Kasiviswanathan's (2019) general bound from the
+mechanism's RDP curve (Theorem 9), since neither noise here is a continuous Gaussian (the
+discrete Gaussian and the sum of discrete Gaussians have the curve ``a / (2 z^2)`` and no more;
+dp_accounting's ``SampledWithoutReplacementDpEvent``, the Gaussian-specific Theorem 27, stays as
+:func:`fixed_size_gaussian_epsilon` for comparison), with
 ``z = std / (2 * sensitivity)``: replacing one client's update x (``||x|| <= C``) by x'
 (``||x'|| <= C``) moves the sum by ``||x - x'|| <= 2C``, and ``dp_accounting``'s noise multiplier is
 the noise std over the L2 sensitivity *under the relation in use* (docs/privacy.md derives it).
@@ -42,11 +53,12 @@ from typing import Mapping
 
 import numpy as np
 
-from .base import AggregateResult, Aggregator, RoundContext, Stage
-from .noise_source import noise_generator
+from .base import AggregateResult, Aggregator, RoundContext, RoundFailed, Stage
+from .noise_source import MAX_SAMPLER_SIGMA, noise_generator, sample_discrete_gaussian
 
 __all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon",
-           "fixed_size_gaussian_epsilon", "truncation_tail", "support_tail", "BOX_MULLER_RADIUS", "RDP_ORDERS", "SAMPLING_MODELS"]
+           "fixed_size_gaussian_epsilon", "fixed_size_rdp_epsilon", "wor_rdp_from_curve", "support_tail", "RDP_ORDERS",
+           "SAMPLING_MODELS"]
 
 #: the sampling models the accountant knows: Poisson under add/remove, fixed-size without
 #: replacement under replace-one
@@ -58,44 +70,6 @@ RDP_ORDERS = (1.01, 1.02, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.6, 1.75, 
     + tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
 
 
-#: the largest radius of a Box-Muller pair of the CSPRNG noise: its uniform on (0, 1] is at least
-#: 2^-53, so ``sqrt(-2 ln U) <= sqrt(2 * 53 ln 2) = 8.57``; each coordinate is truncated there
-BOX_MULLER_RADIUS = math.sqrt(2.0 * 53.0 * math.log(2.0))
-
-
-def truncation_tail(noise_multiplier: float, dim: int) -> float:
-    """Probability, per release, of an output that one neighbour's truncated noise can give and
-    the other's cannot: an infinite privacy loss, paid out of delta.
-
-    The central noise is Box-Muller in pairs of radius at most ``rho`` =
-    :data:`BOX_MULLER_RADIUS` (in units of the std). Neighbouring sums differ by a shift of L2 norm
-    at most ``A = 1 / noise_multiplier`` std units (the multiplier is std / replace-one
-    sensitivity). An output lies in one support and not the other only if, in some pair shifted
-    by ``a``, the noise's radius exceeds ``rho - a``: probability at most ``exp(-(rho - a)^2 / 2)``
-    (Rayleigh, truncated), or 1 once ``a >= rho``. The ``i``-th largest pair shift is at most
-    ``A / sqrt(i)`` (the squares add up to at most ``A^2``), so the union bound over the
-    ``ceil(dim / 2)`` pairs is ``sum_i min(1, exp(-(rho - A / sqrt(i))^2 / 2))``; the
-    truncation's own mass (``2^-53`` a pair, which rescales the densities) is added on top.
-
-    Args:
-      noise_multiplier: z = noise std on the sum / replace-one sensitivity, > 0.
-      dim: coordinates of the noised vector.
-
-    Returns:
-      The bound, in [0, 1]. About 4e-10 at z = 0.5 and d = 14,410, 6e-10 at d = 1,199,882 (the
-      largest shift leaves 6.57 std of room); 1 below
-      ``z = 1 / rho = 0.117``, where the shifted supports can be disjoint and no finite epsilon
-      holds at any delta below the sampling rate.
-    """
-    if not (noise_multiplier > 0 and math.isfinite(noise_multiplier)):
-        return 1.0
-    pairs = max(1, (int(dim) + 1) // 2)
-    shift = (1.0 / noise_multiplier) / np.sqrt(np.arange(1, pairs + 1, dtype=np.float64))
-    room = BOX_MULLER_RADIUS - shift
-    terms = np.where(room > 0, np.exp(-0.5 * np.square(np.maximum(room, 0.0))), 1.0)
-    total = float(np.sum(terms)) * (1.0 + 2.0**-50) + pairs * 2.0**-52
-    return min(1.0, total)
-
 
 #: ``-ln`` of the smallest uniform of the noise sources (``2^-53``): a geometric drawn by inversion
 #: with scale ``t`` never exceeds about ``36.74 t``
@@ -104,8 +78,7 @@ GEOMETRIC_LOG_RANGE = 53.0 * math.log(2.0)
 
 def support_tail(client_sigma: float, clients: int, shift: float, dim: int) -> float:
     """Probability, per release, of an output that the distributed noise of one neighbour can give
-    and the other's cannot (its sampler's support is bounded): paid out of delta like
-    :func:`truncation_tail`.
+    and the other's cannot (its sampler's support is bounded): paid out of delta.
 
     Each client's draw is a difference of two geometrics of scale ``t = floor(sigma) + 1`` drawn
     by inversion from a 53-bit uniform (``distributed_noise``): every integer up to
@@ -215,7 +188,10 @@ def _composed_epsilon(rounds_per_multiplier: Mapping[float, int], unsampled: Map
 
 def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], sample_size: int, population: int,
                                 delta: float, *, unsampled: Mapping[float, int] | None = None) -> float:
-    """Epsilon of rounds of the Gaussian mechanism on a fixed-size sample without replacement.
+    """Epsilon of rounds of the **continuous** Gaussian mechanism on a fixed-size sample without
+    replacement: dp_accounting's ``SampledWithoutReplacementDpEvent`` (Wang-Balle-Kasiviswanathan's
+    Gaussian-specific Theorem 27). The pipeline's noises are discrete, and are accounted with
+    :func:`fixed_size_rdp_epsilon`, never below this.
 
     The neighbouring relation is **replace-one** (N is public): ``z`` must be the noise std over
     the sensitivity under replace-one, ``2C`` for a sum of updates of L2 norm at most C.
@@ -246,6 +222,125 @@ def fixed_size_gaussian_epsilon(rounds_per_multiplier: Mapping[float, int], samp
     return _composed_epsilon(
         rounds_per_multiplier, unsampled, delta, accountant,
         lambda g: dp_accounting.SampledWithoutReplacementDpEvent(int(population), int(sample_size), g))
+
+
+def wor_rdp_from_curve(curve, sampling_rate: float, orders=RDP_ORDERS) -> np.ndarray:
+    """RDP, at each of ``orders``, of a mechanism known only by its RDP curve, run on a uniform
+    sample of a fixed size without replacement, under replace-one.
+
+    Wang, Balle and Kasiviswanathan (AISTATS 2019), Theorem 9: if the mechanism satisfies
+    ``(j, eps(j))``-RDP for the integers ``j >= 2``, then on a sample of ``m`` of ``n`` (``q = m / n``)
+    it satisfies, at each integer order ``a >= 2``,
+
+        eps'(a) <= log(1 + q^2 C(a, 2) min(4 (e^eps(2) - 1), e^eps(2) min(2, (e^eps(inf) - 1)^2))
+                        + sum_{j=3}^{a} q^j C(a, j) e^((j - 1) eps(j)) min(2, (e^eps(inf) - 1)^j)) / (a - 1).
+
+    A curve says nothing about ``eps(inf)``, so it is taken as ``inf`` and each ``min(2, ...)`` is
+    2. (dp_accounting's ``SampledWithoutReplacementDpEvent`` uses the same paper's strengthened
+    Theorem 27, whose terms for ``j >= 3`` are the Gaussian's own moments and do not follow from a
+    curve; it strengthens this bound for that Gaussian.) Between integer orders ``(a - 1) eps'(a)``,
+    a convex function of ``a`` (the log of a moment) that is 0 at ``a = 1``, lies below the chord
+    (WBK's Corollary 10, as dp_accounting interpolates):
+    ``(a - 1) eps'(a) <= (1 - w) (k - 1) eps'(k) + w k eps'(k + 1)`` with ``k = floor(a)``,
+    ``w = a - k`` (for ``1 < a < 2``: ``eps'(a) <= eps'(2)``). At ``q = 1`` nothing is subsampled
+    and the curve itself is returned. (Subsampling never raises the divergence, the Renyi
+    divergence being jointly quasi-convex, so ``min(eps'(a), eps(a))`` would also hold; it is left
+    out so that the bound stays, order by order, at or above dp_accounting's Gaussian-specific
+    one, which the tests check.)
+
+    Args:
+      curve: ``curve(a)`` -> the mechanism's RDP at order(s) ``a`` (numpy arrays), under
+        replace-one; for the (discrete) Gaussian of multiplier ``z``: ``a / (2 z^2)``.
+      sampling_rate: q = m / n, in (0, 1].
+      orders: the orders, each > 1.
+
+    Returns:
+      ``float64`` array, one bound per order.
+    """
+    q = float(sampling_rate)
+    if not 0 < q <= 1:
+        raise ValueError(f"sampling rate must lie in (0, 1], got {sampling_rate!r}")
+    orders = np.asarray(orders, dtype=np.float64)
+    if np.any(orders <= 1):
+        raise ValueError("RDP orders must be > 1")
+    if q == 1:
+        return np.asarray(curve(orders), dtype=np.float64)
+    top = int(math.ceil(float(orders.max())))
+    log_fact = np.array([math.lgamma(k + 1.0) for k in range(top + 1)])
+    j_all = np.arange(top + 1, dtype=np.float64)
+    eps_j = np.zeros(top + 1)
+    eps_j[2:] = curve(j_all[2:])
+    log_q = math.log(q)
+    e2 = float(eps_j[2])
+    # min(4 (e^eps2 - 1), 2 e^eps2), in logs (log(e^x - 1) = x + log(1 - e^-x): no overflow at large x)
+    log_second = min(math.log(4.0) + e2 + math.log1p(-math.exp(-e2)), math.log(2.0) + e2)
+
+    def at_integer(a: int) -> float:
+        log_comb = log_fact[a] - log_fact[: a + 1] - log_fact[a::-1]
+        terms = [0.0, 2.0 * log_q + log_comb[2] + log_second]
+        if a >= 3:
+            j = j_all[3: a + 1]
+            terms.extend((math.log(2.0) + (j - 1.0) * eps_j[3: a + 1] + j * log_q + log_comb[3:]).tolist())
+        return float(np.logaddexp.reduce(np.array(terms))) / (a - 1)
+
+    integer = {a: at_integer(a) for a in range(2, top + 1)}
+    out = np.empty(orders.size)
+    for i, a in enumerate(orders):
+        k = int(math.floor(a))
+        if a == k:
+            out[i] = integer[k]
+            continue
+        w = a - k
+        low = (k - 1) * integer[k] if k >= 2 else 0.0
+        out[i] = ((1.0 - w) * low + w * k * integer[k + 1]) / (a - 1.0)
+    return out
+
+
+def fixed_size_rdp_epsilon(rounds_per_multiplier: Mapping[float, int], sample_size: int, population: int,
+                           delta: float, *, unsampled: Mapping[float, int] | None = None) -> float:
+    """Epsilon of rounds of a mechanism with the Gaussian's RDP curve ``a / (2 z^2)`` (the discrete
+    Gaussian, and Kairouz et al.'s sum of discrete Gaussians at its tau-corrected ``z``) on a
+    fixed-size sample without replacement, under replace-one, from the curve alone
+    (:func:`wor_rdp_from_curve`): what the pipeline's accountant uses, since neither of its noises
+    is a continuous Gaussian. Never below :func:`fixed_size_gaussian_epsilon` (dp_accounting's
+    Gaussian-specific bound for the same parameters).
+
+    Args:
+      rounds_per_multiplier: for each noise multiplier z (std / replace-one sensitivity), the
+        number of rounds run with it.
+      sample_size: K (1 <= K <= N).
+      population: N.
+      delta: the target delta, in (0, 1).
+      unsampled: releases accounted without amplification by sampling (RDP ``a / (2 z^2)`` each),
+        by multiplier.
+
+    Returns:
+      The smallest epsilon over :data:`RDP_ORDERS` (dp_accounting's RDP-to-DP conversion; ``inf``
+      when a round ran with z = 0, 0 when there are no rounds).
+
+    Raises:
+      ValueError: an argument out of range.
+    """
+    from dp_accounting.rdp import rdp_privacy_accountant  # noqa: PLC0415
+
+    if not 1 <= int(sample_size) <= int(population):
+        raise ValueError(f"sample size must lie in [1, population], got {sample_size!r} of {population!r}")
+    runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
+    if not runs and not plain:
+        return 0.0
+    if 0 in runs or 0 in plain:
+        return math.inf
+    orders = np.array(RDP_ORDERS, dtype=np.float64)
+    total = np.zeros(orders.size)
+    q = int(sample_size) / int(population)
+    for z, rounds in sorted(runs.items()):
+        total += rounds * wor_rdp_from_curve(lambda a, z=z: a / (2.0 * z * z), q, orders)
+    for z, releases in sorted(plain.items()):
+        total += releases * orders / (2.0 * z * z)
+    with _quiet_absl():
+        eps, _ = rdp_privacy_accountant.compute_epsilon(orders.tolist(), total.tolist(), delta)
+    return float(eps)
 
 
 @contextlib.contextmanager
@@ -286,8 +381,8 @@ class DpAccounting:
       sampling_rate: q = clients per round / clients in the population.
       delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
       tail_per_round: probability, per release in which the neighbours' differing client takes
-        part, of an output outside the Gaussian analysis (the noise's truncation:
-        :func:`truncation_tail`); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
+        part, of an output outside the Gaussian analysis (the discrete Gaussian sampler's bounded
+        support: :func:`support_tail`); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
         ``delta - (t * sampling_rate + u) * tail_per_round``, and epsilon is ``inf`` once that is
         not positive.
       sampling: ``"poisson"`` (each client independently with probability q; add/remove) or
@@ -344,8 +439,8 @@ class DpAccounting:
                                      sum(int(r) for r in (unsampled or {}).values()))
         if left <= 0:
             return math.inf
-        if self.sampling == "fixed_size":
-            return fixed_size_gaussian_epsilon(rounds_per_multiplier, self.sample_size, self.population, left,
+        if self.sampling == "fixed_size":  # neither noise is a continuous Gaussian: the bound from the curve
+            return fixed_size_rdp_epsilon(rounds_per_multiplier, self.sample_size, self.population, left,
                                                unsampled=unsampled)
         return composed_gaussian_epsilon(rounds_per_multiplier, self.sampling_rate, left, unsampled=unsampled)
 
@@ -386,47 +481,109 @@ class DpAccounting:
         ctx.record("dp_epsilon", self.epsilon_by_round(history))
 
 
-class CentralGaussianNoiseStage(Stage):
-    """The server adds ``N(0, std^2)`` per coordinate to the unmasked **sum**.
+#: the grid value of a sum coordinate is clamped to this magnitude before rounding (only a
+#: cheating client's summand gets there; clamping to a box is a projection, so it never moves
+#: two sums apart), so that it plus the noise (at most about 36.7 * 2^31) is exact in float64
+GRID_CLAMP = 2.0**52
 
-    Place it directly around the sum (inside the mean stage) so that it noises the sum, as in
-    the authors' code. The noise comes from the OS CSPRNG, or with ``seeded=True`` from
-    ``ctx.rng("central_noise")`` (the same seed gives the same noise, bit for bit; anyone with
-    the seed can remove it).
+
+class CentralGaussianNoiseStage(Stage):
+    """The server adds discrete Gaussian noise of std ``std`` per coordinate to the unmasked
+    **sum**, on the public grid ``grid * Z^d``.
+
+    The sum ``s`` is rounded onto the grid, ``k = round(s / grid)`` (an int64 vector; ``grid``
+    is a power of two, so the division is exact), integer noise ``y ~ N_Z(0, (std / grid)^2)``
+    i.i.d. is added with :func:`~fl.aggregation.noise_source.sample_discrete_gaussian`, and
+    ``(k + y) * grid`` is released (exact in float64, then in the sum's dtype: post-processing).
+    Neighbouring sums then give outputs on the same lattice, each reachable from both up to the
+    sampler's bounded support; a float Gaussian gave outputs one neighbour could not produce
+    (docs/privacy.md, assumption 2). The rounding moves the sums by up to ``grid sqrt(d)``
+    more: :class:`fl.aggregation.sensitivity.Sensitivity` puts that term into the sensitivity and
+    chooses ``grid`` (:func:`fl.aggregation.sensitivity.central_grid`); ``build_pipeline`` passes
+    both. Place it directly around the sum (inside the mean stage). The noise comes from the OS
+    CSPRNG, or with ``seeded=True`` from ``ctx.rng("central_noise")`` (the same seed gives the
+    same noise, bit for bit; anyone with the seed can remove it).
 
     Args:
       inner: the sum below (plain, or secure followed by dequantization).
       std: standard deviation per coordinate of the noise on the sum (not a variance).
-      accounting: if given, ``dp_epsilon`` is recorded each round.
+      accounting: if given, ``dp_epsilon`` is recorded each round; its sensitivity must include
+        the grid's term ``grid sqrt(dim)``. The sampler's bounded support is added to its tail.
       seeded: draw the noise from the run seed (reproducible simulation only).
+      grid: the grid's spacing, a power of two with ``std / grid`` at most the sampler's ceiling
+        ``MAX_SAMPLER_SIGMA``; needed with ``accounting``. Without: the finest such power of two.
+      dim: the vector length (the support tail grows with it); needed with ``accounting``.
 
     Raises:
-      ValueError: ``std`` negative or not finite.
+      ValueError: ``std`` negative or not finite; ``grid`` not a positive power of two, or too
+        fine for the sampler; ``accounting`` without ``grid`` and ``dim``.
     """
 
     name = "central_noise"
 
     def __init__(self, inner: Aggregator, std: float, accounting: DpAccounting | None = None, *,
-                 seeded: bool = False):
+                 seeded: bool = False, grid: float | None = None, dim: int | None = None):
         super().__init__(inner)
         std = float(std)
         if not (std >= 0 and math.isfinite(std)):
             raise ValueError(f"aggregation.noise_std: expected a finite number >= 0, got {std!r}")
         self.std = std
-        self.accounting = accounting
         self.seeded = bool(seeded)
+        if accounting is not None and std > 0 and (grid is None or not (dim and int(dim) > 0)):
+            raise ValueError("central noise: with an accountant the grid and the vector length are needed, and the "
+                             "accountant's sensitivity must include the grid's rounding (build the stage with "
+                             "fl.aggregation.build.build_pipeline, which takes both from fl.aggregation.sensitivity)")
+        if grid is None:
+            grid = 2.0 ** math.ceil(math.log2(std / MAX_SAMPLER_SIGMA)) if std > 0 else 1.0
+            while std / grid > MAX_SAMPLER_SIGMA:
+                grid *= 2.0
+        grid = float(grid)
+        if not (grid > 0 and math.isfinite(grid) and math.frexp(grid)[0] == 0.5):
+            raise ValueError(f"central noise: the grid must be a positive power of two, got {grid!r}")
+        if std / grid > MAX_SAMPLER_SIGMA:
+            raise ValueError(f"aggregation.noise_std: std {std:g} on a grid of {grid:g} is {std / grid:.4g} "
+                             f"grid units, above the discrete Gaussian sampler's ceiling {MAX_SAMPLER_SIGMA:.4g}")
+        self.grid = grid
+        #: the discrete Gaussian's parameter, in grid units
+        self.sigma = std / grid
+        self.dim = None if dim is None else int(dim)
+        if accounting is not None and std > 0:
+            # the sampler's bounded support, paid out of delta (docs/privacy.md, assumption 2): one
+            # noised summand whose neighbours lie accounting.sensitivity / grid grid units apart
+            tail = support_tail(self.sigma, 1, accounting.sensitivity / grid, self.dim)
+            accounting = dataclasses.replace(accounting, tail_per_round=min(1.0, accounting.tail_per_round + tail))
+        self.accounting = accounting
+
+    def lattice_point(self, vector: np.ndarray, rng) -> np.ndarray:
+        """``round(vector / grid) + y`` as int64, ``y`` the discrete Gaussian noise (in grid units).
+
+        Raises:
+          RoundFailed: (``"nonfinite_sum"``) a NaN in the sum (only a cheating client's summand
+            can put one there).
+        """
+        scaled = np.asarray(vector, dtype=np.float64) / self.grid  # exact: the grid is a power of two
+        if np.isnan(scaled).any():
+            raise RoundFailed("nonfinite_sum", f"{self.name}: the sum holds NaN; nothing is released")
+        lattice = np.rint(np.clip(scaled, -GRID_CLAMP, GRID_CLAMP)).astype(np.int64)
+        return lattice + sample_discrete_gaussian(rng, self.sigma, lattice.size).reshape(lattice.shape)
 
     def server(self, result: AggregateResult, ctx: RoundContext) -> AggregateResult:
         ctx.record("noise_std_sum", self.std)
         ctx.record("noise_seeded", float(self.seeded))
-        if self.accounting is not None:
-            self.accounting.record(ctx, self.std)
         if self.std == 0:
+            if self.accounting is not None:
+                self.accounting.record(ctx, 0.0)
             return result
         rng = noise_generator(ctx, self.name, None, seeded=self.seeded)
-        noise = rng.normal(0.0, self.std, size=result.vector.shape)
-        noised = (result.vector.astype(np.float64) + noise).astype(result.vector.dtype)
+        point = self.lattice_point(result.vector, rng)
+        # the std the noise has on the lattice (the discrete Gaussian's variance is within 1e-9 of
+        # sigma^2 for sigma >= 2), and its spacing
+        ctx.record("noise_std_sum_realised", self.sigma * self.grid)
+        ctx.record("noise_grid", self.grid)
+        if self.accounting is not None:
+            self.accounting.record(ctx, self.sigma * self.grid)
+        noised = (point.astype(np.float64) * self.grid).astype(result.vector.dtype)
         return result.replace(vector=noised)
 
     def __repr__(self) -> str:
-        return f"CentralGaussianNoiseStage(std={self.std}, seeded={self.seeded})"
+        return f"CentralGaussianNoiseStage(std={self.std}, grid={self.grid!r}, seeded={self.seeded})"

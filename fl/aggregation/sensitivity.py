@@ -24,7 +24,19 @@ by walking the stack from the client's raw update to the noised sum (docs/privac
    ``1 + 2^-23 K`` on one client's bound (``SUM_SLACK_PER_CLIENT``; at K = 31 that is
    ``1 + 3.7e-6``, where ``1 + 2^-20`` alone was exceeded: ``|fl(S + x) - fl(S)| = 1.0000019 ||x||``
    was measured);
-5. **sampling** - the bound C above is one client's contribution. The accountant's relation is
+5. **the central noise's grid** - central noise is a discrete Gaussian on the public grid
+   ``gamma Z^d``: the float32 sum ``s`` is rounded to ``round(s / gamma)`` before the integer
+   noise is added (docs/privacy.md, assumption 2). Rounding to the nearest grid point moves each
+   coordinate by at most ``gamma / 2``, so two neighbouring sums ``s``, ``s'`` land at most
+   ``||s - s'|| + 2 (gamma / 2) sqrt(d) = ||s - s'|| + gamma sqrt(d)`` apart: the term
+   ``gamma sqrt(d)`` is added once to the sensitivity *between the two sums* (it is not one
+   client's, so it is not doubled by the replace-one relation): :attr:`Sensitivity.replace_one`.
+   :func:`central_grid` picks ``gamma`` as a power of two (so ``s / gamma`` and the release
+   ``(round(s / gamma) + noise) * gamma`` are exact in float64) with ``gamma sqrt(d)`` at most
+   :data:`GRID_INFLATION` of the rest of the sensitivity, coarser only where the sampler's ceiling
+   (``std / gamma <= MAX_SAMPLER_SIGMA``) needs it, and refuses a grid whose term would exceed
+   :data:`MAX_GRID_INFLATION` of it;
+6. **sampling** - the bound C above is one client's contribution. The accountant's relation is
    replace-one under fixed-size sampling without replacement, whose sensitivity is ``2C``
    (:func:`fl.aggregation.build` doubles it; docs/privacy.md). Sampling **with** replacement
    puts one client into ``j`` slots, moving the sum by up to ``2jC`` with a data-independent but
@@ -42,12 +54,19 @@ from fl.settings import ConfigError
 
 from .config import AggregationConfig
 
-__all__ = ["Sensitivity", "mechanism_sensitivity", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT"]
+__all__ = ["Sensitivity", "mechanism_sensitivity", "central_grid", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT",
+           "GRID_INFLATION", "MAX_GRID_INFLATION"]
 
 #: relative excess of a float32 vector clipped (and weighted) in float32 over its bound
 FLOAT32_SLACK = 2.0**-20
 #: relative error, per client in the sum, of rounding the sum to float32 before the noise
 SUM_SLACK_PER_CLIENT = 2.0**-23
+#: the share of the replace-one sensitivity that the central noise's grid term ``gamma sqrt(d)``
+#: is chosen to stay within (``gamma`` the largest power of two that does)
+GRID_INFLATION = 2.0**-20
+#: the largest share the grid term may reach where the sampler's ceiling needs a coarser grid;
+#: beyond it the configuration is refused
+MAX_GRID_INFLATION = 2.0**-10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +79,9 @@ class Sensitivity:
       rounding: L2 added by stochastic rounding, in float units.
       tail_per_round: probability per round that the bound does not hold (0: it always holds).
       clients: K, the summands (the float32 rounding of the sum grows with it).
+      grid: ``gamma``, the spacing of the central noise's grid (0: no grid, e.g. distributed noise,
+        whose sum is already integer).
+      dim: d, the coordinates rounded onto the grid.
     """
 
     clip: float
@@ -67,12 +89,69 @@ class Sensitivity:
     rounding: float = 0.0
     tail_per_round: float = 0.0
     clients: int = 1
+    grid: float = 0.0
+    dim: int = 1
 
     @property
     def value(self) -> float:
         """``(clip * (1 + FLOAT32_SLACK) + rounding) * (1 + SUM_SLACK_PER_CLIENT * clients)``: one
         client's contribution to the float32 sum the noise is added to."""
         return (self.clip * (1.0 + FLOAT32_SLACK) + self.rounding) * (1.0 + SUM_SLACK_PER_CLIENT * self.clients)
+
+    @property
+    def grid_term(self) -> float:
+        """``gamma sqrt(d)``: how much farther apart rounding onto the grid can put two sums."""
+        return self.grid * math.sqrt(self.dim)
+
+    @property
+    def replace_one(self) -> float:
+        """The L2 sensitivity of what is noised under replace-one: ``2 C' + gamma sqrt(d)`` (one
+        client's ``x`` becomes ``x'``, both within ``C'``; then both sums are rounded onto the grid)."""
+        return 2.0 * self.value + self.grid_term
+
+
+def central_grid(sensitivity: float, std: float, dim: int) -> float:
+    """The spacing ``gamma`` of the central noise's grid, a power of two.
+
+    ``gamma`` is the largest power of two with ``gamma sqrt(d) <= GRID_INFLATION * sensitivity``,
+    unless the discrete Gaussian of parameter ``std / gamma`` would then exceed the sampler's
+    ceiling ``MAX_SAMPLER_SIGMA``; then it is the smallest power of two that keeps ``std / gamma``
+    within the ceiling, provided its term stays within ``MAX_GRID_INFLATION * sensitivity``.
+
+    Args:
+      sensitivity: the replace-one sensitivity of the float sum, ``2 C'`` (without the grid).
+      std: the noise std on the sum (> 0).
+      dim: d.
+
+    Returns:
+      ``gamma``.
+
+    Raises:
+      ConfigError: (``aggregation.noise_std``) no power of two meets both the ceiling and
+        :data:`MAX_GRID_INFLATION`: the noise multiplier is above about
+        ``MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / sqrt(d)``.
+    """
+    from .noise_source import MAX_SAMPLER_SIGMA
+
+    root_d = math.sqrt(dim)
+    if not (sensitivity > 0 and math.isfinite(sensitivity) and std > 0 and math.isfinite(std)):
+        raise ValueError(f"central_grid: sensitivity and std must be positive and finite, got {sensitivity!r}, {std!r}")
+    gamma = 2.0 ** math.floor(math.log2(GRID_INFLATION * sensitivity / root_d))
+    if std / gamma > MAX_SAMPLER_SIGMA:
+        gamma = 2.0 ** math.ceil(math.log2(std / MAX_SAMPLER_SIGMA))
+        while std / gamma > MAX_SAMPLER_SIGMA:  # log2 rounding
+            gamma *= 2.0
+        if gamma * root_d > MAX_GRID_INFLATION * sensitivity:
+            raise ConfigError(
+                f"aggregation.noise_std: central noise of std {std:g} on a sum of sensitivity {sensitivity:.4g} over "
+                f"{dim} coordinates (noise multiplier {std / sensitivity:.4g}) needs a grid of at least {gamma:.3g} "
+                f"(the discrete Gaussian sampler's ceiling is {MAX_SAMPLER_SIGMA:.3g} grid units), and rounding onto "
+                f"it would add {gamma * root_d / sensitivity:.3g} of the sensitivity, more than "
+                f"{MAX_GRID_INFLATION:.3g}: "
+                "lower aggregation.noise_std (a noise multiplier above about "
+                f"{MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / root_d:.4g} at this size), or raise the clip bound "
+                "(aggregation.client_clip, server_clip or norm_bound)")
+    return gamma
 
 
 def mechanism_sensitivity(
@@ -85,7 +164,8 @@ def mechanism_sensitivity(
     population: int | None = None,
     delta: float = 1e-5,
 ) -> Sensitivity:
-    """The sensitivity of the sum that ``cfg``'s noise is added to.
+    """The sensitivity of the sum that ``cfg``'s noise is added to (with central noise, of its
+    rounding onto the noise's grid, whose spacing it chooses: :func:`central_grid`).
 
     Args:
       cfg: the validated ``[aggregation]`` section.
@@ -101,7 +181,8 @@ def mechanism_sensitivity(
       The :class:`Sensitivity`.
 
     Raises:
-      ConfigError: nothing bounds one client's contribution, naming the reason.
+      ConfigError: nothing bounds one client's contribution, naming the reason; or central noise
+        too large for its grid (:func:`central_grid`).
     """
     examples = cfg.weighting == "examples"
     weight = (float(cfg.max_weight) if cfg.max_weight > 0 else None) if examples else 1.0
@@ -134,4 +215,8 @@ def mechanism_sensitivity(
             "accountant here covers that sampling (the Poisson and fixed-size-without-replacement analyses do not), "
             "so no epsilon would hold; use fedavg.sampling = \"without_replacement\" with aggregation.noise, or "
             "aggregation.noise = \"none\"")
-    return Sensitivity(clip=clip, source=source, rounding=rounding, clients=max(1, int(clients_per_round)))
+    sens = Sensitivity(clip=clip, source=source, rounding=rounding, clients=max(1, int(clients_per_round)),
+                       dim=max(1, int(dim)))
+    if cfg.noise == "central" and cfg.noise_std > 0:
+        sens = dataclasses.replace(sens, grid=central_grid(sens.replace_one, cfg.noise_std, dim))
+    return sens

@@ -53,6 +53,7 @@ import math
 from fl.settings import ConfigError
 
 from .config import AggregationConfig
+from .noise_source import MAX_SAMPLER_SIGMA
 
 __all__ = ["Sensitivity", "mechanism_sensitivity", "central_grid", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT",
            "GRID_INFLATION", "MAX_GRID_INFLATION"]
@@ -131,8 +132,6 @@ def central_grid(sensitivity: float, std: float, dim: int) -> float:
         :data:`MAX_GRID_INFLATION`: the noise multiplier is above about
         ``MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / sqrt(d)``.
     """
-    from .noise_source import MAX_SAMPLER_SIGMA
-
     root_d = math.sqrt(dim)
     if not (sensitivity > 0 and math.isfinite(sensitivity) and std > 0 and math.isfinite(std)):
         raise ValueError(f"central_grid: sensitivity and std must be positive and finite, got {sensitivity!r}, {std!r}")

@@ -8,7 +8,7 @@ it from the runs' own records:
 * **exact**: when every run adds noise and all share the data (``data.path``,
   ``data.max_clients``), the sample size K, the population N, the sampling model and delta, all
   their releases go into one call of the accountant
-  (:func:`fl.aggregation.privacy.fixed_size_gaussian_epsilon`, which takes ``{z: rounds}``), the
+  (:func:`fl.aggregation.privacy.fixed_size_rdp_epsilon`, which takes ``{z: rounds}``), the
   truncation tails of every release paid out of delta as each run pays them. A round's client
   sample is a function of ``(run.seed, round)`` alone (given N and K), so runs with the same seed
   (the settings of a grid) used the *same* sample in a round, and a round a resumed run released
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fl.aggregation.build import build_pipeline
-from fl.aggregation.privacy import fixed_size_gaussian_epsilon
+from fl.aggregation.privacy import fixed_size_rdp_epsilon
 from fl.config import parse_config, read_toml
 from fl.experiment import open_dataset, resolve_data_path
 from fl.model import num_params
@@ -125,8 +125,8 @@ def _composed_epsilon(parts: list[tuple[Any, list[tuple[tuple[int, int], float]]
     left = first.delta - paid
     if left <= 0:
         return math.inf
-    return float(fixed_size_gaussian_epsilon(dict(sampled), first.sample_size, first.population, left,
-                                             unsampled=dict(plain)))
+    return float(fixed_size_rdp_epsilon(dict(sampled), first.sample_size, first.population, left,
+                                        unsampled=dict(plain)))
 
 
 def _same(a: float | None, b: float | None) -> bool:

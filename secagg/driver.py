@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .client import SecAggClient
-from .errors import ConfigError, SecAggError
+from .errors import ConfigError, ProtocolViolation, SecAggError
 from .keys import SigningKey
 from .messages import decode_message
 from .params import SecAggParams
@@ -176,7 +176,14 @@ def run_round(
     def server_receive(u: int, method: Callable, sent: list[bytes]) -> None:
         for data in sent:
             try:
-                server_do(lambda: method(decode_message(data)))
+                msg = decode_message(data)
+                # the transport knows who sent a message (here: which client object produced it;
+                # over TCP: the connection), so a message in another client's name is refused
+                # before the server sees it, and only its real sender is named
+                if getattr(msg, "sender", u) != u:
+                    raise ProtocolViolation(f"client {u} sent a message in the name of client {msg.sender}",
+                                            blamed=(u,), reason="impersonation")
+                server_do(lambda: method(msg))
             except SecAggError as exc:  # one message refused: that client is missing, or excluded
                 refusals.setdefault(u, exc)  # for a second message (server.duplicated)
 

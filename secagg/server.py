@@ -254,10 +254,10 @@ class SecAggServer:
             if len(u1) - len(weak) < p.threshold:
                 raise TooFewSurvivors("advertise_keys", len(u1) - len(weak), p.threshold,
                                       f"{len(weak)} client(s) with too few neighbours", blamed=self.duplicated)
+        self._close("advertise_keys", u1)
         if p.active and p.num_clients - len(u1) > p.dropout_budget:
             raise DropoutBudgetExceeded("round", p.num_clients - len(u1), p.dropout_budget, "server, step 0",
                                         blamed=self.duplicated)
-        self._close("advertise_keys", u1)
         self._exclude_duplicated(before)
         for u in sorted(weak):
             self.dropped[u] = "advertise_keys: too few neighbours"
@@ -385,8 +385,8 @@ class SecAggServer:
 
     def close_receipts(self) -> dict[int, MaskRequest]:
         """End step 2a: leave out, before anyone masks with them, the dealers with fewer than t
-        holders that hold their shares (undisputed, among the clients that sent a receipt, the
-        dealer itself counting when it did), repeated until none falls short.
+        holders that hold their shares (undisputed, among the clients that sent a receipt; the
+        dealer itself counts only when no holder disputed it), repeated until none falls short.
 
         Such a dealer's secrets could not be rebuilt at unmasking; leaving it out now is what
         would happen had its ciphertexts never been delivered, which any server can do, so it
@@ -408,9 +408,15 @@ class SecAggServer:
         disputes = {v: set(r.disputed) for v, r in self._receipts.items() if v in alive}
         holders = {d: {v for v in self._u2 if d in self._inbox[v]} for d in self._u2}
 
+        disputed = {d for d in self._u2 if any(d in disputes[v] for v in alive)}
+
         def holding(d: int, remaining: set[int]) -> int:
-            sure = {v for v in holders[d] & alive & remaining if d not in disputes[v]}
-            return len(sure) + (1 if d in alive and d in remaining else 0)
+            # a disputed dealer's own share does not count: it never reveals its own share of s
+            # (needed only once it has dropped) and may drop before revealing that of b, so
+            # counting it let a dealer cheat all but t - 1 holders, stay, drop, and fail the round
+            # unblamed. An undisputed dealer keeps the protocol's usual count (itself included).
+            sure = len({v for v in holders[d] & alive & remaining if d not in disputes[v]})
+            return sure + (1 if d in alive and d in remaining and d not in disputed else 0)
 
         gone = _below_threshold(set(self._u2), holding, t)
         stay = alive - gone
@@ -564,7 +570,9 @@ class SecAggServer:
         name = "self_mask" if kind == SELF_MASK_SHARE else "mask_key"
         c = self._share_msgs[dealer].commitments
         points = c.self_mask if kind == SELF_MASK_SHARE else c.mask_key
-        holders = sorted(shares)
+        # a holder already caught revealing a wrong share is ignored for every later secret, so
+        # that one liar costs one per-share fallback of the batched check, not one per secret
+        holders = sorted(h for h in shares if h not in wrong)
         bad = {holders[k] for k in invalid_shares([(points, h, shares[h]) for h in holders], SystemRandom())}
         for holder in sorted(bad):
             wrong[holder] = "wrong_share"

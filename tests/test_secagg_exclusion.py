@@ -101,7 +101,7 @@ def test_garbage_bundles_cost_the_dealer_shares_not_the_holders_their_place(monk
     spy = _Spy(monkeypatch)
     params = SecAggParams(num_clients=N, threshold=T, active=active)
     x = _inputs(3)
-    victims = set(range(2, 2 + N - T))  # 14: dealer 1 keeps 29 - 14 + its own = 16 = t good shares
+    victims = set(range(2, 2 + N - 1 - T))  # 13: dealer 1 keeps 29 - 13 = 16 = t good holders (its own share never counts)
     report = run_round(params, x, client_types={1: garbage_dealer(victims)}, seed=7)
     res = report.result
     assert report.client_errors == {} and res.survivors == tuple(range(1, N + 1))
@@ -117,7 +117,7 @@ def test_garbage_bundles_and_a_liar_together(monkeypatch):
     spy = _Spy(monkeypatch)
     params = SecAggParams(num_clients=N, threshold=T)
     x = _inputs(4)
-    victims = set(range(2, 2 + 10))  # client 1 keeps 29 - 10 - 2 liars - 1 silent + its own = 17 good
+    victims = set(range(2, 2 + 10))  # client 1 keeps 29 - 10 - 2 liars - 1 silent = 16 good
     types = {1: garbage_dealer(victims), 20: LyingHolder, 21: LyingHolder}
     report = run_round(params, x, dropout=DropoutPlan({30: "unmask"}), client_types=types, seed=8)
     res = report.result
@@ -213,19 +213,20 @@ def test_off_polynomial_dealers_on_a_sparse_graph(monkeypatch):
 
 
 @pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
-@pytest.mark.parametrize("liars", [N - T, N - T + 1], ids=["n-t-liars", "n-t+1-liars"])
-def test_false_disputes_exclude_an_honest_dealer_only_past_n_minus_t(monkeypatch, active, liars):
+@pytest.mark.parametrize("liars", [N - 1 - T, N - T], ids=["n-1-t-liars", "n-t-liars"])
+def test_false_disputes_exclude_an_honest_dealer_only_past_n_minus_1_minus_t(monkeypatch, active, liars):
     """Holders that dispute an honest dealer's good bundles: the dealer keeps its place while at
-    most n - t = 14 of its 29 holders lie (29 - 14 + itself = 16 = t undisputed), and is left out,
-    unblamed, from 15 on (which is what withholding its ciphertexts would do)."""
+    most n - 1 - t = 13 of its 29 holders lie (29 - 13 = 16 = t undisputed; its own share never
+    counts), and is left out, unblamed, from 14 on (which is what withholding its ciphertexts
+    would do)."""
     spy = _Spy(monkeypatch)
     params = SecAggParams(num_clients=N, threshold=T, active=active)
     x = _inputs(19)
     report = run_round(params, x, client_types={v: false_disputer({1}) for v in range(2, 2 + liars)}, seed=20)
     res = report.result
     assert res.blamed == {}
-    members = list(range(1, N + 1)) if liars <= N - T else list(range(2, N + 1))
-    if liars > N - T:
+    members = list(range(1, N + 1)) if liars <= N - 1 - T else list(range(2, N + 1))
+    if liars > N - 1 - T:
         assert res.dropped == {1: "excluded: disputed_shares"}
     assert res.survivors == tuple(members) and np.array_equal(res.vector, _sum(x, members))
     _holds_no_two_secrets(spy.server)
@@ -506,3 +507,45 @@ def test_equivocating_and_replaying_clients_are_named_with_their_reason(monkeypa
         assert set(res.survivors) == set(range(1, N + 1)) - cheats
     assert np.array_equal(res.vector, _sum(x, res.survivors))
     _never_both(spy.server)
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+def test_a_dealer_cannot_count_its_own_share_and_then_drop(monkeypatch, active):
+    """The attack review's F1: a dealer that gives bad bundles to 14 holders kept 15 + itself =
+    t and stayed; then it dropped, its mask key had 15 < t shares, and the round failed with nobody
+    blamed. Its own share no longer counts: it is left out before masking and the round is exact."""
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(23)
+    victims = set(range(2, 2 + N - T))  # 14
+    report = run_round(params, x, client_types={1: garbage_dealer(victims)},
+                       dropout=DropoutPlan({1: "unmask"}), seed=24)
+    res = report.result
+    assert res.dropped == {1: "excluded: disputed_shares"}
+    assert np.array_equal(res.vector, _sum(x, range(2, N + 1)))
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["semi-honest", "active"])
+@pytest.mark.parametrize("kind", ["AdvertiseKeys", "MaskedInput", "UnmaskResponse"])
+def test_a_message_in_another_clients_name_is_refused_and_only_its_sender_named(monkeypatch, active, kind):
+    """The attack review's F2: the in-process driver passed a client's messages on without
+    checking their sender, so one cheater could send stale messages in honest clients' names and
+    get them excluded (or blamed). The transport now refuses such a message and names its sender."""
+    import dataclasses
+
+    from secagg.client import SecAggClient
+
+    class Framer(SecAggClient):
+        def extra_messages(self, step, msg):
+            if type(msg).__name__ != kind:
+                return ()
+            return tuple(dataclasses.replace(msg, sender=v, round_id=bytes(len(msg.round_id))) for v in (7, 8))
+
+    spy = _Spy(monkeypatch)
+    params = SecAggParams(num_clients=N, threshold=T, active=active)
+    x = _inputs(25)
+    report = run_round(params, x, client_types={3: Framer}, seed=26)
+    res = report.result
+    assert spy.server.duplicated == {} and res.blamed == {} and res.dropped == {}
+    assert set(report.server_refusals) == {3} and report.server_refusals[3].reason == "impersonation"
+    assert report.server_refusals[3].blamed == (3,)
+    assert np.array_equal(res.vector, _sum(x, range(1, N + 1)))

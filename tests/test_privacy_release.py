@@ -353,3 +353,20 @@ def test_replacing_one_participants_data_leaves_everyone_elses_sample_unchanged(
     outside = list(sizes)
     outside[5] = 0
     assert len(_noised_simulation(_writers(outside, seed=2)).population) == 19
+
+
+def test_the_support_tail_knows_where_the_acceptance_step_stops():
+    # fourth review, F1: at client sigma 2 the sampler's acceptance exponential underflows beyond
+    # about 39 sigma, so a one-summand round whose neighbours differ by 90 integer units in one
+    # coordinate has no output reachable from both; before, 6e-11 was paid and epsilon was finite
+    import numpy as np
+
+    from fl.aggregation.noise_source import CsprngGenerator, sample_discrete_gaussian
+    from fl.aggregation.privacy import support_tail
+
+    sigma = 2.0
+    draws = sample_discrete_gaussian(CsprngGenerator(), sigma, 200_000)
+    reach = sigma * sigma / 3 + sigma * math.sqrt(2 * 1074 * math.log(2))
+    assert np.abs(draws).max() <= reach
+    assert support_tail(sigma, 30, 90.0, 4) == 1.0  # the shift crosses everything reachable
+    assert support_tail(sigma, 30, 10.0, 4) < 1e-30  # a small shift still pays little

@@ -83,7 +83,9 @@ def support_tail(client_sigma: float, clients: int, shift: float, dim: int) -> f
     Each client's draw is a difference of two geometrics of scale ``t = floor(sigma) + 1`` drawn
     by inversion from a 53-bit uniform (``distributed_noise``): every integer up to
     ``r = t (53 ln 2 - ln t - 1)`` is reachable (the uniform's grid holds at least ``e`` points for
-    each), and beyond it the support thins out and ends. An output can be impossible for one
+    each), and beyond it the support thins out and ends; the acceptance step's exponential
+    underflows to 0 beyond ``sigma^2 / t + sigma sqrt(2 * 1074 ln 2)``, so ``r`` is the smaller of
+    the two. An output can be impossible for one
     neighbour only if (a) some client's draw in some coordinate lies beyond ``r``, or (b) in some
     coordinate ``i`` the noise sum lies within ``|shift_i|`` of the edge of the region all clients
     can reach together. With ``n'`` noised clients that region is ``n' r`` wide, the sum is
@@ -108,6 +110,11 @@ def support_tail(client_sigma: float, clients: int, shift: float, dim: int) -> f
         return 1.0
     t = math.floor(sigma) + 1
     reach = t * (GEOMETRIC_LOG_RANGE - math.log(t) - 1.0) / sigma  # in units of sigma
+    # the acceptance test `uniform < exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))` never passes once the
+    # exponential underflows to 0 (below 2^-1074), so no draw lies beyond sigma^2/t + sigma
+    # sqrt(2 * 1074 ln 2): at small sigma that, not the geometrics, bounds the support (fourth
+    # privacy review, F1)
+    reach = min(reach, sigma / t + math.sqrt(2.0 * 1074.0 * math.log(2.0)))
     if reach <= 0:
         return 1.0
     beyond = 2.0 * max(1, int(clients)) * max(1, int(dim)) * math.exp(-0.5 * reach * reach)

@@ -1,7 +1,6 @@
 """A resumed run counts every noised release: rounds a killed run released after its last
 checkpoint are recomputed with fresh noise, so each such round is released more than once with
 the same client sample and is accounted without amplification by sampling (docs/privacy.md)."""
-import csv
 import shutil
 
 import pytest
@@ -9,23 +8,13 @@ import pytest
 from fl.aggregation.privacy import fixed_size_rdp_epsilon
 from fl.cli import find_config
 from fl.config import load_config
-from fl.experiment import _prepare, resume_experiment, run_experiment
+from fl.experiment import resume_experiment, run_experiment
 from fl.rundir import RunDirError
+from run_records import accounting, rows
 
 NOISE = ["data.path=synthetic:20", "run.checkpoint_every=2", "aggregation.weighting=fixed",
          "aggregation.client_clip=1.0", "aggregation.noise=central", "aggregation.noise_std=1.0"]
 
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def accounting(cfg):
-    stage = _prepare(cfg).pipeline
-    while getattr(stage, "accounting", None) is None:
-        stage = stage.inner
-    return stage.accounting
 
 
 def test_rounds_released_before_a_resume_are_counted_again_across_two_kills(tmp_path):

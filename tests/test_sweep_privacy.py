@@ -1,7 +1,6 @@
 """A sweep's runs compose: summary.csv carries no across-seed statistics of dp_*, and
 privacy.json (and the printed summary) gives the privacy loss of all the runs together
 (third privacy audit, F3; docs/privacy.md, "A sweep's runs compose")."""
-import csv
 import json
 import math
 from pathlib import Path
@@ -10,9 +9,9 @@ import pytest
 
 from fl.aggregation.privacy import fixed_size_gaussian_epsilon
 from fl.cli import main
-from fl.experiment import _prepare
 from fl.sweep import load_sweep
 from fl.sweep.runner import run_sweep
+from run_records import accounting, rows
 
 NOISED = """
 base = "synthetic_small"
@@ -32,17 +31,6 @@ def write(tmp_path: Path, seeds="[0, 1]", rounds=2, extra='"aggregation.noise_st
     path.write_text(NOISED.format(seeds=seeds, rounds=rounds, extra=extra, data=data))
     return path
 
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def accounting(cfg):
-    stage = _prepare(cfg).pipeline
-    while getattr(stage, "accounting", None) is None:
-        stage = stage.inner
-    return stage.accounting
 
 
 def test_seeds_of_one_setting_compose_exactly_and_leave_the_statistics(tmp_path, capsys):

@@ -179,12 +179,9 @@ def _composed_epsilon(rounds_per_multiplier: Mapping[float, int], unsampled: Map
     release into ``accountant``; the smallest epsilon at ``delta`` (``inf`` for z = 0, 0 for none)."""
     import dp_accounting  # noqa: PLC0415
 
-    runs = _checked_runs(rounds_per_multiplier, delta)
-    plain = _checked_runs(unsampled or {}, delta)
-    if not runs and not plain:
-        return 0.0
-    if 0 in runs or 0 in plain:
-        return math.inf
+    runs, plain, trivial = _releases(rounds_per_multiplier, unsampled, delta)
+    if trivial is not None:
+        return trivial
     with _quiet_absl():
         for z, rounds in sorted(runs.items()):
             accountant.compose(dp_accounting.SelfComposedDpEvent(sampled(dp_accounting.GaussianDpEvent(z)), rounds))
@@ -332,12 +329,9 @@ def fixed_size_rdp_epsilon(rounds_per_multiplier: Mapping[float, int], sample_si
 
     if not 1 <= int(sample_size) <= int(population):
         raise ValueError(f"sample size must lie in [1, population], got {sample_size!r} of {population!r}")
-    runs = _checked_runs(rounds_per_multiplier, delta)
-    plain = _checked_runs(unsampled or {}, delta)
-    if not runs and not plain:
-        return 0.0
-    if 0 in runs or 0 in plain:
-        return math.inf
+    runs, plain, trivial = _releases(rounds_per_multiplier, unsampled, delta)
+    if trivial is not None:
+        return trivial
     orders = np.array(RDP_ORDERS, dtype=np.float64)
     total = np.zeros(orders.size)
     q = int(sample_size) / int(population)
@@ -361,6 +355,19 @@ def _quiet_absl():
         yield
     finally:
         absl_log.setLevel(level)
+
+
+def _releases(rounds_per_multiplier: Mapping[float, int], unsampled: Mapping[float, int] | None,
+              delta: float) -> tuple[dict[float, int], dict[float, int], float | None]:
+    """The checked sampled and unsampled releases, and the epsilon when no accountant is needed
+    (0 for no release, ``inf`` when one has no noise; ``None`` otherwise)."""
+    runs = _checked_runs(rounds_per_multiplier, delta)
+    plain = _checked_runs(unsampled or {}, delta)
+    if not runs and not plain:
+        return runs, plain, 0.0
+    if 0 in runs or 0 in plain:
+        return runs, plain, math.inf
+    return runs, plain, None
 
 
 def _checked_runs(rounds_per_multiplier: Mapping[float, int], delta: float) -> dict[float, int]:

@@ -14,8 +14,8 @@ import pytest
 from fl.aggregation import AggregateResult, Aggregator, ClientMessage, RoundContext, RoundFailed
 from fl.aggregation.build import build_pipeline
 from fl.aggregation.config import AggregationConfig
-from fl.aggregation.noise_source import MAX_SAMPLER_SIGMA
-from fl.aggregation.privacy import CentralGaussianNoiseStage, DpAccounting, support_tail
+from fl.aggregation.discrete_gaussian import MAX_DRAW, MAX_SAMPLER_SIGMA
+from fl.aggregation.privacy import CentralGaussianNoiseStage, DpAccounting
 from fl.aggregation.sensitivity import GRID_INFLATION, MAX_GRID_INFLATION, central_grid
 from fl.config import ConfigError
 
@@ -45,12 +45,6 @@ class FixedSum(Aggregator):
 
     def aggregate(self, messages, ctx):
         return AggregateResult(vector=self.vector.copy(), included=[0], weight_total=1.0)
-
-
-def reach(sigma):
-    """Every integer up to this many grid units can be drawn (privacy.support_tail)."""
-    t = math.floor(sigma) + 1
-    return t * (53 * math.log(2) - math.log(t) - 1)
 
 
 def neighbouring_sums(dim, seed=5):
@@ -84,8 +78,9 @@ def test_a_release_lies_on_the_grid_and_the_neighbours_sum_reaches_it(std):
     y, y_other = m - k, m - k_other  # the noise each neighbour needs to produce this output
     sigma = std / gamma
     assert stage.sigma == sigma
-    # the neighbour reaches it: each coordinate of its noise is within the sampler's support
-    assert np.abs(y).max() <= reach(sigma) and np.abs(y_other).max() <= reach(sigma)
+    # the neighbour reaches it: the exact sampler's support is every integer (below the 2^52 at
+    # which it raises rather than return)
+    assert np.abs(y).max() < MAX_DRAW and np.abs(y_other).max() < MAX_DRAW
     # the integer shift is within the accounted sensitivity (grid units), so the exact log ratio of
     # the two discrete-Gaussian probabilities is finite and is what the RDP bound sums over
     shift = k - k_other
@@ -153,17 +148,16 @@ def test_large_multipliers_coarsen_the_grid_within_the_budget_and_beyond_it_are_
         CentralGaussianNoiseStage(FixedSum(np.zeros(4)), 1.0, accounting=DpAccounting(2.0, 0.1))
 
 
-def test_the_samplers_support_tail_is_paid_out_of_delta():
+def test_the_exact_sampler_pays_no_support_tail():
     dim, std = 1000, 0.5
-    stage = central_stage(build({**CENTRAL, "noise_std": std}, dim=dim))
-    acct = stage.accounting
-    assert acct.tail_per_round == support_tail(stage.sigma, 1, acct.sensitivity / stage.grid, dim)
-    assert 0 <= acct.tail_per_round < 1e-40  # z = 0.25: the sampler reaches far beyond the shift (1.4e-54)
-    # noise far too small for its shift: the neighbours' supports are apart, epsilon is inf
+    acct = central_stage(build({**CENTRAL, "noise_std": std}, dim=dim)).accounting
+    assert acct.tail_per_round == 0.0
+    # noise far too small for its shift: the float sampler's bounded support set the tail to 1 and
+    # epsilon to inf; the exact sampler reaches every integer, so epsilon is huge but finite
     c = ctx(dim)
     central_stage(build({**CENTRAL, "noise_std": 0.02}, dim=dim)).aggregate(
         [ClientMessage(i, np.zeros(dim, np.float32)) for i in range(4)], c)
-    assert c.measurements["dp_epsilon"] == math.inf
+    assert math.isfinite(c.measurements["dp_epsilon"]) and c.measurements["dp_epsilon"] > 100
 
 
 # ---------------------------------------------------------------- what is drawn and recorded

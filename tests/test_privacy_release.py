@@ -186,9 +186,9 @@ def test_uniform_weighting_with_noise_is_refused():
 
 # ---------------------------------------------------------------- F6: the float sampler's ceiling
 
-def test_client_sigma_beyond_the_float_sampler_is_refused():
+def test_client_sigma_beyond_the_samplers_ceiling_is_refused():
     # 64 bits, 4 clients, std 2: each share was 4.5e15 integer units, whose low bits were skewed
-    with pytest.raises(ConfigError, match="^aggregation.noise_std: .*float sampler.*quant_bits"):
+    with pytest.raises(ConfigError, match="^aggregation.noise_std: .*sampler.s ceiling.*quant_bits"):
         build({"weighting": "fixed", "quantize": True, "quant_bits": 64, "client_clip": 1.0,
                "noise": "distributed", "noise_std": 2.0}, clients=4, dim=1000)
     # every configuration up to 32 bits stays below the ceiling (the headroom rule)
@@ -247,21 +247,22 @@ def test_a_seeded_resume_that_would_recompute_a_release_is_refused(tmp_path, mon
     assert (out / "rounds.csv").read_bytes() == before
 
 
-# ---------------------------------------------------------------- the sampler's bounded support is in delta
+# ---------------------------------------------------------------- tiny noise: a huge but true epsilon
 
-@pytest.mark.parametrize("std, finite", [(0.025, False), (0.05, False), (0.2, True), (1.0, True)])
-def test_noise_too_small_for_its_truncation_records_no_finite_epsilon(std, finite):
-    # one client's x = +M e_1 versus -M e_1 moves the sum by 2M; with std 0.025 and M = 1 the two
-    # noised outputs never overlap (the discrete Gaussian sampler reaches about 22 std on this
-    # grid, the shift is 80 std), so no finite epsilon holds at delta 1e-5 once the client is
-    # sampled (probability 30/384); before, 1.6e7-style figures were recorded. (The Box-Muller
-    # noise this test was written for reached 8.57 std, so std 0.2 was refused too; the discrete
-    # Gaussian's reach covers its shift of 10 std.)
+@pytest.mark.parametrize("std, huge", [(0.025, True), (0.05, True), (0.2, False), (1.0, False)])
+def test_noise_too_small_for_its_shift_records_a_huge_finite_epsilon(std, huge):
+    # one client's x = +M e_1 versus -M e_1 moves the sum by 2M; with std 0.025 and M = 1 the shift
+    # is 80 std and the two noised outputs are told apart at a glance. The float sampler's support
+    # ended near 22 std on this grid, so no output was reachable from both and no finite epsilon
+    # held (it recorded inf); the exact sampler reaches every integer, and the RDP curve gives the
+    # true, enormous epsilon. (Before either, 1.6e7-style figures were recorded for Box-Muller noise.)
     pipe = build({"weighting": "fixed", "norm_bound": 1.0, "noise": "central", "noise_std": std},
                  clients=30, population=384, dim=1000)
     c = ctx(1000, clients=30)
     pipe.aggregate([ClientMessage(i, np.zeros(1000, np.float32)) for i in range(30)], c)
-    assert math.isfinite(c.measurements["dp_epsilon"]) is finite
+    eps = c.measurements["dp_epsilon"]
+    assert math.isfinite(eps) and (eps > 300) is huge, eps
+    finite = not huge
     if not finite:
         e = np.zeros(1000, np.float32)
         e[0] = 1.0
@@ -274,33 +275,26 @@ def test_noise_too_small_for_its_truncation_records_no_finite_epsilon(std, finit
         assert min(plus) > max(minus)  # the shift 2M is 40 std or more
 
 
-def test_the_distributed_samplers_bounded_support_is_paid_out_of_delta():
-    """The discrete Gaussian sampler's draws are bounded (geometrics by inversion from 53-bit
-    uniforms reach about 36.7 t); neighbouring sums shifted past what the noise can reach are told
-    apart with certainty. The bound is negligible at ordinary multipliers and 1 once the shift can
-    cross the reachable region, and the stage adds it to the accountant's per-round tail."""
+def test_the_exact_sampler_leaves_no_support_tail_to_pay():
+    """The float sampler's draws were bounded (geometrics by inversion from 53-bit uniforms reached
+    about 36.7 t), so a shift past that reach told the neighbours apart with certainty and the stage
+    paid the support tail out of delta, up to all of it. The exact sampler reaches every integer:
+    no tail, and tiny noise gives a large but finite epsilon."""
     from fl.aggregation.distributed_noise import DistributedDiscreteGaussianStage
-    from fl.aggregation.privacy import DpAccounting, support_tail
-
-    sigma, dim = 50.0, 1000
-    assert support_tail(sigma, 30, 0.5 * sigma, dim) < 1e-100  # a shift of half a client sigma
-    reach = (math.floor(sigma) + 1) * (53 * math.log(2) - math.log(51) - 1)
-    assert support_tail(sigma, 30, 1.01 * reach, dim) == 1.0  # the shift crosses the whole reach
-    small, large = support_tail(sigma, 30, 0.6 * reach, dim), support_tail(sigma, 30, 0.8 * reach, dim)
-    assert 0 < small < large <= 1.0
+    from fl.aggregation.privacy import DpAccounting
 
     acct = DpAccounting(sensitivity=2.0, sampling_rate=0.1, delta=1e-6)
-    # client sigma = std * scale / sqrt(n) = 1 * 100 / 2 = 50 integer units; shift 2 * 100 = 200
     stage = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=100.0, num_clients=4,
-                                             modulus=1 << 32, accounting=acct, dim=dim)
-    assert stage.accounting.tail_per_round == support_tail(50.0, 4, 200.0, dim)
-    # noise far too small for the shift: the per-round tail is the whole delta, epsilon is inf
+                                             modulus=1 << 32, accounting=acct, dim=1000)
+    assert stage.accounting.tail_per_round == 0.0
+    # noise far too small for the shift (the old sampler's tail was 1 here: epsilon inf)
     tiny = DistributedDiscreteGaussianStage(PlainSum(), 1.0, scale=100.0, num_clients=4,
                                             modulus=1 << 32, accounting=DpAccounting(
                                                 sensitivity=2.0 * 30 * 51, sampling_rate=0.1, delta=1e-6),
-                                            dim=dim)
-    assert tiny.accounting.tail_per_round == 1.0
-    assert math.isinf(tiny.accounting.epsilon_of({0.001: 1}))
+                                            dim=1000)
+    assert tiny.accounting.tail_per_round == 0.0
+    eps = tiny.accounting.epsilon_of({0.02: 1})
+    assert math.isfinite(eps) and eps > 100
 
 
 # ---------------------------------------------------------------- the sampled population is public (third review, F3)
@@ -353,20 +347,3 @@ def test_replacing_one_participants_data_leaves_everyone_elses_sample_unchanged(
     outside = list(sizes)
     outside[5] = 0
     assert len(_noised_simulation(_writers(outside, seed=2)).population) == 19
-
-
-def test_the_support_tail_knows_where_the_acceptance_step_stops():
-    # fourth review, F1: at client sigma 2 the sampler's acceptance exponential underflows beyond
-    # about 39 sigma, so a one-summand round whose neighbours differ by 90 integer units in one
-    # coordinate has no output reachable from both; before, 6e-11 was paid and epsilon was finite
-    import numpy as np
-
-    from fl.aggregation.noise_source import CsprngGenerator, sample_discrete_gaussian
-    from fl.aggregation.privacy import support_tail
-
-    sigma = 2.0
-    draws = sample_discrete_gaussian(CsprngGenerator(), sigma, 200_000)
-    reach = sigma * sigma / 3 + sigma * math.sqrt(2 * 1074 * math.log(2))
-    assert np.abs(draws).max() <= reach
-    assert support_tail(sigma, 30, 90.0, 4) == 1.0  # the shift crosses everything reachable
-    assert support_tail(sigma, 30, 10.0, 4) < 1e-30  # a small shift still pays little

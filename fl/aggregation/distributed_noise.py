@@ -34,23 +34,11 @@ draws round toward 0: at 0.15 every draw is 0) and, with an accountant, any ``si
 term is above 1 % of ``1 / z^2``; below that it folds the term in: the accountant gets
 ``z_eff = (1 / z^2 + tau d / 2)^(-1/2)`` instead of ``z = sqrt(n) sigma / Delta``.
 
-**Client sigma ceiling (the float sampler).** The discrete Laplace proposal is built from two
-geometrics drawn by inversion, ``g = floor(t * -ln U) + 1`` with ``U`` a 53-bit uniform (a
-multiple of 2^-53). Integer ``j`` of a geometric is hit by the ``U`` in an interval of length
-``e^(-j/t) (1 - e^(-1/t)) ~ e^(-j/t) / t``, which holds ``2^53 e^(-j/t) / t`` grid points up to
-one, so the sampled probability of ``j`` is off by at most ``t e^(j/t) 2^-53`` relative. Once
-that nears 1 the draws pile on some integers and skip others, and the low bits of the noisy sum
-(which the secure sum's server sees) carry the pattern instead of the noise (the auditor
-measured residues mod 16 at sigma 1e17 with a min/max count ratio of 0.02). The stage
-therefore refuses ``sigma > MAX_CLIENT_SIGMA = 2^31``: the largest power of two at which every
-integer up to ``8 t`` (the geometrics needed for outputs within about 6 sigma; e^-8 of a
-geometric's mass lies beyond) is hit with relative error at most 2^-10 (``2^53 e^-8 / t >=
-2^10``, i.e. ``t <= 2^31.46``); at the centre the error is at most 2^-22. Every configuration up to
-32 bits stays below it (the headroom rule keeps ``sigma * sqrt(n) * 5.4 < 2^31``, so
-``sigma < 2^29``); 64-bit rings with noise need fewer ``quant_bits`` or less noise. This is a
-float approximation of the discrete Gaussian with the stated relative error, not an exact
-sampler (an exact integer sampler, Canonne-Kamath-Steinke with exact Bernoulli(exp(-gamma)),
-is the open fix; docs/privacy.md).
+**Client sigma ceiling.** The exact sampler (:mod:`fl.aggregation.discrete_gaussian`) takes
+``sigma <= 2^31`` (``MAX_CLIENT_SIGMA``), which keeps its integers and its float estimates well
+inside their exact ranges; every configuration up to 32 bits stays below it (the headroom rule
+keeps ``sigma * sqrt(n) * 5.4 < 2^31``, so ``sigma < 2^29``); 64-bit rings with noise need fewer
+``quant_bits`` or less noise.
 
 **Headroom.** The pipeline builder passes the noise to ``secagg.quantize.QuantizationSpec``,
 which lowers the quantization levels so that ``n`` clipped values plus the noise stay inside the
@@ -58,12 +46,12 @@ modulus except with probability below 2^-20 per coordinate (the rule is in docs/
 
 **Samplers** (numpy, vectorised; their uniform bits come from the OS CSPRNG, or with
 ``seeded=True`` from ``ctx.rng("distributed_noise", client)`` for a reproducible simulation,
-recorded as ``noise_seeded = 1``; the acceptance test works in float64, exact for the
-parameters used here to far below the accountant's precision):
+recorded as ``noise_seeded = 1``):
 
 * ``"discrete_gaussian"`` - the rejection sampler of Canonne, Kamath and Steinke (2020,
-  algorithm 3): a discrete Laplace proposal of scale ``t = floor(sigma) + 1``, accepted with
-  probability ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Its variance is at most sigma^2
+  algorithm 3) with every Bernoulli decision exact (:mod:`fl.aggregation.discrete_gaussian`):
+  a discrete Laplace proposal of scale ``t = floor(sigma) + 1``, accepted with probability
+  ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Its variance is at most sigma^2
   and within 1e-9 relative of it for sigma >= 2. The sum of the clients' discrete Gaussians is
   close to, not exactly, a discrete Gaussian (Kairouz et al. bound the gap).
 * ``"skellam"`` - ``Poisson(mu) - Poisson(mu)`` with ``mu = sigma^2 / 2``; sums of Skellams are
@@ -78,14 +66,14 @@ with an accountant it is refused.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from .base import AggregateResult, Aggregator, ClientMessage, RoundContext, Stage
-from .noise_source import MAX_SAMPLER_SIGMA, noise_generator, sample_discrete_gaussian
-from .privacy import DpAccounting, support_tail
+from .discrete_gaussian import MAX_SAMPLER_SIGMA, sample_discrete_gaussian
+from .noise_source import noise_generator
+from .privacy import DpAccounting
 
 __all__ = ["DistributedDiscreteGaussianStage", "sample_discrete_gaussian", "sample_skellam", "SAMPLERS", "ddg_tau",
            "MIN_CLIENT_SIGMA", "MAX_CLIENT_SIGMA", "MAX_TAU_SHARE"]
@@ -109,8 +97,7 @@ def ddg_tau(sigma: float, n: int) -> float:
 
 #: below this client sigma (integer units) the discrete Gaussian draws round toward 0
 MIN_CLIENT_SIGMA = 1.0
-#: above this client sigma (integer units) the float inversion sampler's geometrics are off by more
-#: than 2^-10 relative on integers up to 8 t (see the module docstring): 2^floor(53 - 8 / ln 2 - 10)
+#: above this client sigma (integer units) the exact sampler refuses (its ceiling)
 MAX_CLIENT_SIGMA = MAX_SAMPLER_SIGMA
 #: the tau term may add at most this fraction to 1 / z^2 (larger: refused)
 MAX_TAU_SHARE = 0.01
@@ -138,7 +125,7 @@ class DistributedDiscreteGaussianStage(Stage):
     Raises:
       ValueError: an argument out of range, or a client sigma too small to be accounted for
         (below :data:`MIN_CLIENT_SIGMA`, or with a tau term above :data:`MAX_TAU_SHARE`), or too
-        large for the float sampler (above :data:`MAX_CLIENT_SIGMA`).
+        large for the sampler (above :data:`MAX_CLIENT_SIGMA`).
     """
 
     name = "distributed_noise"
@@ -192,14 +179,9 @@ class DistributedDiscreteGaussianStage(Stage):
             raise ValueError(
                 f"aggregation.noise_std: each client's share of the noise would be {self.client_sigma:.3g} integer "
                 f"units (std * scale / sqrt(n) = {self.std} * {self.scale:.4g} / sqrt({self.num_clients})); above "
-                f"2^{int(math.log2(MAX_CLIENT_SIGMA))} the float sampler's draws are no longer a discrete Gaussian "
-                "(their low bits, which the secure sum's server sees, carry a pattern): lower aggregation.quant_bits "
+                f"2^{int(math.log2(MAX_CLIENT_SIGMA))} (the discrete Gaussian sampler's ceiling): lower aggregation.quant_bits "
                 "(or raise aggregation.quant_range), or lower aggregation.noise_std")
         if accounting is not None:
-            # the sampler's bounded support, paid out of delta (docs/privacy.md)
-            tail = support_tail(self.client_sigma, self.num_clients, accounting.sensitivity * self.scale, self.dim)
-            self.accounting = accounting = dataclasses.replace(
-                accounting, tail_per_round=min(1.0, accounting.tail_per_round + tail))
             share = self._tau_share(self.num_clients)
             if share > MAX_TAU_SHARE:
                 raise ValueError(

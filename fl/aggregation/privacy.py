@@ -54,10 +54,11 @@ from typing import Mapping
 import numpy as np
 
 from .base import AggregateResult, Aggregator, RoundContext, RoundFailed, Stage
-from .noise_source import MAX_SAMPLER_SIGMA, noise_generator, sample_discrete_gaussian
+from .discrete_gaussian import MAX_SAMPLER_SIGMA, sample_discrete_gaussian
+from .noise_source import noise_generator
 
 __all__ = ["CentralGaussianNoiseStage", "DpAccounting", "gaussian_epsilon", "composed_gaussian_epsilon",
-           "fixed_size_gaussian_epsilon", "fixed_size_rdp_epsilon", "wor_rdp_from_curve", "support_tail", "RDP_ORDERS",
+           "fixed_size_gaussian_epsilon", "fixed_size_rdp_epsilon", "wor_rdp_from_curve", "RDP_ORDERS",
            "SAMPLING_MODELS"]
 
 #: the sampling models the accountant knows: Poisson under add/remove, fixed-size without
@@ -69,59 +70,6 @@ SAMPLING_MODELS = ("poisson", "fixed_size")
 RDP_ORDERS = (1.01, 1.02, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.6, 1.75, 1.9, 2.5) \
     + tuple(range(2, 65)) + (80, 96, 128, 160, 192, 256, 384, 512, 768, 1024)
 
-
-
-#: ``-ln`` of the smallest uniform of the noise sources (``2^-53``): a geometric drawn by inversion
-#: with scale ``t`` never exceeds about ``36.74 t``
-GEOMETRIC_LOG_RANGE = 53.0 * math.log(2.0)
-
-
-def support_tail(client_sigma: float, clients: int, shift: float, dim: int) -> float:
-    """Probability, per release, of an output that the distributed noise of one neighbour can give
-    and the other's cannot (its sampler's support is bounded): paid out of delta.
-
-    Each client's draw is a difference of two geometrics of scale ``t = floor(sigma) + 1`` drawn
-    by inversion from a 53-bit uniform (``distributed_noise``): every integer up to
-    ``r = t (53 ln 2 - ln t - 1)`` is reachable (the uniform's grid holds at least ``e`` points for
-    each), and beyond it the support thins out and ends; the acceptance step's exponential
-    underflows to 0 beyond ``sigma^2 / t + sigma sqrt(2 * 1074 ln 2)``, so ``r`` is the smaller of
-    the two. An output can be impossible for one
-    neighbour only if (a) some client's draw in some coordinate lies beyond ``r``, or (b) in some
-    coordinate ``i`` the noise sum lies within ``|shift_i|`` of the edge of the region all clients
-    can reach together. With ``n'`` noised clients that region is ``n' r`` wide, the sum is
-    sub-Gaussian with variance proxy ``n' sigma^2`` (the discrete Gaussian is ``sigma``-sub-
-    Gaussian), so (b) has probability at most ``2 exp(-(n' r - |shift_i|)^2 / (2 n' sigma^2))``,
-    largest at ``n' = 1``, the worst case taken here (a round with one noised summand); the
-    ``i``-th largest shift is at most ``shift / sqrt(i)``. (a) is at most
-    ``2 clients dim exp(-r^2 / (2 sigma^2))``.
-
-    Args:
-      client_sigma: one client's sigma, integer units (at least 1).
-      clients: the most clients whose noise is in one sum.
-      shift: the neighbours' L2 distance (replace-one sensitivity), integer units.
-      dim: coordinates.
-
-    Returns:
-      The bound, in [0, 1]: negligible (below 1e-100) for noise multipliers above about 0.05 at
-      ``n' = 1``; 1 once the shift can cross the whole reachable region.
-    """
-    sigma = float(client_sigma)
-    if not (sigma >= 1 and math.isfinite(sigma) and shift >= 0):
-        return 1.0
-    t = math.floor(sigma) + 1
-    reach = t * (GEOMETRIC_LOG_RANGE - math.log(t) - 1.0) / sigma  # in units of sigma
-    # the acceptance test `uniform < exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))` never passes once the
-    # exponential underflows to 0 (below 2^-1074), so no draw lies beyond sigma^2/t + sigma
-    # sqrt(2 * 1074 ln 2): at small sigma that, not the geometrics, bounds the support (fourth
-    # privacy review, F1)
-    reach = min(reach, sigma / t + math.sqrt(2.0 * 1074.0 * math.log(2.0)))
-    if reach <= 0:
-        return 1.0
-    beyond = 2.0 * max(1, int(clients)) * max(1, int(dim)) * math.exp(-0.5 * reach * reach)
-    shifts = (float(shift) / sigma) / np.sqrt(np.arange(1, max(1, int(dim)) + 1, dtype=np.float64))
-    room = reach - shifts
-    edge = np.where(room > 0, 2.0 * np.exp(-0.5 * np.square(np.maximum(room, 0.0))), 1.0)
-    return min(1.0, beyond + float(np.sum(edge)))
 
 
 def gaussian_epsilon(noise_multiplier: float, sampling_rate: float, rounds: int, delta: float) -> float:
@@ -395,8 +343,9 @@ class DpAccounting:
       sampling_rate: q = clients per round / clients in the population.
       delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
       tail_per_round: probability, per release in which the neighbours' differing client takes
-        part, of an output outside the Gaussian analysis (the discrete Gaussian sampler's bounded
-        support: :func:`support_tail`); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
+        part, of an output outside the Gaussian analysis (from the sensitivity's own tail,
+        :class:`fl.aggregation.sensitivity.Sensitivity`; the exact discrete Gaussian sampler adds
+        none); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
         ``delta - (t * sampling_rate + u) * tail_per_round``, and epsilon is ``inf`` once that is
         not positive.
       sampling: ``"poisson"`` (each client independently with probability q; add/remove) or
@@ -497,7 +446,7 @@ class DpAccounting:
 
 #: the grid value of a sum coordinate is clamped to this magnitude before rounding (only a
 #: cheating client's summand gets there; clamping to a box is a projection, so it never moves
-#: two sums apart), so that it plus the noise (at most about 36.7 * 2^31) is exact in float64
+#: two sums apart), so that it plus the noise (below 2^52, or the sampler raises) is exact in float64
 GRID_CLAMP = 2.0**52
 
 
@@ -507,10 +456,10 @@ class CentralGaussianNoiseStage(Stage):
 
     The sum ``s`` is rounded onto the grid, ``k = round(s / grid)`` (an int64 vector; ``grid``
     is a power of two, so the division is exact), integer noise ``y ~ N_Z(0, (std / grid)^2)``
-    i.i.d. is added with :func:`~fl.aggregation.noise_source.sample_discrete_gaussian`, and
-    ``(k + y) * grid`` is released (exact in float64, then in the sum's dtype: post-processing).
-    Neighbouring sums then give outputs on the same lattice, each reachable from both up to the
-    sampler's bounded support; a float Gaussian gave outputs one neighbour could not produce
+    i.i.d. is added with the exact sampler
+    :func:`~fl.aggregation.discrete_gaussian.sample_discrete_gaussian`, and ``(k + y) * grid``
+    is released (exact in float64, then in the sum's dtype: post-processing). Neighbouring sums
+    then give outputs on the same lattice, each reachable from both; a float Gaussian gave outputs one neighbour could not produce
     (docs/privacy.md, assumption 2). The rounding moves the sums by up to ``grid sqrt(d)``
     more: :class:`fl.aggregation.sensitivity.Sensitivity` puts that term into the sensitivity and
     chooses ``grid`` (:func:`fl.aggregation.sensitivity.central_grid`); ``build_pipeline`` passes
@@ -522,11 +471,11 @@ class CentralGaussianNoiseStage(Stage):
       inner: the sum below (plain, or secure followed by dequantization).
       std: standard deviation per coordinate of the noise on the sum (not a variance).
       accounting: if given, ``dp_epsilon`` is recorded each round; its sensitivity must include
-        the grid's term ``grid sqrt(dim)``. The sampler's bounded support is added to its tail.
+        the grid's term ``grid sqrt(dim)``.
       seeded: draw the noise from the run seed (reproducible simulation only).
       grid: the grid's spacing, a power of two with ``std / grid`` at most the sampler's ceiling
         ``MAX_SAMPLER_SIGMA``; needed with ``accounting``. Without: the finest such power of two.
-      dim: the vector length (the support tail grows with it); needed with ``accounting``.
+      dim: the vector length (the grid's term grows with it); needed with ``accounting``.
 
     Raises:
       ValueError: ``std`` negative or not finite; ``grid`` not a positive power of two, or too
@@ -561,11 +510,6 @@ class CentralGaussianNoiseStage(Stage):
         #: the discrete Gaussian's parameter, in grid units
         self.sigma = std / grid
         self.dim = None if dim is None else int(dim)
-        if accounting is not None and std > 0:
-            # the sampler's bounded support, paid out of delta (docs/privacy.md, assumption 2): one
-            # noised summand whose neighbours lie accounting.sensitivity / grid grid units apart
-            tail = support_tail(self.sigma, 1, accounting.sensitivity / grid, self.dim)
-            accounting = dataclasses.replace(accounting, tail_per_round=min(1.0, accounting.tail_per_round + tail))
         self.accounting = accounting
 
     def lattice_point(self, vector: np.ndarray, rng) -> np.ndarray:

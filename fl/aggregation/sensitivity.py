@@ -53,7 +53,7 @@ import math
 from fl.settings import ConfigError
 
 from .config import AggregationConfig
-from .noise_source import MAX_SAMPLER_SIGMA
+from .discrete_gaussian import MAX_SAMPLER_SIGMA
 
 __all__ = ["Sensitivity", "mechanism_sensitivity", "central_grid", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT",
            "GRID_INFLATION", "MAX_GRID_INFLATION"]

@@ -7,7 +7,7 @@
     sabre demo [--out DIR]
     sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
-    sabre plot SWEEP_DIR --out FILE.png
+    sabre plot SWEEP_DIR --out FILE.png [--setting NAME --label LABEL]...
     sabre data info PATH
     sabre bench secagg ARGS...       (secagg.bench)
     sabre bench proof ARGS...        (rangeproof.bench)
@@ -119,11 +119,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if sweeps:
         if len(args.runs) != 1:
             raise PlotError("plot: give one sweep directory alone (or run directories)")
-        if args.label:
-            raise PlotError("plot: --label names runs; a sweep's curves are named after its settings")
-        out = plot_sweep(sweeps[0], args.out, title=args.title)
+        if args.label and not args.setting:
+            raise PlotError("plot: with a sweep, --label names the settings chosen with --setting")
+        out = plot_sweep(sweeps[0], args.out, title=args.title, settings=args.setting, labels=args.label)
         print(f"wrote {out}")
         return 0
+    if args.setting:
+        raise PlotError("plot: --setting picks settings of a sweep directory; give one")
     out = plot_runs(args.runs, args.out, labels=args.label, title=args.title)
     print(f"wrote {out}")
     return 0
@@ -192,7 +194,10 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="plot accuracy per round of one or more runs, or of a sweep")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or one sweep directory")
     plot.add_argument("--out", required=True, metavar="FILE.png")
-    plot.add_argument("--label", action="append", help="legend name of each run, in order (repeatable)")
+    plot.add_argument("--label", action="append",
+                      help="legend name of each run (or of each --setting of a sweep), in order (repeatable)")
+    plot.add_argument("--setting", action="append", metavar="NAME",
+                      help="with a sweep directory: draw only this setting, in the order given (repeatable)")
     plot.add_argument("--title")
     plot.set_defaults(func=_cmd_plot)
 

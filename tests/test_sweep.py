@@ -260,3 +260,40 @@ def test_a_damaged_pin_does_not_stop_the_sweep(tmp_path):
     result = run_sweep(load_sweep(write_sweep(tmp_path, rounds=3, name="three.toml")), out, progress=False)
     assert result.ran == 4
     assert "pinned again from the config sealed in round_000002.pt" in (run / "run.log").read_text()
+
+
+SUITE_TWINS = {"fig2_fixed_eps3p3_bound10": "fig4a_bound10", "fig3_tasks30": "fig4a_bound10",
+               "fig4b_bound5_noise0": "fig4a_bound5"}
+
+
+def test_the_suite_runs_every_figure_setting_once():
+    """The suite leaves out exactly the figure settings that repeat another under a new name: their
+    configs equal their twins' but for run.name (so the run would be the same, bit for bit)."""
+    from fl.config import config_to_toml, find_config, load_config
+
+    figure_bases = set()
+    for fig in ("fig1", "fig2", "fig3", "fig4a", "fig4b"):
+        figure_bases |= set(load_sweep(fig).bases)
+    for name in ("suite", "suite_quick"):
+        suite = load_sweep(name)
+        assert len(set(suite.bases)) == len(suite.bases)
+        assert set(suite.bases) == figure_bases - set(SUITE_TWINS)
+    for twin, kept in SUITE_TWINS.items():
+        a, b = load_config(find_config(twin)), load_config(find_config(kept))
+        strip = lambda cfg: "\n".join(line for line in config_to_toml(cfg).splitlines() if not line.startswith("name ="))
+        assert a.run.name != b.run.name and strip(a) == strip(b)
+
+
+def test_sabre_plot_draws_chosen_settings_of_a_sweep_with_labels(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    run_sweep(load_sweep(write_sweep(tmp_path, rounds=2)), out, progress=False)
+    png = tmp_path / "one.png"
+    assert main(["plot", str(out), "--setting", "synthetic_small__client_lr=0.1", "--label", "lr 0.1",
+                 "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["plot", str(out), "--setting", "nope", "--out", str(png)]) == 2
+    assert "no setting nope" in capsys.readouterr().err
+    assert main(["plot", str(out), "--setting", "synthetic_small__client_lr=0.1", "--label", "a", "--label", "b",
+                 "--out", str(png)]) == 2
+    assert "one --label per setting" in capsys.readouterr().err

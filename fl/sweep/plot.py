@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -39,19 +40,24 @@ def _number(text: str | None) -> float:
     return float(text)
 
 
-def plot_sweep(sweep_dir: str | Path, out: str | Path, *, title: str | None = None) -> Path:
-    """Draw every setting of a finished sweep into one PNG.
+def plot_sweep(sweep_dir: str | Path, out: str | Path, *, title: str | None = None,
+               settings: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> Path:
+    """Draw the settings of a finished sweep into one PNG.
 
     Args:
       sweep_dir: the sweep directory (with ``curves.csv``).
       out: the PNG to write.
       title: the figure's title (default: the sweep file's name and the seeds).
+      settings: the settings to draw, in this order (default: all, in the sweep's order); one
+        figure of a suite sweep that holds several figures' settings.
+      labels: the legend name of each drawn setting, in order (default: the setting's name).
 
     Returns:
       The path written.
 
     Raises:
-      PlotError: no ``curves.csv`` (the sweep has not finished) or nothing in it.
+      PlotError: no ``curves.csv`` (the sweep has not finished) or nothing in it; a setting the
+        sweep does not hold; labels that do not match the settings one to one.
     """
     sweep_dir = Path(sweep_dir)
     try:
@@ -61,12 +67,20 @@ def plot_sweep(sweep_dir: str | Path, out: str | Path, *, title: str | None = No
     if not rows:
         raise PlotError(f"{sweep_dir}/curves.csv: no evaluated rounds to plot")
     manifest = read_manifest(sweep_dir)
-    settings: dict[str, list[dict[str, str]]] = {}
+    held: dict[str, list[dict[str, str]]] = {}
     for row in rows:
-        settings.setdefault(row["setting"], []).append(row)
+        held.setdefault(row["setting"], []).append(row)
+    chosen = list(held) if not settings else list(settings)
+    missing = [name for name in chosen if name not in held]
+    if missing:
+        raise PlotError(f"{sweep_dir}: no setting {', '.join(missing)} (it holds: {', '.join(held)})")
+    if labels and len(labels) != len(chosen):
+        raise PlotError(f"plot: {len(labels)} label(s) for {len(chosen)} setting(s); give one --label per setting")
+    names = dict(zip(chosen, labels or chosen))
     colors = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
-    for k, (name, group) in enumerate(settings.items()):
+    for k, (setting, group) in enumerate((name, held[name]) for name in chosen):
+        name = names[setting]
         color = colors(k % 10)
         rounds = np.array([int(r["round"]) for r in group]) + 1  # rounds completed
         for metric, style, what in _CURVES:

@@ -58,7 +58,7 @@ async def run_client(
     *,
     host: str = "127.0.0.1",
     port: int,
-    timeout: float = 30.0,
+    timeout: float = 60.0,
     drop_at: str | None = None,
     send: Sender | None = None,
 ) -> str:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--round-id", required=True)
     ap.add_argument("--input-seed", type=int, required=True)
     ap.add_argument("--drop-at", choices=STEPS, default=None)
-    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per server message; above the server's --step-timeout")
     args = ap.parse_args(argv)
     try:
         params = SecAggParams(num_clients=args.clients, threshold=args.threshold, mask_bits=args.bits, degree=args.degree)

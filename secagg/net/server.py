@@ -89,7 +89,7 @@ async def serve_round(
     server = SecAggServer(params, round_id, dim)
     faults = {} if faults is None else faults
     conns: dict[int, _Conn] = {}
-    pending = 0
+    joining: set[_Conn] = set()  # connections that have not sent their first message yet
     max_pending = max(64, 4 * params.num_clients)
     all_joined = asyncio.Event()
     finished = asyncio.Event()
@@ -109,12 +109,11 @@ async def serve_round(
             conn.abort()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal pending
         conn = _Conn(reader, writer)
-        if all_joined.is_set() or pending >= max_pending:
+        if all_joined.is_set() or len(joining) >= max_pending:
             conn.abort()
             return
-        pending += 1
+        joining.add(conn)
         try:
             # before the client has joined, a frame may be no larger than the first message
             data = await read_frame(reader, join_bound, timeout=join_deadline - loop.time())
@@ -131,7 +130,7 @@ async def serve_round(
             conn.close()  # nothing is buffered for a peer that never joined; the close is prompt
             return
         finally:
-            pending -= 1
+            joining.discard(conn)
         conns[msg.sender] = conn
         if len(conns) == params.num_clients:
             all_joined.set()
@@ -199,6 +198,8 @@ async def serve_round(
         finished.set()
         for c in conns.values():
             c.close()
+        for c in list(joining):  # a connection still on its first frame when the round ends
+            c.abort()
         listener.close()
         await listener.wait_closed()
 

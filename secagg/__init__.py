@@ -9,7 +9,8 @@ Front doors:
 * :class:`SecAggParams` (:meth:`~SecAggParams.classic`, :meth:`~SecAggParams.secagg_plus`) and
   :func:`run_round` - one in-process round with a :class:`DropoutPlan`;
 * :class:`SecAggClient` / :class:`SecAggServer` - the state machines, for other transports
-  (:mod:`secagg.net` runs them over TCP).
+  (:mod:`secagg.net` runs them over TCP); :mod:`secagg.protocol` is the step table (and each
+  step's frame bound) that every transport walks.
 
 Internals (Shamir sharing and its Feldman commitments, mask expansion, key derivation, codec)
 live in their own modules and are not re-exported. The aggregation-pipeline stages that run this

@@ -16,6 +16,7 @@ from .errors import ConfigError, ProtocolViolation, SecAggError
 from .keys import SigningKey
 from .messages import decode_message
 from .params import SecAggParams
+from .protocol import StepSpec, client_answer, max_frame_bytes, max_request_bytes, protocol_steps, server_close
 from .steps import STEPS
 from .randomness import RandomSource, SeededRandom, SystemRandom
 from .server import SecAggServer, SumResult
@@ -159,11 +160,16 @@ def run_round(
         up[u] += sum(len(d) for d in sent)
         return sent
 
-    def deliver(u: int, data: bytes):
+    def deliver(u: int, data: bytes, spec: StepSpec):
         t = time.perf_counter()
-        msg = decode_message(data)
-        secs[u] += time.perf_counter() - t
-        down[u] += len(data)
+        try:
+            msg = decode_message(data, max_request_bytes(spec, params), threshold=params.threshold)
+        except SecAggError as exc:  # a request the client cannot read: it stops, like a dropout
+            errors.setdefault(u, exc)
+            return None
+        finally:
+            secs[u] += time.perf_counter() - t
+            down[u] += len(data)
         return msg
 
     def server_do(fn: Callable, *args):
@@ -173,10 +179,14 @@ def run_round(
         server_s += time.perf_counter() - t
         return out
 
-    def server_receive(u: int, method: Callable, sent: list[bytes]) -> None:
+    def server_receive(u: int, spec: StepSpec, sent: list[bytes]) -> None:
+        method = getattr(server, spec.receive)
+        bound = max_frame_bytes(spec, params, dim)
         for data in sent:
             try:
-                msg = decode_message(data)
+                # bounded before parsing, and the commitments' length checked against t before
+                # any point is decoded (the step's table row gives both)
+                msg = decode_message(data, bound, threshold=params.threshold)
                 # the transport knows who sent a message (here: which client object produced it;
                 # over TCP: the connection), so a message in another client's name is refused
                 # before the server sees it, and only its real sender is named
@@ -187,37 +197,29 @@ def run_round(
             except SecAggError as exc:  # one message refused: that client is missing, or excluded
                 refusals.setdefault(u, exc)  # for a second message (server.duplicated)
 
-    def server_close(fn: Callable, *args) -> dict[int, bytes]:
-        return {u: m.encode() for u, m in server_do(fn, *args).items()}
+    def answer(u: int, spec: StepSpec, request) -> object:
+        return client_answer(clients[u], spec, request, inputs[u], field_inputs[u] if params.field_dim else ())
 
-    def exchange(outbox: dict[int, bytes], step: str, act: Callable[[int, object], object], receive: Callable) -> None:
-        """Deliver each request, let its client answer with ``act(u, request)``, pass the answer on."""
-        for u, data in outbox.items():
-            msg = deliver(u, data)
-            server_receive(u, receive, client_step(u, step, lambda: act(u, msg)))
-
-    # step 0
-    for u in ids:
-        server_receive(u, server.receive_advertise, client_step(u, "advertise_keys", clients[u].advertise_keys))
-    outbox = server_close(server.close_advertise)
-    # step 1
-    exchange(outbox, "share_keys", lambda u, m: clients[u].share_keys(m), server.receive_share_keys)
-    outbox = server_close(server.close_share_keys)
-    # step 2a: each client opens its shares and reports the dealers whose bundles fail; the
-    # server leaves out, before anyone masks, the dealers left with fewer than t holders
-    exchange(outbox, "masked_input", lambda u, m: clients[u].receipt(m), server.receive_receipt)
-    outbox = server_close(server.close_receipts)
-    # step 2
-    exchange(outbox, "masked_input",
-             lambda u, m: clients[u].masked_input(m, inputs[u], field_inputs[u] if params.field_dim else ()),
-             server.receive_masked_input)
-    excluded = exclude(server.arrived) if callable(exclude) else (exclude or {})
-    outbox = server_close(server.close_masked_input, excluded)
-    # step 3 (active)
-    if params.active:
-        exchange(outbox, "consistency_check", lambda u, m: clients[u].consistency_check(m), server.receive_consistency)
-        outbox = server_close(server.close_consistency)
-    # step 4
-    exchange(outbox, "unmask", lambda u, m: clients[u].unmask(m), server.receive_unmask)
-    result = server_do(server.finish)
+    # walk the protocol table (secagg.protocol): each step delivers the requests, lets each
+    # client answer, passes the answers on, and closes the step
+    outbox: dict[int, bytes] = {}
+    result = None
+    for spec in protocol_steps(params):
+        if spec.request is None:
+            for u in ids:
+                server_receive(u, spec, client_step(u, spec.dropout, lambda: answer(u, spec, None)))
+        else:
+            for u, data in outbox.items():
+                msg = deliver(u, data, spec)
+                if msg is not None:
+                    server_receive(u, spec, client_step(u, spec.dropout, lambda: answer(u, spec, msg)))
+        if spec.close == "finish":
+            result = server_do(server.finish)
+            break
+        if spec.takes_exclude:
+            excluded = exclude(server.arrived) if callable(exclude) else (exclude or {})
+            closed = server_do(server_close, server, spec, excluded)
+        else:
+            closed = server_do(server_close, server, spec)
+        outbox = {u: m.encode() for u, m in closed.items()}
     return RoundReport(result, up, down, secs, server_s, errors, refusals)

@@ -132,9 +132,16 @@ def _write_commitments(w: Writer, c: Commitments) -> None:
     w.u16(c.threshold).raw(c.encoded)
 
 
-def _read_commitments(r: Reader) -> Commitments:
-    """``u16 t | 2t x 33``: every point checked (canonical compressed, on the curve, not the identity)."""
+def _read_commitments(r: Reader, threshold: int | None = None) -> Commitments:
+    """``u16 t | 2t x 33``: every point checked (canonical compressed, on the curve, not the identity).
+
+    With ``threshold`` (the round's t) a vector of any other length is refused from its count,
+    before a single point is read: decoding a point costs a square root, so an oversized vector
+    would cost its receiver CPU time in proportion to its length.
+    """
     t = r.count(2, MAX_CLIENTS, 2 * POINT_BYTES, "commitments")
+    if threshold is not None and t != threshold:
+        raise MalformedMessage(f"commitments: {t} points per polynomial, the round's threshold is {threshold}")
     return Commitments.decode(r.raw(2 * t * POINT_BYTES), t)
 
 
@@ -279,10 +286,11 @@ class ShareKeys(_Message):
         return w.getvalue()
 
     @classmethod
-    def decode(cls, data: bytes) -> "ShareKeys":
+    def decode(cls, data: bytes, threshold: int | None = None) -> "ShareKeys":
+        """``threshold``: the round's t, checked before any commitment is decoded."""
         r = Reader(data)
         round_id, sender = _read_header(r, cls.TYPE)
-        commitments = _read_commitments(r)
+        commitments = _read_commitments(r, threshold)
         sig = _read_sig(r)
         cts = _read_blobs(r, SHARE_CIPHERTEXT_BYTES, "ciphertexts")
         r.finish()
@@ -325,7 +333,8 @@ class SharesDelivery(_Message):
         return w.getvalue()
 
     @classmethod
-    def decode(cls, data: bytes) -> "SharesDelivery":
+    def decode(cls, data: bytes, threshold: int | None = None) -> "SharesDelivery":
+        """``threshold``: the round's t, checked before any commitment is decoded."""
         r = Reader(data)
         round_id, receiver = _read_header(r, cls.TYPE)
         n = r.count(2, MAX_CLIENTS, 2 + SHARE_CIPHERTEXT_BYTES + 2 + 1, "ciphertexts")
@@ -333,7 +342,7 @@ class SharesDelivery(_Message):
         for _ in range(n):
             i, ct = r.u16(), r.raw(SHARE_CIPHERTEXT_BYTES)
             cts.append((i, ct))
-            dealers.append(DealerCommitments(i, _read_commitments(r), _read_sig(r)))
+            dealers.append(DealerCommitments(i, _read_commitments(r, threshold), _read_sig(r)))
         r.finish()
         check_ids(tuple(i for i, _ in cts), "ciphertexts")
         return cls(round_id, receiver, tuple(cts), tuple(dealers))
@@ -565,12 +574,15 @@ MESSAGE_TYPES: dict[int, type] = {
 }
 
 
-def decode_message(data: bytes, max_bytes: int | None = None):
+def decode_message(data: bytes, max_bytes: int | None = None, *, threshold: int | None = None):
     """Decode any message by its type tag.
 
     Args:
       data: the encoding.
-      max_bytes: reject longer input before parsing (:class:`OversizedMessage`).
+      max_bytes: reject longer input before parsing (:class:`OversizedMessage`); a transport
+        passes the step's bound (:func:`secagg.protocol.max_frame_bytes`).
+      threshold: the round's t: a commitment vector of another length is refused
+        (:class:`MalformedMessage`) before any of its points is decoded.
 
     Raises:
       DecodeError: see :mod:`secagg.errors`.
@@ -586,4 +598,6 @@ def decode_message(data: bytes, max_bytes: int | None = None):
     cls = MESSAGE_TYPES.get(data[4])
     if cls is None:
         raise MalformedMessage(f"unknown message type {data[4]}")
+    if threshold is not None and cls in (ShareKeys, SharesDelivery):
+        return cls.decode(data, threshold)
     return cls.decode(data)

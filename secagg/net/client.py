@@ -1,7 +1,12 @@
 """A client process: connects to the server, then answers each server message with the next step.
 
-A client may be told to vanish (``--drop-at STEP``): it closes its connection instead of
-sending its message for ``STEP``, which the server sees as a dropout.
+The client walks the protocol table (:func:`secagg.protocol.protocol_steps`): after its first
+message it expects, in order, each step's request, bounded by
+:func:`secagg.protocol.max_request_bytes` and read within ``timeout`` seconds. A client may be
+told to vanish (``--drop-at STEP``): it closes its connection instead of sending its message for
+``STEP``, which the server sees as a dropout. A connection the server closes before the round
+is done (it refused the client: an id it does not expect, a late join; or it dropped it) is an
+error (:class:`ServerClosed`, exit status 1), not a finished round.
 
 Command line::
 
@@ -15,18 +20,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Awaitable, Callable
 
 import numpy as np
 
 from ..client import SecAggClient
-from ..errors import MalformedMessage, SecAggError
-from ..messages import ConsistencyRequest, KeysBroadcast, MaskRequest, SharesDelivery, UnmaskRequest, decode_message
+from ..errors import ConfigError, MalformedMessage, SecAggError
+from ..messages import decode_message
 from ..params import SecAggParams
 from ..prg import ring_dtype
+from ..protocol import StepSpec, client_answer, max_request_bytes, protocol_steps
 from ..steps import STEPS
 from .framing import ConnectionClosed, read_frame, write_frame
 
-__all__ = ["run_client", "demo_input", "main"]
+__all__ = ["ServerClosed", "run_client", "demo_input", "main"]
+
+#: ``send(writer, step, payload)``: how :func:`run_client` sends one message (a test seam: a
+#: faulty client is the real one with another ``send``)
+Sender = Callable[[asyncio.StreamWriter, StepSpec, bytes], Awaitable[None]]
+
+
+class ServerClosed(SecAggError):
+    """The server closed the connection before the round was done: it refused or dropped this client."""
 
 
 def demo_input(seed: int, client_id: int, dim: int, mask_bits: int) -> np.ndarray:
@@ -43,36 +58,50 @@ async def run_client(
     *,
     host: str = "127.0.0.1",
     port: int,
-    timeout: float = 30.0,
+    timeout: float = 60.0,
     drop_at: str | None = None,
+    send: Sender | None = None,
 ) -> str:
-    """Play one round over TCP; returns the last step completed (``"done"`` or the drop step)."""
+    """Play one round over TCP; returns the last step completed (``"done"`` or the drop step).
+
+    Args:
+      timeout: seconds to wait for the connection, for each server message, and for each write.
+      drop_at: a dropout step name (:data:`secagg.steps.STEPS`): close instead of sending it.
+      send: how to send each message (default: one frame, flushed within ``timeout``).
+
+    Raises:
+      ServerClosed: the server closed the connection before the round was done.
+      DeadlineExceeded: no server message (or no flush) within ``timeout``.
+      DecodeError: a server message over its step's bound, malformed, or not the step's request.
+    """
+    steps = protocol_steps(params)
     client = SecAggClient(params, client_id, round_id)
+
+    async def default_send(writer: asyncio.StreamWriter, step: StepSpec, payload: bytes) -> None:
+        await write_frame(writer, payload, timeout=timeout)
+
+    send = send or default_send
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        if drop_at == "advertise_keys":
-            return drop_at
-        await write_frame(writer, client.advertise_keys().encode())
-        while True:
-            try:
-                msg = decode_message(await asyncio.wait_for(read_frame(reader), timeout))
-            except ConnectionClosed:
-                return client.stage.value
-            if isinstance(msg, KeysBroadcast):
-                step, fn = "share_keys", lambda: client.share_keys(msg)
-            elif isinstance(msg, SharesDelivery):  # step 2a: the receipt, then the mask request
-                step, fn = "masked_input", lambda: client.receipt(msg)
-            elif isinstance(msg, MaskRequest):
-                step, fn = "masked_input", lambda: client.masked_input(msg, vector)
-            elif isinstance(msg, ConsistencyRequest):
-                step, fn = "consistency_check", lambda: client.consistency_check(msg)
-            elif isinstance(msg, UnmaskRequest):
-                step, fn = "unmask", lambda: client.unmask(msg)
-            else:
-                raise MalformedMessage(f"unexpected {type(msg).__name__} from the server")
-            if step == drop_at:
-                return step
-            await write_frame(writer, fn().encode())
+        request = None
+        for i, spec in enumerate(steps):
+            if i:
+                bound = max_request_bytes(spec, params)
+                try:
+                    data = await read_frame(reader, bound, timeout=timeout)
+                except (ConnectionClosed, ConnectionResetError):
+                    raise ServerClosed(
+                        f"client {client_id}: the server closed the connection before step {spec.name} (after "
+                        f"{steps[i - 1].name}): it refused this client (an id it does not expect, or a late join) "
+                        f"or dropped it") from None
+                request = decode_message(data, bound, threshold=params.threshold)
+                if not isinstance(request, spec.request):
+                    raise MalformedMessage(f"client {client_id}: expected {spec.request.__name__} from the server, "
+                                           f"got {type(request).__name__}")
+            if spec.dropout == drop_at:
+                return drop_at
+            await send(writer, spec, client_answer(client, spec, request, vector).encode())
+        return client.stage.value  # done: the server sends nothing more
     finally:
         writer.close()
 
@@ -90,9 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--round-id", required=True)
     ap.add_argument("--input-seed", type=int, required=True)
     ap.add_argument("--drop-at", choices=STEPS, default=None)
-    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per server message; above the server's --step-timeout")
     args = ap.parse_args(argv)
-    params = SecAggParams(num_clients=args.clients, threshold=args.threshold, mask_bits=args.bits, degree=args.degree)
+    try:
+        params = SecAggParams(num_clients=args.clients, threshold=args.threshold, mask_bits=args.bits, degree=args.degree)
+        if args.id not in params.client_ids:
+            raise ConfigError(f"--id: expected 1..{params.num_clients}, got {args.id}")
+    except ConfigError as exc:
+        ap.error(str(exc))
     x = demo_input(args.input_seed, args.id, args.dim, args.bits)
     try:
         last = asyncio.run(run_client(params, args.id, bytes.fromhex(args.round_id), x, host=args.host,

@@ -1,15 +1,25 @@
 """The server process: accepts ``n`` clients on TCP, then plays the protocol step by step.
 
-Each step sends the server's messages, then waits (at most ``step_timeout`` seconds) for one
-frame from each eligible client. A client that closes its connection, times out, or sends a
-message that is rejected (any :class:`~secagg.errors.SecAggError`) is disconnected and treated
-as dropped at that step. The connection identifies the client: after its first message
-(``AdvertiseKeys``) every frame on it must carry the same sender id.
+The server walks the protocol table (:func:`secagg.protocol.protocol_steps`), like the
+in-process driver. Each step sends the server's messages, then waits for one frame from each
+eligible client, all before the step's deadline (``step_timeout`` seconds from the step's start;
+``join_timeout`` for the first step): a write the client does not take in time and a frame that
+does not arrive in time both drop the client, so a peer that stops reading or sending cannot
+hold the round. Each frame is bounded before it is read: before a client has joined by the
+first message's bound, afterwards by the step's (:func:`secagg.protocol.max_frame_bytes`).
+
+One error policy: a client that closes its connection, misses the deadline, sends a frame over
+the bound, or a message that is refused (any :class:`~secagg.errors.SecAggError`, the server's
+own checks included) is disconnected and counts as missing from that step; the server's state
+machine then records it (``dropped``, ``late``) and fails closed below the threshold
+(:class:`~secagg.errors.TooFewSurvivors`, with the step). The connection identifies the client:
+after its first message (``AdvertiseKeys``) every frame on it must carry the same sender id.
 
 Command line (prints ``PORT <port>`` once listening, and a JSON summary line at the end)::
 
     python -m secagg.net.server --clients N --threshold T --dim D [--bits K] [--degree K]
-        --round-id HEX --out RESULT.npy [--host 127.0.0.1] [--port 0] [--step-timeout S]
+        --round-id HEX --out RESULT.npy [--host 127.0.0.1] [--port 0] [--join-timeout S]
+        [--step-timeout S]
 """
 from __future__ import annotations
 
@@ -21,9 +31,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ProtocolViolation, SecAggError
-from ..messages import AdvertiseKeys, decode_message
+from ..errors import ConfigError, MalformedMessage, ProtocolViolation, SecAggError
+from ..messages import decode_message
 from ..params import SecAggParams
+from ..protocol import StepSpec, max_frame_bytes, protocol_steps, server_close
 from ..server import SecAggServer, SumResult
 from .framing import read_frame, write_frame
 
@@ -38,6 +49,10 @@ class _Conn:
         if not self.writer.is_closing():
             self.writer.close()
 
+    def abort(self) -> None:
+        """Close now, dropping whatever is still buffered for the peer."""
+        self.writer.transport.abort()
+
 
 async def serve_round(
     params: SecAggParams,
@@ -49,99 +64,142 @@ async def serve_round(
     join_timeout: float = 30.0,
     step_timeout: float = 30.0,
     on_listening: Callable[[int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    faults: dict[int, Exception] | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
+    Args:
+      join_timeout: seconds from the start for all ``n`` clients to join (their first message).
+      step_timeout: seconds each later step may last, writes and reads together.
+      on_listening: called with the bound port once the server listens.
+      on_step: called with each protocol step's name (:class:`secagg.protocol.StepSpec`) as it begins.
+      faults: filled with ``{client: exception}`` for each client dropped after it joined
+        (closed, timed out, oversized frame, refused message).
+
     Raises:
       TooFewSurvivors: the round fell below the threshold.
     """
+    if params.active:
+        raise ConfigError("the TCP transport runs the semi-honest variant only (it has no signing keys)")
+    steps = protocol_steps(params)
+    first = steps[0]
+    join_bound = max_frame_bytes(first, params, dim)
     server = SecAggServer(params, round_id, dim)
+    faults = {} if faults is None else faults
     conns: dict[int, _Conn] = {}
+    joining: set[_Conn] = set()  # connections that have not sent their first message yet
+    max_pending = max(64, 4 * params.num_clients)
     all_joined = asyncio.Event()
     finished = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    join_deadline = loop.time() + join_timeout
+
+    def step_begins(name: str) -> None:
+        log(f"step {name}")
+        if on_step is not None:
+            on_step(name)
+
+    def drop(u: int, exc: Exception) -> None:
+        faults.setdefault(u, exc)
+        log(f"client {u} dropped: {type(exc).__name__}: {exc}")
+        conn = conns.pop(u, None)
+        if conn is not None:
+            conn.abort()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(reader, writer)
-        try:
-            msg = decode_message(await asyncio.wait_for(read_frame(reader), join_timeout))
-            if not isinstance(msg, AdvertiseKeys) or msg.sender in conns or all_joined.is_set():
-                raise ProtocolViolation("expected a first AdvertiseKeys from a new client")
-            server.receive_advertise(msg)
-        except (SecAggError, asyncio.TimeoutError, OSError) as exc:
-            log(f"join refused: {exc!r}")
-            conn.close()
+        if all_joined.is_set() or len(joining) >= max_pending:
+            conn.abort()
             return
+        joining.add(conn)
+        try:
+            # before the client has joined, a frame may be no larger than the first message
+            data = await read_frame(reader, join_bound, timeout=join_deadline - loop.time())
+            msg = decode_message(data, join_bound, threshold=params.threshold)
+            if not isinstance(msg, first.message):
+                raise MalformedMessage(f"expected {first.message.__name__} first, got {type(msg).__name__}")
+            if all_joined.is_set():
+                raise ProtocolViolation(f"client {msg.sender} joined after the join phase")
+            if msg.sender in conns:
+                raise ProtocolViolation(f"a second connection for client {msg.sender}")
+            getattr(server, first.receive)(msg)
+        except (SecAggError, OSError) as exc:
+            log(f"join refused: {type(exc).__name__}: {exc}")
+            conn.close()  # nothing is buffered for a peer that never joined; the close is prompt
+            return
+        finally:
+            joining.discard(conn)
         conns[msg.sender] = conn
         if len(conns) == params.num_clients:
             all_joined.set()
         await finished.wait()  # keep the connection owned by this handler until the round ends
         conn.close()
 
+    async def exchange(outbox: dict, spec: StepSpec) -> None:
+        """Send each request and take one answer per client, all before the step's deadline."""
+        deadline = loop.time() + step_timeout
+        bound = max_frame_bytes(spec, params, dim)
+        receive = getattr(server, spec.receive)
+
+        async def one(u: int, payload: bytes) -> tuple[int, bytes | Exception]:
+            conn = conns.get(u)
+            if conn is None:
+                return u, ConnectionError("not connected")
+            try:
+                await write_frame(conn.writer, payload, timeout=deadline - loop.time())
+                return u, await read_frame(conn.reader, bound, timeout=deadline - loop.time())
+            except (SecAggError, OSError) as exc:
+                return u, exc
+
+        results = await asyncio.gather(*(one(u, m.encode()) for u, m in outbox.items()))
+        for u, data in results:
+            if isinstance(data, Exception):
+                drop(u, data)
+                continue
+            try:
+                msg = decode_message(data, bound, threshold=params.threshold)
+                if not isinstance(msg, spec.message):
+                    raise MalformedMessage(f"expected {spec.message.__name__}, got {type(msg).__name__}")
+                if msg.sender != u:
+                    raise ProtocolViolation(f"frame on client {u}'s connection claims another sender", blamed=(u,),
+                                            reason="impersonation")
+                receive(msg)
+            except SecAggError as exc:
+                drop(u, exc)
+
+    def drop_silent(outbox: dict) -> None:
+        for u in list(conns):
+            if u not in outbox:
+                conns.pop(u).close()
+
     listener = await asyncio.start_server(handle, host, port)
-    bound = listener.sockets[0].getsockname()[1]
+    bound_port = listener.sockets[0].getsockname()[1]
     if on_listening is not None:
-        on_listening(bound)
+        on_listening(bound_port)
     try:
+        step_begins(first.name)
         try:
-            await asyncio.wait_for(all_joined.wait(), join_timeout)
+            await asyncio.wait_for(all_joined.wait(), max(join_deadline - loop.time(), 0.0))
         except asyncio.TimeoutError:
             log(f"join timeout: {len(conns)} of {params.num_clients} clients")
         all_joined.set()  # no late joiners
-
-        async def exchange(outbox: dict, receive: Callable) -> None:
-            async def one(u: int, payload: bytes) -> tuple[int, bytes | None]:
-                conn = conns.get(u)
-                if conn is None:
-                    return u, None
-                try:
-                    await write_frame(conn.writer, payload)
-                    return u, await asyncio.wait_for(read_frame(conn.reader), step_timeout)
-                except (SecAggError, asyncio.TimeoutError, OSError) as exc:
-                    log(f"client {u} lost: {exc!r}")
-                    return u, None
-
-            results = await asyncio.gather(*(one(u, m.encode()) for u, m in outbox.items()))
-            for u, data in results:
-                if data is None:
-                    lost = conns.pop(u, None)
-                    if lost is not None:
-                        lost.close()
-                    continue
-                try:
-                    msg = decode_message(data)
-                    if getattr(msg, "sender", None) != u:
-                        raise ProtocolViolation(f"frame on client {u}'s connection claims another sender", blamed=(u,))
-                    receive(msg)
-                except SecAggError as exc:
-                    log(f"client {u} rejected: {exc!r}")
-                    conns.pop(u).close()
-
-        def drop_silent(outbox: dict) -> None:
-            for u in list(conns):
-                if u not in outbox:
-                    conns.pop(u).close()
-
-        out = server.close_advertise()
-        drop_silent(out)
-        await exchange(out, server.receive_share_keys)
-        out = server.close_share_keys()
-        drop_silent(out)
-        await exchange(out, server.receive_receipt)  # step 2a: disputes, before anyone masks
-        out = server.close_receipts()
-        drop_silent(out)
-        await exchange(out, server.receive_masked_input)
-        out = server.close_masked_input()
-        drop_silent(out)
-        if params.active:
-            await exchange(out, server.receive_consistency)
-            out = server.close_consistency()
-        await exchange(out, server.receive_unmask)
-        return server.finish()
+        out = server_close(server, first)
+        for spec in steps[1:]:
+            drop_silent(out)
+            step_begins(spec.name)
+            await exchange(out, spec)
+            if spec is steps[-1]:
+                return server.finish()
+            out = server_close(server, spec)
+        raise AssertionError("unreachable: the protocol table ends with the unmasking step")  # pragma: no cover
     finally:
         finished.set()
         for c in conns.values():
             c.close()
+        for c in list(joining):  # a connection still on its first frame when the round ends
+            c.abort()
         listener.close()
         await listener.wait_closed()
 
@@ -165,17 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     def listening(port: int) -> None:
         print(f"PORT {port}", flush=True)
 
+    faults: dict[int, Exception] = {}
     try:
         result = asyncio.run(serve_round(
             params, bytes.fromhex(args.round_id), args.dim, host=args.host, port=args.port,
-            join_timeout=args.join_timeout, step_timeout=args.step_timeout, on_listening=listening,
+            join_timeout=args.join_timeout, step_timeout=args.step_timeout, on_listening=listening, faults=faults,
             log=lambda s: print(s, file=sys.stderr, flush=True),
         ))
     except SecAggError as exc:
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
     np.save(args.out, result.vector)
-    print(json.dumps({"ok": True, "survivors": list(result.survivors), "dropped": {str(k): v for k, v in result.dropped.items()}}), flush=True)
+    print(json.dumps({"ok": True, "survivors": list(result.survivors), "dropped": {str(k): v for k, v in result.dropped.items()},
+                      "faults": {str(k): f"{type(v).__name__}: {v}" for k, v in sorted(faults.items())}}), flush=True)
     return 0
 
 

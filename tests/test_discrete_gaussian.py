@@ -112,6 +112,62 @@ def test_uniform_below_is_exact_and_rejects_the_top_partial_range():
         uniform_below(np.random.default_rng(0), 0, 1)
 
 
+def _reference_exp(gamma: Fraction) -> Fraction:
+    ctx = decimal.Context(prec=120)
+    return Fraction(ctx.exp(ctx.minus(ctx.divide(decimal.Decimal(gamma.numerator), decimal.Decimal(gamma.denominator)))))
+
+
+@pytest.mark.parametrize("prec", [28, 6])
+def test_the_exact_bounds_ignore_the_global_decimal_context(prec):
+    """Fifth privacy review, F1: the bounds were computed partly in the thread's global decimal
+    context (28 digits, or whatever other code set), so they could exclude the truth."""
+    gammas = [Fraction(1.25133), Fraction(7, 3), Fraction(10**30 + 7, 10**29), Fraction(3, 10**9)]
+    with decimal.localcontext() as glob:
+        glob.prec = prec
+        for gamma in gammas:
+            lo, hi = dg._exp_bounds(gamma, 160)
+            truth = _reference_exp(gamma)
+            assert lo <= truth <= hi and hi - lo < truth * Fraction(1, 2**150)
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_uniform_a_hair_from_exp_minus_gamma_is_decided_by_its_side(side):
+    """W within 2^-106 of exp(-gamma), on either side: the exact path must say which (with a
+    6-digit global context, as another library might set)."""
+    gamma = Fraction(1.25133)
+    p = _reference_exp(gamma)
+    w = math.floor(p * 2**106) + (1 if side == "above" else 0)  # W = w 2^-106 (then zeros)
+    words = [(w >> 53) / 2.0**53, (w & ((1 << 53) - 1)) / 2.0**53]
+    with decimal.localcontext() as glob:
+        glob.prec = 6
+        out = bernoulli_exp(Scripted(words), np.array([float(gamma)]), lambda i: gamma)
+    assert out.tolist() == [side == "below"]
+
+
+def test_a_nan_estimate_goes_to_the_exact_path_instead_of_rejecting():
+    """Fifth privacy review, F2: a NaN estimate compared False both ways and was a silent reject
+    (at sigma near 1e-162 the sampler looped for ever)."""
+    hits = bernoulli_exp(np.random.default_rng(1), np.full(4000, np.nan), lambda i: Fraction(1, 2))
+    p = math.exp(-0.5)
+    assert abs(hits.mean() - p) < 5 * math.sqrt(p * (1 - p) / hits.size)
+
+
+def test_a_huge_gamma_on_the_exact_path_is_decided_at_once():
+    """A uniform in the fast path's window with gamma = 1e12: the cheap 2^-m test rejects it
+    without building a fraction of 10^(4e11) (which stalled the sampler at small sigma)."""
+    gamma = Fraction(10**12)
+    assert bernoulli_exp(Scripted([1 / 2.0**53]), np.array([1e12]), lambda i: gamma).tolist() == [False]
+    # W = 0 for three words, then 1: still far above exp(-1e12), rejected without exact bounds
+    assert bernoulli_exp(Scripted([0.0, 0.0, 0.0, 1 / 2.0**53]), np.array([1e12]), lambda i: gamma).tolist() == [False]
+
+
+def test_the_sampler_works_at_its_floor_and_refuses_below():
+    y = sample_discrete_gaussian(np.random.default_rng(0), dg.MIN_SAMPLER_SIGMA, 50_000)
+    assert not y.any()
+    with pytest.raises(ValueError, match="range"):
+        sample_discrete_gaussian(np.random.default_rng(0), 1e-200, 3)
+
+
 # ---------------------------------------------------------------- unbounded support
 
 def test_the_support_is_unbounded():

@@ -347,3 +347,24 @@ def test_replacing_one_participants_data_leaves_everyone_elses_sample_unchanged(
     outside = list(sizes)
     outside[5] = 0
     assert len(_noised_simulation(_writers(outside, seed=2)).population) == 19
+
+
+# ---------------------------------------------------------------- fifth review: float32's edges, the sampler's floor
+
+@pytest.mark.parametrize("clip, why", [(1e38, "overflow"), (7e-44, "subnormals")])
+def test_a_bound_at_float32s_edges_is_refused_with_noise(clip, why):
+    """F3: the float32 slack of the sensitivity is relative, which fails at overflow (the sum of
+    4 clients at 1e38 is inf, and lands on the grid's edge: 1,895 was recorded where no epsilon
+    holds) and among subnormals (a clip of 7e-44 rounds up to twice itself)."""
+    with pytest.raises(ConfigError, match=f"^aggregation.client_clip: .*{why}"):
+        build({"weighting": "fixed", "client_clip": clip, "noise": "central", "noise_std": 1.0},
+              clients=4, population=100, dim=1000)
+    build({"weighting": "fixed", "client_clip": clip}, clients=4, population=100, dim=1000)  # no noise: no claim
+
+
+def test_central_noise_below_the_samplers_floor_is_refused():
+    """F2: noise_std = 1e-200 was accepted; its sigma underflowed in the sampler, which then
+    looped for ever."""
+    with pytest.raises(ConfigError, match="^aggregation.noise_std: .*floor"):
+        build({"weighting": "fixed", "client_clip": 1.0, "noise": "central", "noise_std": 1e-200},
+              clients=4, population=100, dim=1000)

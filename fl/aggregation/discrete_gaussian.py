@@ -37,12 +37,16 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["sample_discrete_gaussian", "sample_discrete_laplace", "bernoulli_exp", "uniform_below",
-           "MAX_SAMPLER_SIGMA", "FLOAT_TOLERANCE", "MAX_DRAW"]
+           "MAX_SAMPLER_SIGMA", "MIN_SAMPLER_SIGMA", "FLOAT_TOLERANCE", "MAX_DRAW"]
 
 #: the sampler's sigma ceiling (integer units): ``t``, ``U + t V`` and ``sigma^2 / t`` stay exact in
 #: int64 and float64 with room to spare, and the float estimate of the acceptance probability keeps
 #: its error bound (docs/privacy.md, "The exact sampler")
 MAX_SAMPLER_SIGMA = 2.0**31
+
+#: the sampler's sigma floor: below it ``sigma^2`` nears float64's underflow, where the float estimates
+#: stop being estimates (the draws are 0 with probability above ``1 - 2^-60`` anyway)
+MIN_SAMPLER_SIGMA = 2.0**-30
 
 #: the fast path's allowance for the float64 estimate of ``exp(-gamma)`` (absolute); the estimate's
 #: error is below ``2^-51`` plus numpy's ``exp`` error (docs/privacy.md): room for 2^11 and more
@@ -77,38 +81,58 @@ def uniform_below(rng, bound: int, n: int) -> np.ndarray:
 
 
 def _exp_bounds(gamma: Fraction, bits: int) -> tuple[Fraction, Fraction]:
-    """Rationals ``lo <= exp(-gamma) <= hi`` at least ``bits`` bits apart from the truth's neighbours."""
+    """Rationals ``lo <= exp(-gamma) <= hi``, about ``bits`` significant bits tight.
+
+    Every decimal operation runs in a local context (never the thread's global one, which other
+    code may change): the quotient rounded down and up, ``exp`` correctly rounded, then one unit
+    outward.
+    """
     digits = int(bits * 0.30103) + 12
     ctx = decimal.Context(prec=digits, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
-    num, den = decimal.Decimal(gamma.numerator), decimal.Decimal(gamma.denominator)
+    num, den = decimal.Decimal(gamma.numerator), decimal.Decimal(gamma.denominator)  # exact
     ctx.rounding = decimal.ROUND_FLOOR
     g_lo = ctx.divide(num, den)
     ctx.rounding = decimal.ROUND_CEILING
     g_hi = ctx.divide(num, den)
     # exp is correctly rounded (half even) whatever the context's rounding: within half an ulp, so
-    # one ulp outward bounds the truth; exp(-x) falls as x grows
+    # one ulp outward bounds the truth; exp(-x) falls as x grows; minus is exact (same digits)
     ctx.rounding = decimal.ROUND_HALF_EVEN
-    lo = ctx.next_minus(ctx.exp(-g_hi))
-    hi = ctx.next_plus(ctx.exp(-g_lo))
+    lo = ctx.next_minus(ctx.exp(ctx.minus(g_hi)))
+    hi = ctx.next_plus(ctx.exp(ctx.minus(g_lo)))
     return Fraction(lo), Fraction(hi)
 
 
+def _log2_floor(gamma: Fraction) -> int:
+    """An integer ``m`` with ``exp(-gamma) <= 2^-m`` (``m <= gamma log2(e)``; 0 for small ``gamma``)."""
+    capped = gamma if gamma < (1 << 60) else Fraction(1 << 60)
+    return max(0, math.floor(float(capped) * (1.0 - 2.0**-40) * math.log2(math.e)) - 1)
+
+
 def _decide_exactly(rng, first_word: int, gamma: Fraction) -> bool:
-    """``W < exp(-gamma)`` for the uniform ``W`` whose first 53 bits are ``first_word``."""
+    """``W < exp(-gamma)`` for the uniform ``W`` whose first 53 bits are ``first_word``.
+
+    While ``W``'s known bits are too coarse to lie below ``exp(-gamma) <= 2^-m``, only a cheap
+    test runs (``W >= 2^-m`` rejects); the decimal bounds are computed once the bits reach
+    ``2^-m`` (a huge ``gamma`` never builds a huge fraction unless ``W`` starts with ``m`` zeros).
+    """
     if gamma < 0:
         raise ValueError(f"bernoulli_exp: gamma must be >= 0, got {gamma}")
     if gamma == 0:
         return True  # W < 1 always
-    prefix, bits = Fraction(int(first_word), _WORD), 53
+    m = _log2_floor(gamma)
+    numerator, bits = int(first_word), 53  # W lies in [numerator, numerator + 1) / 2^bits
     while True:
-        lo, hi = _exp_bounds(gamma, bits + 32)
-        cell = Fraction(1, 1 << bits)
-        if prefix + cell <= lo:
-            return True
-        if prefix >= hi:
-            return False
+        if numerator and (bits < m or numerator >> (bits - m)):
+            return False  # W >= numerator 2^-bits >= 2^-m >= exp(-gamma)
+        if bits >= m - 8:  # fine enough to be below exp(-gamma): decide with exact bounds
+            lo, hi = _exp_bounds(gamma, bits - m + 40)
+            prefix = Fraction(numerator, 1 << bits)
+            if prefix + Fraction(1, 1 << bits) <= lo:
+                return True
+            if prefix >= hi:
+                return False
         # undecided: draw the next 53 bits of W (and tighten the bounds next time round)
-        prefix += Fraction(int(_words(rng, 1)[0]), 1 << (bits + 53))
+        numerator = (numerator << 53) | int(_words(rng, 1)[0])
         bits += 53
 
 
@@ -132,9 +156,11 @@ def bernoulli_exp(rng, gamma_estimate: np.ndarray, gamma_exact: Callable[[int], 
     tolerance = FLOAT_TOLERANCE if tolerance is None else float(tolerance)
     w = _words(rng, g.size)
     u = w.astype(np.float64) * _CELL  # exact: the cell [u, u + 2^-53) holds W
-    p = np.exp(-g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.exp(-g)
     out = (u + _CELL) <= (p - tolerance)
-    unsure = ~out & (u < p + tolerance)
+    # a NaN estimate compares False both ways: it goes to the exact path, never a silent reject
+    unsure = ~out & ((u < p + tolerance) | ~np.isfinite(p))
     for i in np.flatnonzero(unsure):
         out[i] = _decide_exactly(rng, int(w[i]), gamma_exact(int(i)))
     return out
@@ -179,7 +205,7 @@ def sample_discrete_gaussian(rng, sigma: float, size: int) -> np.ndarray:
     Args:
       rng: the generator (:class:`~fl.aggregation.noise_source.CsprngGenerator`, or a seeded
         ``numpy.random.Generator``); only its ``random`` is used.
-      sigma: the scale parameter, ``0 < sigma <= MAX_SAMPLER_SIGMA``.
+      sigma: the scale parameter, ``MIN_SAMPLER_SIGMA <= sigma <= MAX_SAMPLER_SIGMA``.
       size: number of draws.
 
     Returns:
@@ -192,8 +218,9 @@ def sample_discrete_gaussian(rng, sigma: float, size: int) -> np.ndarray:
     sigma = float(sigma)
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(f"discrete Gaussian sigma must be positive, got {sigma!r}")
-    if sigma > MAX_SAMPLER_SIGMA:
-        raise ValueError(f"discrete Gaussian sigma {sigma:.4g} is above the sampler's ceiling {MAX_SAMPLER_SIGMA:.4g}")
+    if not MIN_SAMPLER_SIGMA <= sigma <= MAX_SAMPLER_SIGMA:
+        raise ValueError(f"discrete Gaussian sigma {sigma:.4g} is outside the sampler's range "
+                         f"[{MIN_SAMPLER_SIGMA:.4g}, {MAX_SAMPLER_SIGMA:.4g}]")
     t = math.floor(sigma) + 1
     s2 = Fraction(sigma) ** 2
     centre = s2 / t

@@ -42,6 +42,13 @@ by walking the stack from the client's raw update to the noised sum (docs/privac
    puts one client into ``j`` slots, moving the sum by up to ``2jC`` with a data-independent but
    unbounded-in-K ``j``; no accountant here covers it, so noise with it is refused.
 
+The float32 rounding of 4 is relative only between float32's underflow and overflow: the bound
+must keep ``K C'`` at most :data:`FLOAT32_SUM_MAX` (``2^100``; near ``2^128`` the sum overflows to
+``inf`` and neighbouring outputs fall on different edges of the grid), and ``C'`` at least
+``sqrt(d)`` :data:`FLOAT32_TINY` (``2^-100``; subnormal coordinates round by ``2^-150``
+absolutely, up to ``sqrt(d) 2^-150`` on the norm, which is then at most ``2^-50 C'``). A bound
+outside is refused.
+
 A noised configuration that no stage bounds is refused with a :class:`~fl.config.ConfigError`
 naming the reason; it never gets a number.
 """
@@ -53,11 +60,15 @@ import math
 from fl.settings import ConfigError
 
 from .config import AggregationConfig
-from .discrete_gaussian import MAX_SAMPLER_SIGMA
+from .discrete_gaussian import MAX_SAMPLER_SIGMA, MIN_SAMPLER_SIGMA
 
 __all__ = ["Sensitivity", "mechanism_sensitivity", "central_grid", "FLOAT32_SLACK", "SUM_SLACK_PER_CLIENT",
-           "GRID_INFLATION", "MAX_GRID_INFLATION"]
+           "GRID_INFLATION", "MAX_GRID_INFLATION", "FLOAT32_SUM_MAX", "FLOAT32_TINY"]
 
+#: the largest K C' accepted with noise: float32's rounding of the sum stays relative below it
+FLOAT32_SUM_MAX = 2.0**100
+#: C' must be at least sqrt(d) times this with noise: subnormal rounding stays below 2^-50 C'
+FLOAT32_TINY = 2.0**-100
 #: relative excess of a float32 vector clipped (and weighted) in float32 over its bound
 FLOAT32_SLACK = 2.0**-20
 #: relative error, per client in the sum, of rounding the sum to float32 before the noise
@@ -150,6 +161,12 @@ def central_grid(sensitivity: float, std: float, dim: int) -> float:
                 "lower aggregation.noise_std (a noise multiplier above about "
                 f"{MAX_GRID_INFLATION * MAX_SAMPLER_SIGMA / root_d:.4g} at this size), or raise the clip bound "
                 "(aggregation.client_clip, server_clip or norm_bound)")
+    if std / gamma < MIN_SAMPLER_SIGMA:
+        raise ConfigError(
+            f"aggregation.noise_std: central noise of std {std:g} is {std / gamma:.3g} units of its grid {gamma:.3g}, "
+            f"below the discrete Gaussian sampler's floor {MIN_SAMPLER_SIGMA:.3g} (noise multiplier "
+            f"{std / sensitivity:.3g}: it would add nothing and protect nothing); raise aggregation.noise_std or set "
+            "aggregation.noise = \"none\"")
     return gamma
 
 
@@ -216,6 +233,17 @@ def mechanism_sensitivity(
             "aggregation.noise = \"none\"")
     sens = Sensitivity(clip=clip, source=source, rounding=rounding, clients=max(1, int(clients_per_round)),
                        dim=max(1, int(dim)))
+    if cfg.noise != "none":
+        if sens.value * sens.clients > FLOAT32_SUM_MAX:
+            raise ConfigError(
+                f"{source}: a bound of {clip:.4g} lets the float32 sum of {sens.clients} clients reach "
+                f"{sens.value * sens.clients:.3g}, beyond {FLOAT32_SUM_MAX:.3g}: near float32's overflow its rounding is no "
+                "longer relative (an inf sum lands on the grid's edge) and no epsilon holds; lower the bound")
+        if sens.value < root_d * FLOAT32_TINY:
+            raise ConfigError(
+                f"{source}: a bound of {clip:.4g} over {dim} coordinates puts the clipped values among float32's "
+                f"subnormals, whose rounding is absolute, not relative (a clipped update can round up to twice its "
+                f"bound), so no epsilon holds; raise the bound above {root_d * FLOAT32_TINY:.3g}")
     if cfg.noise == "central" and cfg.noise_std > 0:
         sens = dataclasses.replace(sens, grid=central_grid(sens.replace_one, cfg.noise_std, dim))
     return sens

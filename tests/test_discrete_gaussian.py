@@ -234,3 +234,27 @@ def test_bad_sigmas_are_refused():
 
 KAT_SIGMA_3 = [2, 0, -6, 3, -1, 1, -3, -4, -1, 3, 1, 2]
 KAT_SIGMA_1E6 = [684699, 85413, -1153884, -1480022]
+
+
+def test_the_exact_bounds_ignore_the_default_contexts_traps():
+    """Sixth review, F1: a Context copies unnamed fields from decimal.DefaultContext, so another
+    library turning on the Inexact trap made every exact-path decision raise."""
+    saved = decimal.DefaultContext.traps.copy()
+    try:
+        decimal.DefaultContext.traps[decimal.Inexact] = True
+        decimal.DefaultContext.traps[decimal.Rounded] = True
+        lo, hi = dg._exp_bounds(Fraction(7, 3), 100)
+    finally:
+        for signal, on in saved.items():
+            decimal.DefaultContext.traps[signal] = on
+    assert lo <= _reference_exp(Fraction(7, 3)) <= hi
+
+
+def test_the_exact_bounds_hold_for_a_large_gamma():
+    """Bounds at gamma = 1e6 + 1/3 (the exact path computes them only after W's first m - 8 bits
+    are zero, m = floor(gamma log2 e) - 1: never for an honest generator, but they must hold)."""
+    gamma = Fraction(3 * 10**6 + 1, 3)
+    lo, hi = dg._exp_bounds(gamma, 100)
+    ctx = decimal.Context(prec=160, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
+    truth = Fraction(ctx.exp(ctx.minus(ctx.divide(decimal.Decimal(gamma.numerator), decimal.Decimal(gamma.denominator)))))
+    assert lo <= truth <= hi and (hi - lo) <= truth * Fraction(1, 2**100)

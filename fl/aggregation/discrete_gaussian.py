@@ -24,7 +24,7 @@ this ends with probability 1. The output's law is the discrete Gaussian's exactl
 support; there is no float approximation and no truncation to pay for.
 
 One bound remains: the integers are int64. A proposal reaching ``2^52`` (``V >= 2^52 / t``:
-probability below ``exp(-2^21)`` per proposal for ``sigma <= 2^31``) raises
+probability below ``exp(1 - 2^21)`` per proposal for ``sigma <= 2^31``) raises
 :class:`OverflowError` instead of being returned, so nothing is ever returned wrong.
 """
 from __future__ import annotations
@@ -87,8 +87,13 @@ def _exp_bounds(gamma: Fraction, bits: int) -> tuple[Fraction, Fraction]:
     code may change): the quotient rounded down and up, ``exp`` correctly rounded, then one unit
     outward.
     """
-    digits = int(bits * 0.30103) + 12
-    ctx = decimal.Context(prec=digits, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
+    # gamma's quotient is rounded relative to gamma, which moves exp(-gamma) by gamma times that:
+    # log10(gamma) more digits keep the bounds ``bits`` tight for large gamma
+    digits = int(bits * 0.30103) + 12 + max(0, len(str(gamma.numerator)) - len(str(gamma.denominator)) + 1)
+    # every field named: a Context copies the unnamed ones (traps included) from DefaultContext,
+    # which other code may change
+    ctx = decimal.Context(prec=digits, rounding=decimal.ROUND_HALF_EVEN, Emin=decimal.MIN_EMIN,
+                          Emax=decimal.MAX_EMAX, capitals=1, clamp=0, flags=[], traps=[])
     num, den = decimal.Decimal(gamma.numerator), decimal.Decimal(gamma.denominator)  # exact
     ctx.rounding = decimal.ROUND_FLOOR
     g_lo = ctx.divide(num, den)
@@ -185,7 +190,7 @@ def sample_discrete_laplace(rng, t: int, size: int) -> np.ndarray:
             alive = alive[more]
             v[alive] += 1
             if alive.size and int(v[alive[0]]) >= MAX_DRAW // t:  # all alive entries share one count
-                raise OverflowError(f"discrete Laplace draw beyond {MAX_DRAW} (probability below exp(-2^21))")
+                raise OverflowError(f"discrete Laplace draw beyond {MAX_DRAW} (probability below exp(1 - 2^21))")
         x = u + t * v
         negative = (_words(rng, u.size) & 1).astype(bool)
         ok = ~(negative & (x == 0))  # -0 would count 0 twice
@@ -213,7 +218,7 @@ def sample_discrete_gaussian(rng, sigma: float, size: int) -> np.ndarray:
 
     Raises:
       ValueError: ``sigma`` out of range.
-      OverflowError: a proposal reached ``2^52`` (probability below ``exp(-2^21)`` per proposal).
+      OverflowError: a proposal reached ``2^52`` (probability below ``exp(1 - 2^21)`` per proposal).
     """
     sigma = float(sigma)
     if not (sigma > 0 and math.isfinite(sigma)):

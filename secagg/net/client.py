@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl as ssl_module
 import sys
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 import numpy as np
 
@@ -61,6 +62,9 @@ async def run_client(
     timeout: float = 60.0,
     drop_at: str | None = None,
     send: Sender | None = None,
+    field_vector: Sequence[int] = (),
+    ssl: "ssl_module.SSLContext | None" = None,
+    server_hostname: str | None = None,
 ) -> str:
     """Play one round over TCP; returns the last step completed (``"done"`` or the drop step).
 
@@ -68,6 +72,9 @@ async def run_client(
       timeout: seconds to wait for the connection, for each server message, and for each write.
       drop_at: a dropout step name (:data:`secagg.steps.STEPS`): close instead of sending it.
       send: how to send each message (default: one frame, flushed within ``timeout``).
+      field_vector: the side vector over GF(q) (``params.field_dim`` ints in ``[0, q)``).
+      ssl: a client-side TLS context (``None``: plain TCP); ``server_hostname`` names the
+        certificate's host when it differs from ``host``.
 
     Raises:
       ServerClosed: the server closed the connection before the round was done.
@@ -81,7 +88,8 @@ async def run_client(
         await write_frame(writer, payload, timeout=timeout)
 
     send = send or default_send
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        host, port, ssl=ssl, server_hostname=server_hostname if ssl is not None else None), timeout)
     try:
         request = None
         for i, spec in enumerate(steps):
@@ -100,7 +108,7 @@ async def run_client(
                                            f"got {type(request).__name__}")
             if spec.dropout == drop_at:
                 return drop_at
-            await send(writer, spec, client_answer(client, spec, request, vector).encode())
+            await send(writer, spec, client_answer(client, spec, request, vector, field_vector).encode())
         return client.stage.value  # done: the server sends nothing more
     finally:
         writer.close()

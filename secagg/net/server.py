@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl as ssl_module
 import sys
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -67,6 +68,8 @@ async def serve_round(
     on_step: Callable[[str], None] | None = None,
     faults: dict[int, Exception] | None = None,
     log: Callable[[str], None] = lambda s: None,
+    exclude: Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
+    ssl: "ssl_module.SSLContext | None" = None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
@@ -77,6 +80,10 @@ async def serve_round(
       on_step: called with each protocol step's name (:class:`secagg.protocol.StepSpec`) as it begins.
       faults: filled with ``{client: exception}`` for each client dropped after it joined
         (closed, timed out, oversized frame, refused message).
+      exclude: called, at the step that takes exclusions, with the ids whose masked inputs
+        arrived; returns the clients to leave out before unmasking, with reasons (the in-process
+        driver's hook of the same name).
+      ssl: a server-side TLS context (``None``: plain TCP).
 
     Raises:
       TooFewSurvivors: the round fell below the threshold.
@@ -174,7 +181,7 @@ async def serve_round(
             if u not in outbox:
                 conns.pop(u).close()
 
-    listener = await asyncio.start_server(handle, host, port)
+    listener = await asyncio.start_server(handle, host, port, ssl=ssl)
     bound_port = listener.sockets[0].getsockname()[1]
     if on_listening is not None:
         on_listening(bound_port)
@@ -192,7 +199,10 @@ async def serve_round(
             await exchange(out, spec)
             if spec is steps[-1]:
                 return server.finish()
-            out = server_close(server, spec)
+            if spec.takes_exclude:
+                out = server_close(server, spec, dict(exclude(server.arrived)) if exclude is not None else {})
+            else:
+                out = server_close(server, spec)
         raise AssertionError("unreachable: the protocol table ends with the unmasking step")  # pragma: no cover
     finally:
         finished.set()

@@ -6,7 +6,7 @@
     sabre run --resume RUN_DIR [--set run.rounds=N ...]
     sabre run CONFIG.toml --transport tcp --processes N [--tls]   (a local server and N client processes)
     sabre serve CONFIG.toml [--host H] [--port P] [--tls-cert C --tls-key K] [--set ...] [--out DIR]
-    sabre client --server H:P --data PATH --writers IDS [--tls-ca C]
+    sabre client --server H:P --data PATH --writers IDS [--tls-ca C] [--attack]
     sabre demo [--out DIR]
     sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
@@ -114,7 +114,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
         raise ConfigError(str(e)) from None
     ctx = client_context(args.tls_ca) if args.tls_ca else None
     run_clients(host, port, args.data, writers, ssl_context=ctx, server_hostname=args.tls_name,
-                timeout=args.timeout, log=_net_log("client"))
+                timeout=args.timeout, attack=args.attack, log=_net_log("client"))
     return 0
 
 
@@ -246,6 +246,8 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(default: the --server host)")
     cli.add_argument("--timeout", type=float, default=600.0,
                      help="seconds to wait for the server at any point (default 600)")
+    cli.add_argument("--attack", action="store_true",
+                     help="play the config's [attack] for these writers when its schedule makes them malicious")
     cli.set_defaults(func=_cmd_client)
 
     demo = sub.add_parser("demo", help="the whole story on built-in data: clean training, a boosted backdoor "

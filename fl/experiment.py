@@ -143,7 +143,8 @@ def _public_mean_weight(agg) -> float | None:
     return None
 
 
-def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
+def build_run_adversary(cfg: ExperimentConfig, dataset) -> Any:
+    """The adversary of ``cfg.attack`` on ``dataset`` (``None`` for a clean run), as a run builds it."""
     if cfg.attack is None or not cfg.attack.enabled:
         return None
     try:
@@ -192,7 +193,7 @@ def _prepare(cfg: ExperimentConfig, dataset=None, simulation: Callable[..., Simu
     """Load the data and build the adversary and the simulation (no files written)."""
     check_private_start(cfg)  # configs built in code skip parse_config
     dataset = dataset if dataset is not None else open_dataset(cfg)
-    adversary = _build_adversary(cfg, dataset)
+    adversary = build_run_adversary(cfg, dataset)
     sim = (simulation or Simulation)(cfg, dataset, adversary=adversary)
     if cfg.run.init_from:
         sim.params = load_initial_params(cfg.run.init_from, cfg.source, sim.dim).to(sim.device)

@@ -13,6 +13,7 @@ import torch
 from fl.cli import main
 from fl.config import load_config, find_config
 from fl.experiment import read_checkpoint, run_experiment
+from fl.model import init_params
 from fl.net.client import parse_writers
 from fl.net.messages import (Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
                              encode)
@@ -50,6 +51,64 @@ def test_tcp_secure_sum_gives_the_in_process_model(tmp_path, capsys):
                                                        for r in rows_b[1:]]
 
 
+ATTACK_CONFIG = """
+[run]
+name = "net_attack"
+seed = 5
+rounds = 1
+device = "cpu"
+checkpoint_every = 1
+
+[data]
+path = "synthetic:16:3"
+
+[model]
+name = "small_cnn"
+
+[fedavg]
+clients_per_round = 3
+epochs = 1
+batch_size = 20
+client_lr = 0.1
+
+[aggregation]
+secure = true
+weighting = "fixed"
+norm_bound = 0.5
+secagg_dropout = 0.3
+
+[attack]
+kind = "boosted"
+num_tasks = 3
+frequency = 1
+cheat = "prove_over_bound"
+cheat_factor = 1.1
+
+[eval]
+every = 1
+"""
+
+
+@pytest.mark.slow
+def test_tls_proofs_and_a_rejected_attacker_give_the_in_process_model(tmp_path):
+    # real range proofs; the attacker (a client process with --attack) proves a vector over the
+    # bound, fails verification, is excluded before unmasking; the two honest clients' sum is used
+    cfg_path = tmp_path / "attack.toml"
+    cfg_path.write_text(ATTACK_CONFIG)
+    run_experiment(load_config(cfg_path), out=tmp_path / "inproc", progress=False)
+    assert main(["run", str(cfg_path), "--out", str(tmp_path / "tcp"), "-q", "--transport", "tcp",
+                 "--processes", "2", "--tls"]) == 0
+    rounds = [(tmp_path / d / "rounds.csv").read_text().splitlines() for d in ("inproc", "tcp")]
+    for rows in rounds:
+        head = rows[0].split(",")
+        row = dict(zip(head, rows[1].split(",")))
+        assert (row["round_failed"], row["malicious"], row["rejected"], row["clients"]) == ("0", "1", "1", "2")
+        assert row["norm_proof_rejected"] == "1.0"
+    ref, got = _final(tmp_path / "inproc"), _final(tmp_path / "tcp")
+    assert not torch.equal(ref, init_params("small_cnn", 5))  # the model moved
+    assert torch.equal(got, ref)
+
+
 def test_tcp_refuses_a_plaintext_pipeline(tmp_path, capsys):
     # the server would see every update in the clear: refused before any process starts
     code = main(["run", "synthetic_small", "--out", str(tmp_path / "x"), "-q", "--transport", "tcp",
@@ -61,14 +120,14 @@ def test_tcp_refuses_a_plaintext_pipeline(tmp_path, capsys):
 # ---------------------------------------------------------------------------- messages
 def test_messages_round_trip():
     params = np.arange(7, dtype=np.float32) / 3
-    msgs = [Hello(3), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, params),
+    msgs = [Hello(3), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
             Update(15, 20.0, "int64", {"norm_proof": {"commitment": b"\x00\x01", "proof": b"\xff" * 9},
                                        "field_vector": [2 ** 255 + 7]}, {"quantize_clipped": 3.0}, ["e"], None),
             SecAggStart(15, 2, 4, 1, "ab" * 16, 5555), RoundEnd(2), Bye()]
     for m in msgs:
         back = decode(encode(m))
         if isinstance(m, RoundStart):
-            assert (back.round, back.message_id, back.expected_clients) == (2, 15, 4)
+            assert (back.round, back.message_id, back.expected_clients, back.sampled) == (2, 15, 4, [1, 2, 0])
             assert np.array_equal(back.params, params) and back.params.dtype == np.float32
         else:
             assert back == m
@@ -93,7 +152,8 @@ GOOD_UPDATE = {"message_id": 1, "weight": 1.0, "dtype": "int64", "extras": {}, "
     (_frame(1, {}), "expected the fields"),
     (struct.pack(">BI", 1, 3) + b"\xff\xfe{", "not JSON"),
     (_frame(1, {"writer": 3}, b"x"), "carries no blob"),
-    (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2}, b"abc"), "float32"),
+    (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": []}, b"abc"), "float32"),
+    (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": [-1]}), "writer ids"),
     (_frame(4, {**GOOD_UPDATE, "dtype": "float64"}), "integers"),
     (_frame(4, {**GOOD_UPDATE, "dtype": "object"}), "integers"),
     (_frame(4, {**GOOD_UPDATE, "dtype": "no such type"}), "dtype"),

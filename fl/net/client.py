@@ -9,6 +9,7 @@ own side of the SecAgg round (:func:`secagg.net.client.run_client`) with its own
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import ssl
 import sys
@@ -23,10 +24,10 @@ from fl.aggregation.base import InvalidUpdate
 from fl.aggregation.prepare import finite_or_zero
 from fl.aggregation.remote import client_halves
 from fl.config import ConfigError, ExperimentConfig, parse_config
-from fl.experiment import open_dataset
+from fl.experiment import build_run_adversary, open_dataset
 from fl.model import num_params
 from fl.net.server import network_pipeline
-from fl.simulation import to_client_data
+from fl.simulation import Simulation, to_client_data
 from fl.training import LocalConfig, train_clients
 from secagg.errors import SecAggError
 from secagg.net.client import run_client
@@ -69,6 +70,10 @@ class _Run:
     dim: int
     local: LocalConfig
     data: dict
+    adversary: object = None
+    view: Simulation | None = None
+    #: round -> (message ids of the malicious slots, their forged messages)
+    forged: dict = dataclasses.field(default_factory=dict)
 
 
 class ClientProcess:
@@ -81,12 +86,16 @@ class ClientProcess:
       ssl_context: a client-side TLS context (``None``: plain TCP); ``server_hostname`` the name
         its certificate must carry (default ``host``).
       timeout: seconds to wait for the server at any one point (between rounds included).
+      attack: play the config's attack: a writer its schedule makes malicious in a round uploads
+        what the adversary forges (computed for all the round's attackers at once, as the
+        simulation does, so the split of writers across processes changes nothing).
       log: where to write what happens.
     """
 
     def __init__(self, host: str, port: int, data_path: str, writers: Sequence[int], *,
                  ssl_context: ssl.SSLContext | None = None, server_hostname: str | None = None,
-                 timeout: float = 600.0, log: Callable[[str], None] = lambda s: None):
+                 timeout: float = 600.0, attack: bool = False, log: Callable[[str], None] = lambda s: None):
+        self.attack = attack
         self.host, self.port = host, port
         self.data_path = data_path
         self.writers = list(writers)
@@ -116,6 +125,12 @@ class ClientProcess:
         while hasattr(inner, "inner"):
             inner = inner.inner
         run = _Run(cfg, pipeline, inner, dim, local, data)
+        if self.attack:
+            run.adversary = build_run_adversary(cfg, dataset)
+            if run.adversary is None:
+                raise ConfigError("--attack: the server's config has no enabled [attack] section")
+            # the adversary trains with the run's model and data through the simulation's own view
+            run.view = Simulation(cfg, dataset, pipeline=pipeline, device=torch.device("cpu"))
         self._runs[config_text] = run
         return run
 
@@ -128,13 +143,17 @@ class ClientProcess:
                            expected_clients=start.expected_clients)
         mid = start.message_id
         data = run.data[writer]
-        delta = train_clients(cfg.model.name, torch.from_numpy(start.params.copy()), [data], run.local,
-                              [ctx.derive_seed("train", mid)], "cpu", cfg.run.training_path)
-        update, replaced = finite_or_zero(np.ascontiguousarray(delta.detach().to("cpu", torch.float32).numpy()[0]))
-        if replaced:
-            ctx.record("client_nonfinite_zeroed", 1)
-            ctx.events.append("non-finite update after training; sent zeros")
-        message = ClientMessage(mid, update, weight=float(len(data)))
+        forged = self._forged(run, start, ctx)
+        if mid in forged:  # this writer is one of the round's attackers
+            message = forged[mid]
+        else:
+            delta = train_clients(cfg.model.name, torch.from_numpy(start.params.copy()), [data], run.local,
+                                  [ctx.derive_seed("train", mid)], "cpu", cfg.run.training_path)
+            update, replaced = finite_or_zero(np.ascontiguousarray(delta.detach().to("cpu", torch.float32).numpy()[0]))
+            if replaced:
+                ctx.record("client_nonfinite_zeroed", 1)
+                ctx.events.append("non-finite update after training; sent zeros")
+            message = ClientMessage(mid, update, weight=float(len(data)))
         try:
             out = client_halves(run.pipeline, message, ctx)
         except InvalidUpdate as exc:
@@ -144,6 +163,24 @@ class ClientProcess:
         up = Update(mid, float(out.weight), str(out.vector.dtype), {k: v for k, v in out.extras.items()},
                     dict(ctx.measurements), list(ctx.events), None)
         return up, (vector, field)
+
+    def _forged(self, run: _Run, start: RoundStart, ctx: RoundContext) -> dict[int, ClientMessage]:
+        """The adversary's messages of this round, by message id (empty when it plays no one)."""
+        if run.adversary is None:
+            return {}
+        r = start.round
+        if r not in run.forged:
+            sampled = list(start.sampled)
+            ids = run.view.message_ids(sampled)
+            bad = set(run.adversary.plan_round(r, sampled, ctx.rng("adversary")))
+            slots_bad = [s for s, c in enumerate(sampled) if c in bad]
+            messages = run.adversary.malicious_messages(
+                run.view, r, [sampled[s] for s in slots_bad], torch.from_numpy(start.params.copy()))
+            if len(messages) != len(slots_bad):
+                raise RuntimeError(f"adversary returned {len(messages)} messages for {len(slots_bad)} clients")
+            run.forged = {r: {ids[s]: m if m.client_id == ids[s] else m.replace(client_id=ids[s])
+                              for s, m in zip(slots_bad, messages)}}
+        return run.forged[r]
 
     async def _writer(self, writer: int) -> None:
         reader, conn = await asyncio.wait_for(asyncio.open_connection(
@@ -163,7 +200,8 @@ class ClientProcess:
                 if isinstance(msg, Bye):
                     return
                 if isinstance(msg, RoundStart):
-                    up, keep = self._update(run, writer, msg)
+                    up, keep = await asyncio.get_running_loop().run_in_executor(
+                        self._worker, self._update, run, writer, msg)
                     if keep is not None:
                         kept[msg.message_id] = keep
                     await write_frame(conn, encode(up), timeout=self.timeout)
@@ -189,7 +227,13 @@ class ClientProcess:
             self.log(f"writer {writer}: secure aggregation ended early: {type(exc).__name__}: {exc}")
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._writer(w) for w in self.writers))
+        # Training and the client halves run on one worker thread, one writer at a time: the
+        # event loop stays free for the connections, and the proofs' OpenSSL calls (petlib) can
+        # leave nothing in the loop thread's OpenSSL error queue (OpenSSL keeps one per thread),
+        # where the ssl module's next TLS call would read it as its own failure.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sabre-client") as worker:
+            self._worker = worker
+            await asyncio.gather(*(self._writer(w) for w in self.writers))
 
 
 def run_clients(host: str, port: int, data_path: str, writers: Sequence[int], **kw) -> None:

@@ -58,7 +58,8 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
               timeout: float = 600.0, log: Callable[[str], None] = lambda s: None) -> RunSummary:
     """``sabre run --transport tcp``: a server here and ``processes`` client processes on 127.0.0.1.
 
-    The writers with training data are dealt round-robin to the processes. With ``tls`` a fresh
+    The writers with training data are dealt round-robin to the processes; with an enabled
+    ``[attack]`` every process plays it for its writers (``sabre client --attack``). With ``tls`` a fresh
     CA and server certificate are made in a temporary directory, removed at the end.
 
     Raises:
@@ -70,6 +71,7 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
     writers = open_dataset(resolved).train_clients()
     network_pipeline(resolved, num_params(cfg.model.name), len(writers), None)  # refuse before any process starts
     groups = [writers[i::processes] for i in range(min(processes, len(writers)))]
+    attack = cfg.attack is not None and cfg.attack.enabled
     tmp = tempfile.mkdtemp(prefix="sabre-tls-") if tls else None
     procs: list[subprocess.Popen] = []
     try:
@@ -85,6 +87,8 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
                        "--data", resolved.data.path, "--writers", ",".join(map(str, g)), "--timeout", str(timeout)]
                 if ca is not None:
                     cmd += ["--tls-ca", str(ca)]
+                if attack:
+                    cmd.append("--attack")
                 procs.append(subprocess.Popen(cmd, env=dict(os.environ)))
 
         summary = serve(cfg, ssl_context=ctx, out=out, progress=progress, join_timeout=timeout, timeout=timeout,

@@ -128,10 +128,12 @@ class RoundStart(_Message):
     """The model ``params`` (float32) and the facts the client's round context needs."""
 
     KIND: ClassVar[int] = 3
-    FIELDS: ClassVar = {"round": (int,), "message_id": (int,), "expected_clients": (int,)}
+    FIELDS: ClassVar = {"round": (int,), "message_id": (int,), "expected_clients": (int,), "sampled": (list,)}
     round: int
     message_id: int
     expected_clients: int
+    #: the round's sampled writers in slot order (an attacker's schedule reads it)
+    sampled: list = dataclasses.field(default_factory=list)
     params: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
 
     def blob(self) -> bytes:
@@ -141,6 +143,8 @@ class RoundStart(_Message):
     def build(cls, header, blob):
         if len(blob) % 4:
             raise MalformedFrame("RoundStart: the model is not a whole number of float32")
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in header["sampled"]):
+            raise MalformedFrame("RoundStart: sampled must be writer ids")
         return cls(**header, params=np.frombuffer(blob, dtype="<f4").astype(np.float32))
 
 

@@ -48,14 +48,17 @@ def network_pipeline(cfg: ExperimentConfig, dim: int, population: int, session: 
 class NetworkSimulation(Simulation):
     """A :class:`Simulation` whose clients train in their own processes.
 
+    The attack of the config, if any, is built here as in the simulation, but only to measure:
+    its schedule names the round's attackers for the ``malicious`` column and its backdoor task
+    is evaluated on the global model. It makes no update: attackers are client processes
+    (``sabre client --attack``) that play the same adversary on their own writers.
+
     Args:
       session: the connected clients.
-      (others as :class:`Simulation`; an adversary is refused: attackers are client processes.)
+      (others as :class:`Simulation`.)
     """
 
     def __init__(self, cfg: ExperimentConfig, dataset, *, session: ServerSession, **kw):
-        if kw.get("adversary") is not None:
-            raise ConfigError("attack: over the network an attacker is a client process (sabre client --attack)")
         population = len(dataset.train_clients())
         pipeline = network_pipeline(cfg, session.dim, population, session)
         super().__init__(cfg, dataset, pipeline=pipeline, **kw)

@@ -147,7 +147,7 @@ class ServerSession:
                     out[mid] = "not_connected"
                     continue
                 try:
-                    await write_frame(link.writer, encode(RoundStart(round_index, mid, expected_clients, params)),
+                    await write_frame(link.writer, encode(RoundStart(round_index, mid, expected_clients, [w for w, _ in slots], params)),
                                       timeout=self.timeout)
                     up = decode(await read_frame(link.reader, update_bound(self.dim), timeout=self.timeout), Update)
                     if up.message_id != mid:

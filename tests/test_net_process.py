@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from fl.aggregation.config import AggregationConfig
 from fl.cli import main
+from fl.config import ConfigError
 from fl.config import load_config, find_config
 from fl.experiment import read_checkpoint, run_experiment
 from fl.model import init_params
@@ -49,6 +51,22 @@ def test_tcp_secure_sum_gives_the_in_process_model(tmp_path, capsys):
     col = rows_a[0].split(",").index("quantize_clipped")
     assert [r.split(",")[col] for r in rows_a[1:]] == [r.split(",")[rows_b[0].split(",").index("quantize_clipped")]
                                                        for r in rows_b[1:]]
+
+
+@pytest.mark.slow
+def test_tcp_active_variant_gives_the_in_process_model(tmp_path, capsys):
+    # signed messages and the consistency check: each client signs with a fresh key and sends its
+    # verify key with its update; the server publishes the registry with the SecAgg invitation
+    active = SECURE + ["aggregation.secagg_active=true"]
+    ref = _in_process(tmp_path, active)
+    args = ["run", "synthetic_small", "--out", str(tmp_path / "tcp"), "-q", "-v", "--transport", "tcp",
+            "--processes", "2"]
+    for s in active:
+        args += ["--set", s]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("step consistency_check") == 2, err  # the active variant ran, once per round
+    assert torch.equal(_final(tmp_path / "tcp"), ref)
 
 
 ATTACK_CONFIG = """
@@ -123,7 +141,9 @@ def test_messages_round_trip():
     msgs = [Hello(3), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
             Update(15, 20.0, "int64", {"norm_proof": {"commitment": b"\x00\x01", "proof": b"\xff" * 9},
                                        "field_vector": [2 ** 255 + 7]}, {"quantize_clipped": 3.0}, ["e"], None),
-            SecAggStart(15, 2, 4, 1, "ab" * 16, 5555), RoundEnd(2), Bye()]
+            Update(16, 1.0, "uint32", {}, {}, [], None, "0f" * 32),
+            SecAggStart(15, 2, 4, 1, "ab" * 16, 5555), SecAggStart(15, 2, 2, 0, "ab" * 16, 1, ["00" * 32, "a1" * 32]),
+            RoundEnd(2), Bye()]
     for m in msgs:
         back = decode(encode(m))
         if isinstance(m, RoundStart):
@@ -139,7 +159,8 @@ def _frame(kind: int, header: dict, blob: bytes = b"") -> bytes:
 
 
 GOOD_UPDATE = {"message_id": 1, "weight": 1.0, "dtype": "int64", "extras": {}, "measurements": {}, "events": [],
-               "refused": None}
+               "refused": None, "verify_key": ""}
+GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab" * 16, "port": 1, "verify_keys": []}
 
 
 @pytest.mark.parametrize("data, why", [
@@ -162,6 +183,12 @@ GOOD_UPDATE = {"message_id": 1, "weight": 1.0, "dtype": "int64", "extras": {}, "
     (_frame(4, {**GOOD_UPDATE, "measurements": {"a": "1"}}), "numbers"),
     (_frame(4, {**GOOD_UPDATE, "refused": ["a", "b"]}), "refused"),
     (_frame(4, {**GOOD_UPDATE, "events": [1]}), "events"),
+    (_frame(4, {**GOOD_UPDATE, "verify_key": "AB" * 32}), "verify_key"),
+    (_frame(4, {**GOOD_UPDATE, "verify_key": "ab" * 31}), "verify_key"),
+    (_frame(5, {**GOOD_START, "verify_keys": ["ab" * 32]}), "verify_keys"),
+    (_frame(5, {**GOOD_START, "verify_keys": ["ab" * 32, 7]}), "verify_keys"),
+    (_frame(5, {**GOOD_START, "round_id": "ab"}), "round_id"),
+    (_frame(5, {**GOOD_START, "round_id": "zz" * 16}), "round_id"),
 ])
 def test_malformed_frames_are_refused(data, why):
     with pytest.raises(MalformedFrame, match=why):
@@ -184,3 +211,12 @@ def test_parse_writers():
     for bad in ("", "a", "3-1", "1,1", "-2", "1-"):
         with pytest.raises(ValueError):
             parse_writers(bad)
+
+
+@pytest.mark.parametrize("extra, why", [
+    ({"secagg_active": True}, "needs aggregation.secure"),
+    ({"secagg_active": True, "secure": True, "secagg_graph": "sparse"}, "complete graph only"),
+])
+def test_secagg_active_is_checked_against_the_other_keys(extra, why):
+    with pytest.raises(ConfigError, match=why):
+        AggregationConfig.from_table(extra)

@@ -30,8 +30,10 @@ from fl.net.server import network_pipeline
 from fl.simulation import Simulation, to_client_data
 from fl.training import LocalConfig, train_clients
 from secagg.errors import SecAggError
+from secagg.keys import SigningKey
 from secagg.net.client import run_client
 from secagg.net.framing import read_frame, write_frame
+from secagg.randomness import SystemRandom
 
 from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, round_bound)
@@ -160,9 +162,12 @@ class ClientProcess:
             refused = [getattr(exc, "stage", ""), exc.reason, str(exc)]
             return Update(mid, message.weight, "int64", {}, dict(ctx.measurements), list(ctx.events), refused), None
         vector, field = run.secure_sum.client_input(out)
+        # the active variant signs its SecAgg messages with a key fresh for this round (as the
+        # in-process driver does); the server relays the verify keys to all participants
+        key = SigningKey.generate(SystemRandom()) if run.secure_sum.active else None
         up = Update(mid, float(out.weight), str(out.vector.dtype), {k: v for k, v in out.extras.items()},
-                    dict(ctx.measurements), list(ctx.events), None)
-        return up, (vector, field)
+                    dict(ctx.measurements), list(ctx.events), None, key.verify_key.hex() if key else "")
+        return up, (vector, field, key)
 
     def _forged(self, run: _Run, start: RoundStart, ctx: RoundContext) -> dict[int, ClientMessage]:
         """The adversary's messages of this round, by message id (empty when it plays no one)."""
@@ -215,14 +220,25 @@ class ClientProcess:
         finally:
             conn.close()
 
-    async def _secagg(self, run: _Run, writer: int, start: SecAggStart, vector: np.ndarray, field: list) -> None:
+    async def _secagg(self, run: _Run, writer: int, start: SecAggStart, vector: np.ndarray, field: list,
+                      key: SigningKey | None) -> None:
         params = run.secure_sum.params_for(start.n, start.field_dim)
         if not 1 <= start.pid <= start.n or len(field) != start.field_dim:
             raise MalformedFrame(f"SecAggStart: protocol id {start.pid} of {start.n}, field_dim {start.field_dim}")
+        registry = None
+        if params.active:
+            if len(start.verify_keys) != start.n:
+                raise MalformedFrame("SecAggStart: the active variant needs every participant's verify key")
+            registry = {i + 1: bytes.fromhex(k) for i, k in enumerate(start.verify_keys)}
+            if registry[start.pid] != key.verify_key:
+                raise MalformedFrame(f"SecAggStart: the registry holds another key for this client (id {start.pid})")
+        elif start.verify_keys:
+            raise MalformedFrame("SecAggStart: verify keys outside the active variant")
         try:
             await run_client(params, start.pid, bytes.fromhex(start.round_id), vector, host=self.host,
                              port=start.port, timeout=self.timeout, field_vector=field, ssl=self.ssl_context,
-                             server_hostname=self.server_hostname if self.ssl_context is not None else None)
+                             server_hostname=self.server_hostname if self.ssl_context is not None else None,
+                             signing_key=key, verify_keys=registry)
         except (SecAggError, OSError) as exc:  # dropped or excluded by the server: the round goes on
             self.log(f"writer {writer}: secure aggregation ended early: {type(exc).__name__}: {exc}")
 

@@ -55,6 +55,10 @@ class MalformedFrame(ValueError):
     """A frame that is not a well-formed message of the kind expected."""
 
 
+def _is_key(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def _pack(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         raise MalformedFrame("extras nested too deeply")
@@ -154,11 +158,14 @@ class Update(_Message):
 
     ``refused``: ``[stage, reason, text]`` when one of its halves refused the update.
     ``dtype``: the integer type of the vector it keeps (``"int64"``, ``"uint32"``, ...).
+    ``verify_key``: its signature verify key for the round's SecAgg (hex of 32 bytes; ``""``
+    outside the active variant).
     """
 
     KIND: ClassVar[int] = 4
     FIELDS: ClassVar = {"message_id": (int,), "weight": (float, int), "dtype": (str,), "extras": (dict,),
-                        "measurements": (dict,), "events": (list,), "refused": (list, type(None))}
+                        "measurements": (dict,), "events": (list,), "refused": (list, type(None)),
+                        "verify_key": (str,)}
     message_id: int
     weight: float
     dtype: str
@@ -166,6 +173,7 @@ class Update(_Message):
     measurements: dict
     events: list
     refused: list | None = None
+    verify_key: str = ""
 
     def header(self):
         h = super().header()
@@ -192,6 +200,8 @@ class Update(_Message):
             raise MalformedFrame(f"Update: unknown dtype {header['dtype']!r}") from None
         if dt.kind not in "iu" or dt.itemsize > 8:
             raise MalformedFrame(f"Update: the vector must be integers of at most 64 bits, got {dt}")
+        if header["verify_key"] and not _is_key(header["verify_key"]):
+            raise MalformedFrame("Update: verify_key must be 64 hex digits")
         header["weight"] = float(header["weight"])
         return cls(**header)
 
@@ -202,13 +212,29 @@ class SecAggStart(_Message):
 
     KIND: ClassVar[int] = 5
     FIELDS: ClassVar = {"message_id": (int,), "pid": (int,), "n": (int,), "field_dim": (int,),
-                        "round_id": (str,), "port": (int,)}
+                        "round_id": (str,), "port": (int,), "verify_keys": (list,)}
     message_id: int
     pid: int
     n: int
     field_dim: int
     round_id: str
     port: int
+    #: the active variant's registry: protocol id ``i + 1``'s verify key (hex) at ``i``; empty otherwise
+    verify_keys: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def build(cls, header, blob):
+        if blob:
+            raise MalformedFrame("SecAggStart carries no blob")
+        keys = header["verify_keys"]
+        if keys and (len(keys) != header["n"] or not all(isinstance(k, str) and _is_key(k) for k in keys)):
+            raise MalformedFrame("SecAggStart: verify_keys must be n keys of 64 hex digits")
+        try:
+            if len(bytes.fromhex(header["round_id"])) != 16:
+                raise ValueError
+        except ValueError:
+            raise MalformedFrame("SecAggStart: round_id must be 32 hex digits") from None
+        return cls(**header)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,6 +63,7 @@ class NetworkSimulation(Simulation):
         pipeline = network_pipeline(cfg, session.dim, population, session)
         super().__init__(cfg, dataset, pipeline=pipeline, **kw)
         self.session = session
+        self.secure_sum = check_splittable(pipeline)
         # each round samples among the writers connected at the start, as the simulation samples
         # among all writers with data (the same draws when every writer is connected)
         connected = set(session.connected())
@@ -76,6 +77,13 @@ class NetworkSimulation(Simulation):
         slots = [(sampled[s], ids[s]) for s in range(len(sampled))]
         params = self.params.detach().to("cpu").numpy()
         updates = self.session.updates(r, slots, self.clients_per_round, params)
+        if self.secure_sum.active:
+            # the active variant needs one distinct verify key per client: a client that sent none,
+            # or one another client also sent, is left out (named), the round goes on
+            keys = [u.verify_key for u in updates.values() if not isinstance(u, str)]
+            for mid, up in list(updates.items()):
+                if not isinstance(up, str) and (not up.verify_key or keys.count(up.verify_key) > 1):
+                    updates[mid] = "no_distinct_verify_key"
         messages = []
         for mid in ids:
             up = updates[mid]

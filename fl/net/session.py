@@ -79,6 +79,8 @@ class ServerSession:
         self.port: int = self._listener.sockets[0].getsockname()[1]
         #: message id -> writer of the round in progress
         self.round_writers: dict[int, int] = {}
+        #: message id -> the verify key its client sent with its update (active variant)
+        self.verify_keys: dict[int, bytes] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, coro):
@@ -132,6 +134,7 @@ class ServerSession:
           ``{message id: Update}``, or the reason (a string) for a slot whose client failed.
         """
         self.round_writers = {mid: w for w, mid in slots}
+        self.verify_keys = {}
         return self._call(self._updates(round_index, slots, expected_clients, params))
 
     async def _updates(self, round_index, slots, expected_clients, params):
@@ -153,6 +156,8 @@ class ServerSession:
                     if up.message_id != mid:
                         raise MalformedFrame(f"Update for message {up.message_id}, expected {mid}")
                     out[mid] = up
+                    if up.verify_key:
+                        self.verify_keys[mid] = bytes.fromhex(up.verify_key)
                 except _FAILURES as exc:
                     out[mid] = f"dropped: {type(exc).__name__}"
                     self._drop(w, f"{type(exc).__name__}: {exc}")
@@ -185,6 +190,10 @@ class ServerSession:
 
     async def _secagg(self, params, pids, round_id, dim, exclude):
         faults: dict[int, Exception] = {}
+        # the active variant's registry, published to every participant with its invitation: the
+        # keys the clients sent with their updates (the server is trusted to relay them; see
+        # docs/secagg.md, "Running a federated run over the network")
+        registry = {p: self.verify_keys[m] for p, m in sorted(pids.items())} if params.active else {}
         invited = asyncio.get_running_loop().create_future()
 
         def listening(port: int) -> None:
@@ -194,7 +203,8 @@ class ServerSession:
                     link = self.links.get(w) if w is not None else None
                     if link is None:
                         return
-                    start = SecAggStart(mid, pid, params.num_clients, params.field_dim, round_id.hex(), port)
+                    start = SecAggStart(mid, pid, params.num_clients, params.field_dim, round_id.hex(), port,
+                                        [registry[p].hex() for p in sorted(registry)])
                     try:
                         await write_frame(link.writer, encode(start), timeout=self.timeout)
                     except _FAILURES as exc:
@@ -206,7 +216,7 @@ class ServerSession:
         result = await serve_round(params, round_id, dim, host=self.host, port=self.secagg_port,
                                    join_timeout=self.secagg_timeout, step_timeout=self.secagg_timeout,
                                    on_listening=listening, faults=faults, exclude=exclude, ssl=self.ssl_context,
-                                   log=self.log)
+                                   log=self.log, verify_keys=registry if params.active else None)
         await invited
         return result, faults
 

@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import ssl as ssl_module
 import sys
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..client import SecAggClient
 from ..errors import ConfigError, MalformedMessage, SecAggError
+from ..keys import SigningKey
 from ..messages import decode_message
 from ..params import SecAggParams
 from ..prg import ring_dtype
@@ -65,6 +66,8 @@ async def run_client(
     field_vector: Sequence[int] = (),
     ssl: "ssl_module.SSLContext | None" = None,
     server_hostname: str | None = None,
+    signing_key: SigningKey | None = None,
+    verify_keys: Mapping[int, bytes] | None = None,
 ) -> str:
     """Play one round over TCP; returns the last step completed (``"done"`` or the drop step).
 
@@ -75,6 +78,8 @@ async def run_client(
       field_vector: the side vector over GF(q) (``params.field_dim`` ints in ``[0, q)``).
       ssl: a client-side TLS context (``None``: plain TCP); ``server_hostname`` names the
         certificate's host when it differs from ``host``.
+      signing_key, verify_keys: this client's signing key and every client's verify key (the
+        active variant).
 
     Raises:
       ServerClosed: the server closed the connection before the round was done.
@@ -82,7 +87,7 @@ async def run_client(
       DecodeError: a server message over its step's bound, malformed, or not the step's request.
     """
     steps = protocol_steps(params)
-    client = SecAggClient(params, client_id, round_id)
+    client = SecAggClient(params, client_id, round_id, signing_key=signing_key, verify_keys=verify_keys)
 
     async def default_send(writer: asyncio.StreamWriter, step: StepSpec, payload: bytes) -> None:
         await write_frame(writer, payload, timeout=timeout)

@@ -70,6 +70,7 @@ async def serve_round(
     log: Callable[[str], None] = lambda s: None,
     exclude: Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
     ssl: "ssl_module.SSLContext | None" = None,
+    verify_keys: Mapping[int, bytes] | None = None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
@@ -84,16 +85,18 @@ async def serve_round(
         arrived; returns the clients to leave out before unmasking, with reasons (the in-process
         driver's hook of the same name).
       ssl: a server-side TLS context (``None``: plain TCP).
+      verify_keys: the clients' signature verify keys ``{client: 32 bytes}``, which the active
+        variant needs (the registry every client holds too).
 
     Raises:
       TooFewSurvivors: the round fell below the threshold.
     """
-    if params.active:
-        raise ConfigError("the TCP transport runs the semi-honest variant only (it has no signing keys)")
+    if params.active and verify_keys is None:
+        raise ConfigError("the active variant needs the clients' verify keys (verify_keys)")
     steps = protocol_steps(params)
     first = steps[0]
     join_bound = max_frame_bytes(first, params, dim)
-    server = SecAggServer(params, round_id, dim)
+    server = SecAggServer(params, round_id, dim, verify_keys=verify_keys)
     faults = {} if faults is None else faults
     conns: dict[int, _Conn] = {}
     joining: set[_Conn] = set()  # connections that have not sent their first message yet

@@ -220,3 +220,80 @@ def test_parse_writers():
 def test_secagg_active_is_checked_against_the_other_keys(extra, why):
     with pytest.raises(ConfigError, match=why):
         AggregationConfig.from_table(extra)
+
+
+# ---------------------------------------------------------------------------- the server's session
+def _client(port: int, writer: int):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    _send(s, encode(Hello(writer)))
+    return s
+
+
+def _send(sock, payload: bytes) -> None:
+    sock.sendall(struct.pack(">I", len(payload)) + payload)
+
+
+def _recv(sock) -> bytes:
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+    (n,) = struct.unpack(">I", exactly(4))
+    return exactly(n)
+
+
+def test_session_drops_misbehaving_clients_and_keeps_the_others():
+    import threading
+
+    from fl.net.session import ServerSession
+    session = ServerSession("[run]\n", dim=4, timeout=5)
+    try:
+        socks = {w: _client(session.port, w) for w in range(4)}
+        assert session.wait_for({0, 1, 2, 3}, 10) == {0, 1, 2, 3}
+        for s in socks.values():
+            assert decode(_recv(s), Setup).config == "[run]\n"
+        twin = _client(session.port, 0)  # a second connection for writer 0 is refused
+        with pytest.raises((ConnectionError, OSError)):
+            _recv(twin)
+
+        def play(w, s):
+            start = decode(_recv(s), RoundStart)
+            assert start.sampled == [0, 1, 2, 3] and start.params.shape == (4,)
+            good = Update(start.message_id, 5.0, "int64", {"x": b"\x01"}, {}, [], None)
+            if w == 0:
+                _send(s, encode(good))
+            elif w == 1:
+                _send(s, b"\x04garbage")
+            elif w == 2:
+                _send(s, encode(Update(99, 5.0, "int64", {}, {}, [], None)))  # another slot's id
+            else:
+                s.sendall(struct.pack(">I", 1 << 30))  # announces a frame far over the bound
+
+        threads = [threading.Thread(target=play, args=(w, s)) for w, s in socks.items()]
+        for t in threads:
+            t.start()
+        out = session.updates(0, [(w, w) for w in range(4)], 4, np.zeros(4, np.float32))
+        for t in threads:
+            t.join(10)
+        assert isinstance(out[0], Update) and out[0].extras == {"x": b"\x01"}
+        assert out[1] == "dropped: MalformedFrame" and out[2] == "dropped: MalformedFrame"
+        assert out[3] == "dropped: OversizedMessage"
+        assert session.connected() == [0]
+    finally:
+        session.close()
+
+
+def test_cli_usage_errors(capsys):
+    assert main(["serve", "synthetic_small", "--tls-cert", "c.pem"]) == 2
+    assert "--tls-cert and --tls-key together" in capsys.readouterr().err
+    assert main(["client", "--server", "nohost", "--data", "synthetic", "--writers", "0"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert main(["client", "--server", "127.0.0.1:1", "--data", "synthetic", "--writers", "3-1"]) == 2
+    assert "empty range" in capsys.readouterr().err
+    assert main(["run", "synthetic_small", "--processes", "2"]) == 2
+    assert "--transport tcp" in capsys.readouterr().err

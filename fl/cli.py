@@ -14,6 +14,7 @@
     sabre data info PATH
     sabre bench secagg ARGS...       (secagg.bench)
     sabre bench proof ARGS...        (rangeproof.bench)
+    sabre bench net ARGS...          (fl.net.bench: one round across client processes)
 
 ``CONFIG`` is a path, or the name of a bundled config (``emnist_baseline``,
 ``configs/emnist_baseline.toml``), looked up in ``fl/configs/`` when no such file exists.
@@ -43,6 +44,7 @@ from fl.data import load_dataset
 from fl.data.info import describe
 from fl.demo import DemoSettings, run_demo
 from fl.experiment import resolve_data_path, resume_experiment, run_experiment
+from fl.net import bench as net_bench
 from fl.net.client import parse_writers, run_clients
 from fl.net.launch import run_local, serve
 from fl.net.tls import client_context, server_context
@@ -184,7 +186,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    bench = {"secagg": secagg.bench, "proof": rangeproof.bench}[args.target]
+    bench = {"secagg": secagg.bench, "proof": rangeproof.bench, "net": net_bench}[args.target]
     argv = list(args.args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -297,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks of the cryptographic parts",
                            description="Run a benchmark; the remaining arguments go to it "
                                        "(try: sabre bench secagg --help).")
-    bench.add_argument("target", choices=["secagg", "proof"])
+    bench.add_argument("target", choices=["secagg", "proof", "net"])
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
     return parser

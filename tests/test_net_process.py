@@ -297,3 +297,14 @@ def test_cli_usage_errors(capsys):
     assert "empty range" in capsys.readouterr().err
     assert main(["run", "synthetic_small", "--processes", "2"]) == 2
     assert "--transport tcp" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_net_reports_an_exact_round_and_its_bytes(capsys):
+    assert main(["bench", "net", "--clients", "3", "--dim", "64", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["exact"] is True and r["clients"] == 3 and r["dim"] == 64
+    assert list(r["net"]["step_s"]) == ["advertise_keys", "share_keys", "receipt", "masked_input", "unmask"]
+    # the same messages as in process, plus a 4-byte frame header each (5 up, 4 down per client)
+    assert r["net"]["upload_bytes_per_client"] == r["inprocess"]["upload_bytes_per_client"] + 5 * 4
+    assert r["net"]["download_bytes_per_client"] == r["inprocess"]["download_bytes_per_client"] + 4 * 4

@@ -71,6 +71,7 @@ async def serve_round(
     exclude: Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
     ssl: "ssl_module.SSLContext | None" = None,
     verify_keys: Mapping[int, bytes] | None = None,
+    traffic: dict[int, list[int]] | None = None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
@@ -87,6 +88,8 @@ async def serve_round(
       ssl: a server-side TLS context (``None``: plain TCP).
       verify_keys: the clients' signature verify keys ``{client: 32 bytes}``, which the active
         variant needs (the registry every client holds too).
+      traffic: filled with ``{client: [bytes received from it, bytes sent to it]}``, frame
+        headers included (TLS records not counted).
 
     Raises:
       TooFewSurvivors: the round fell below the threshold.
@@ -98,6 +101,13 @@ async def serve_round(
     join_bound = max_frame_bytes(first, params, dim)
     server = SecAggServer(params, round_id, dim, verify_keys=verify_keys)
     faults = {} if faults is None else faults
+    traffic = {} if traffic is None else traffic
+
+    def count(u: int, up: int = 0, down: int = 0) -> None:
+        t = traffic.setdefault(u, [0, 0])
+        t[0] += up
+        t[1] += down
+
     conns: dict[int, _Conn] = {}
     joining: set[_Conn] = set()  # connections that have not sent their first message yet
     max_pending = max(64, 4 * params.num_clients)
@@ -142,6 +152,7 @@ async def serve_round(
         finally:
             joining.discard(conn)
         conns[msg.sender] = conn
+        count(msg.sender, up=4 + len(data))
         if len(conns) == params.num_clients:
             all_joined.set()
         await finished.wait()  # keep the connection owned by this handler until the round ends
@@ -159,7 +170,10 @@ async def serve_round(
                 return u, ConnectionError("not connected")
             try:
                 await write_frame(conn.writer, payload, timeout=deadline - loop.time())
-                return u, await read_frame(conn.reader, bound, timeout=deadline - loop.time())
+                count(u, down=4 + len(payload))
+                data = await read_frame(conn.reader, bound, timeout=deadline - loop.time())
+                count(u, up=4 + len(data))
+                return u, data
             except (SecAggError, OSError) as exc:
                 return u, exc
 

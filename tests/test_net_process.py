@@ -158,6 +158,10 @@ def _frame(kind: int, header: dict, blob: bytes = b"") -> bytes:
     return struct.pack(">BI", kind, len(head)) + head + blob
 
 
+def _raw(kind: int, text: str) -> bytes:
+    return struct.pack(">BI", kind, len(text)) + text.encode()
+
+
 GOOD_UPDATE = {"message_id": 1, "weight": 1.0, "dtype": "int64", "extras": {}, "measurements": {}, "events": [],
                "refused": None, "verify_key": ""}
 GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab" * 16, "port": 1, "verify_keys": []}
@@ -172,6 +176,7 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (_frame(1, {"writer": 3, "extra": 1}), "expected the fields"),
     (_frame(1, {}), "expected the fields"),
     (struct.pack(">BI", 1, 3) + b"\xff\xfe{", "not JSON"),
+    (struct.pack(">BI", 1, 14) + b'{"writer":NaN}', "not JSON"),
     (_frame(1, {"writer": 3}, b"x"), "carries no blob"),
     (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": []}, b"abc"), "float32"),
     (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": [-1]}), "writer ids"),
@@ -183,6 +188,9 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (_frame(4, {**GOOD_UPDATE, "measurements": {"a": "1"}}), "numbers"),
     (_frame(4, {**GOOD_UPDATE, "refused": ["a", "b"]}), "refused"),
     (_frame(4, {**GOOD_UPDATE, "events": [1]}), "events"),
+    (_frame(4, {**GOOD_UPDATE, "weight": -1.0}), "weight"),
+    (_frame(4, {**GOOD_UPDATE, "weight": 1e400}), "not JSON"),  # json writes Infinity: refused
+    (_raw(4, json.dumps({**GOOD_UPDATE, "weight": 7.0}).replace("7.0", "1e400")), "weight"),  # parses as inf
     (_frame(4, {**GOOD_UPDATE, "verify_key": "AB" * 32}), "verify_key"),
     (_frame(4, {**GOOD_UPDATE, "verify_key": "ab" * 31}), "verify_key"),
     (_frame(5, {**GOOD_START, "verify_keys": ["ab" * 32]}), "verify_keys"),
@@ -308,3 +316,43 @@ def test_bench_net_reports_an_exact_round_and_its_bytes(capsys):
     # the same messages as in process, plus a 4-byte frame header each (5 up, 4 down per client)
     assert r["net"]["upload_bytes_per_client"] == r["inprocess"]["upload_bytes_per_client"] + 5 * 4
     assert r["net"]["download_bytes_per_client"] == r["inprocess"]["download_bytes_per_client"] + 4 * 4
+
+
+def test_server_excludes_and_names_uploads_no_honest_client_makes():
+    # a client's Update is checked against what honest halves produce before any stage sees it:
+    # a wrong vector type, a side vector the pipeline does not sum, or a refusal at a stage that
+    # does not exist is excluded by the outermost stage (named in `rejected`); unknown measurement
+    # names cannot write the server's columns
+    from fl.aggregation import RoundContext
+    from fl.aggregation.base import screen
+    from fl.data import load_dataset
+    from fl.net.server import NetworkSimulation
+
+    class Session:
+        dim = 14410
+
+        def __init__(self, ups):
+            self.ups = ups
+
+        def connected(self):
+            return list(range(12))
+
+        def updates(self, r, slots, k, params):
+            return self.ups
+
+    cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
+    good = dict(weight=3.0, dtype="uint32", extras={}, events=["ok"], refused=None)
+    ups = {0: Update(0, measurements={"quantize_clipped": 2.0, "binding_failed": 1.0}, **good),
+           1: Update(1, measurements={}, **{**good, "dtype": "int64"}),
+           2: Update(2, measurements={}, **{**good, "extras": {"field_vector": [1]}}),
+           3: Update(3, measurements={}, **{**good, "refused": ["nowhere", "x", "y"]}),
+           4: "dropped: MalformedFrame"}
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session(ups))
+    ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=4)
+    msgs = sim.client_messages(0, ctx, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [])
+    assert [m.client_id for m in msgs] == [0, 1, 2, 3]  # 4 never answered: missing, and logged
+    assert ctx.measurements == {"quantize_clipped": 2.0, "net_missing": 1.0}
+    kept, rejected = screen(msgs, ctx, sim.pipeline.name, lambda m: sim.pipeline.run_client(m, ctx))
+    assert [m.client_id for m in kept] == [0]
+    assert rejected == {1: "malformed_update", 2: "malformed_update", 3: "malformed_update"}
+    assert all(m.vector.dtype == np.uint32 for m in msgs)

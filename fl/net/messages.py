@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import struct
 from typing import Any, ClassVar
 
@@ -53,6 +54,10 @@ def update_bound(dim: int) -> int:
 
 class MalformedFrame(ValueError):
     """A frame that is not a well-formed message of the kind expected."""
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _is_key(text: str) -> bool:
@@ -203,6 +208,8 @@ class Update(_Message):
         if header["verify_key"] and not _is_key(header["verify_key"]):
             raise MalformedFrame("Update: verify_key must be 64 hex digits")
         header["weight"] = float(header["weight"])
+        if not (math.isfinite(header["weight"]) and header["weight"] >= 0):
+            raise MalformedFrame("Update: weight must be a finite number >= 0")
         return cls(**header)
 
 
@@ -277,7 +284,7 @@ def decode(data: bytes, *expected: type) -> _Message:
     if 5 + n > len(data):
         raise MalformedFrame(f"{cls.__name__}: header runs past the frame")
     try:
-        header = json.loads(data[5:5 + n].decode("utf-8"))
+        header = json.loads(data[5:5 + n].decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
         raise MalformedFrame(f"{cls.__name__}: the header is not JSON") from None
     if not isinstance(header, dict) or set(header) != set(cls.FIELDS):

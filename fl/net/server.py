@@ -13,19 +13,30 @@ measurements its halves record, and its masked vector inside SecAgg - never its 
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from fl.aggregation import ClientMessage, RoundContext
+from fl.aggregation.base import Stage
 from fl.aggregation.build import build_pipeline
+from fl.aggregation.norm_proof import NormProofStage
+from fl.aggregation.secure_sum import FIELD_VECTOR_KEY
 from fl.aggregation.remote import PlayedRemotely, check_splittable
 from fl.config import ConfigError, ExperimentConfig
 from fl.simulation import RoundResult, Simulation
 
+from secagg.params import P256_ORDER
+from secagg.prg import ring_dtype
+
 from .session import NetworkTransport, ServerSession
 
-__all__ = ["NetworkSimulation", "network_pipeline"]
+__all__ = ["NetworkSimulation", "network_pipeline", "CLIENT_MEASUREMENTS"]
+
+#: the measurements a client's halves record, which the server adds up; any other name a client
+#: sends is ignored (it cannot write the server's own columns)
+CLIENT_MEASUREMENTS = frozenset({"quantize_clipped", "client_nonfinite_zeroed"})
 
 
 def network_pipeline(cfg: ExperimentConfig, dim: int, population: int, session: ServerSession | None):
@@ -64,6 +75,17 @@ class NetworkSimulation(Simulation):
         super().__init__(cfg, dataset, pipeline=pipeline, **kw)
         self.session = session
         self.secure_sum = check_splittable(pipeline)
+        stages = []
+        agg = pipeline
+        while isinstance(agg, Stage):
+            stages.append(agg)
+            agg = agg.inner
+        self._stage_names = {st.name for st in stages}
+        proof = any(isinstance(st, NormProofStage) for st in stages)
+        # what an honest client's halves hand the sum: the norm stage's signed integers and one
+        # blinding in GF(q), or the quantizer's ring words and no side vector
+        self._vector_dtype = np.dtype(np.int64) if proof else np.dtype(ring_dtype(self.secure_sum.bits))
+        self._field_width = 1 if proof else 0
         # each round samples among the writers connected at the start, as the simulation samples
         # among all writers with data (the same draws when every writer is connected)
         connected = set(session.connected())
@@ -91,13 +113,37 @@ class NetworkSimulation(Simulation):
                 ctx.events.append(f"client {mid}: no update ({up})")
                 ctx.record("net_missing", ctx.measurements.get("net_missing", 0.0) + 1)
                 continue
-            for name, value in up.measurements.items():  # the client halves' counts add up, as in process
-                ctx.record(name, ctx.measurements.get(name, 0.0) + float(value))
-            ctx.events.extend(f"client {mid}: {e}" for e in up.events)
-            messages.append(ClientMessage(mid, np.zeros(self.dim, dtype=np.dtype(up.dtype)), weight=up.weight,
-                                          adversary=PlayedRemotely(tuple(up.refused) if up.refused else None),
-                                          extras=dict(up.extras)))
+            refused = tuple(up.refused) if up.refused else None
+            why = self._malformed(up)
+            if why is not None:  # excluded and named by the outermost stage, as an invalid update is
+                refused, extras = (self.pipeline.name, "malformed_update", f"client {mid}: {why}"), {}
+            else:
+                extras = dict(up.extras)
+                for name, value in up.measurements.items():  # the client halves' counts add up, as in process
+                    if name in CLIENT_MEASUREMENTS and math.isfinite(value) and value >= 0:
+                        ctx.record(name, ctx.measurements.get(name, 0.0) + float(value))
+                ctx.events.extend(f"client {mid}: {' '.join(e.split())[:200]}" for e in up.events[:8])
+            messages.append(ClientMessage(mid, np.zeros(self.dim, dtype=self._vector_dtype), weight=up.weight,
+                                          adversary=PlayedRemotely(refused), extras=extras))
         return messages
+
+    def _malformed(self, up) -> str | None:
+        """Why an update cannot enter the pipeline as it came (``None``: it can). A client's upload
+        is checked here against what an honest client's halves produce, so that no field of it
+        can make a stage raise anything but an exclusion."""
+        if not (math.isfinite(up.weight) and up.weight >= 0):
+            return f"weight {up.weight!r}"
+        if up.refused is not None:
+            return None if up.refused[0] in self._stage_names else f"refused at an unknown stage {up.refused[0]!r}"
+        if np.dtype(up.dtype) != self._vector_dtype:
+            return f"a {up.dtype} vector, expected {self._vector_dtype}"
+        field = up.extras.get(FIELD_VECTOR_KEY)
+        if self._field_width == 0:
+            return None if field is None else "a side vector this pipeline does not sum"
+        if not (isinstance(field, list) and len(field) == self._field_width
+                and all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e < P256_ORDER for e in field)):
+            return "no valid side vector"
+        return None
 
     def run_round(self) -> RoundResult:
         r = self.next_round

@@ -101,6 +101,9 @@ class ServerSession:
             writer.transport.abort()
             return
         with self._changed:
+            if hello.writer in self.links:  # a twin registered while this one was being set up
+                writer.transport.abort()
+                return
             self.links[hello.writer] = Link(hello.writer, reader, writer, peer)
             self._changed.notify_all()
         self.log(f"writer {hello.writer} connected from {peer}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -259,8 +260,13 @@ def test_session_drops_misbehaving_clients_and_keeps_the_others():
     import threading
 
     from fl.net.session import ServerSession
-    session = ServerSession("[run]\n", dim=4, timeout=5)
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1, 2, 3}, hello_timeout=2)
     try:
+        stranger = _client(session.port, 7)  # not a writer of this run: refused at its Hello
+        with pytest.raises((ConnectionError, OSError)):
+            _recv(stranger)
+        import socket
+        silent = socket.create_connection(("127.0.0.1", session.port), timeout=10)  # never says Hello
         socks = {w: _client(session.port, w) for w in range(4)}
         assert session.wait_for({0, 1, 2, 3}, 10) == {0, 1, 2, 3}
         for s in socks.values():
@@ -292,6 +298,10 @@ def test_session_drops_misbehaving_clients_and_keeps_the_others():
         assert out[1] == "dropped: MalformedFrame" and out[2] == "dropped: MalformedFrame"
         assert out[3] == "dropped: OversizedMessage"
         assert session.connected() == [0]
+        t0 = time.monotonic()
+        with pytest.raises((ConnectionError, OSError)):
+            _recv(silent)  # closed once its hello_timeout passed
+        assert time.monotonic() - t0 < 5
     finally:
         session.close()
 

@@ -39,7 +39,8 @@ def serve(cfg: ExperimentConfig, *, host: str = "127.0.0.1", port: int = 0, ssl_
     dataset = open_dataset(resolved)
     network_pipeline(resolved, num_params(cfg.model.name), len(dataset.train_clients()), None)  # refuse early
     session = ServerSession(config_to_toml(resolved), num_params(cfg.model.name), host=host, port=port,
-                            ssl_context=ssl_context, secagg_port=secagg_port, timeout=timeout, log=log)
+                            ssl_context=ssl_context, secagg_port=secagg_port, timeout=timeout,
+                            writers=set(dataset.train_clients()), log=log)
     try:
         log(f"listening on {host}:{session.port}")
         if on_listening is not None:

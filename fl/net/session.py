@@ -56,13 +56,21 @@ class ServerSession:
       ssl_context: a server-side TLS context, or ``None`` for plain TCP.
       secagg_port: the port of each SecAgg round (0: a free one each round).
       timeout: seconds a client may take for any one answer (its training included).
+      writers: the writer ids that may connect (``None``: any); another id is refused at once.
+      hello_timeout: seconds a new connection has to send its :class:`Hello`; at most
+        ``max(64, 4 * len(writers))`` connections may wait on theirs at a time, more are closed.
       log: where to write what happens.
     """
 
     def __init__(self, config_text: str, dim: int, *, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None, secagg_port: int = 0, timeout: float = 600.0,
-                 secagg_timeout: float = 60.0, log: Callable[[str], None] = lambda s: None):
+                 secagg_timeout: float = 60.0, writers: set[int] | None = None, hello_timeout: float = 30.0,
+                 log: Callable[[str], None] = lambda s: None):
         self.config_text = config_text
+        self.writers = None if writers is None else frozenset(writers)
+        self.hello_timeout = hello_timeout
+        self._pending = 0
+        self._max_pending = max(64, 4 * len(writers or ()))
         self.dim = dim
         self.host = host
         self.ssl_context = ssl_context
@@ -88,10 +96,14 @@ class ServerSession:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
+        if self._pending >= self._max_pending:
+            writer.transport.abort()
+            return
+        self._pending += 1
         try:
-            hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.timeout), Hello)
-            if hello.writer < 0:
-                raise MalformedFrame(f"Hello: writer {hello.writer} is negative")
+            hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
+            if self.writers is not None and hello.writer not in self.writers:
+                raise MalformedFrame(f"Hello: writer {hello.writer} has no training data in this run")
             with self._changed:
                 if hello.writer in self.links:
                     raise MalformedFrame(f"a second connection for writer {hello.writer}")
@@ -100,6 +112,8 @@ class ServerSession:
             self.log(f"connection from {peer} refused: {type(exc).__name__}: {exc}")
             writer.transport.abort()
             return
+        finally:
+            self._pending -= 1
         with self._changed:
             if hello.writer in self.links:  # a twin registered while this one was being set up
                 writer.transport.abort()

@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import ssl
-import sys
 from fl.config import tomllib
 from typing import Callable, Sequence
 
@@ -22,7 +21,7 @@ import torch
 from fl.aggregation import ClientMessage, RoundContext
 from fl.aggregation.base import InvalidUpdate
 from fl.aggregation.prepare import finite_or_zero
-from fl.aggregation.remote import client_halves
+from fl.aggregation.remote import client_halves, innermost
 from fl.config import ConfigError, ExperimentConfig, parse_config
 from fl.experiment import build_run_adversary, open_dataset
 from fl.model import num_params
@@ -35,7 +34,7 @@ from secagg.net.client import run_client
 from secagg.net.framing import read_frame, write_frame
 from secagg.randomness import SystemRandom
 
-from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .messages import (SETUP_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, round_bound)
 
 __all__ = ["ClientProcess", "parse_writers", "run_clients"]
@@ -123,10 +122,7 @@ class ClientProcess:
         data = {w: to_client_data(*dataset.client_train(w), torch.device("cpu")) for w in from_here}
         local = LocalConfig(epochs=cfg.fedavg.epochs, batch_size=cfg.fedavg.batch_size, lr=cfg.fedavg.client_lr,
                             shuffle=cfg.fedavg.shuffle)
-        inner = pipeline
-        while hasattr(inner, "inner"):
-            inner = inner.inner
-        run = _Run(cfg, pipeline, inner, dim, local, data)
+        run = _Run(cfg, pipeline, innermost(pipeline), dim, local, data)
         if self.attack:
             run.adversary = build_run_adversary(cfg, dataset)
             if run.adversary is None:
@@ -255,7 +251,3 @@ class ClientProcess:
 def run_clients(host: str, port: int, data_path: str, writers: Sequence[int], **kw) -> None:
     """Play ``writers`` against the server until it says goodbye."""
     asyncio.run(ClientProcess(host, port, data_path, writers, **kw).run())
-
-
-def log_to_stderr(text: str) -> None:
-    print(f"sabre client: {text}", file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ from secagg.errors import SecAggError
 from secagg.net.framing import read_frame, write_frame
 from secagg.net.server import serve_round
 
-from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, update_bound)
 
 __all__ = ["ServerSession", "NetworkTransport", "Link"]

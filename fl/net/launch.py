@@ -13,12 +13,18 @@ from typing import Callable
 from fl.config import ConfigError, ExperimentConfig, config_to_toml
 from fl.experiment import RunSummary, open_dataset, resolve_data_path, run_experiment
 from fl.model import num_params
+from rangeproof.blame import SabreError
 
 from .server import NetworkSimulation, network_pipeline
 from .session import ServerSession
 from .tls import client_context, make_certificates, server_context
 
-__all__ = ["serve", "run_local"]
+__all__ = ["serve", "run_local", "ClientProcessFailed"]
+
+
+class ClientProcessFailed(SabreError):
+    """A client process of ``sabre run --transport tcp`` exited with an error (the run directory
+    is complete as far as the server got; the process's stderr says why)."""
 
 
 def _resolved(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -64,7 +70,8 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
     CA and server certificate are made in a temporary directory, removed at the end.
 
     Raises:
-      ConfigError: ``processes`` below 1; RuntimeError: a client process failed.
+      ConfigError: ``processes`` below 1.
+      ClientProcessFailed: a client process exited with an error.
     """
     if processes < 1:
         raise ConfigError(f"--processes: expected at least 1, got {processes}")
@@ -96,7 +103,7 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
                         on_listening=spawn, log=log)
         codes = [p.wait(timeout=timeout) for p in procs]
         if any(codes):
-            raise RuntimeError(f"client processes exited with {codes}")
+            raise ClientProcessFailed(f"client processes exited with status {codes}")
         return summary
     finally:
         for p in procs:

@@ -366,3 +366,47 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
     assert [m.client_id for m in kept] == [0]
     assert rejected == {1: "malformed_update", 2: "malformed_update", 3: "malformed_update"}
     assert all(m.vector.dtype == np.uint32 for m in msgs)
+
+
+@pytest.mark.slow
+def test_a_client_process_killed_mid_run_leaves_the_server_running(tmp_path):
+    # availability: the writers of a SIGKILLed process are missing from the SecAgg round it dies
+    # in and from every later round; the server names them in run.log and finishes the run
+    import subprocess
+    import sys
+
+    from fl.net.launch import serve
+    cfg = load_config(find_config("synthetic_small"), SECURE + ["eval.every=1", "run.checkpoint_every=1",
+                                                                "run.rounds=3"])
+    procs = []
+    killed = []
+
+    def spawn(port):
+        for group in ("0-5", "6-11"):
+            procs.append(subprocess.Popen([sys.executable, "-m", "fl", "client", "--server", f"127.0.0.1:{port}",
+                                           "--data", "synthetic:12:0", "--writers", group, "--timeout", "60"],
+                                          stderr=subprocess.DEVNULL))
+
+    def log(text):
+        if text == "step masked_input" and not killed:
+            procs[1].kill()
+            killed.append(True)
+
+    try:
+        summary = serve(cfg, out=tmp_path / "run", progress=False, join_timeout=60, timeout=60, on_listening=spawn,
+                        log=log)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert killed and summary.rounds_done == 3
+    text = (tmp_path / "run" / "run.log").read_text()
+    lines = (tmp_path / "run" / "rounds.csv").read_text().splitlines()
+    rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert len(rows) == 3
+    # the round it dies in goes on without its writer (dropped at masked_input, named) ...
+    assert rows[0]["round_failed"] == "0" and int(rows[0]["rejected"]) >= 1
+    assert "dropped at masked_input" in text
+    # ... and a later round that samples its writers names them as missing; the run goes on
+    assert "no update (" in text
+    assert rows[-1]["round_failed"] == "0" or rows[-2]["round_failed"] == "0"

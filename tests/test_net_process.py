@@ -318,14 +318,19 @@ def test_cli_usage_errors(capsys):
 
 
 @pytest.mark.slow
-def test_bench_net_reports_an_exact_round_and_its_bytes(capsys):
-    assert main(["bench", "net", "--clients", "3", "--dim", "64", "--json"]) == 0
+@pytest.mark.parametrize("proofs", [False, True])
+def test_bench_net_reports_an_exact_round_and_its_bytes(capsys, proofs):
+    assert main(["bench", "net", "--clients", "3", "--dim", "64", "--json"] + (["--proofs"] if proofs else [])) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert r["exact"] is True and r["clients"] == 3 and r["dim"] == 64
+    assert r["exact"] is True and r["clients"] == 3 and r["dim"] == 64 and r["proofs"] is proofs
     assert list(r["net"]["step_s"]) == ["advertise_keys", "share_keys", "receipt", "masked_input", "unmask"]
-    # the same messages as in process, plus a 4-byte frame header each (5 up, 4 down per client)
-    assert r["net"]["upload_bytes_per_client"] == r["inprocess"]["upload_bytes_per_client"] + 5 * 4
+    # the same messages as in process, plus a 4-byte frame header each (5 up, 4 down per client);
+    # with proofs, the upload of commitment and proof adds its frame header, the id and a length byte
+    extra = 4 + 4 + 1 if proofs else 0
+    assert r["net"]["upload_bytes_per_client"] == r["inprocess"]["upload_bytes_per_client"] + 5 * 4 + extra
     assert r["net"]["download_bytes_per_client"] == r["inprocess"]["download_bytes_per_client"] + 4 * 4
+    if proofs:
+        assert r["binding_ok"] is True and r["net"]["proof_bytes_per_client"] > 1000
 
 
 def test_server_excludes_and_names_uploads_no_honest_client_makes():

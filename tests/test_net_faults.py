@@ -266,7 +266,7 @@ def _active_round(forger: int | None):
     async def go():
         ports: asyncio.Queue = asyncio.Queue()
         server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, faults=faults,
-                                                 verify_keys=registry, step_timeout=10, join_timeout=10))
+                                                 verify_keys=registry, step_timeout=10, join_timeout=3))
         port = await ports.get()
 
         async def one(u):

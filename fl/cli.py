@@ -4,6 +4,9 @@
 
     sabre run CONFIG.toml [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
     sabre run --resume RUN_DIR [--set run.rounds=N ...]
+    sabre run CONFIG.toml --transport tcp --processes N [--tls]   (a local server and N client processes)
+    sabre serve CONFIG.toml [--host H] [--port P] [--tls-cert C --tls-key K] [--set ...] [--out DIR]
+    sabre client --server H:P --data PATH --writers IDS [--tls-ca C] [--attack]
     sabre demo [--out DIR]
     sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
@@ -11,6 +14,7 @@
     sabre data info PATH
     sabre bench secagg ARGS...       (secagg.bench)
     sabre bench proof ARGS...        (rangeproof.bench)
+    sabre bench net ARGS...          (fl.net.bench: one round across client processes)
 
 ``CONFIG`` is a path, or the name of a bundled config (``emnist_baseline``,
 ``configs/emnist_baseline.toml``), looked up in ``fl/configs/`` when no such file exists.
@@ -40,6 +44,10 @@ from fl.data import load_dataset
 from fl.data.info import describe
 from fl.demo import DemoSettings, run_demo
 from fl.experiment import resolve_data_path, resume_experiment, run_experiment
+from fl.net import bench as net_bench
+from fl.net.client import parse_writers, run_clients
+from fl.net.launch import run_local, serve
+from fl.net.tls import client_context, server_context
 from fl.plots import PlotError, plot_runs
 from fl.rundir import os_error_text
 from fl.sweep import load_sweep
@@ -66,8 +74,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.config is None:
             raise ConfigError("run: give a CONFIG file (or --resume RUN_DIR)")
         cfg = load_config(find_config(args.config), overrides)
-        summary = run_experiment(cfg, out=args.out, progress=not args.quiet)
+        if args.transport == "tcp":
+            summary = run_local(cfg, args.processes or 1, tls=args.tls, out=args.out, progress=not args.quiet,
+                                log=_net_log("serve") if args.verbose else lambda s: None)
+        else:
+            if args.processes is not None or args.tls:
+                raise ConfigError("run: --processes and --tls go with --transport tcp")
+            summary = run_experiment(cfg, out=args.out, progress=not args.quiet)
     _print_summary(summary)
+    return 0
+
+
+def _net_log(who: str):
+    return lambda text: print(f"sabre {who}: {text}", file=sys.stderr, flush=True)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--server: expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("serve: give --tls-cert and --tls-key together")
+    cfg = load_config(find_config(args.config), list(args.set or []))
+    ctx = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    log = _net_log("serve")
+    summary = serve(cfg, host=args.host, port=args.port, ssl_context=ctx, out=args.out, progress=not args.quiet,
+                    join_timeout=args.join_timeout, secagg_port=args.secagg_port, log=log)
+    _print_summary(summary)
+    return 0
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    host, port = _host_port(args.server)
+    try:
+        writers = parse_writers(args.writers)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    ctx = client_context(args.tls_ca) if args.tls_ca else None
+    run_clients(host, port, args.data, writers, ssl_context=ctx, server_hostname=args.tls_name,
+                timeout=args.timeout, attack=args.attack, log=_net_log("client"))
     return 0
 
 
@@ -137,7 +186,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    bench = {"secagg": secagg.bench, "proof": rangeproof.bench}[args.target]
+    bench = {"secagg": secagg.bench, "proof": rangeproof.bench, "net": net_bench}[args.target]
     argv = list(args.args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -161,7 +210,47 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue a stopped run from its newest good checkpoint (or start over one that has none)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set run.device=...")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--transport", choices=["inprocess", "tcp"], default="inprocess",
+                     help="tcp: a local server and --processes client processes on 127.0.0.1 (needs "
+                          "aggregation.secure = true); the same model as in process")
+    run.add_argument("--processes", type=int, metavar="N", help="client processes for --transport tcp (default 1)")
+    run.add_argument("--tls", action="store_true", help="with --transport tcp: TLS with a CA and certificate made "
+                                                        "for this run in a temporary directory")
+    run.add_argument("-v", "--verbose", action="store_true", help="with --transport tcp: log the server's events")
     run.set_defaults(func=_cmd_run)
+
+    srv = sub.add_parser("serve", help="serve a federated run to client processes (sabre client)",
+                         description="Run the server of a federated run: each round samples among the connected "
+                                     "clients, sends the model, runs the pipeline's server halves and writes the "
+                                     "run directory as sabre run does.")
+    srv.add_argument("config", metavar="CONFIG", help="TOML config file or bundled config name")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one, printed)")
+    srv.add_argument("--secagg-port", type=int, default=0,
+                     help="port of each round's secure aggregation (default: a free one per round)")
+    srv.add_argument("--tls-cert", metavar="PEM", help="server certificate (with --tls-key)")
+    srv.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    srv.add_argument("--join-timeout", type=float, default=600.0,
+                     help="seconds to wait for the writers to connect before the first round (default 600)")
+    srv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    srv.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
+    srv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    srv.set_defaults(func=_cmd_serve)
+
+    cli = sub.add_parser("client", help="play one or more clients of a sabre serve run",
+                         description="Run clients of a federated run: local training on each writer's own data, "
+                                     "the pipeline's client halves, and the secure aggregation protocol.")
+    cli.add_argument("--server", required=True, metavar="HOST:PORT", help="the server")
+    cli.add_argument("--data", required=True, metavar="PATH", help="this machine's copy of the dataset")
+    cli.add_argument("--writers", required=True, metavar="IDS", help="writer ids to play, e.g. 0,3,5-7")
+    cli.add_argument("--tls-ca", metavar="PEM", help="CA certificate the server's certificate must chain to")
+    cli.add_argument("--tls-name", metavar="NAME", help="host name the server's certificate must carry "
+                                                         "(default: the --server host)")
+    cli.add_argument("--timeout", type=float, default=600.0,
+                     help="seconds to wait for the server at any point (default 600)")
+    cli.add_argument("--attack", action="store_true",
+                     help="play the config's [attack] for these writers when its schedule makes them malicious")
+    cli.set_defaults(func=_cmd_client)
 
     demo = sub.add_parser("demo", help="the whole story on built-in data: clean training, a boosted backdoor "
                                        "attack, and the same attack under SecAgg with a proven norm bound")
@@ -210,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks of the cryptographic parts",
                            description="Run a benchmark; the remaining arguments go to it "
                                        "(try: sabre bench secagg --help).")
-    bench.add_argument("target", choices=["secagg", "proof"])
+    bench.add_argument("target", choices=["secagg", "proof", "net"])
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
     return parser

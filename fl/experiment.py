@@ -143,7 +143,8 @@ def _public_mean_weight(agg) -> float | None:
     return None
 
 
-def _build_adversary(cfg: ExperimentConfig, dataset) -> Any:
+def build_run_adversary(cfg: ExperimentConfig, dataset) -> Any:
+    """The adversary of ``cfg.attack`` on ``dataset`` (``None`` for a clean run), as a run builds it."""
     if cfg.attack is None or not cfg.attack.enabled:
         return None
     try:
@@ -188,12 +189,12 @@ class RunSummary:
     params: torch.Tensor
 
 
-def _prepare(cfg: ExperimentConfig, dataset=None) -> Simulation:
+def _prepare(cfg: ExperimentConfig, dataset=None, simulation: Callable[..., Simulation] | None = None) -> Simulation:
     """Load the data and build the adversary and the simulation (no files written)."""
     check_private_start(cfg)  # configs built in code skip parse_config
     dataset = dataset if dataset is not None else open_dataset(cfg)
-    adversary = _build_adversary(cfg, dataset)
-    sim = Simulation(cfg, dataset, adversary=adversary)
+    adversary = build_run_adversary(cfg, dataset)
+    sim = (simulation or Simulation)(cfg, dataset, adversary=adversary)
     if cfg.run.init_from:
         sim.params = load_initial_params(cfg.run.init_from, cfg.source, sim.dim).to(sim.device)
     return sim
@@ -497,6 +498,7 @@ def run_experiment(
     progress: bool = True,
     stop_after: int | None = None,
     dataset=None,
+    simulation: Callable[..., Simulation] | None = None,
 ) -> RunSummary:
     """Run ``cfg`` from round 0 in a new run directory.
 
@@ -509,6 +511,9 @@ def run_experiment(
       stop_after: stop once this many rounds are done, without the final checkpoint and plot,
         as if the process had been killed (for testing resume).
       dataset: an already loaded dataset (``cfg.data`` is then only recorded).
+      simulation: builds the simulation as ``simulation(cfg, dataset, adversary=...)``
+        (default :class:`~fl.simulation.Simulation`; ``fl.net.server.NetworkSimulation`` for a
+        run whose clients are other processes).
 
     Returns:
       The :class:`RunSummary`.
@@ -525,7 +530,7 @@ def run_experiment(
             cfg.run, init_from=resolve_data_path(cfg.run.init_from, cfg.source)))
     if out is not None:
         RunDirectory.check_free(out)
-    sim = _prepare(resolved, dataset)
+    sim = _prepare(resolved, dataset, simulation)
     run_dir = RunDirectory.create(cfg.run.name, out, base)
     lock = RunLock.acquire(run_dir.root)
     try:

@@ -37,7 +37,7 @@ from fl.model import evaluate as evaluate_model
 from fl.model import init_params, num_params
 from fl.training import ClientData, LocalConfig, train_clients
 
-__all__ = ["Simulation", "RoundResult", "sample_clients", "resolve_device"]
+__all__ = ["Simulation", "RoundResult", "sample_clients", "resolve_device", "to_client_data"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,6 +51,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("run.device: \"cuda\" asked for, but no CUDA device is available")
     return torch.device(name)
+
+
+def to_client_data(pixels: np.ndarray, labels: np.ndarray, device: torch.device) -> ClientData:
+    """A client's images and labels as the model's input tensors on ``device``."""
+    x = torch.from_numpy(to_model_input(pixels)).to(device)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(device)
+    return ClientData(x, y)
 
 
 def sample_clients(population: Sequence[int], k: int, rng: np.random.Generator, *, replace: bool) -> list[int]:
@@ -176,9 +183,7 @@ class Simulation:
         self.next_round = 0
 
     def _to_device(self, pixels: np.ndarray, labels: np.ndarray) -> ClientData:
-        x = torch.from_numpy(to_model_input(pixels)).to(self.device)
-        y = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(self.device)
-        return ClientData(x, y)
+        return to_client_data(pixels, labels, self.device)
 
     # ------------------------------------------------------------------ TrainingView
     def client_data(self, client_index: int) -> ClientData:
@@ -229,26 +234,10 @@ class Simulation:
             ids.append(c + j * self.dataset.num_clients)
         return ids
 
-    def run_round(self) -> RoundResult:
-        """Train round :attr:`next_round` and step the model; returns what happened.
-
-        Messages reach the pipeline in slot (sampling) order. A malicious client's message is
-        given the slot's id (see :meth:`message_ids`) whatever id the adversary put on it.
-
-        Raises:
-          RuntimeError: the adversary or the pipeline broke its contract (message count, shape).
-        """
-        t0 = time.perf_counter()
-        r = self.next_round
-        ctx = self.context(r)
-        sampled = self.sample(r)
-        ids = self.message_ids(sampled)
-        bad: set[int] = set()
-        if self.adversary is not None:
-            bad = set(self.adversary.plan_round(r, list(sampled), ctx.rng("adversary")))
-        slots_bad = [s for s, c in enumerate(sampled) if c in bad]
-        slots_good = [s for s, c in enumerate(sampled) if c not in bad]
-
+    def client_messages(self, r: int, ctx: RoundContext, sampled: Sequence[int], ids: Sequence[int],
+                        slots_good: Sequence[int], slots_bad: Sequence[int]) -> list[ClientMessage]:
+        """The sampled clients' messages, in slot order: honest clients train here, the adversary
+        forges the malicious ones (a networked server asks the clients' processes instead)."""
         messages: list[ClientMessage | None] = [None] * len(sampled)
         if slots_good:
             deltas = self.train(self.params, [self._clients[sampled[s]] for s in slots_good],
@@ -272,6 +261,29 @@ class Simulation:
                 raise RuntimeError(f"adversary returned {len(forged)} messages for {len(slots_bad)} clients")
             for s, m in zip(slots_bad, forged):
                 messages[s] = m if m.client_id == ids[s] else m.replace(client_id=ids[s])
+        return messages
+
+    def run_round(self) -> RoundResult:
+        """Train round :attr:`next_round` and step the model; returns what happened.
+
+        Messages reach the pipeline in slot (sampling) order. A malicious client's message is
+        given the slot's id (see :meth:`message_ids`) whatever id the adversary put on it.
+
+        Raises:
+          RuntimeError: the adversary or the pipeline broke its contract (message count, shape).
+        """
+        t0 = time.perf_counter()
+        r = self.next_round
+        ctx = self.context(r)
+        sampled = self.sample(r)
+        ids = self.message_ids(sampled)
+        bad: set[int] = set()
+        if self.adversary is not None:
+            bad = set(self.adversary.plan_round(r, list(sampled), ctx.rng("adversary")))
+        slots_bad = [s for s, c in enumerate(sampled) if c in bad]
+        slots_good = [s for s, c in enumerate(sampled) if c not in bad]
+
+        messages = self.client_messages(r, ctx, sampled, ids, slots_good, slots_bad)
 
         failure = None
         included: list[int] = []

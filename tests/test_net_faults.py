@@ -17,11 +17,13 @@ import pytest
 
 from secagg.errors import ConfigError, DecodeError, OversizedMessage, TooFewSurvivors
 from secagg.client import SecAggClient
+from secagg.keys import SigningKey
 from secagg.net.client import demo_input, main, run_client
 from secagg.net.framing import ConnectionClosed, DeadlineExceeded, write_frame
 from secagg.net.server import serve_round
 from secagg.params import SecAggParams
 from secagg.protocol import max_frame_bytes, protocol_steps, step_named
+from secagg.randomness import SystemRandom
 
 RID = bytes(range(16))
 ROUND_HEX = RID.hex()
@@ -245,9 +247,55 @@ def test_client_process_with_an_unexpected_id_exits_non_zero_with_a_clear_error(
     assert np.array_equal(result.vector, _plain_sum(xs, (1, 2, 3)))
 
 
-def test_tcp_server_refuses_the_active_variant_it_cannot_run():
-    with pytest.raises(ConfigError):
+def test_tcp_server_refuses_the_active_variant_without_verify_keys():
+    with pytest.raises(ConfigError, match="verify keys"):
         asyncio.run(serve_round(SecAggParams(num_clients=6, threshold=4, active=True), RID, DIM))
+
+
+def _active_round(forger: int | None):
+    """An active round of 4 over TCP; client ``forger`` signs with a key the registry does not hold."""
+    params = SecAggParams(num_clients=4, threshold=3, active=True)
+    rng = SystemRandom()
+    signing = {u: SigningKey.generate(rng) for u in params.client_ids}
+    registry = {u: k.verify_key for u, k in signing.items()}
+    if forger is not None:
+        signing[forger] = SigningKey.generate(rng)
+    xs = {u: demo_input(SEED, u, DIM, BITS) for u in params.client_ids}
+    faults: dict = {}
+
+    async def go():
+        ports: asyncio.Queue = asyncio.Queue()
+        server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, faults=faults,
+                                                 verify_keys=registry, step_timeout=10, join_timeout=3))
+        port = await ports.get()
+
+        async def one(u):
+            try:
+                return await run_client(params, u, RID, xs[u], port=port, timeout=15, signing_key=signing[u],
+                                        verify_keys=registry)
+            except Exception as exc:  # noqa: BLE001 - the forger is refused; what it sees is its own business
+                return type(exc).__name__
+        outs = await asyncio.gather(*(one(u) for u in params.client_ids))
+        return outs, await asyncio.wait_for(server, 20)
+
+    outs, result = asyncio.run(go())
+    return outs, result, xs, faults
+
+
+@pytest.mark.network
+def test_tcp_active_round_gives_the_exact_sum():
+    outs, result, xs, faults = _active_round(None)
+    assert outs == ["done"] * 4 and not faults
+    assert np.array_equal(result.vector, _plain_sum(xs, (1, 2, 3, 4)))
+
+
+@pytest.mark.network
+def test_tcp_active_round_drops_a_client_whose_signature_the_registry_refuses():
+    # its first message (signed keys) is refused at the join, so it never enters the round
+    outs, result, xs, faults = _active_round(forger=2)
+    assert outs[1] != "done" and [o for i, o in enumerate(outs) if i != 1] == ["done"] * 3
+    assert 2 not in result.survivors and sorted(result.survivors) == [1, 3, 4]
+    assert np.array_equal(result.vector, _plain_sum(xs, tuple(result.survivors)))
 
 
 def test_client_cli_refuses_an_id_outside_its_own_round():

@@ -4,7 +4,7 @@ The stack, innermost first (a stage's client half runs before those of the stage
 its server half runs after theirs)::
 
     1. the sum          PlainSum; ModularPlainSum / ExactIntegerSum (fast twins);
-                        SecureSum, the real protocol                 (secure, quant_bits, secagg_*)
+                        SecureSum, the real protocol        (secure, quant_bits, secagg_*, secagg_active)
     2. integers         NormProofStage: clip to M, fixed point, commit + prove (secure) or the
                         same decision in plaintext (fast twin)       (norm_bound, norm_kind)
                         or [ClientClipStage,] QuantizeStage, [+ DistributedDiscreteGaussianStage]
@@ -162,7 +162,8 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts, sens=None):
 def _sum(cfg: AggregationConfig) -> Aggregator:
     """1. The innermost sum."""
     if cfg.secure:
-        return SecureSum(bits=cfg.quant_bits, graph=cfg.secagg_graph, tolerated_dropout=cfg.secagg_dropout)
+        return SecureSum(bits=cfg.quant_bits, graph=cfg.secagg_graph, tolerated_dropout=cfg.secagg_dropout,
+                         active=cfg.secagg_active)
     if cfg.norm_bound > 0:
         return ExactIntegerSum()
     if cfg.quantize or cfg.noise == "distributed":

@@ -68,6 +68,8 @@ class AggregationConfig:
         0: no cap.
       secagg_graph: one of :data:`SECAGG_GRAPHS`.
       secagg_dropout: tolerated client dropout rate; sizes the thresholds and SecAgg+ graphs.
+      secagg_active: run SecAgg's variant against an active server (signed messages, a
+        consistency check, a threshold sized against a malicious server); complete graph only.
       quantize: run the fixed-point integer pipeline of ``secure`` without cryptography (its fast
         twin: same integers, same decisions, bit-identical models); implied by ``secure``.
     """
@@ -87,6 +89,7 @@ class AggregationConfig:
     max_weight: float = setting(0.0, NON_NEGATIVE_NUMBER)
     secagg_graph: str = setting("complete", Check.one_of(SECAGG_GRAPHS))
     secagg_dropout: float = setting(0.0, FRACTION)
+    secagg_active: bool = setting(False, BOOL)
     quantize: bool = setting(False, BOOL)
 
     @classmethod
@@ -106,6 +109,11 @@ class AggregationConfig:
         Raises:
           ConfigError: naming the key that conflicts.
         """
+        if self.secagg_active and not self.secure:
+            raise ConfigError("aggregation.secagg_active: needs aggregation.secure = true")
+        if self.secagg_active and self.secagg_graph != "complete":
+            raise ConfigError("aggregation.secagg_active: the active variant runs on the complete graph only "
+                              "(a malicious server can cut a sparse graph by uneven share delivery; docs/secagg.md)")
         if self.noise == "none" and self.noise_std > 0:
             raise ConfigError(f"aggregation.noise_std: is {self.noise_std} but aggregation.noise is \"none\"")
         if self.noise == "none" and self.noise_seeded:

@@ -79,11 +79,17 @@ class MeanStage(Stage):
         self.public_denominator = bool(public_denominator)
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> AggregateResult:
-        if self.max_weight is not None and self.weighting == "examples":
-            messages = [self._capped(m) for m in messages]  # the server's check of the claimed weights
+        messages = [self.capped(m) for m in messages]  # the server's check of the claimed weights
         return super().aggregate(messages, ctx)
 
-    def _capped(self, message: ClientMessage) -> ClientMessage:
+    def capped(self, message: ClientMessage) -> ClientMessage:
+        """``message`` with its claimed weight capped at ``max_weight`` (under ``"examples"``).
+
+        Raises:
+          MalformedUpdate: a negative or non-finite claim.
+        """
+        if self.max_weight is None or self.weighting != "examples":
+            return message
         w = float(message.weight)
         if not (math.isfinite(w) and w >= 0):
             raise MalformedUpdate(f"{self.name}: client {message.client_id} claimed the weight {w!r}")

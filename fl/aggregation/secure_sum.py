@@ -24,12 +24,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from rangeproof.labels import SECAGG_ROUND_ID
-from secagg.driver import DropoutPlan, run_round
+from secagg.driver import DropoutPlan, RoundReport, run_round
 from secagg.errors import ConfigError, DealerFault, DropoutBudgetExceeded, TooFewSurvivors, UnrecoverableSecret
 from secagg.params import (
     P256_ORDER,
@@ -52,6 +52,8 @@ __all__ = [
     "QuantizeStage",
     "ModularPlainSum",
     "SecureSum",
+    "SecAggTransport",
+    "InProcessTransport",
     "secure_pipeline",
     "complete_graph_threshold",
 ]
@@ -241,8 +243,35 @@ class ModularPlainSum(Aggregator):
         return f"ModularPlainSum(bits={self.bits})"
 
 
+class SecAggTransport(Protocol):
+    """Where the protocol of one :class:`SecureSum` round runs.
+
+    :class:`InProcessTransport` plays every client in this process (the simulation);
+    ``fl.net.session.NetworkTransport`` runs the server side over TCP while each client plays
+    its own side, with its own input, in its own process. Both return the driver's
+    :class:`~secagg.driver.RoundReport`, so the stage above reads the same result either way.
+    """
+
+    def run(self, params: SecAggParams, messages: Mapping[int, ClientMessage], inputs: Mapping[int, np.ndarray], *,
+            field_inputs: Mapping[int, Sequence[int]] | None, dropout: DropoutPlan,
+            exclude: Callable[[tuple[int, ...]], Mapping[int, str]], round_id: bytes, seed: int | None,
+            client_types: Mapping[int, type]) -> RoundReport:
+        """Run one round; ``messages`` and ``inputs`` are keyed by protocol id ``1..n``."""
+
+
+class InProcessTransport:
+    """The protocol run by :func:`secagg.driver.run_round`, every client played in this process."""
+
+    def run(self, params, messages, inputs, *, field_inputs, dropout, exclude, round_id, seed, client_types):
+        return run_round(params, dict(inputs), field_inputs=field_inputs, dropout=dropout, exclude=exclude,
+                         round_id=round_id, seed=seed, client_types=dict(client_types))
+
+    def __repr__(self) -> str:
+        return "InProcessTransport()"
+
+
 class SecureSum(Aggregator):
-    """The sum modulo 2^k computed by the real SecAgg protocol, run in process.
+    """The sum modulo 2^k computed by the real SecAgg protocol, through a transport.
 
     Each round builds fresh parameters for the clients present, maps client ids (sorted) to
     protocol ids ``1..n``, and runs :func:`secagg.driver.run_round` with every message encoded
@@ -294,6 +323,7 @@ class SecureSum(Aggregator):
         pre_unmask_filter: PreUnmaskFilter | None = None,
         deterministic_secrets: bool = False,
         unsafe_sparse_active: bool = False,
+        transport: SecAggTransport | None = None,
     ):
         if graph not in ("complete", "sparse"):
             raise ConfigError(f"graph: expected 'complete' or 'sparse', got {graph!r}")
@@ -322,6 +352,7 @@ class SecureSum(Aggregator):
         self.pre_unmask_filter = pre_unmask_filter
         self.deterministic_secrets = deterministic_secrets
         self.unsafe_sparse_active = unsafe_sparse_active
+        self.transport: SecAggTransport = transport if transport is not None else InProcessTransport()
 
     def params_for(self, n: int, field_dim: int = 0) -> SecAggParams:
         """The round parameters for ``n`` clients."""
@@ -347,6 +378,16 @@ class SecureSum(Aggregator):
                     f"t >= {need} (corruption_rate={self.corruption_rate})"
                 )
         return SecAggParams(num_clients=n, threshold=t, **common)
+
+    def client_input(self, message: ClientMessage) -> tuple[np.ndarray, list[int]]:
+        """What one client feeds the protocol: its vector in Z_(2^k) and its side vector (or ``[]``).
+
+        The same conversion :meth:`aggregate` makes for every client in process; a client that
+        plays its own side over the network makes it on its own message.
+        """
+        vectors, _ = _ring_inputs([message], self.bits, self.name)
+        fields = _field_vectors([message], self.field_modulus, self.name)
+        return vectors[0], (fields[0] if fields is not None else [])
 
     def aggregate(self, messages: Sequence[ClientMessage], ctx: RoundContext) -> SecureSumResult:
         if len(messages) < 3:  # with two clients each would learn the other's input from the sum
@@ -387,8 +428,9 @@ class SecureSum(Aggregator):
                         if getattr(m.adversary, "secagg_client", None) is not None}
         round_id = hashlib.sha256(SECAGG_ROUND_ID + ctx.derive_seed("secagg_round_id").to_bytes(8, "big")).digest()[:16]
         try:
-            report = run_round(
+            report = self.transport.run(
                 params,
+                by_pid,
                 {p: ring[m.client_id] for p, m in by_pid.items()},
                 field_inputs=field_inputs,
                 dropout=plan,
@@ -420,7 +462,8 @@ class SecureSum(Aggregator):
         for p, why in sorted(res.blamed.items()):  # in the sum, but its unmasking answer was wrong
             ctx.events.append(f"secure_sum: client {by_pid[p].client_id} blamed ({why}); its shares were ignored")
         ctx.record("secagg_blamed", len(res.blamed))
-        ctx.record("secagg_upload_bytes_mean", float(np.mean([report.upload_bytes[p] for p in by_pid])))
+        if report.upload_bytes:  # the network transport counts no bytes per client
+            ctx.record("secagg_upload_bytes_mean", float(np.mean([report.upload_bytes[p] for p in by_pid])))
         ctx.record("secagg_threshold", params.threshold)
         ctx.record("secagg_survivors", len(included))
         return SecureSumResult(

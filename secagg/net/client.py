@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl as ssl_module
 import sys
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..client import SecAggClient
 from ..errors import ConfigError, MalformedMessage, SecAggError
+from ..keys import SigningKey
 from ..messages import decode_message
 from ..params import SecAggParams
 from ..prg import ring_dtype
@@ -61,6 +63,11 @@ async def run_client(
     timeout: float = 60.0,
     drop_at: str | None = None,
     send: Sender | None = None,
+    field_vector: Sequence[int] = (),
+    ssl: "ssl_module.SSLContext | None" = None,
+    server_hostname: str | None = None,
+    signing_key: SigningKey | None = None,
+    verify_keys: Mapping[int, bytes] | None = None,
 ) -> str:
     """Play one round over TCP; returns the last step completed (``"done"`` or the drop step).
 
@@ -68,6 +75,11 @@ async def run_client(
       timeout: seconds to wait for the connection, for each server message, and for each write.
       drop_at: a dropout step name (:data:`secagg.steps.STEPS`): close instead of sending it.
       send: how to send each message (default: one frame, flushed within ``timeout``).
+      field_vector: the side vector over GF(q) (``params.field_dim`` ints in ``[0, q)``).
+      ssl: a client-side TLS context (``None``: plain TCP); ``server_hostname`` names the
+        certificate's host when it differs from ``host``.
+      signing_key, verify_keys: this client's signing key and every client's verify key (the
+        active variant).
 
     Raises:
       ServerClosed: the server closed the connection before the round was done.
@@ -75,13 +87,14 @@ async def run_client(
       DecodeError: a server message over its step's bound, malformed, or not the step's request.
     """
     steps = protocol_steps(params)
-    client = SecAggClient(params, client_id, round_id)
+    client = SecAggClient(params, client_id, round_id, signing_key=signing_key, verify_keys=verify_keys)
 
     async def default_send(writer: asyncio.StreamWriter, step: StepSpec, payload: bytes) -> None:
         await write_frame(writer, payload, timeout=timeout)
 
     send = send or default_send
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        host, port, ssl=ssl, server_hostname=server_hostname if ssl is not None else None), timeout)
     try:
         request = None
         for i, spec in enumerate(steps):
@@ -100,7 +113,7 @@ async def run_client(
                                            f"got {type(request).__name__}")
             if spec.dropout == drop_at:
                 return drop_at
-            await send(writer, spec, client_answer(client, spec, request, vector).encode())
+            await send(writer, spec, client_answer(client, spec, request, vector, field_vector).encode())
         return client.stage.value  # done: the server sends nothing more
     finally:
         writer.close()

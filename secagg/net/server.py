@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl as ssl_module
 import sys
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -67,6 +68,10 @@ async def serve_round(
     on_step: Callable[[str], None] | None = None,
     faults: dict[int, Exception] | None = None,
     log: Callable[[str], None] = lambda s: None,
+    exclude: Callable[[tuple[int, ...]], Mapping[int, str]] | None = None,
+    ssl: "ssl_module.SSLContext | None" = None,
+    verify_keys: Mapping[int, bytes] | None = None,
+    traffic: dict[int, list[int]] | None = None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
@@ -77,17 +82,32 @@ async def serve_round(
       on_step: called with each protocol step's name (:class:`secagg.protocol.StepSpec`) as it begins.
       faults: filled with ``{client: exception}`` for each client dropped after it joined
         (closed, timed out, oversized frame, refused message).
+      exclude: called, at the step that takes exclusions, with the ids whose masked inputs
+        arrived; returns the clients to leave out before unmasking, with reasons (the in-process
+        driver's hook of the same name).
+      ssl: a server-side TLS context (``None``: plain TCP).
+      verify_keys: the clients' signature verify keys ``{client: 32 bytes}``, which the active
+        variant needs (the registry every client holds too).
+      traffic: filled with ``{client: [bytes received from it, bytes sent to it]}``, frame
+        headers included (TLS records not counted).
 
     Raises:
       TooFewSurvivors: the round fell below the threshold.
     """
-    if params.active:
-        raise ConfigError("the TCP transport runs the semi-honest variant only (it has no signing keys)")
+    if params.active and verify_keys is None:
+        raise ConfigError("the active variant needs the clients' verify keys (verify_keys)")
     steps = protocol_steps(params)
     first = steps[0]
     join_bound = max_frame_bytes(first, params, dim)
-    server = SecAggServer(params, round_id, dim)
+    server = SecAggServer(params, round_id, dim, verify_keys=verify_keys)
     faults = {} if faults is None else faults
+    traffic = {} if traffic is None else traffic
+
+    def count(u: int, up: int = 0, down: int = 0) -> None:
+        t = traffic.setdefault(u, [0, 0])
+        t[0] += up
+        t[1] += down
+
     conns: dict[int, _Conn] = {}
     joining: set[_Conn] = set()  # connections that have not sent their first message yet
     max_pending = max(64, 4 * params.num_clients)
@@ -132,6 +152,7 @@ async def serve_round(
         finally:
             joining.discard(conn)
         conns[msg.sender] = conn
+        count(msg.sender, up=4 + len(data))
         if len(conns) == params.num_clients:
             all_joined.set()
         await finished.wait()  # keep the connection owned by this handler until the round ends
@@ -149,7 +170,10 @@ async def serve_round(
                 return u, ConnectionError("not connected")
             try:
                 await write_frame(conn.writer, payload, timeout=deadline - loop.time())
-                return u, await read_frame(conn.reader, bound, timeout=deadline - loop.time())
+                count(u, down=4 + len(payload))
+                data = await read_frame(conn.reader, bound, timeout=deadline - loop.time())
+                count(u, up=4 + len(data))
+                return u, data
             except (SecAggError, OSError) as exc:
                 return u, exc
 
@@ -174,7 +198,7 @@ async def serve_round(
             if u not in outbox:
                 conns.pop(u).close()
 
-    listener = await asyncio.start_server(handle, host, port)
+    listener = await asyncio.start_server(handle, host, port, ssl=ssl)
     bound_port = listener.sockets[0].getsockname()[1]
     if on_listening is not None:
         on_listening(bound_port)
@@ -192,7 +216,10 @@ async def serve_round(
             await exchange(out, spec)
             if spec is steps[-1]:
                 return server.finish()
-            out = server_close(server, spec)
+            if spec.takes_exclude:
+                out = server_close(server, spec, dict(exclude(server.arrived)) if exclude is not None else {})
+            else:
+                out = server_close(server, spec)
         raise AssertionError("unreachable: the protocol table ends with the unmasking step")  # pragma: no cover
     finally:
         finished.set()

@@ -1,0 +1,114 @@
+"""Start a networked run: ``sabre serve`` (the server alone) and ``sabre run --transport tcp``
+(a local server and ``N`` client processes on 127.0.0.1)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Callable
+
+from fl.config import ConfigError, ExperimentConfig, config_to_toml
+from fl.experiment import RunSummary, open_dataset, resolve_data_path, run_experiment
+from fl.model import num_params
+from rangeproof.blame import SabreError
+
+from .server import NetworkSimulation, network_pipeline
+from .session import ServerSession
+from .tls import client_context, make_certificates, server_context
+
+__all__ = ["serve", "run_local", "ClientProcessFailed"]
+
+
+class ClientProcessFailed(SabreError):
+    """A client process of ``sabre run --transport tcp`` exited with an error (the run directory
+    is complete as far as the server got; the process's stderr says why)."""
+
+
+def _resolved(cfg: ExperimentConfig) -> ExperimentConfig:
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=resolve_data_path(cfg.data.path, cfg.source)))
+
+
+def serve(cfg: ExperimentConfig, *, host: str = "127.0.0.1", port: int = 0, ssl_context=None, out=None,
+          progress: bool = True, join_timeout: float = 600.0, secagg_port: int = 0, timeout: float = 600.0,
+          on_listening: Callable[[int], None] | None = None,
+          log: Callable[[str], None] = lambda s: None) -> RunSummary:
+    """Serve ``cfg``: wait for the writers with training data to connect (up to ``join_timeout``
+    seconds), then run every round with those connected, writing the run directory as ``sabre run``.
+
+    Raises:
+      ConfigError: fewer writers connected than a round samples.
+    """
+    resolved = _resolved(cfg)
+    dataset = open_dataset(resolved)
+    network_pipeline(resolved, num_params(cfg.model.name), len(dataset.train_clients()), None)  # refuse early
+    session = ServerSession(config_to_toml(resolved), num_params(cfg.model.name), host=host, port=port,
+                            ssl_context=ssl_context, secagg_port=secagg_port, timeout=timeout,
+                            writers=set(dataset.train_clients()), log=log)
+    try:
+        log(f"listening on {host}:{session.port}")
+        if on_listening is not None:
+            on_listening(session.port)
+        want = set(dataset.train_clients())
+        got = session.wait_for(want, join_timeout)
+        if got != want:
+            log(f"{len(got)} of {len(want)} writers connected; rounds sample among those")
+        return run_experiment(cfg, out=out, progress=progress, dataset=dataset,
+                              simulation=lambda c, d, **kw: NetworkSimulation(c, d, session=session, **kw))
+    finally:
+        session.close()
+
+
+def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=None, progress: bool = True,
+              timeout: float = 600.0, log: Callable[[str], None] = lambda s: None) -> RunSummary:
+    """``sabre run --transport tcp``: a server here and ``processes`` client processes on 127.0.0.1.
+
+    The writers with training data are dealt round-robin to the processes; with an enabled
+    ``[attack]`` every process plays it for its writers (``sabre client --attack``). With ``tls`` a fresh
+    CA and server certificate are made in a temporary directory, removed at the end.
+
+    Raises:
+      ConfigError: ``processes`` below 1.
+      ClientProcessFailed: a client process exited with an error.
+    """
+    if processes < 1:
+        raise ConfigError(f"--processes: expected at least 1, got {processes}")
+    resolved = _resolved(cfg)
+    writers = open_dataset(resolved).train_clients()
+    network_pipeline(resolved, num_params(cfg.model.name), len(writers), None)  # refuse before any process starts
+    groups = [writers[i::processes] for i in range(min(processes, len(writers)))]
+    attack = cfg.attack is not None and cfg.attack.enabled
+    tmp = tempfile.mkdtemp(prefix="sabre-tls-") if tls else None
+    procs: list[subprocess.Popen] = []
+    try:
+        ctx, ca = None, None
+        if tls:
+            ca, cert, key = make_certificates(tmp, ("127.0.0.1", "localhost"))
+            ctx = server_context(cert, key)
+            client_context(ca)  # fails here, not in N processes, if the CA cannot be loaded
+
+        def spawn(port: int) -> None:
+            for g in groups:
+                cmd = [sys.executable, "-m", "fl", "client", "--server", f"127.0.0.1:{port}",
+                       "--data", resolved.data.path, "--writers", ",".join(map(str, g)), "--timeout", str(timeout)]
+                if ca is not None:
+                    cmd += ["--tls-ca", str(ca)]
+                if attack:
+                    cmd.append("--attack")
+                procs.append(subprocess.Popen(cmd, env=dict(os.environ)))
+
+        summary = serve(cfg, ssl_context=ctx, out=out, progress=progress, join_timeout=timeout, timeout=timeout,
+                        on_listening=spawn, log=log)
+        codes = [p.wait(timeout=timeout) for p in procs]
+        if any(codes):
+            raise ClientProcessFailed(f"client processes exited with status {codes}")
+        return summary
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,272 @@
+"""The server's side of a networked run: connected clients, one round's exchanges, the SecAgg transport.
+
+:class:`ServerSession` owns an asyncio event loop on a thread of its own; the federated loop
+(:class:`fl.simulation.Simulation`, synchronous) calls its blocking methods, which run
+coroutines on that loop. Each client holds one control connection (the messages of
+:mod:`fl.net.messages`); the SecAgg round of :class:`NetworkTransport` runs the tested TCP
+server of :mod:`secagg.net.server` on a port of its own, which every participant joins.
+
+Every read is bounded (:mod:`fl.net.messages` bounds) and has a deadline; a client whose
+connection fails, times out or sends a malformed frame is dropped from the round and named in
+the round's events, and the round goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ssl
+import threading
+from typing import Callable, Mapping
+
+import numpy as np
+
+from secagg.driver import RoundReport
+from secagg.errors import SecAggError
+from secagg.net.framing import read_frame, write_frame
+from secagg.net.server import serve_round
+
+from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+                       Setup, Update, decode, encode, update_bound)
+
+__all__ = ["ServerSession", "NetworkTransport", "Link"]
+
+_FAILURES = (SecAggError, OSError, MalformedFrame, asyncio.TimeoutError)
+
+
+@dataclasses.dataclass
+class Link:
+    """One client's control connection."""
+
+    writer_id: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    peer: str
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+class ServerSession:
+    """Accepts clients, runs the control exchanges of each round, and the SecAgg rounds.
+
+    Args:
+      config_text: the run's config (TOML), sent to every client in :class:`Setup`.
+      dim: the model's number of parameters (bounds the updates).
+      host, port: where to listen (port 0: any free port; see :attr:`port`).
+      ssl_context: a server-side TLS context, or ``None`` for plain TCP.
+      secagg_port: the port of each SecAgg round (0: a free one each round).
+      timeout: seconds a client may take for any one answer (its training included).
+      writers: the writer ids that may connect (``None``: any); another id is refused at once.
+      hello_timeout: seconds a new connection has to send its :class:`Hello`; at most
+        ``max(64, 4 * len(writers))`` connections may wait on theirs at a time, more are closed.
+      log: where to write what happens.
+    """
+
+    def __init__(self, config_text: str, dim: int, *, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None, secagg_port: int = 0, timeout: float = 600.0,
+                 secagg_timeout: float = 60.0, writers: set[int] | None = None, hello_timeout: float = 30.0,
+                 log: Callable[[str], None] = lambda s: None):
+        self.config_text = config_text
+        self.writers = None if writers is None else frozenset(writers)
+        self.hello_timeout = hello_timeout
+        self._pending = 0
+        self._max_pending = max(64, 4 * len(writers or ()))
+        self.dim = dim
+        self.host = host
+        self.ssl_context = ssl_context
+        self.secagg_port = secagg_port
+        self.timeout = timeout
+        self.secagg_timeout = secagg_timeout
+        self.log = log
+        self.links: dict[int, Link] = {}
+        self._changed = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sabre-serve", daemon=True)
+        self._thread.start()
+        self._listener = self._call(asyncio.start_server(self._accept, host, port, ssl=ssl_context))
+        self.port: int = self._listener.sockets[0].getsockname()[1]
+        #: message id -> writer of the round in progress
+        self.round_writers: dict[int, int] = {}
+        #: message id -> the verify key its client sent with its update (active variant)
+        self.verify_keys: dict[int, bytes] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = str(writer.get_extra_info("peername"))
+        if self._pending >= self._max_pending:
+            writer.transport.abort()
+            return
+        self._pending += 1
+        try:
+            hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
+            if self.writers is not None and hello.writer not in self.writers:
+                raise MalformedFrame(f"Hello: writer {hello.writer} has no training data in this run")
+            with self._changed:
+                if hello.writer in self.links:
+                    raise MalformedFrame(f"a second connection for writer {hello.writer}")
+            await write_frame(writer, encode(Setup(self.config_text)), timeout=self.timeout)
+        except _FAILURES as exc:
+            self.log(f"connection from {peer} refused: {type(exc).__name__}: {exc}")
+            writer.transport.abort()
+            return
+        finally:
+            self._pending -= 1
+        with self._changed:
+            if hello.writer in self.links:  # a twin registered while this one was being set up
+                writer.transport.abort()
+                return
+            self.links[hello.writer] = Link(hello.writer, reader, writer, peer)
+            self._changed.notify_all()
+        self.log(f"writer {hello.writer} connected from {peer}")
+
+    def wait_for(self, writers: set[int], timeout: float) -> set[int]:
+        """Block until every writer in ``writers`` is connected or ``timeout`` passes; the connected ones."""
+        with self._changed:
+            self._changed.wait_for(lambda: writers <= set(self.links), timeout)
+            return writers & set(self.links)
+
+    def connected(self) -> list[int]:
+        with self._changed:
+            return sorted(self.links)
+
+    def _drop(self, writer_id: int, why: str) -> None:
+        with self._changed:
+            link = self.links.pop(writer_id, None)
+        if link is not None:
+            link.abort()
+            self.log(f"writer {writer_id} dropped: {why}")
+
+    # ------------------------------------------------------------------ one round
+    def updates(self, round_index: int, slots: list[tuple[int, int]], expected_clients: int,
+                params: np.ndarray) -> dict[int, Update | str]:
+        """Send the model to each slot's writer and collect its :class:`Update`.
+
+        Args:
+          slots: ``(writer, message id)`` in slot order (a writer may fill several slots).
+
+        Returns:
+          ``{message id: Update}``, or the reason (a string) for a slot whose client failed.
+        """
+        self.round_writers = {mid: w for w, mid in slots}
+        self.verify_keys = {}
+        return self._call(self._updates(round_index, slots, expected_clients, params))
+
+    async def _updates(self, round_index, slots, expected_clients, params):
+        by_writer: dict[int, list[int]] = {}
+        for w, mid in slots:
+            by_writer.setdefault(w, []).append(mid)
+        out: dict[int, Update | str] = {}
+
+        async def one(w: int, mids: list[int]) -> None:
+            link = self.links.get(w)
+            for mid in mids:
+                if link is None:
+                    out[mid] = "not_connected"
+                    continue
+                try:
+                    await write_frame(link.writer, encode(RoundStart(round_index, mid, expected_clients, [w for w, _ in slots], params)),
+                                      timeout=self.timeout)
+                    up = decode(await read_frame(link.reader, update_bound(self.dim), timeout=self.timeout), Update)
+                    if up.message_id != mid:
+                        raise MalformedFrame(f"Update for message {up.message_id}, expected {mid}")
+                    out[mid] = up
+                    if up.verify_key:
+                        self.verify_keys[mid] = bytes.fromhex(up.verify_key)
+                except _FAILURES as exc:
+                    out[mid] = f"dropped: {type(exc).__name__}"
+                    self._drop(w, f"{type(exc).__name__}: {exc}")
+                    link = None
+
+        await asyncio.gather(*(one(w, mids) for w, mids in by_writer.items()))
+        return out
+
+    def end_round(self, round_index: int) -> None:
+        """Tell every client of the round that it is over."""
+        writers = sorted(set(self.round_writers.values()))
+        self.round_writers = {}
+        self._call(self._send_all(writers, RoundEnd(round_index)))
+
+    async def _send_all(self, writers, message) -> None:
+        async def one(w):
+            link = self.links.get(w)
+            if link is None:
+                return
+            try:
+                await write_frame(link.writer, encode(message), timeout=self.timeout)
+            except _FAILURES as exc:
+                self._drop(w, f"{type(exc).__name__}: {exc}")
+        await asyncio.gather(*(one(w) for w in writers))
+
+    def secagg(self, params, pids: Mapping[int, int], round_id: bytes, dim: int,
+               exclude: Callable[[tuple[int, ...]], Mapping[int, str]]):
+        """Run one SecAgg round with the clients of ``pids`` (``{pid: message id}``); the server's result."""
+        return self._call(self._secagg(params, pids, round_id, dim, exclude))
+
+    async def _secagg(self, params, pids, round_id, dim, exclude):
+        faults: dict[int, Exception] = {}
+        # the active variant's registry, published to every participant with its invitation: the
+        # keys the clients sent with their updates (the server is trusted to relay them; see
+        # docs/secagg.md, "Running a federated run over the network")
+        registry = {p: self.verify_keys[m] for p, m in sorted(pids.items())} if params.active else {}
+        invited = asyncio.get_running_loop().create_future()
+
+        def listening(port: int) -> None:
+            async def invite():
+                async def one(pid, mid):
+                    w = self.round_writers.get(mid)
+                    link = self.links.get(w) if w is not None else None
+                    if link is None:
+                        return
+                    start = SecAggStart(mid, pid, params.num_clients, params.field_dim, round_id.hex(), port,
+                                        [registry[p].hex() for p in sorted(registry)])
+                    try:
+                        await write_frame(link.writer, encode(start), timeout=self.timeout)
+                    except _FAILURES as exc:
+                        self._drop(w, f"{type(exc).__name__}: {exc}")
+                await asyncio.gather(*(one(p, m) for p, m in pids.items()))
+                invited.set_result(None)
+            asyncio.ensure_future(invite())
+
+        result = await serve_round(params, round_id, dim, host=self.host, port=self.secagg_port,
+                                   join_timeout=self.secagg_timeout, step_timeout=self.secagg_timeout,
+                                   on_listening=listening, faults=faults, exclude=exclude, ssl=self.ssl_context,
+                                   log=self.log, verify_keys=registry if params.active else None)
+        await invited
+        return result, faults
+
+    def close(self) -> None:
+        """Say goodbye to every client and stop listening."""
+        try:
+            self._call(self._send_all(self.connected(), Bye()))
+            for w in self.connected():
+                self.links[w].writer.close()
+            self._listener.close()
+            self._call(self._listener.wait_closed())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+
+class NetworkTransport:
+    """The :class:`~fl.aggregation.secure_sum.SecAggTransport` over TCP: the server's side runs
+    here, each client plays its own side with its own input in its own process."""
+
+    def __init__(self, session: ServerSession):
+        self.session = session
+
+    def run(self, params, messages, inputs, *, field_inputs, dropout, exclude, round_id, seed, client_types):
+        if client_types:
+            raise ValueError("the network transport runs each client's own SecAgg code; no client_types here")
+        dim = len(next(iter(inputs.values())))
+        pids = {p: m.client_id for p, m in messages.items()}
+        result, faults = self.session.secagg(params, pids, round_id, dim, exclude)
+        for p, exc in sorted(faults.items()):
+            self.session.log(f"secagg: client {pids.get(p)} (protocol id {p}) dropped: {type(exc).__name__}: {exc}")
+        return RoundReport(result=result, upload_bytes={}, download_bytes={}, client_seconds={}, server_seconds=0.0,
+                           client_errors={})
+
+    def __repr__(self) -> str:
+        return f"NetworkTransport(port={self.session.port})"

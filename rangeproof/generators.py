@@ -22,6 +22,7 @@ import secrets
 import threading
 from pathlib import Path
 
+from petlib.bindings import _C as _openssl
 from petlib.ec import EcPt
 
 from .errors import EncodingError
@@ -44,7 +45,14 @@ _pedersen: tuple[EcPt, EcPt] | None = None
 
 def _hash_to_point(label: bytes, index: int) -> EcPt:
     msg = _DOMAIN + len(label).to_bytes(4, "big") + label + index.to_bytes(8, "big")
-    return curve().hash_to_point(msg)
+    try:
+        return curve().hash_to_point(msg)
+    finally:
+        # try-and-increment leaves one OpenSSL error per x that is not on the curve in this
+        # thread's error queue; left there, a later TLS call on the thread read them as its own
+        # failure ("invalid compressed point")
+        while _openssl.ERR_get_error():
+            pass
 
 
 def _derive(label: bytes, start: int, stop: int) -> list[EcPt]:

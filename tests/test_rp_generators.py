@@ -83,3 +83,15 @@ def test_disk_cache_round_trip_and_tamper_detection(tmp_path):
     finally:
         disable_disk_cache()
         clear_memory_cache()
+
+
+def test_deriving_generators_leaves_no_openssl_errors_in_the_thread():
+    """petlib's try-and-increment leaves an OpenSSL error per rejected x in the thread's queue; a
+    TLS handshake later on the same thread read them as its own failure ("invalid compressed
+    point"). Derivation drains them."""
+    from petlib.bindings import _C
+
+    from rangeproof.generators import generators
+
+    generators(b"test: the OpenSSL error queue", 64)
+    assert _C.ERR_get_error() == 0

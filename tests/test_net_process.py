@@ -415,3 +415,25 @@ def test_a_client_process_killed_mid_run_leaves_the_server_running(tmp_path):
     # ... and a later round that samples its writers names them as missing; the run goes on
     assert "no update (" in text
     assert rows[-1]["round_failed"] == "0" or rows[-2]["round_failed"] == "0"
+
+
+DEMO = ["aggregation.secure=true", "aggregation.weighting=fixed", "aggregation.norm_bound=2.0", "aggregation.norm_kind=l2", "run.rounds=1",
+        "run.checkpoint_every=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_the_demo_over_five_processes_gives_the_in_process_model(tmp_path, tls):
+    """Issue 12's check: `sabre run demo --transport tcp --processes 5` with secure aggregation and
+    a proven L2 bound ends with the in-process run's parameters, bit for bit; the same over TLS."""
+    cfg = load_config(find_config("demo"), DEMO)
+    run_experiment(cfg, out=tmp_path / "inproc", progress=False)
+    args = ["run", "demo", "--out", str(tmp_path / "tcp"), "-q", "--transport", "tcp", "--processes", "5"]
+    args += ["--tls"] if tls else []
+    for s in DEMO:
+        args += ["--set", s]
+    assert main(args) == 0
+    ref, got = _final(tmp_path / "inproc"), _final(tmp_path / "tcp")
+    assert torch.equal(got, ref)
+    head, row = (tmp_path / "tcp" / "rounds.csv").read_text().splitlines()[:2]
+    assert dict(zip(head.split(","), row.split(",")))["round_failed"] == "0"

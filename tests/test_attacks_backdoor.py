@@ -216,7 +216,7 @@ def test_under_noise_the_boost_reads_no_clients_count():
     # before: the examples-weighting boost used the mean train count over every participant, so
     # one unsampled writer's data moved the attacker's update (and the release) in every round
     from fl.config import parse_config
-    from fl.experiment import _build_adversary
+    from fl.experiment import build_run_adversary
 
     def adversary(ds, noise):
         aggregation = {"weighting": "examples", "max_weight": 100.0, "server_clip": 1.0}
@@ -227,7 +227,7 @@ def test_under_noise_the_boost_reads_no_clients_count():
             "model": {"name": "small_cnn"}, "fedavg": {"clients_per_round": 2}, "aggregation": aggregation,
             "attack": {"kind": "pgd", "eps": 0.25, "num_tasks": 1},
         })
-        return _build_adversary(cfg, ds)
+        return build_run_adversary(cfg, ds)
 
     ds = tiny_dataset()
     keep = np.ones(len(ds.labels), bool)

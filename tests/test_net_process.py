@@ -198,6 +198,12 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (_frame(5, {**GOOD_START, "verify_keys": ["ab" * 32, 7]}), "verify_keys"),
     (_frame(5, {**GOOD_START, "round_id": "ab"}), "round_id"),
     (_frame(5, {**GOOD_START, "round_id": "zz" * 16}), "round_id"),
+    # network review, F1 and F4: these raised RecursionError / OverflowError and ended the run
+    (_raw(4, "[" * 200_000), "not JSON"),
+    (_raw(4, json.dumps({**GOOD_UPDATE, "weight": 7}).replace(": 7,", ": " + "9" * 401 + ",")), "not JSON"),
+    (_raw(4, json.dumps({**GOOD_UPDATE, "measurements": {"quantize_clipped": 7}}).replace("7}", "9" * 401 + "}")),
+     "not JSON"),
+    (_raw(4, json.dumps({**GOOD_UPDATE, "measurements": {"q": 7.0}}).replace("7.0", "1e400")), "finite"),
 ])
 def test_malformed_frames_are_refused(data, why):
     with pytest.raises(MalformedFrame, match=why):
@@ -371,6 +377,36 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
     assert [m.client_id for m in kept] == [0]
     assert rejected == {1: "malformed_update", 2: "malformed_update", 3: "malformed_update"}
     assert all(m.vector.dtype == np.uint32 for m in msgs)
+
+
+def test_a_blinding_sent_in_the_clear_is_refused_and_the_server_never_needs_one():
+    """Network review, F5: with norm proofs the clients uploaded their commitment's blinding in
+    Update.extras (the server required it), which lets the server test any guess of an update.
+    It travels only masked now: an Update carrying it is excluded, one without it is taken, and
+    the server's stages see a placeholder of the right length."""
+    from fl.aggregation import RoundContext
+    from fl.aggregation.secure_sum import FIELD_VECTOR_KEY
+    from fl.data import load_dataset
+    from fl.net.server import NetworkSimulation
+
+    class Session:
+        dim = 14410
+
+        def connected(self):
+            return list(range(12))
+
+        def updates(self, r, slots, k, params):
+            good = dict(weight=3.0, dtype="int64", measurements={}, events=[], refused=None)
+            return {0: Update(0, extras={}, **good), 1: Update(1, extras={FIELD_VECTOR_KEY: [12345]}, **good)}
+
+    cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true", "aggregation.weighting=fixed",
+                                                        "aggregation.norm_bound=1.0"])
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session())
+    ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=2)
+    msgs = sim.client_messages(0, ctx, [0, 1], [0, 1], [0, 1], [])
+    assert msgs[0].extras[FIELD_VECTOR_KEY] == [0] and msgs[0].adversary.refused is None
+    assert FIELD_VECTOR_KEY not in msgs[1].extras and msgs[1].adversary.refused[1] == "malformed_update"
+    assert "in the clear" in msgs[1].adversary.refused[2]
 
 
 @pytest.mark.slow

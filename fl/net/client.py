@@ -22,6 +22,7 @@ from fl.aggregation import ClientMessage, RoundContext
 from fl.aggregation.base import InvalidUpdate
 from fl.aggregation.prepare import finite_or_zero
 from fl.aggregation.remote import client_halves, innermost
+from fl.aggregation.secure_sum import FIELD_VECTOR_KEY
 from fl.config import ConfigError, ExperimentConfig, parse_config
 from fl.experiment import build_run_adversary, open_dataset
 from fl.model import num_params
@@ -161,7 +162,10 @@ class ClientProcess:
         # the active variant signs its SecAgg messages with a key fresh for this round (as the
         # in-process driver does); the server relays the verify keys to all participants
         key = SigningKey.generate(SystemRandom()) if run.secure_sum.active else None
-        up = Update(mid, float(out.weight), str(out.vector.dtype), {k: v for k, v in out.extras.items()},
+        # the side vector (the commitment's blinding) travels only masked, inside SecAgg: sent in
+        # the clear it would let the server test any guess of this client's update
+        up = Update(mid, float(out.weight), str(out.vector.dtype),
+                    {k: v for k, v in out.extras.items() if k != FIELD_VECTOR_KEY},
                     dict(ctx.measurements), list(ctx.events), None, key.verify_key.hex() if key else "")
         return up, (vector, field, key)
 

@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rangeproof.blame import SabreError
+
 __all__ = ["MalformedFrame", "Hello", "Setup", "RoundStart", "Update", "SecAggStart", "RoundEnd", "Bye",
            "encode", "decode", "SMALL_BOUND", "SETUP_BOUND", "round_bound", "update_bound"]
 
@@ -52,8 +54,18 @@ def update_bound(dim: int) -> int:
     return (1 << 22) + 8 * dim
 
 
-class MalformedFrame(ValueError):
+class MalformedFrame(SabreError, ValueError):
     """A frame that is not a well-formed message of the kind expected."""
+
+
+#: the most digits of an integer in a header (a message id, a count; 2^256 has 78)
+MAX_INT_DIGITS = 80
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
 
 
 def _no_constant(name: str):
@@ -192,8 +204,9 @@ class Update(_Message):
         header = dict(header)
         header["extras"] = _unpack(header["extras"])
         if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-                   for k, v in header["measurements"].items()):
-            raise MalformedFrame("Update: measurements must map names to numbers")
+                   and math.isfinite(float(v)) for k, v in header["measurements"].items()):
+            raise MalformedFrame("Update: measurements must map names to finite numbers")
+        header["measurements"] = {k: float(v) for k, v in header["measurements"].items()}
         if not all(isinstance(e, str) for e in header["events"]):
             raise MalformedFrame("Update: events must be strings")
         r = header["refused"]
@@ -284,13 +297,18 @@ def decode(data: bytes, *expected: type) -> _Message:
     if 5 + n > len(data):
         raise MalformedFrame(f"{cls.__name__}: header runs past the frame")
     try:
-        header = json.loads(data[5:5 + n].decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedFrame(f"{cls.__name__}: the header is not JSON") from None
+        header = json.loads(data[5:5 + n].decode("utf-8"), parse_constant=_no_constant, parse_int=_bounded_int)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep to parse
+        raise MalformedFrame(f"{cls.__name__}: the header is not JSON within its bounds") from None
     if not isinstance(header, dict) or set(header) != set(cls.FIELDS):
         raise MalformedFrame(f"{cls.__name__}: expected the fields {sorted(cls.FIELDS)}")
     for key, types in cls.FIELDS.items():
         v = header[key]
         if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
             raise MalformedFrame(f"{cls.__name__}.{key}: wrong type {type(v).__name__}")
-    return cls.build(header, data[5 + n:])
+    try:
+        return cls.build(header, data[5 + n:])
+    except MalformedFrame:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # whatever a crafted field raises
+        raise MalformedFrame(f"{cls.__name__}: {type(exc).__name__} in a field") from None

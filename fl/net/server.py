@@ -27,7 +27,6 @@ from fl.aggregation.remote import PlayedRemotely, check_splittable
 from fl.config import ConfigError, ExperimentConfig
 from fl.simulation import RoundResult, Simulation
 
-from secagg.params import P256_ORDER
 from secagg.prg import ring_dtype
 
 from .session import NetworkTransport, ServerSession
@@ -123,6 +122,10 @@ class NetworkSimulation(Simulation):
                     if name in CLIENT_MEASUREMENTS and math.isfinite(value) and value >= 0:
                         ctx.record(name, ctx.measurements.get(name, 0.0) + float(value))
                 ctx.events.extend(f"client {mid}: {' '.join(e.split())[:200]}" for e in up.events[:8])
+            if refused is None and self._field_width:
+                # the client sums its side vector (its commitment's blinding) inside SecAgg itself;
+                # the server's stages only see that one is there, never its value
+                extras[FIELD_VECTOR_KEY] = [0] * self._field_width
             messages.append(ClientMessage(mid, np.zeros(self.dim, dtype=self._vector_dtype), weight=up.weight,
                                           adversary=PlayedRemotely(refused), extras=extras))
         return messages
@@ -137,12 +140,8 @@ class NetworkSimulation(Simulation):
             return None if up.refused[0] in self._stage_names else f"refused at an unknown stage {up.refused[0]!r}"
         if np.dtype(up.dtype) != self._vector_dtype:
             return f"a {up.dtype} vector, expected {self._vector_dtype}"
-        field = up.extras.get(FIELD_VECTOR_KEY)
-        if self._field_width == 0:
-            return None if field is None else "a side vector this pipeline does not sum"
-        if not (isinstance(field, list) and len(field) == self._field_width
-                and all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e < P256_ORDER for e in field)):
-            return "no valid side vector"
+        if FIELD_VECTOR_KEY in up.extras:
+            return "a side vector in the clear (it travels only masked, inside SecAgg)"
         return None
 
     def run_round(self) -> RoundResult:

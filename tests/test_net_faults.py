@@ -343,3 +343,39 @@ def test_killed_client_process_is_dropped_and_the_sum_is_exact(step):
     assert result.dropped == {victim: step_named(step).dropout}
     xs = {u: demo_input(SEED, u, DIM, BITS) for u in params.client_ids}
     assert np.array_equal(result.vector, _plain_sum(xs, (1, 2, 4)))
+
+
+# ---------------------------------------------------------------- join tokens (network review, F2)
+
+async def _token_round(hijack: str):
+    """Four invited clients with join tokens; an intruder connects first and tries to take
+    client 2's slot: with no token, a wrong one, or client 3's token while claiming to be 2."""
+    import secrets
+
+    from secagg.net.server import JOIN_TOKEN_BYTES
+
+    params = SecAggParams(num_clients=4, threshold=3)
+    tokens = {u: secrets.token_bytes(JOIN_TOKEN_BYTES) for u in params.client_ids}
+    ports: asyncio.Queue = asyncio.Queue()
+    server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, join_timeout=5,
+                                             step_timeout=STEP_TIMEOUT, join_tokens=tokens))
+    port = await ports.get()
+    xs = {u: demo_input(SEED, u, DIM, BITS) for u in params.client_ids}
+    evil = np.full(DIM, 12345, dtype=xs[2].dtype)
+    token = {"none": None, "wrong": secrets.token_bytes(JOIN_TOKEN_BYTES), "other": tokens[3]}[hijack]
+    intruder = asyncio.create_task(run_client(params, 2, RID, evil, port=port, timeout=8, join_token=token))
+    done, _ = await asyncio.wait([intruder], timeout=2)  # refused at once (or it would hold the slot)
+    clients = [asyncio.create_task(run_client(params, u, RID, xs[u], port=port, timeout=8, join_token=tokens[u]))
+               for u in params.client_ids]
+    result = await asyncio.wait_for(server, 30)
+    await asyncio.wait(clients, timeout=5)
+    intruder.cancel()
+    return params, xs, result, done
+
+
+@pytest.mark.parametrize("hijack", ["none", "wrong", "other"])
+def test_a_slot_goes_only_to_the_holder_of_its_join_token(hijack):
+    params, xs, result, done = asyncio.run(_token_round(hijack))
+    assert done  # the intruder was refused, not left holding a slot
+    assert result.survivors == (1, 2, 3, 4)
+    assert np.array_equal(result.vector, _plain_sum(xs, (1, 2, 3, 4)))  # the honest client 2's input, not the intruder's

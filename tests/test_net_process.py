@@ -143,7 +143,8 @@ def test_messages_round_trip():
             Update(15, 20.0, "int64", {"norm_proof": {"commitment": b"\x00\x01", "proof": b"\xff" * 9},
                                        "field_vector": [2 ** 255 + 7]}, {"quantize_clipped": 3.0}, ["e"], None),
             Update(16, 1.0, "uint32", {}, {}, [], None, "0f" * 32),
-            SecAggStart(15, 2, 4, 1, "ab" * 16, 5555), SecAggStart(15, 2, 2, 0, "ab" * 16, 1, ["00" * 32, "a1" * 32]),
+            SecAggStart(15, 2, 4, 1, "ab" * 16, 5555, [], "0f" * 32),
+            SecAggStart(15, 2, 2, 0, "ab" * 16, 1, ["00" * 32, "a1" * 32], "0f" * 32),
             RoundEnd(2), Bye()]
     for m in msgs:
         back = decode(encode(m))
@@ -165,7 +166,8 @@ def _raw(kind: int, text: str) -> bytes:
 
 GOOD_UPDATE = {"message_id": 1, "weight": 1.0, "dtype": "int64", "extras": {}, "measurements": {}, "events": [],
                "refused": None, "verify_key": ""}
-GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab" * 16, "port": 1, "verify_keys": []}
+GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab" * 16, "port": 1, "verify_keys": [],
+              "join_token": "0f" * 32}
 
 
 @pytest.mark.parametrize("data, why", [
@@ -198,6 +200,7 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (_frame(5, {**GOOD_START, "verify_keys": ["ab" * 32, 7]}), "verify_keys"),
     (_frame(5, {**GOOD_START, "round_id": "ab"}), "round_id"),
     (_frame(5, {**GOOD_START, "round_id": "zz" * 16}), "round_id"),
+    (_frame(5, {**GOOD_START, "join_token": ""}), "join_token"),
     # network review, F1 and F4: these raised RecursionError / OverflowError and ended the run
     (_raw(4, "[" * 200_000), "not JSON"),
     (_raw(4, json.dumps({**GOOD_UPDATE, "weight": 7}).replace(": 7,", ": " + "9" * 401 + ",")), "not JSON"),

@@ -237,6 +237,7 @@ class ClientProcess:
         try:
             await run_client(params, start.pid, bytes.fromhex(start.round_id), vector, host=self.host,
                              port=start.port, timeout=self.timeout, field_vector=field, ssl=self.ssl_context,
+                             join_token=bytes.fromhex(start.join_token),
                              server_hostname=self.server_hostname if self.ssl_context is not None else None,
                              signing_key=key, verify_keys=registry)
         except (SecAggError, OSError) as exc:  # dropped or excluded by the server: the round goes on

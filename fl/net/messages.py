@@ -232,7 +232,7 @@ class SecAggStart(_Message):
 
     KIND: ClassVar[int] = 5
     FIELDS: ClassVar = {"message_id": (int,), "pid": (int,), "n": (int,), "field_dim": (int,),
-                        "round_id": (str,), "port": (int,), "verify_keys": (list,)}
+                        "round_id": (str,), "port": (int,), "verify_keys": (list,), "join_token": (str,)}
     message_id: int
     pid: int
     n: int
@@ -241,11 +241,16 @@ class SecAggStart(_Message):
     port: int
     #: the active variant's registry: protocol id ``i + 1``'s verify key (hex) at ``i``; empty otherwise
     verify_keys: list = dataclasses.field(default_factory=list)
+    #: the secret (hex) this client presents first on the SecAgg port: the server lets a connection
+    #: join only as the client it invited with that token
+    join_token: str = ""
 
     @classmethod
     def build(cls, header, blob):
         if blob:
             raise MalformedFrame("SecAggStart carries no blob")
+        if not _is_key(header["join_token"]):
+            raise MalformedFrame("SecAggStart: join_token must be 64 hex digits")
         keys = header["verify_keys"]
         if keys and (len(keys) != header["n"] or not all(isinstance(k, str) and _is_key(k) for k in keys)):
             raise MalformedFrame("SecAggStart: verify_keys must be n keys of 64 hex digits")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import ssl
 import threading
 from typing import Callable, Mapping
@@ -23,7 +24,7 @@ import numpy as np
 from secagg.driver import RoundReport
 from secagg.errors import SecAggError
 from secagg.net.framing import read_frame, write_frame
-from secagg.net.server import serve_round
+from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
 
 from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, update_bound)
@@ -212,6 +213,9 @@ class ServerSession:
         # docs/secagg.md, "Running a federated run over the network")
         registry = {p: self.verify_keys[m] for p, m in sorted(pids.items())} if params.active else {}
         invited = asyncio.get_running_loop().create_future()
+        # one secret per invited client, sent on its (authenticated) control connection: the SecAgg
+        # port lets a connection join only as the client whose token it presents
+        tokens = {p: secrets.token_bytes(JOIN_TOKEN_BYTES) for p in pids}
 
         def listening(port: int) -> None:
             async def invite():
@@ -221,7 +225,7 @@ class ServerSession:
                     if link is None:
                         return
                     start = SecAggStart(mid, pid, params.num_clients, params.field_dim, round_id.hex(), port,
-                                        [registry[p].hex() for p in sorted(registry)])
+                                        [registry[p].hex() for p in sorted(registry)], tokens[pid].hex())
                     try:
                         await write_frame(link.writer, encode(start), timeout=self.timeout)
                     except _FAILURES as exc:
@@ -233,7 +237,8 @@ class ServerSession:
         result = await serve_round(params, round_id, dim, host=self.host, port=self.secagg_port,
                                    join_timeout=self.secagg_timeout, step_timeout=self.secagg_timeout,
                                    on_listening=listening, faults=faults, exclude=exclude, ssl=self.ssl_context,
-                                   log=self.log, verify_keys=registry if params.active else None)
+                                   log=self.log, verify_keys=registry if params.active else None,
+                                   join_tokens=tokens)
         await invited
         return result, faults
 

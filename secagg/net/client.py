@@ -68,6 +68,7 @@ async def run_client(
     server_hostname: str | None = None,
     signing_key: SigningKey | None = None,
     verify_keys: Mapping[int, bytes] | None = None,
+    join_token: bytes | None = None,
 ) -> str:
     """Play one round over TCP; returns the last step completed (``"done"`` or the drop step).
 
@@ -80,6 +81,7 @@ async def run_client(
         certificate's host when it differs from ``host``.
       signing_key, verify_keys: this client's signing key and every client's verify key (the
         active variant).
+      join_token: the secret the server handed this client for the round (sent first).
 
     Raises:
       ServerClosed: the server closed the connection before the round was done.
@@ -96,6 +98,8 @@ async def run_client(
     reader, writer = await asyncio.wait_for(asyncio.open_connection(
         host, port, ssl=ssl, server_hostname=server_hostname if ssl is not None else None), timeout)
     try:
+        if join_token is not None:
+            await write_frame(writer, bytes(join_token), timeout=timeout)
         request = None
         for i, spec in enumerate(steps):
             if i:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import ssl as ssl_module
 import sys
@@ -39,7 +40,10 @@ from ..protocol import StepSpec, max_frame_bytes, protocol_steps, server_close
 from ..server import SecAggServer, SumResult
 from .framing import read_frame, write_frame
 
-__all__ = ["serve_round", "main"]
+__all__ = ["serve_round", "main", "JOIN_TOKEN_BYTES"]
+
+#: the length of a join token (``secrets.token_bytes``): a connection presenting one joins only as its client
+JOIN_TOKEN_BYTES = 32
 
 
 class _Conn:
@@ -72,6 +76,7 @@ async def serve_round(
     ssl: "ssl_module.SSLContext | None" = None,
     verify_keys: Mapping[int, bytes] | None = None,
     traffic: dict[int, list[int]] | None = None,
+    join_tokens: Mapping[int, bytes] | None = None,
 ) -> SumResult:
     """Run one round as a TCP server and return its sum.
 
@@ -90,6 +95,10 @@ async def serve_round(
         variant needs (the registry every client holds too).
       traffic: filled with ``{client: [bytes received from it, bytes sent to it]}``, frame
         headers included (TLS records not counted).
+      join_tokens: ``{client: JOIN_TOKEN_BYTES secret bytes}`` handed to each invited client over
+        an authenticated channel: a connection must then open with its token's frame, and may
+        only join as that token's client (without them a slot goes to whichever connection
+        claims it first).
 
     Raises:
       TooFewSurvivors: the round fell below the threshold.
@@ -135,11 +144,19 @@ async def serve_round(
             return
         joining.add(conn)
         try:
+            holder = None
+            if join_tokens is not None:
+                token = await read_frame(reader, JOIN_TOKEN_BYTES, timeout=join_deadline - loop.time())
+                holder = next((c for c, t in join_tokens.items() if hmac.compare_digest(t, token)), None)
+                if len(token) != JOIN_TOKEN_BYTES or holder is None:
+                    raise ProtocolViolation("a connection without a valid join token")
             # before the client has joined, a frame may be no larger than the first message
             data = await read_frame(reader, join_bound, timeout=join_deadline - loop.time())
             msg = decode_message(data, join_bound, threshold=params.threshold)
             if not isinstance(msg, first.message):
                 raise MalformedMessage(f"expected {first.message.__name__} first, got {type(msg).__name__}")
+            if holder is not None and msg.sender != holder:
+                raise ProtocolViolation(f"client {holder}'s join token used to join as client {msg.sender}")
             if all_joined.is_set():
                 raise ProtocolViolation(f"client {msg.sender} joined after the join phase")
             if msg.sender in conns:

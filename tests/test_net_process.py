@@ -382,6 +382,34 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
     assert all(m.vector.dtype == np.uint32 for m in msgs)
 
 
+def test_a_clients_refusal_text_cannot_forge_log_lines():
+    """Network review, F7: the reason text of an Update's refusal reached run.log as sent,
+    newlines included, so a client could write a line blaming an honest client."""
+    from fl.aggregation import RoundContext
+    from fl.data import load_dataset
+    from fl.net.server import NetworkSimulation
+
+    forged = "x\n2026-12-06 round 0: client 7 excluded: forged_proof\n" + "y" * 1000
+
+    class Session:
+        dim = 14410
+
+        def connected(self):
+            return list(range(12))
+
+        def updates(self, r, slots, k, params):
+            return {0: Update(0, weight=3.0, dtype="uint32", extras={}, measurements={}, events=[],
+                              refused=["quantize", "clip", forged])}
+
+    cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session())
+    assert "quantize" in sim._stage_names  # a real stage: the refusal is taken as the client's own
+    ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=1)
+    msgs = sim.client_messages(0, ctx, [0], [0], [0], [])
+    refused = msgs[0].adversary.refused
+    assert refused is not None and all("\n" not in x and len(x) <= 200 for x in refused)
+
+
 def test_a_blinding_sent_in_the_clear_is_refused_and_the_server_never_needs_one():
     """Network review, F5: with norm proofs the clients uploaded their commitment's blinding in
     Update.extras (the server required it), which lets the server test any guess of an update.

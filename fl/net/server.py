@@ -112,7 +112,8 @@ class NetworkSimulation(Simulation):
                 ctx.events.append(f"client {mid}: no update ({up})")
                 ctx.record("net_missing", ctx.measurements.get("net_missing", 0.0) + 1)
                 continue
-            refused = tuple(up.refused) if up.refused else None
+            # a client's own words reach run.log: one line each, bounded (no forged log lines)
+            refused = tuple(" ".join(x.split())[:200] for x in up.refused) if up.refused else None
             why = self._malformed(up)
             if why is not None:  # excluded and named by the outermost stage, as an invalid update is
                 refused, extras = (self.pipeline.name, "malformed_update", f"client {mid}: {why}"), {}

@@ -33,14 +33,14 @@ def test_rounds_released_before_a_resume_are_counted_again_across_two_kills(tmp_
     assert [r for r, _ in _ledger(out)] == [2, 2]
     # rounds 0, 1, 3 are sampled once each; round 2 was released three times with one sample
     # (delta less the sampler support tail, docs/privacy.md)
-    expect_2 = fixed_size_rdp_epsilon({z: 2}, acct.sample_size, acct.population, acct.accountant_delta(2, 3),
+    expect_2 = fixed_size_rdp_epsilon({z: 2}, acct.sample_size, acct.population, acct.delta,
                                       unsampled={z: 3})
-    expect_3 = fixed_size_rdp_epsilon({z: 3}, acct.sample_size, acct.population, acct.accountant_delta(3, 3),
+    expect_3 = fixed_size_rdp_epsilon({z: 3}, acct.sample_size, acct.population, acct.delta,
                                       unsampled={z: 3})
     assert float(final[2]["dp_epsilon"]) == pytest.approx(expect_2, rel=1e-9)
     assert float(final[3]["dp_epsilon"]) == pytest.approx(expect_3, rel=1e-9)
     # what the run recorded before this fix: round 3 as four sampled rounds
-    once = fixed_size_rdp_epsilon({z: 4}, acct.sample_size, acct.population, acct.accountant_delta(4))
+    once = fixed_size_rdp_epsilon({z: 4}, acct.sample_size, acct.population, acct.delta)
     assert float(final[3]["dp_epsilon"]) > once
 
 

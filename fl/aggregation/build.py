@@ -153,9 +153,9 @@ def _accounting(cfg: AggregationConfig, dp: _DpFacts, sens=None):
                           f"replacement from {dp.population}")
     # fixed-size sampling without replacement, accounted under replace-one: swapping one client's
     # update x for x' moves the sum by ||x - x'|| <= 2C, plus the central noise's grid term
-    # (docs/privacy.md); the exact discrete Gaussian sampler adds no tail of its own
+    # (docs/privacy.md)
     return DpAccounting(sensitivity=sens.replace_one, sampling_rate=dp.clients_per_round / dp.population,
-                        delta=dp.delta, tail_per_round=sens.tail_per_round, sampling="fixed_size",
+                        delta=dp.delta, sampling="fixed_size",
                         population=dp.population, sample_size=dp.clients_per_round)
 
 

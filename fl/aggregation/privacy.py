@@ -341,13 +341,8 @@ class DpAccounting:
         the units of the noise: C under add/remove (``"poisson"``), 2C under replace-one
         (``"fixed_size"``), with C the bound on one client's contribution.
       sampling_rate: q = clients per round / clients in the population.
-      delta: the target delta (all of it: ``tail_per_round`` is paid out of it).
-      tail_per_round: probability, per release in which the neighbours' differing client takes
-        part, of an output outside the Gaussian analysis (from the sensitivity's own tail,
-        :class:`fl.aggregation.sensitivity.Sensitivity`; the exact discrete Gaussian sampler adds
-        none); ``t`` sampled rounds and ``u`` unsampled releases are accounted at
-        ``delta - (t * sampling_rate + u) * tail_per_round``, and epsilon is ``inf`` once that is
-        not positive.
+      delta: the target delta (all of it goes to the accountant: the exact discrete Gaussian
+        sampler leaves no tail outside the analysis to pay out of it).
       sampling: ``"poisson"`` (each client independently with probability q; add/remove) or
         ``"fixed_size"`` (``sample_size`` of ``population`` without replacement; replace-one).
       population: N (``"fixed_size"``).
@@ -362,7 +357,6 @@ class DpAccounting:
     sensitivity: float
     sampling_rate: float
     delta: float = 1e-5
-    tail_per_round: float = 0.0
     sampling: str = "poisson"
     population: int | None = None
     sample_size: int | None = None
@@ -375,20 +369,12 @@ class DpAccounting:
             raise ValueError(f"DP sampling rate must lie in (0, 1], got {self.sampling_rate!r}")
         if not 0 < self.delta < 1:
             raise ValueError(f"DP delta must lie in (0, 1), got {self.delta!r}")
-        if not 0 <= self.tail_per_round <= 1:
-            raise ValueError(f"DP tail_per_round must lie in [0, 1], got {self.tail_per_round!r}")
         if self.sampling not in SAMPLING_MODELS:
             raise ValueError(f"DP sampling must be one of {SAMPLING_MODELS}, got {self.sampling!r}")
         if self.sampling == "fixed_size" and not (
                 self.population and self.sample_size and 1 <= self.sample_size <= self.population):
             raise ValueError("DP fixed-size sampling needs 1 <= sample_size <= population, got "
                              f"{self.sample_size!r} of {self.population!r}")
-
-    def accountant_delta(self, rounds: int, unsampled: int = 0) -> float:
-        """The delta left to the accountant after ``rounds`` sampled rounds and ``unsampled``
-        releases (<= 0: none left). The tail event needs the neighbours' differing client in the
-        round: probability ``sampling_rate`` in a sampled round, 1 in an unsampled release."""
-        return self.delta - (rounds * self.sampling_rate + unsampled) * self.tail_per_round
 
     def epsilon(self, sum_std: float, rounds: int) -> float:
         """Epsilon after ``rounds`` rounds with noise std ``sum_std`` on the sum."""
@@ -397,11 +383,8 @@ class DpAccounting:
     def epsilon_of(self, rounds_per_multiplier: Mapping[float, int],
                    unsampled: Mapping[float, int] | None = None) -> float:
         """Epsilon of rounds run with the given noise multipliers, and of ``unsampled`` releases
-        accounted without amplification (``inf`` once delta is spent)."""
-        left = self.accountant_delta(sum(int(r) for r in rounds_per_multiplier.values()),
-                                     sum(int(r) for r in (unsampled or {}).values()))
-        if left <= 0:
-            return math.inf
+        accounted without amplification."""
+        left = self.delta
         if self.sampling == "fixed_size":  # neither noise is a continuous Gaussian: the bound from the curve
             return fixed_size_rdp_epsilon(rounds_per_multiplier, self.sample_size, self.population, left,
                                                unsampled=unsampled)

@@ -89,7 +89,6 @@ class Sensitivity:
       clip: the L2 bound of one slot's vector before rounding (weights included).
       source: the setting that gives ``clip``.
       rounding: L2 added by stochastic rounding, in float units.
-      tail_per_round: probability per round that the bound does not hold (0: it always holds).
       clients: K, the summands (the float32 rounding of the sum grows with it).
       grid: ``gamma``, the spacing of the central noise's grid (0: no grid, e.g. distributed noise,
         whose sum is already integer).
@@ -99,7 +98,6 @@ class Sensitivity:
     clip: float
     source: str
     rounding: float = 0.0
-    tail_per_round: float = 0.0
     clients: int = 1
     grid: float = 0.0
     dim: int = 1

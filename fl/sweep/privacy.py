@@ -8,8 +8,7 @@ it from the runs' own records:
 * **exact**: when every run adds noise and all share the data (``data.path``,
   ``data.max_clients``), the sample size K, the population N, the sampling model and delta, all
   their releases go into one call of the accountant
-  (:func:`fl.aggregation.privacy.fixed_size_rdp_epsilon`, which takes ``{z: rounds}``), the
-  truncation tails of every release paid out of delta as each run pays them. A round's client
+  (:func:`fl.aggregation.privacy.fixed_size_rdp_epsilon`, which takes ``{z: rounds}``). A round's client
   sample is a function of ``(run.seed, round)`` alone (given N and K), so runs with the same seed
   (the settings of a grid) used the *same* sample in a round, and a round a resumed run released
   again used its sample twice: every release of a sample used more than once is accounted as the
@@ -112,20 +111,11 @@ def _composed_epsilon(parts: list[tuple[Any, list[tuple[tuple[int, int], float]]
     uses = collections.Counter(key for _, releases in parts for key, _ in releases)
     sampled: collections.Counter = collections.Counter()
     plain: collections.Counter = collections.Counter()
-    paid = 0.0
-    for acct, releases in parts:
+    for _, releases in parts:
         for key, z in releases:
-            if uses[key] > 1:
-                plain[z] += 1
-                paid += acct.tail_per_round
-            else:
-                sampled[z] += 1
-                paid += acct.tail_per_round * acct.sampling_rate
+            (plain if uses[key] > 1 else sampled)[z] += 1
     first = parts[0][0]
-    left = first.delta - paid
-    if left <= 0:
-        return math.inf
-    return float(fixed_size_rdp_epsilon(dict(sampled), first.sample_size, first.population, left,
+    return float(fixed_size_rdp_epsilon(dict(sampled), first.sample_size, first.population, first.delta,
                                         unsampled=dict(plain)))
 
 

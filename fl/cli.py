@@ -6,7 +6,7 @@
     sabre run --resume RUN_DIR [--set run.rounds=N ...]
     sabre run CONFIG.toml --transport tcp --processes N [--tls]   (a local server and N client processes)
     sabre serve CONFIG.toml [--host H] [--port P] [--tls-cert C --tls-key K] [--set ...] [--out DIR]
-    sabre client --server H:P --data PATH --writers IDS [--tls-ca C] [--attack]
+    sabre client --server H:P --data PATH --writers IDS [--tls-ca C] [--attack] [--expect-config C]
     sabre demo [--out DIR]
     sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
@@ -115,8 +115,10 @@ def _cmd_client(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     ctx = client_context(args.tls_ca) if args.tls_ca else None
+    expect = load_config(find_config(args.expect_config)) if args.expect_config else None
     run_clients(host, port, args.data, writers, ssl_context=ctx, server_hostname=args.tls_name,
-                timeout=args.timeout, attack=args.attack, log=_net_log("client"))
+                timeout=args.timeout, attack=args.attack, expect=expect, require_active=args.require_active,
+                min_clients=args.min_clients, log=_net_log("client"))
     return 0
 
 
@@ -250,6 +252,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds to wait for the server at any point (default 600)")
     cli.add_argument("--attack", action="store_true",
                      help="play the config's [attack] for these writers when its schedule makes them malicious")
+    cli.add_argument("--expect-config", metavar="CONFIG",
+                     help="the run's config as agreed (a path or a bundled name): refuse a server whose config has "
+                          "other [aggregation] settings or clients_per_round (without it the server chooses how "
+                          "your update is protected)")
+    cli.add_argument("--require-active", action="store_true",
+                     help="refuse a run without SecAgg's active variant (aggregation.secagg_active)")
+    cli.add_argument("--min-clients", type=int, default=3, metavar="N",
+                     help="refuse to join a SecAgg round of fewer than N clients (default 3, the least)")
     cli.set_defaults(func=_cmd_client)
 
     demo = sub.add_parser("demo", help="the whole story on built-in data: clean training, a boosted backdoor "

@@ -202,7 +202,8 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (_frame(5, {**GOOD_START, "round_id": "zz" * 16}), "round_id"),
     (_frame(5, {**GOOD_START, "join_token": ""}), "join_token"),
     # network review, F1 and F4: these raised RecursionError / OverflowError and ended the run
-    (_raw(4, "[" * 200_000), "not JSON"),
+    (_raw(4, "[" * 200_000), "more JSON values"),  # counted before the parser runs (F8)
+    (_raw(4, "[" * 1000), "not JSON"),
     (_raw(4, json.dumps({**GOOD_UPDATE, "weight": 7}).replace(": 7,", ": " + "9" * 401 + ",")), "not JSON"),
     (_raw(4, json.dumps({**GOOD_UPDATE, "measurements": {"quantize_clipped": 7}}).replace("7}", "9" * 401 + "}")),
      "not JSON"),
@@ -354,6 +355,7 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
 
     class Session:
         dim = 14410
+        log = staticmethod(lambda text: None)
 
         def __init__(self, ups):
             self.ups = ups
@@ -393,6 +395,7 @@ def test_a_clients_refusal_text_cannot_forge_log_lines():
 
     class Session:
         dim = 14410
+        log = staticmethod(lambda text: None)
 
         def connected(self):
             return list(range(12))
@@ -422,6 +425,7 @@ def test_a_blinding_sent_in_the_clear_is_refused_and_the_server_never_needs_one(
 
     class Session:
         dim = 14410
+        log = staticmethod(lambda text: None)
 
         def connected(self):
             return list(range(12))

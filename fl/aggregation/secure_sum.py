@@ -462,8 +462,8 @@ class SecureSum(Aggregator):
         for p, why in sorted(res.blamed.items()):  # in the sum, but its unmasking answer was wrong
             ctx.events.append(f"secure_sum: client {by_pid[p].client_id} blamed ({why}); its shares were ignored")
         ctx.record("secagg_blamed", len(res.blamed))
-        if report.upload_bytes:  # the network transport counts no bytes per client
-            ctx.record("secagg_upload_bytes_mean", float(np.mean([report.upload_bytes[p] for p in by_pid])))
+        if report.upload_bytes:  # (over the network: frame bytes, headers included; 0 for a client that never joined)
+            ctx.record("secagg_upload_bytes_mean", float(np.mean([report.upload_bytes.get(p, 0) for p in by_pid])))
         ctx.record("secagg_threshold", params.threshold)
         ctx.record("secagg_survivors", len(included))
         return SecureSumResult(

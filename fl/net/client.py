@@ -29,16 +29,26 @@ from fl.model import num_params
 from fl.net.server import network_pipeline
 from fl.simulation import Simulation, to_client_data
 from fl.training import LocalConfig, train_clients
+from rangeproof.blame import SabreError
 from secagg.errors import SecAggError
 from secagg.keys import SigningKey
-from secagg.net.client import run_client
-from secagg.net.framing import read_frame, write_frame
+from secagg.net.client import ServerClosed, run_client
+from secagg.net.framing import ConnectionClosed, read_frame, write_frame
 from secagg.randomness import SystemRandom
 
 from .messages import (SETUP_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, round_bound)
 
-__all__ = ["ClientProcess", "parse_writers", "run_clients"]
+__all__ = ["ClientProcess", "PolicyRefused", "parse_writers", "run_clients"]
+
+
+#: how many times a writer connects before it gives up (waits of 0.5, 1, 2 s between)
+JOIN_TRIES = 4
+
+
+class PolicyRefused(SabreError):
+    """The server asked this client for a run that protects its update less than the client's
+    policy demands (``--expect-config``, ``--require-active``, ``--min-clients``)."""
 
 
 def parse_writers(text: str) -> list[int]:
@@ -91,13 +101,28 @@ class ClientProcess:
       attack: play the config's attack: a writer its schedule makes malicious in a round uploads
         what the adversary forges (computed for all the round's attackers at once, as the
         simulation does, so the split of writers across processes changes nothing).
+      expect: the run's config as this client agreed to it: the server's config must have the
+        same ``[aggregation]`` settings (SecAgg variant, graph, dropout rate, clipping, proofs,
+        noise) and ``fedavg.clients_per_round``, or the client refuses it. Without it the server's
+        config chooses the protection this client's update gets.
+      require_active: refuse a config without SecAgg's active variant (``aggregation.secagg_active``).
+      min_clients: refuse to join a SecAgg round of fewer clients (at least 3).
       log: where to write what happens.
+
+    Raises (from :meth:`run`):
+      PolicyRefused: the server asked for less than ``expect``, ``require_active`` or ``min_clients``.
     """
 
     def __init__(self, host: str, port: int, data_path: str, writers: Sequence[int], *,
                  ssl_context: ssl.SSLContext | None = None, server_hostname: str | None = None,
-                 timeout: float = 600.0, attack: bool = False, log: Callable[[str], None] = lambda s: None):
+                 timeout: float = 600.0, attack: bool = False, expect: ExperimentConfig | None = None,
+                 require_active: bool = False, min_clients: int = 3, log: Callable[[str], None] = lambda s: None):
+        if min_clients < 3:
+            raise ConfigError(f"--min-clients: secure aggregation needs at least 3 clients, got {min_clients}")
         self.attack = attack
+        self.expect = expect
+        self.require_active = require_active
+        self.min_clients = min_clients
         self.host, self.port = host, port
         self.data_path = data_path
         self.writers = list(writers)
@@ -115,6 +140,7 @@ class ClientProcess:
             cfg = parse_config(tomllib.loads(config_text))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"the server's config is not TOML: {e}") from None
+        self._check_policy(cfg)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=self.data_path))
         dataset = open_dataset(cfg)
         dim = num_params(cfg.model.name)
@@ -132,6 +158,21 @@ class ClientProcess:
             run.view = Simulation(cfg, dataset, pipeline=pipeline, device=torch.device("cpu"))
         self._runs[config_text] = run
         return run
+
+    def _check_policy(self, cfg: ExperimentConfig) -> None:
+        """Refuse a server config that gives this client's update less protection than it agreed to."""
+        if self.expect is not None:
+            ours, theirs = self.expect.aggregation, cfg.aggregation
+            differ = [f"aggregation.{f.name} = {getattr(theirs, f.name)!r} (expected {getattr(ours, f.name)!r})"
+                      for f in dataclasses.fields(ours) if getattr(ours, f.name) != getattr(theirs, f.name)]
+            if cfg.fedavg.clients_per_round != self.expect.fedavg.clients_per_round:
+                differ.append(f"fedavg.clients_per_round = {cfg.fedavg.clients_per_round} "
+                              f"(expected {self.expect.fedavg.clients_per_round})")
+            if differ:
+                raise PolicyRefused("the server's config differs from --expect-config: " + "; ".join(differ[:6]))
+        if self.require_active and not (cfg.aggregation.secure and cfg.aggregation.secagg_active):
+            raise PolicyRefused("--require-active: the server's config does not run SecAgg's active variant "
+                                "(aggregation.secure and aggregation.secagg_active)")
 
     def _update(self, run: _Run, writer: int, start: RoundStart) -> tuple[Update, tuple | None]:
         """Train, run the client halves; the upload and what this client keeps for SecAgg."""
@@ -187,13 +228,36 @@ class ClientProcess:
                               for s, m in zip(slots_bad, messages)}}
         return run.forged[r]
 
+    async def _join(self, writer: int):
+        """Connect, say Hello and take the Setup; a connection refused or closed before the Setup
+        is tried again (the server may not listen yet, or may have closed this one to make room
+        among connections that sent nothing), at most :data:`JOIN_TRIES` times."""
+        for attempt in range(JOIN_TRIES):
+            conn = None
+            try:
+                reader, conn = await asyncio.wait_for(asyncio.open_connection(
+                    self.host, self.port, ssl=self.ssl_context,
+                    server_hostname=self.server_hostname if self.ssl_context is not None else None), self.timeout)
+                await write_frame(conn, encode(Hello(writer)), timeout=self.timeout)
+                setup = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup)
+                return reader, conn, setup
+            except (ConnectionError, ConnectionClosed) as exc:
+                if conn is not None:
+                    conn.close()
+                if attempt == JOIN_TRIES - 1:
+                    raise ServerClosed(f"writer {writer}: the server closed the connection before its Setup "
+                                       f"{JOIN_TRIES} times (it refuses this writer, or is not there): "
+                                       f"{type(exc).__name__}") from None
+                await asyncio.sleep(0.5 * 2 ** attempt)
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _writer(self, writer: int) -> None:
-        reader, conn = await asyncio.wait_for(asyncio.open_connection(
-            self.host, self.port, ssl=self.ssl_context,
-            server_hostname=self.server_hostname if self.ssl_context is not None else None), self.timeout)
+        reader, conn, setup = await self._join(writer)
         try:
-            await write_frame(conn, encode(Hello(writer)), timeout=self.timeout)
-            setup = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup)
             run = self._run_for(setup.config)
             if writer not in run.data:
                 raise ConfigError(f"writer {writer} has no training data in {self.data_path}")
@@ -222,6 +286,12 @@ class ClientProcess:
 
     async def _secagg(self, run: _Run, writer: int, start: SecAggStart, vector: np.ndarray, field: list,
                       key: SigningKey | None) -> None:
+        if start.n < self.min_clients:
+            raise PolicyRefused(f"writer {writer}: the server asked it to join a SecAgg round of {start.n} "
+                                f"clients; --min-clients is {self.min_clients}")
+        if start.n > run.cfg.fedavg.clients_per_round:
+            raise MalformedFrame(f"SecAggStart: a round of {start.n} clients, the config samples "
+                                 f"{run.cfg.fedavg.clients_per_round}")
         params = run.secure_sum.params_for(start.n, start.field_dim)
         if not 1 <= start.pid <= start.n or len(field) != start.field_dim:
             raise MalformedFrame(f"SecAggStart: protocol id {start.pid} of {start.n}, field_dim {start.field_dim}")

@@ -66,8 +66,9 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
     """``sabre run --transport tcp``: a server here and ``processes`` client processes on 127.0.0.1.
 
     The writers with training data are dealt round-robin to the processes; with an enabled
-    ``[attack]`` every process plays it for its writers (``sabre client --attack``). With ``tls`` a fresh
-    CA and server certificate are made in a temporary directory, removed at the end.
+    ``[attack]`` every process plays it for its writers (``sabre client --attack``). Each client
+    process holds the run's config (``--expect-config``). With ``tls`` a fresh CA and server
+    certificate are made; both live in a temporary directory, removed at the end.
 
     Raises:
       ConfigError: ``processes`` below 1.
@@ -80,9 +81,13 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
     network_pipeline(resolved, num_params(cfg.model.name), len(writers), None)  # refuse before any process starts
     groups = [writers[i::processes] for i in range(min(processes, len(writers)))]
     attack = cfg.attack is not None and cfg.attack.enabled
-    tmp = tempfile.mkdtemp(prefix="sabre-tls-") if tls else None
+    tmp = tempfile.mkdtemp(prefix="sabre-net-")
     procs: list[subprocess.Popen] = []
     try:
+        # each client holds the config it agreed to and refuses a server that sends another
+        agreed = os.path.join(tmp, "agreed.toml")
+        with open(agreed, "w", encoding="utf-8") as f:
+            f.write(config_to_toml(resolved))
         ctx, ca = None, None
         if tls:
             ca, cert, key = make_certificates(tmp, ("127.0.0.1", "localhost"))
@@ -92,7 +97,8 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
         def spawn(port: int) -> None:
             for g in groups:
                 cmd = [sys.executable, "-m", "fl", "client", "--server", f"127.0.0.1:{port}",
-                       "--data", resolved.data.path, "--writers", ",".join(map(str, g)), "--timeout", str(timeout)]
+                       "--data", resolved.data.path, "--writers", ",".join(map(str, g)), "--timeout", str(timeout),
+                       "--expect-config", agreed]
                 if ca is not None:
                     cmd += ["--tls-ca", str(ca)]
                 if attack:
@@ -110,5 +116,4 @@ def run_local(cfg: ExperimentConfig, processes: int, *, tls: bool = False, out=N
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -60,6 +60,12 @@ class MalformedFrame(SabreError, ValueError):
 
 #: the most digits of an integer in a header (a message id, a count; 2^256 has 78)
 MAX_INT_DIGITS = 80
+#: the most JSON containers (``{`` or ``[``) and the most separators (``,`` and ``:``) in one
+#: header, counted on its bytes before it is parsed: an honest header has a few dozen of each,
+#: and within the frame bound millions of tiny objects would cost the reader seconds and
+#: hundreds of MB (bytes inside strings count too, so the count only over-estimates)
+MAX_CONTAINERS = 1 << 10
+MAX_SEPARATORS = 1 << 14
 
 
 def _bounded_int(text: str) -> int:
@@ -301,8 +307,12 @@ def decode(data: bytes, *expected: type) -> _Message:
         raise MalformedFrame(f"expected {' or '.join(c.__name__ for c in expected)}, got {cls.__name__}")
     if 5 + n > len(data):
         raise MalformedFrame(f"{cls.__name__}: header runs past the frame")
+    head = data[5:5 + n]
+    if (head.count(b"{") + head.count(b"[") > MAX_CONTAINERS
+            or head.count(b",") + head.count(b":") > MAX_SEPARATORS):
+        raise MalformedFrame(f"{cls.__name__}: the header holds more JSON values than any message has")
     try:
-        header = json.loads(data[5:5 + n].decode("utf-8"), parse_constant=_no_constant, parse_int=_bounded_int)
+        header = json.loads(head.decode("utf-8"), parse_constant=_no_constant, parse_int=_bounded_int)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep to parse
         raise MalformedFrame(f"{cls.__name__}: the header is not JSON within its bounds") from None
     if not isinstance(header, dict) or set(header) != set(cls.FIELDS):

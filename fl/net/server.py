@@ -21,7 +21,10 @@ import numpy as np
 from fl.aggregation import ClientMessage, RoundContext
 from fl.aggregation.base import Stage
 from fl.aggregation.build import build_pipeline
+from fl.aggregation.mean import MeanStage
+from fl.aggregation.norm_proof import EXTRA_KEY as NORM_PROOF_KEY
 from fl.aggregation.norm_proof import NormProofStage
+from fl.aggregation.robust import ATTACKER_EXTRA
 from fl.aggregation.secure_sum import FIELD_VECTOR_KEY
 from fl.aggregation.remote import PlayedRemotely, check_splittable
 from fl.config import ConfigError, ExperimentConfig
@@ -85,10 +88,21 @@ class NetworkSimulation(Simulation):
         # blinding in GF(q), or the quantizer's ring words and no side vector
         self._vector_dtype = np.dtype(np.int64) if proof else np.dtype(ring_dtype(self.secure_sum.bits))
         self._field_width = 1 if proof else 0
+        # the extras an honest client's halves attach (and the adversary's own label, a measurement)
+        self._extras_keys = {ATTACKER_EXTRA} | ({NORM_PROOF_KEY} if proof else set())
         # each round samples among the writers connected at the start, as the simulation samples
         # among all writers with data (the same draws when every writer is connected)
         connected = set(session.connected())
         self.population = [c for c in self.population if c in connected]
+        # a client's weight is its own claim here: under "examples" with no public cap, one claim
+        # of 1e300 would make every step zero. The cap is then the largest example count among
+        # the writers of the server's copy of the data (an honest claim never exceeds it); a
+        # deployment whose server holds no data sets aggregation.max_weight
+        mean = next((st for st in stages if isinstance(st, MeanStage)), None)
+        if mean is not None and mean.weighting == "examples" and mean.max_weight is None and self.population:
+            mean.max_weight = float(max(dataset.num_train(c) for c in self.population))
+            session.log(f"weights: each client's claimed example count is capped at {mean.max_weight:g}, "
+                        f"the largest among this run's writers (aggregation.max_weight is not set)")
         if not self.replace and self.clients_per_round > len(self.population):
             raise ConfigError(f"fedavg.clients_per_round: {self.clients_per_round} exceeds the "
                               f"{len(self.population)} connected clients")
@@ -143,6 +157,16 @@ class NetworkSimulation(Simulation):
             return f"a {up.dtype} vector, expected {self._vector_dtype}"
         if FIELD_VECTOR_KEY in up.extras:
             return "a side vector in the clear (it travels only masked, inside SecAgg)"
+        unknown = sorted(set(up.extras) - self._extras_keys)
+        if unknown:
+            return f"extras no stage of this run sends: {', '.join(repr(k[:40]) for k in unknown[:4])}"
+        if ATTACKER_EXTRA in up.extras and not isinstance(up.extras[ATTACKER_EXTRA], bool):
+            return f"extras[{ATTACKER_EXTRA!r}] is not a bool"
+        if NORM_PROOF_KEY in up.extras:
+            blob = up.extras[NORM_PROOF_KEY]
+            if not (isinstance(blob, dict) and set(blob) == {"commitment", "proof"}
+                    and all(isinstance(v, bytes) for v in blob.values())):
+                return f"extras[{NORM_PROOF_KEY!r}] is not {{commitment, proof}} as bytes"
         return None
 
     def run_round(self) -> RoundResult:

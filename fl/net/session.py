@@ -21,9 +21,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from fl.aggregation import RoundFailed
 from secagg.driver import RoundReport
 from secagg.errors import SecAggError
-from secagg.net.framing import read_frame, write_frame
+from secagg.net.framing import ClosedInFrame, ConnectionClosed, DeadlineExceeded, read_frame, write_frame
 from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
 
 from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
@@ -32,6 +33,8 @@ from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundS
 __all__ = ["ServerSession", "NetworkTransport", "Link"]
 
 _FAILURES = (SecAggError, OSError, MalformedFrame, asyncio.TimeoutError)
+#: what a client that vanished looks like (not a refused message)
+_DROPOUTS = (ConnectionClosed, ClosedInFrame, DeadlineExceeded)
 
 
 @dataclasses.dataclass
@@ -59,7 +62,9 @@ class ServerSession:
       timeout: seconds a client may take for any one answer (its training included).
       writers: the writer ids that may connect (``None``: any); another id is refused at once.
       hello_timeout: seconds a new connection has to send its :class:`Hello`; at most
-        ``max(64, 4 * len(writers))`` connections may wait on theirs at a time, more are closed.
+        ``max(64, 4 * len(writers))`` connections may wait on theirs at a time: a newcomer beyond
+        that closes the one that has waited longest (idle connections cannot lock clients out,
+        which send their Hello the moment they connect).
       log: where to write what happens.
     """
 
@@ -70,8 +75,11 @@ class ServerSession:
         self.config_text = config_text
         self.writers = None if writers is None else frozenset(writers)
         self.hello_timeout = hello_timeout
-        self._pending = 0
+        # connections still waiting on their Hello, oldest first (a dict keeps insertion order)
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
         self._max_pending = max(64, 4 * len(writers or ()))
+        #: connections closed to make room for newer ones before they sent their Hello
+        self.evicted = 0
         self.dim = dim
         self.host = host
         self.ssl_context = ssl_context
@@ -97,10 +105,14 @@ class ServerSession:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
-        if self._pending >= self._max_pending:
-            writer.transport.abort()
-            return
-        self._pending += 1
+        if len(self._waiting) >= self._max_pending:
+            # full: the longest waiter goes (an honest client says Hello at once, so it is never
+            # the oldest unless someone opens connections faster than one round trip)
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            self.evicted += 1
+            oldest.transport.abort()
+        self._waiting[writer] = None
         try:
             hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
             if self.writers is not None and hello.writer not in self.writers:
@@ -110,11 +122,12 @@ class ServerSession:
                     raise MalformedFrame(f"a second connection for writer {hello.writer}")
             await write_frame(writer, encode(Setup(self.config_text)), timeout=self.timeout)
         except _FAILURES as exc:
-            self.log(f"connection from {peer} refused: {type(exc).__name__}: {exc}")
+            if writer in self._waiting:  # (an evicted connection is only counted, not logged)
+                self.log(f"connection from {peer} refused: {type(exc).__name__}: {exc}")
             writer.transport.abort()
             return
         finally:
-            self._pending -= 1
+            self._waiting.pop(writer, None)
         with self._changed:
             if hello.writer in self.links:  # a twin registered while this one was being set up
                 writer.transport.abort()
@@ -234,13 +247,20 @@ class ServerSession:
                 invited.set_result(None)
             asyncio.ensure_future(invite())
 
-        result = await serve_round(params, round_id, dim, host=self.host, port=self.secagg_port,
-                                   join_timeout=self.secagg_timeout, step_timeout=self.secagg_timeout,
-                                   on_listening=listening, faults=faults, exclude=exclude, ssl=self.ssl_context,
-                                   log=self.log, verify_keys=registry if params.active else None,
-                                   join_tokens=tokens)
+        traffic: dict[int, list[int]] = {}
+        try:
+            result = await serve_round(params, round_id, dim, host=self.host, port=self.secagg_port,
+                                       join_timeout=self.secagg_timeout, step_timeout=self.secagg_timeout,
+                                       on_listening=listening, faults=faults, exclude=exclude, ssl=self.ssl_context,
+                                       log=self.log, verify_keys=registry if params.active else None,
+                                       join_tokens=tokens, traffic=traffic)
+        except OSError as exc:  # only the listener's bind raises this: no client was invited yet
+            if invited.done():  # pragma: no cover - serve_round catches every connection's OSError
+                raise
+            raise RoundFailed("secagg_port_unavailable",
+                              f"secure aggregation could not listen on port {self.secagg_port}: {exc}") from None
         await invited
-        return result, faults
+        return result, faults, traffic
 
     def close(self) -> None:
         """Say goodbye to every client and stop listening."""
@@ -267,11 +287,16 @@ class NetworkTransport:
             raise ValueError("the network transport runs each client's own SecAgg code; no client_types here")
         dim = len(next(iter(inputs.values())))
         pids = {p: m.client_id for p, m in messages.items()}
-        result, faults = self.session.secagg(params, pids, round_id, dim, exclude)
+        result, faults, traffic = self.session.secagg(params, pids, round_id, dim, exclude)
         for p, exc in sorted(faults.items()):
             self.session.log(f"secagg: client {pids.get(p)} (protocol id {p}) dropped: {type(exc).__name__}: {exc}")
-        return RoundReport(result=result, upload_bytes={}, download_bytes={}, client_seconds={}, server_seconds=0.0,
-                           client_errors={})
+        # a message the server refused names its client with the reason, as in process; a closed
+        # connection or a missed deadline is a dropout (a crashed or cut-off client looks like that)
+        refusals = {p: exc for p, exc in faults.items()
+                    if isinstance(exc, SecAggError) and not isinstance(exc, _DROPOUTS)}
+        return RoundReport(result=result, upload_bytes={p: t[0] for p, t in traffic.items()},
+                           download_bytes={p: t[1] for p, t in traffic.items()}, client_seconds={},
+                           server_seconds=0.0, client_errors={}, server_refusals=refusals)
 
     def __repr__(self) -> str:
         return f"NetworkTransport(port={self.session.port})"

@@ -12,7 +12,7 @@ import struct
 
 from ..errors import OversizedMessage, SecAggError, TruncatedMessage
 
-__all__ = ["ConnectionClosed", "DeadlineExceeded", "read_frame", "write_frame", "MAX_FRAME_BYTES"]
+__all__ = ["ConnectionClosed", "ClosedInFrame", "DeadlineExceeded", "read_frame", "write_frame", "MAX_FRAME_BYTES"]
 
 #: the largest frame either side ever handles: a masked input of 2^28 32-bit words plus headers
 #: (a ceiling for the codec; each read passes the tighter bound of its step)
@@ -21,6 +21,10 @@ MAX_FRAME_BYTES = (1 << 30) + (1 << 20)
 
 class ConnectionClosed(SecAggError):
     """The peer closed the connection at a frame boundary."""
+
+
+class ClosedInFrame(TruncatedMessage):
+    """The peer closed the connection inside a frame (a crash looks like this, as does a cut line)."""
 
 
 class DeadlineExceeded(SecAggError):
@@ -46,7 +50,7 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int = MAX_FRAME_BY
 
     Raises:
       ConnectionClosed: clean end of stream before a frame.
-      TruncatedMessage: the stream ended inside a frame.
+      ClosedInFrame: the stream ended inside a frame (a :class:`TruncatedMessage`).
       OversizedMessage: the announced length exceeds ``max_bytes`` (nothing more is read).
       DeadlineExceeded: the frame did not arrive in time.
     """
@@ -59,14 +63,14 @@ async def _read(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
             raise ConnectionClosed("peer closed the connection") from None
-        raise TruncatedMessage("stream ended inside a frame header") from None
+        raise ClosedInFrame("stream ended inside a frame header") from None
     (length,) = struct.unpack(">I", head)
     if length > max_bytes:
         raise OversizedMessage(f"frame of {length} bytes exceeds the limit of {max_bytes}")
     try:
         return await reader.readexactly(length)
     except asyncio.IncompleteReadError:
-        raise TruncatedMessage("stream ended inside a frame") from None
+        raise ClosedInFrame("stream ended inside a frame") from None
 
 
 async def write_frame(writer: asyncio.StreamWriter, payload: bytes, *, timeout: float | None = None) -> None:

@@ -86,7 +86,8 @@ async def serve_round(
       on_listening: called with the bound port once the server listens.
       on_step: called with each protocol step's name (:class:`secagg.protocol.StepSpec`) as it begins.
       faults: filled with ``{client: exception}`` for each client dropped after it joined
-        (closed, timed out, oversized frame, refused message).
+        (closed, timed out, oversized frame, refused message), and for each holder of a join
+        token whose join was refused (its first message refused, or it claimed another id).
       exclude: called, at the step that takes exclusions, with the ids whose masked inputs
         arrived; returns the clients to leave out before unmasking, with reasons (the in-process
         driver's hook of the same name).
@@ -118,8 +119,11 @@ async def serve_round(
         t[1] += down
 
     conns: dict[int, _Conn] = {}
-    joining: set[_Conn] = set()  # connections that have not sent their first message yet
+    # connections that have not sent their first message yet, oldest first; when full, a newcomer
+    # closes the one that has waited longest (a client sends at once, so idle ones cannot lock it out)
+    joining: dict[_Conn, None] = {}
     max_pending = max(64, 4 * params.num_clients)
+    evicted = 0
     all_joined = asyncio.Event()
     finished = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,13 +142,19 @@ async def serve_round(
             conn.abort()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal evicted
         conn = _Conn(reader, writer)
-        if all_joined.is_set() or len(joining) >= max_pending:
+        if all_joined.is_set():
             conn.abort()
             return
-        joining.add(conn)
+        if len(joining) >= max_pending:
+            oldest = next(iter(joining))
+            del joining[oldest]
+            evicted += 1
+            oldest.abort()
+        joining[conn] = None
+        holder = None
         try:
-            holder = None
             if join_tokens is not None:
                 token = await read_frame(reader, JOIN_TOKEN_BYTES, timeout=join_deadline - loop.time())
                 holder = next((c for c, t in join_tokens.items() if hmac.compare_digest(t, token)), None)
@@ -163,11 +173,15 @@ async def serve_round(
                 raise ProtocolViolation(f"a second connection for client {msg.sender}")
             getattr(server, first.receive)(msg)
         except (SecAggError, OSError) as exc:
-            log(f"join refused: {type(exc).__name__}: {exc}")
+            if conn in joining:  # (an evicted connection is only counted)
+                log(f"join refused: {type(exc).__name__}: {exc}")
+            if holder is not None and isinstance(exc, SecAggError) and not all_joined.is_set():
+                # the invited client of this token misbehaved at its join: it is named, not just missing
+                faults.setdefault(holder, exc)
             conn.close()  # nothing is buffered for a peer that never joined; the close is prompt
             return
         finally:
-            joining.discard(conn)
+            joining.pop(conn, None)
         conns[msg.sender] = conn
         count(msg.sender, up=4 + len(data))
         if len(conns) == params.num_clients:
@@ -240,6 +254,8 @@ async def serve_round(
         raise AssertionError("unreachable: the protocol table ends with the unmasking step")  # pragma: no cover
     finally:
         finished.set()
+        if evicted:
+            log(f"{evicted} connection(s) that sent nothing closed to make room for newer ones")
         for c in conns.values():
             c.close()
         for c in list(joining):  # a connection still on its first frame when the round ends

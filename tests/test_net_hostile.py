@@ -357,3 +357,27 @@ def test_a_secagg_port_in_use_fails_the_round_not_the_run(tmp_path):
         assert any(f"round {r} failed (secagg_port_unavailable)" in line for line in lines), lines[-10:]
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert rows[-1].split(",")[rows[0].split(",").index("round")] == "1"  # the run went to its end
+
+
+# ---------------------------------------------------------------- the adversary's own columns
+def test_only_a_slot_the_schedule_makes_malicious_reports_the_attack_columns(tmp_path):
+    from fl.aggregation import RoundContext
+    from fl.experiment import build_run_adversary, open_dataset
+    from fl.net.server import NetworkSimulation
+    from tests.test_net_process import ATTACK_CONFIG
+
+    path = tmp_path / "attack.toml"
+    path.write_text(ATTACK_CONFIG)
+    cfg = load_config(path)
+    data = open_dataset(cfg)
+    good = dict(weight=1.0, dtype="int64", extras={}, events=[], refused=None)
+    ups = {0: Update(0, measurements={"attack_boost": 99.0, "attack_sent_norm": 99.0}, **good),
+           1: Update(1, measurements={"attack_boost": 3.0, "attack_sent_norm": 0.5}, **good),
+           2: Update(2, measurements={}, **good)}
+    adversary = build_run_adversary(cfg, data)
+    sim = NetworkSimulation(cfg, data, session=_Session(ups), adversary=adversary)
+    ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=3)
+    sim.client_messages(0, ctx, [0, 1, 2], [0, 1, 2], [0, 2], [])  # nobody malicious: nothing taken
+    assert adversary.last_attack == {}
+    sim.client_messages(0, ctx, [0, 1, 2], [0, 1, 2], [0, 2], [1])
+    assert adversary.last_attack == {"round": 0.0, "boost": 3.0, "sent_norm": 0.5}

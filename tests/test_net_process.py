@@ -123,6 +123,13 @@ def test_tls_proofs_and_a_rejected_attacker_give_the_in_process_model(tmp_path):
         row = dict(zip(head, rows[1].split(",")))
         assert (row["round_failed"], row["malicious"], row["rejected"], row["clients"]) == ("0", "1", "1", "2")
         assert row["norm_proof_rejected"] == "1.0"
+    # the adversary's own columns come from the attacker's process, as the in-process adversary records them
+    metrics = []
+    for d in ("inproc", "tcp"):
+        rows = (tmp_path / d / "metrics.csv").read_text().splitlines()
+        metrics.append(dict(zip(rows[0].split(","), rows[-1].split(","))))
+    for name in ("attack_boost", "attack_sent_norm", "backdoor_acc"):
+        assert metrics[0][name] == metrics[1][name] != "", name
     ref, got = _final(tmp_path / "inproc"), _final(tmp_path / "tcp")
     assert not torch.equal(ref, init_params("small_cnn", 5))  # the model moved
     assert torch.equal(got, ref)

@@ -26,7 +26,7 @@ from fl.aggregation.secure_sum import FIELD_VECTOR_KEY
 from fl.config import ConfigError, ExperimentConfig, parse_config
 from fl.experiment import build_run_adversary, open_dataset
 from fl.model import num_params
-from fl.net.server import network_pipeline
+from fl.net.server import ADVERSARY_MEASUREMENTS, network_pipeline
 from fl.simulation import Simulation, to_client_data
 from fl.training import LocalConfig, train_clients
 from rangeproof.blame import SabreError
@@ -186,6 +186,10 @@ class ClientProcess:
         forged = self._forged(run, start, ctx)
         if mid in forged:  # this writer is one of the round's attackers
             message = forged[mid]
+            last = run.adversary.last_attack
+            if last and last["round"] == start.round:  # the adversary's own columns, which only it knows
+                for name, key in ADVERSARY_MEASUREMENTS.items():
+                    ctx.record(name, last[key])
         else:
             delta = train_clients(cfg.model.name, torch.from_numpy(start.params.copy()), [data], run.local,
                                   [ctx.derive_seed("train", mid)], "cpu", cfg.run.training_path)

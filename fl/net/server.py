@@ -39,6 +39,9 @@ __all__ = ["NetworkSimulation", "network_pipeline", "CLIENT_MEASUREMENTS"]
 #: the measurements a client's halves record, which the server adds up; any other name a client
 #: sends is ignored (it cannot write the server's own columns)
 CLIENT_MEASUREMENTS = frozenset({"quantize_clipped", "client_nonfinite_zeroed"})
+#: the adversary's own columns (metric name -> its ``last_attack`` key), which only the attacker's
+#: process knows: taken from the slots the server's own schedule makes malicious, never others
+ADVERSARY_MEASUREMENTS = {"attack_boost": "boost", "attack_sent_norm": "sent_norm"}
 
 
 def network_pipeline(cfg: ExperimentConfig, dim: int, population: int, session: ServerSession | None):
@@ -119,6 +122,7 @@ class NetworkSimulation(Simulation):
             for mid, up in list(updates.items()):
                 if not isinstance(up, str) and (not up.verify_key or keys.count(up.verify_key) > 1):
                     updates[mid] = "no_distinct_verify_key"
+        self._adversary_report(r, [ids[s] for s in slots_bad], updates)
         messages = []
         for mid in ids:
             up = updates[mid]
@@ -144,6 +148,21 @@ class NetworkSimulation(Simulation):
             messages.append(ClientMessage(mid, np.zeros(self.dim, dtype=self._vector_dtype), weight=up.weight,
                                           adversary=PlayedRemotely(refused), extras=extras))
         return messages
+
+    def _adversary_report(self, r: int, bad: Sequence[int], updates) -> None:
+        """The attack's own columns (``attack_boost``, ``attack_sent_norm``) as the first of the
+        round's attackers reports them; in process the adversary records them itself. Only a slot
+        the server's schedule makes malicious is read, so an honest client cannot write them."""
+        if self.adversary is None:
+            return
+        for mid in bad:
+            up = updates.get(mid)
+            if isinstance(up, str):
+                continue
+            got = {key: up.measurements.get(name) for name, key in ADVERSARY_MEASUREMENTS.items()}
+            if all(isinstance(v, float) and math.isfinite(v) for v in got.values()):
+                self.adversary.last_attack = {"round": float(r), **got}
+                return
 
     def _malformed(self, up) -> str | None:
         """Why an update cannot enter the pipeline as it came (``None``: it can). A client's upload

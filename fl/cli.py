@@ -5,8 +5,11 @@
     sabre run CONFIG.toml [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
     sabre run --resume RUN_DIR [--set run.rounds=N ...]
     sabre run CONFIG.toml --transport tcp --processes N [--tls]   (a local server and N client processes)
-    sabre serve CONFIG.toml [--host H] [--port P] [--tls-cert C --tls-key K] [--set ...] [--out DIR]
-    sabre client --server H:P --data PATH --writers IDS [--tls-ca C] [--attack] [--expect-config C]
+    sabre serve CONFIG.toml (--writer-secrets FILE | --open-join) [--host H] [--port P]
+                [--tls-cert C --tls-key K] [--set ...] [--out DIR]
+    sabre client --server H:P --data PATH --writers IDS [--secrets FILE] [--tls-ca C] [--attack]
+                 [--expect-config C] [--require-active] [--min-clients N]
+    sabre writer-secrets --writers IDS --out FILE [--from FILE]
     sabre demo [--out DIR]
     sabre sweep SWEEP.toml [--engine local|ray] [--address ADDR] [--resources cpu=N,gpu=G] [--out DIR]
     sabre plot RUN_DIR... --out FILE.png
@@ -45,6 +48,7 @@ from fl.data.info import describe
 from fl.demo import DemoSettings, run_demo
 from fl.experiment import resolve_data_path, resume_experiment, run_experiment
 from fl.net import bench as net_bench
+from fl.net.auth import load_secrets, make_secrets, write_secrets
 from fl.net.client import parse_writers, run_clients
 from fl.net.launch import run_local, serve
 from fl.net.tls import client_context, server_context
@@ -99,11 +103,16 @@ def _host_port(text: str) -> tuple[str, int]:
 def _cmd_serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("serve: give --tls-cert and --tls-key together")
+    if (args.writer_secrets is None) == (not args.open_join):
+        raise ConfigError("serve: give --writer-secrets FILE (each writer proves its secret when it joins; make "
+                          "the file with `sabre writer-secrets`) or --open-join (any process may claim any writer "
+                          "id: only between processes that trust each other), not both")
     cfg = load_config(find_config(args.config), list(args.set or []))
     ctx = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    table = load_secrets(args.writer_secrets) if args.writer_secrets else None
     log = _net_log("serve")
     summary = serve(cfg, host=args.host, port=args.port, ssl_context=ctx, out=args.out, progress=not args.quiet,
-                    join_timeout=args.join_timeout, secagg_port=args.secagg_port, log=log)
+                    join_timeout=args.join_timeout, secagg_port=args.secagg_port, writer_secrets=table, log=log)
     _print_summary(summary)
     return 0
 
@@ -116,9 +125,31 @@ def _cmd_client(args: argparse.Namespace) -> int:
         raise ConfigError(str(e)) from None
     ctx = client_context(args.tls_ca) if args.tls_ca else None
     expect = load_config(find_config(args.expect_config)) if args.expect_config else None
+    table = load_secrets(args.secrets) if args.secrets else None
+    if table is not None and not set(writers) <= set(table):
+        raise ConfigError(f"--secrets: no secret for writer(s) {sorted(set(writers) - set(table))[:8]}")
     run_clients(host, port, args.data, writers, ssl_context=ctx, server_hostname=args.tls_name,
                 timeout=args.timeout, attack=args.attack, expect=expect, require_active=args.require_active,
-                min_clients=args.min_clients, log=_net_log("client"))
+                min_clients=args.min_clients, secrets=table, log=_net_log("client"))
+    return 0
+
+
+def _cmd_writer_secrets(args: argparse.Namespace) -> int:
+    try:
+        writers = parse_writers(args.writers)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if args.source:  # cut a client machine's file from the server's
+        table = load_secrets(args.source)
+        missing = sorted(set(writers) - set(table))
+        if missing:
+            raise ConfigError(f"--from: {args.source} has no secret for writer(s) {missing[:8]}")
+        table = {w: table[w] for w in writers}
+    else:
+        table = make_secrets(writers)
+    path = write_secrets(args.out, table)
+    print(f"{len(table)} writer secret(s) in {path} (readable by you only; give each client machine only its "
+          f"own writers' file: `sabre writer-secrets --from {path} --writers IDS --out FILE`)")
     return 0
 
 
@@ -237,6 +268,12 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     srv.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
     srv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    srv.add_argument("--writer-secrets", metavar="FILE",
+                     help="every writer's secret (sabre writer-secrets): a connection joins as a writer only with "
+                          "a proof of its secret")
+    srv.add_argument("--open-join", action="store_true",
+                     help="no writer secrets: any process may claim any writer id (only between processes that "
+                          "trust each other)")
     srv.set_defaults(func=_cmd_serve)
 
     cli = sub.add_parser("client", help="play one or more clients of a sabre serve run",
@@ -260,7 +297,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="refuse a run without SecAgg's active variant (aggregation.secagg_active)")
     cli.add_argument("--min-clients", type=int, default=3, metavar="N",
                      help="refuse to join a SecAgg round of fewer than N clients (default 3, the least)")
+    cli.add_argument("--secrets", metavar="FILE",
+                     help="these writers' secrets (sabre writer-secrets): each proves its own when it joins")
     cli.set_defaults(func=_cmd_client)
+
+    ws = sub.add_parser("writer-secrets", help="make the writers' secrets of a sabre serve run, or cut a client's "
+                                                "share from them",
+                        description="Each writer proves a secret of its own when it joins a sabre serve run. This "
+                                    "makes a fresh secret per writer (the server's file), or with --from cuts the "
+                                    "secrets of some writers from it (a client machine's file).")
+    ws.add_argument("--writers", required=True, metavar="IDS", help="writer ids, e.g. 0-383 or 0,3,5-7")
+    ws.add_argument("--out", required=True, metavar="FILE", help="the file to write (must not exist)")
+    ws.add_argument("--from", dest="source", metavar="FILE", help="cut the secrets of --writers from this file")
+    ws.set_defaults(func=_cmd_writer_secrets)
 
     demo = sub.add_parser("demo", help="the whole story on built-in data: clean training, a boosted backdoor "
                                        "attack, and the same attack under SecAgg with a proven norm bound")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from fl.config import ConfigError, find_config, load_config
-from fl.net.messages import (MAX_CONTAINERS, MAX_SEPARATORS, Hello, MalformedFrame, SecAggStart, Setup, Update,
+from fl.net.messages import (MAX_CONTAINERS, MAX_SEPARATORS, Challenge, Hello, MalformedFrame, SecAggStart, Setup, Update,
                              decode, encode)
 
 pytestmark = pytest.mark.network
@@ -72,6 +72,8 @@ def test_idle_connections_cannot_lock_writers_out_of_the_session():
             s = socket.create_connection(("127.0.0.1", session.port), timeout=5)
             payload = encode(Hello(w))
             s.sendall(struct.pack(">I", len(payload)) + payload)
+            (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+            decode(s.recv(n, socket.MSG_WAITALL), Challenge)
             (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
             assert decode(s.recv(n, socket.MSG_WAITALL), Setup).config == "[run]\n"
         assert session.wait_for({0, 1}, 5) == {0, 1}
@@ -381,3 +383,266 @@ def test_only_a_slot_the_schedule_makes_malicious_reports_the_attack_columns(tmp
     assert adversary.last_attack == {}
     sim.client_messages(0, ctx, [0, 1, 2], [0, 1, 2], [0, 2], [1])
     assert adversary.last_attack == {"round": 0.0, "boost": 3.0, "sent_norm": 0.5}
+
+
+# ---------------------------------------------------------------- second review, N1: writer identities
+def test_hello_proof_known_answer_and_its_checks():
+    from fl.net.auth import check_hello_proof, hello_proof
+
+    secret, nonce = bytes(range(32)), bytes(range(32, 64))
+    # HMAC-SHA256(secret, b"sabre/net/hello/v1" || u64be(3) || nonce), pinned
+    assert hello_proof(secret, 3, nonce).hex() == KAT_HELLO_PROOF
+    proof = hello_proof(secret, 3, nonce)
+    assert check_hello_proof(secret, 3, nonce, proof)
+    assert not check_hello_proof(secret, 4, nonce, proof)  # another writer
+    assert not check_hello_proof(secret, 3, bytes(32), proof)  # another challenge (a replay)
+    assert not check_hello_proof(bytes(32), 3, nonce, proof)  # another secret
+    with pytest.raises(ValueError):
+        hello_proof(secret[:31], 3, nonce)
+
+
+KAT_HELLO_PROOF = "d05dac9bde5c788a5b5b3d341c862617c63a2aa60ffeec3e1121c268860c6597"
+
+
+def test_writer_secrets_files(tmp_path, capsys):
+    from fl.cli import main
+    from fl.net.auth import load_secrets, write_secrets
+
+    assert main(["writer-secrets", "--writers", "0-9", "--out", str(tmp_path / "all.json")]) == 0
+    table = load_secrets(tmp_path / "all.json")
+    assert sorted(table) == list(range(10)) and len(set(table.values())) == 10
+    assert (tmp_path / "all.json").stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert main(["writer-secrets", "--writers", "2-3", "--from", str(tmp_path / "all.json"),
+                 "--out", str(tmp_path / "a.json")]) == 0
+    assert load_secrets(tmp_path / "a.json") == {2: table[2], 3: table[3]}
+    assert main(["writer-secrets", "--writers", "1", "--out", str(tmp_path / "a.json")]) == 2  # no overwrite
+    assert main(["writer-secrets", "--writers", "11", "--from", str(tmp_path / "all.json"),
+                 "--out", str(tmp_path / "b.json")]) == 2
+    for bad in ['{"format": 1, "writers": {"x": "00"}}', '{"format": 2, "writers": {}}', "[]", "not json",
+                '{"format": 1, "writers": {}}', '{"format": 1, "writers": {"1": "' + "zz" * 32 + '"}}']:
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(ConfigError, match="writer secrets"):
+            load_secrets(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="exists"):
+        write_secrets(tmp_path / "all.json", table)
+
+
+def _raw_hello(port: int, writer: int, proof_for=None):
+    """A raw connection that reads the challenge and sends Hello(writer) with ``proof_for(nonce)``."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+    nonce = bytes.fromhex(decode(s.recv(n, socket.MSG_WAITALL), Challenge).nonce)
+    proof = proof_for(nonce) if proof_for else ""
+    payload = encode(Hello(writer, proof))
+    s.sendall(struct.pack(">I", len(payload)) + payload)
+    return s, nonce, proof
+
+
+def _answer(s) -> bytes:
+    head = s.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        raise ConnectionError("closed")
+    (n,) = struct.unpack(">I", head)
+    return s.recv(n, socket.MSG_WAITALL)
+
+
+def test_a_writer_joins_only_with_a_proof_of_its_secret():
+    from fl.net.auth import hello_proof, make_secrets
+    from fl.net.client import ClientProcess
+    from fl.net.session import ServerSession
+
+    table = make_secrets(range(4))
+    lines: list[str] = []
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1, 2, 3}, hello_timeout=5,
+                            writer_secrets=table, log=lines.append)
+    try:
+        attempts = {
+            "no proof": lambda nonce: "",
+            "another writer's secret": lambda nonce: hello_proof(table[2], 3, nonce).hex(),
+            "a proof for writer 2": lambda nonce: hello_proof(table[2], 2, nonce).hex(),
+            "a random secret": lambda nonce: hello_proof(bytes(32), 3, nonce).hex(),
+        }
+        for name, how in attempts.items():  # an outsider claims writer 3
+            s, _, _ = _raw_hello(session.port, 3, how)
+            with pytest.raises((ConnectionError, OSError)):
+                _answer(s)
+            s.close()
+        assert session.connected() == []
+        # a recorded good Hello cannot be replayed on a new connection (a new challenge)
+        good, nonce, proof = _raw_hello(session.port, 3, lambda n: hello_proof(table[3], 3, n).hex())
+        assert decode(_answer(good), Setup).config == "[run]\n"
+        good.close()
+        session.wait_for({3}, 5)
+        session._drop(3, "test: the link went away")
+        s = socket.create_connection(("127.0.0.1", session.port), timeout=5)
+        _answer(s)  # a fresh challenge; the old proof answers another one
+        payload = encode(Hello(3, proof))
+        s.sendall(struct.pack(">I", len(payload)) + payload)
+        with pytest.raises((ConnectionError, OSError)):
+            _answer(s)
+        s.close()
+        # the honest writer with its secret joins, over the real client code
+        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [3], timeout=5, secrets={3: table[3]})
+
+        async def join():
+            reader, conn, setup = await cp._join(3)
+            conn.close()
+            return setup
+
+        assert asyncio.run(join()).config == "[run]\n"
+        assert any("no valid proof of writer 3's secret" in line for line in lines)
+    finally:
+        session.close()
+
+
+def test_one_refused_writer_does_not_end_its_process_siblings():
+    from fl.net.auth import make_secrets
+    from fl.net.client import ClientProcess
+    from fl.net.session import ServerSession
+    from secagg.net.client import ServerClosed
+
+    table = make_secrets(range(3))
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1, 2}, hello_timeout=5, writer_secrets=table)
+    outcome: list = []
+    wrong = {**table, 1: bytes(32)}  # writer 1 holds a wrong secret
+
+    class NoTraining(ClientProcess):
+        def _run_for(self, config_text):
+            return types.SimpleNamespace(data={0: None, 1: None, 2: None}, dim=4)
+
+    def play():
+        try:
+            asyncio.run(NoTraining("127.0.0.1", session.port, "synthetic", [0, 1, 2], timeout=10,
+                                   secrets=wrong).run())
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+
+    t = threading.Thread(target=play)
+    t.start()
+    try:
+        assert session.wait_for({0, 2}, 10) == {0, 2}
+        time.sleep(4)  # writer 1 has tried (0.5 + 1 + 2 s) and given up; 0 and 2 are still there
+        assert session.connected() == [0, 2]
+    finally:
+        session.close()  # Bye: writers 0 and 2 end normally
+        t.join(20)
+    assert isinstance(outcome[0], ServerClosed) and "writer 1" in str(outcome[0])
+
+
+def test_serve_cli_needs_writer_secrets_or_an_explicit_open_join(tmp_path, capsys):
+    from fl.cli import main
+
+    assert main(["serve", "synthetic_small", "--set", "aggregation.secure=true"]) == 2
+    assert "--writer-secrets FILE" in capsys.readouterr().err
+    assert main(["serve", "synthetic_small", "--open-join", "--writer-secrets", "x.json"]) == 2
+
+
+# ---------------------------------------------------------------- N3, N4: TLS handshakes, token holders
+def test_connections_in_their_tls_handshake_count_among_the_joining(tmp_path):
+    from fl.net.client import ClientProcess
+    from fl.net.session import ServerSession
+    from fl.net.tls import client_context, make_certificates, server_context
+
+    ca, cert, key = make_certificates(tmp_path, ("127.0.0.1",))
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0}, hello_timeout=30,
+                            ssl_context=server_context(cert, key))
+    try:
+        idle = [socket.create_connection(("127.0.0.1", session.port)) for _ in range(80)]  # no handshake
+        time.sleep(0.5)
+        assert session.evicted >= 80 - 64  # counted from the TCP accept, so capped and evicted
+        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [0], timeout=5, ssl_context=client_context(ca))
+
+        async def join():
+            reader, conn, setup = await cp._join(0)
+            conn.close()
+            return setup
+
+        assert asyncio.run(join()).config == "[run]\n"
+        for s in idle:
+            s.close()
+    finally:
+        session.close()
+
+
+def test_a_listener_without_sockets_is_an_os_error_and_fails_the_round_closed(monkeypatch):
+    import secagg.net.server as server_module
+    from secagg.params import SecAggParams
+
+    class Empty:
+        sockets: list = []
+
+        def close(self):
+            pass
+
+    async def start_server(*a, **k):
+        return Empty()
+
+    monkeypatch.setattr(server_module.asyncio, "start_server", start_server)
+    with pytest.raises(OSError, match="no socket could listen"):
+        asyncio.run(server_module.serve_round(SecAggParams(num_clients=3, threshold=2), RID, DIM))
+
+
+def test_a_token_holder_is_not_evicted_while_it_joins():
+    import secrets as secrets_module
+
+    from secagg.net.client import demo_input, run_client
+    from secagg.net.framing import write_frame
+    from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
+    from secagg.params import SecAggParams
+
+    params = SecAggParams(num_clients=3, threshold=2)
+    tokens = {u: secrets_module.token_bytes(JOIN_TOKEN_BYTES) for u in params.client_ids}
+
+    async def main():
+        ports: asyncio.Queue = asyncio.Queue()
+        server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, join_timeout=10,
+                                                 step_timeout=10, join_tokens=tokens))
+        port = await ports.get()
+        idle: list = []
+
+        async def slow_first(writer, spec, payload):  # client 1: token sent, then a flood, then its keys
+            if spec.name == "advertise_keys":
+                await asyncio.sleep(0.2)
+                idle.extend(socket.create_connection(("127.0.0.1", port)) for _ in range(80))
+                await asyncio.sleep(0.3)
+            await write_frame(writer, payload, timeout=10)
+
+        xs = {u: demo_input(3, u, DIM, BITS) for u in params.client_ids}
+        out = await asyncio.gather(*(run_client(params, u, RID, xs[u], port=port, timeout=10, join_token=tokens[u],
+                                                send=slow_first if u == 1 else None) for u in params.client_ids))
+        res = await server
+        for s in idle:
+            s.close()
+        return out, res
+
+    out, res = asyncio.run(main())
+    assert out == ["done"] * 3 and res.survivors == (1, 2, 3)
+
+
+# ---------------------------------------------------------------- N5, N6
+def test_a_config_nested_past_the_parser_is_a_config_error():
+    from fl.net.client import ClientProcess
+
+    cp = ClientProcess("127.0.0.1", 1, "synthetic", [0])
+    with pytest.raises(ConfigError, match="nested too deeply|not TOML"):
+        cp._run_for("a = " + "[" * 5000 + "]" * 5000)
+
+
+def test_client_counts_are_bounded_and_a_zero_weight_claim_is_excluded():
+    from fl.aggregation import RoundContext
+    from fl.data import load_dataset
+    from fl.net.server import NetworkSimulation
+
+    good = dict(dtype="uint32", extras={}, events=[], refused=None)
+    ups = {0: Update(0, weight=3.0, measurements={"quantize_clipped": 1.5e308, "client_nonfinite_zeroed": 5.0}, **good),
+           1: Update(1, weight=3.0, measurements={"quantize_clipped": 1.5e308}, **good),
+           2: Update(2, weight=3.0, measurements={"quantize_clipped": 7.0, "client_nonfinite_zeroed": 1.0}, **good),
+           3: Update(3, weight=0.0, measurements={}, **good)}
+    cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=_Session(ups))
+    ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=4)
+    msgs = sim.client_messages(0, ctx, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [])
+    assert ctx.measurements == {"quantize_clipped": 7.0, "client_nonfinite_zeroed": 1.0}
+    assert msgs[3].adversary.refused[1] == "malformed_update" and "examples" in msgs[3].adversary.refused[2]
+    assert all(m.adversary.refused is None for m in msgs[:3])

@@ -18,7 +18,7 @@ from fl.config import load_config, find_config
 from fl.experiment import read_checkpoint, run_experiment
 from fl.model import init_params
 from fl.net.client import parse_writers
-from fl.net.messages import (Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
+from fl.net.messages import (Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
                              encode)
 
 pytestmark = pytest.mark.network
@@ -146,7 +146,7 @@ def test_tcp_refuses_a_plaintext_pipeline(tmp_path, capsys):
 # ---------------------------------------------------------------------------- messages
 def test_messages_round_trip():
     params = np.arange(7, dtype=np.float32) / 3
-    msgs = [Hello(3), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
+    msgs = [Challenge("cd" * 32), Hello(3), Hello(4, "ab" * 32), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
             Update(15, 20.0, "int64", {"norm_proof": {"commitment": b"\x00\x01", "proof": b"\xff" * 9},
                                        "field_vector": [2 ** 255 + 7]}, {"quantize_clipped": 3.0}, ["e"], None),
             Update(16, 1.0, "uint32", {}, {}, [], None, "0f" * 32),
@@ -181,13 +181,18 @@ GOOD_START = {"message_id": 1, "pid": 1, "n": 2, "field_dim": 0, "round_id": "ab
     (b"", "shorter"),
     (struct.pack(">BI", 99, 0), "unknown message kind"),
     (struct.pack(">BI", 1, 50) + b"{}", "runs past"),
-    (_frame(1, {"writer": "3"}), "wrong type"),
-    (_frame(1, {"writer": True}), "wrong type"),
-    (_frame(1, {"writer": 3, "extra": 1}), "expected the fields"),
+    (_frame(1, {"writer": "3", "proof": ""}), "wrong type"),
+    (_frame(1, {"writer": True, "proof": ""}), "wrong type"),
+    (_frame(1, {"writer": 3, "proof": "", "extra": 1}), "expected the fields"),
+    (_frame(1, {"writer": 3}), "expected the fields"),
+    (_frame(1, {"writer": -1, "proof": ""}), ">= 0"),
+    (_frame(1, {"writer": 3, "proof": "ab"}), "64 hex"),
+    (_frame(8, {"nonce": "ab"}), "64 hex"),
+    (_frame(8, {"nonce": "ab" * 32}, b"x"), "carries no blob"),
     (_frame(1, {}), "expected the fields"),
     (struct.pack(">BI", 1, 3) + b"\xff\xfe{", "not JSON"),
     (struct.pack(">BI", 1, 14) + b'{"writer":NaN}', "not JSON"),
-    (_frame(1, {"writer": 3}, b"x"), "carries no blob"),
+    (_frame(1, {"writer": 3, "proof": ""}, b"x"), "carries no blob"),
     (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": []}, b"abc"), "float32"),
     (_frame(3, {"round": 0, "message_id": 1, "expected_clients": 2, "sampled": [-1]}), "writer ids"),
     (_frame(4, {**GOOD_UPDATE, "dtype": "float64"}), "integers"),
@@ -252,7 +257,8 @@ def test_secagg_active_is_checked_against_the_other_keys(extra, why):
 def _client(port: int, writer: int):
     import socket
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    _send(s, encode(Hello(writer)))
+    _send(s, encode(Hello(writer)))  # an open join: no proof needed (the challenge is read below)
+    decode(_recv(s), Challenge)
     return s
 
 
@@ -315,6 +321,7 @@ def test_session_drops_misbehaving_clients_and_keeps_the_others():
         assert out[1] == "dropped: MalformedFrame" and out[2] == "dropped: MalformedFrame"
         assert out[3] == "dropped: OversizedMessage"
         assert session.connected() == [0]
+        decode(_recv(silent), Challenge)  # the server speaks first
         t0 = time.monotonic()
         with pytest.raises((ConnectionError, OSError)):
             _recv(silent)  # closed once its hello_timeout passed
@@ -409,7 +416,7 @@ def test_a_clients_refusal_text_cannot_forge_log_lines():
 
         def updates(self, r, slots, k, params):
             return {0: Update(0, weight=3.0, dtype="uint32", extras={}, measurements={}, events=[],
-                              refused=["quantize", "clip", forged])}
+                              refused=["quantize", "clip " + forged, forged])}
 
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
     sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session())
@@ -417,7 +424,10 @@ def test_a_clients_refusal_text_cannot_forge_log_lines():
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=1)
     msgs = sim.client_messages(0, ctx, [0], [0], [0], [])
     refused = msgs[0].adversary.refused
-    assert refused is not None and all("\n" not in x and len(x) <= 200 for x in refused)
+    assert refused is not None and all("\n" not in x and len(x) <= 300 for x in refused)
+    # second review, N7: the reason tag is the one log field a reader greps; free text there
+    # could still spell another client's rejection on the same line
+    assert refused[1] == "client_refused" and refused[2].startswith("client 0 refused its own update: '")
 
 
 def test_a_blinding_sent_in_the_clear_is_refused_and_the_server_never_needs_one():

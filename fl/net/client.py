@@ -13,7 +13,7 @@ import concurrent.futures
 import dataclasses
 import ssl
 from fl.config import tomllib
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from secagg.net.client import ServerClosed, run_client
 from secagg.net.framing import ConnectionClosed, read_frame, write_frame
 from secagg.randomness import SystemRandom
 
-from .messages import (SETUP_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .auth import hello_proof
+from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, round_bound)
 
 __all__ = ["ClientProcess", "PolicyRefused", "parse_writers", "run_clients"]
@@ -107,6 +108,8 @@ class ClientProcess:
         config chooses the protection this client's update gets.
       require_active: refuse a config without SecAgg's active variant (``aggregation.secagg_active``).
       min_clients: refuse to join a SecAgg round of fewer clients (at least 3).
+      secrets: ``{writer: secret}`` (:mod:`fl.net.auth`): each writer proves its secret in its
+        ``Hello``; a writer without one sends no proof (a server with an open join takes it).
       log: where to write what happens.
 
     Raises (from :meth:`run`):
@@ -116,10 +119,12 @@ class ClientProcess:
     def __init__(self, host: str, port: int, data_path: str, writers: Sequence[int], *,
                  ssl_context: ssl.SSLContext | None = None, server_hostname: str | None = None,
                  timeout: float = 600.0, attack: bool = False, expect: ExperimentConfig | None = None,
-                 require_active: bool = False, min_clients: int = 3, log: Callable[[str], None] = lambda s: None):
+                 require_active: bool = False, min_clients: int = 3, secrets: Mapping[int, bytes] | None = None,
+                 log: Callable[[str], None] = lambda s: None):
         if min_clients < 3:
             raise ConfigError(f"--min-clients: secure aggregation needs at least 3 clients, got {min_clients}")
         self.attack = attack
+        self.secrets = dict(secrets or {})
         self.expect = expect
         self.require_active = require_active
         self.min_clients = min_clients
@@ -140,6 +145,8 @@ class ClientProcess:
             cfg = parse_config(tomllib.loads(config_text))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"the server's config is not TOML: {e}") from None
+        except RecursionError:  # a small config nested deeper than the parser recurses
+            raise ConfigError("the server's config is not TOML: nested too deeply") from None
         self._check_policy(cfg)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=self.data_path))
         dataset = open_dataset(cfg)
@@ -242,7 +249,10 @@ class ClientProcess:
                 reader, conn = await asyncio.wait_for(asyncio.open_connection(
                     self.host, self.port, ssl=self.ssl_context,
                     server_hostname=self.server_hostname if self.ssl_context is not None else None), self.timeout)
-                await write_frame(conn, encode(Hello(writer)), timeout=self.timeout)
+                challenge = decode(await read_frame(reader, SMALL_BOUND, timeout=self.timeout), Challenge)
+                secret = self.secrets.get(writer)
+                proof = hello_proof(secret, writer, bytes.fromhex(challenge.nonce)).hex() if secret else ""
+                await write_frame(conn, encode(Hello(writer, proof)), timeout=self.timeout)
                 setup = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup)
                 return reader, conn, setup
             except (ConnectionError, ConnectionClosed) as exc:
@@ -250,7 +260,8 @@ class ClientProcess:
                     conn.close()
                 if attempt == JOIN_TRIES - 1:
                     raise ServerClosed(f"writer {writer}: the server closed the connection before its Setup "
-                                       f"{JOIN_TRIES} times (it refuses this writer, or is not there): "
+                                       f"{JOIN_TRIES} times (it refuses this writer: no training data there, "
+                                       f"or a missing or wrong secret in --secrets; or it is not there): "
                                        f"{type(exc).__name__}") from None
                 await asyncio.sleep(0.5 * 2 ** attempt)
             except BaseException:
@@ -324,7 +335,13 @@ class ClientProcess:
         # where the ssl module's next TLS call would read it as its own failure.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sabre-client") as worker:
             self._worker = worker
-            await asyncio.gather(*(self._writer(w) for w in self.writers))
+            # each writer stands alone: one refused or failed writer does not end the others
+            results = await asyncio.gather(*(self._writer(w) for w in self.writers), return_exceptions=True)
+        failed = [(w, r) for w, r in zip(self.writers, results) if isinstance(r, BaseException)]
+        for w, exc in failed:
+            self.log(f"writer {w} stopped: {type(exc).__name__}: {exc}")
+        if failed:  # the process still ends with an error: the first writer's (its status says so)
+            raise failed[0][1]
 
 
 def run_clients(host: str, port: int, data_path: str, writers: Sequence[int], **kw) -> None:

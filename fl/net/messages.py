@@ -12,7 +12,8 @@ little-endian) in :class:`RoundStart` and nothing elsewhere.
 
 Flow of one round (the SecAgg protocol itself runs on its own connection, :mod:`secagg.net`)::
 
-    client -> server   Hello(writer)                      once, on connecting
+    server -> client   Challenge(nonce)                   once, on connecting
+    client -> server   Hello(writer, proof)               the writer and its proof (fl.net.auth)
     server -> client   Setup(config)                      once: the run's config (TOML)
     server -> client   RoundStart(round, message_id, ..)  the model; the client trains and runs
     client -> server   Update(message_id, weight, ..)       its pipeline halves, keeping the vector
@@ -33,7 +34,7 @@ import numpy as np
 
 from rangeproof.blame import SabreError
 
-__all__ = ["MalformedFrame", "Hello", "Setup", "RoundStart", "Update", "SecAggStart", "RoundEnd", "Bye",
+__all__ = ["MalformedFrame", "Challenge", "Hello", "Setup", "RoundStart", "Update", "SecAggStart", "RoundEnd", "Bye",
            "encode", "decode", "SMALL_BOUND", "SETUP_BOUND", "round_bound", "update_bound"]
 
 #: the largest frame of a message without a vector (Hello, SecAggStart, RoundEnd, Bye)
@@ -137,10 +138,41 @@ class _Message:
 
 
 @dataclasses.dataclass(frozen=True)
+class Challenge(_Message):
+    """The server's first frame on a control connection: a fresh nonce the Hello must answer."""
+
+    KIND: ClassVar[int] = 8
+    FIELDS: ClassVar = {"nonce": (str,)}
+    nonce: str
+
+    @classmethod
+    def build(cls, header, blob):
+        if blob:
+            raise MalformedFrame("Challenge carries no blob")
+        if not _is_key(header["nonce"]):
+            raise MalformedFrame("Challenge: nonce must be 64 hex digits")
+        return cls(**header)
+
+
+@dataclasses.dataclass(frozen=True)
 class Hello(_Message):
+    """``writer`` and ``proof``: the HMAC of the server's challenge under the writer's secret
+    (:func:`fl.net.auth.hello_proof`, hex), or ``""`` where the server runs an open join."""
+
     KIND: ClassVar[int] = 1
-    FIELDS: ClassVar = {"writer": (int,)}
+    FIELDS: ClassVar = {"writer": (int,), "proof": (str,)}
     writer: int
+    proof: str = ""
+
+    @classmethod
+    def build(cls, header, blob):
+        if blob:
+            raise MalformedFrame("Hello carries no blob")
+        if header["writer"] < 0:
+            raise MalformedFrame("Hello: writer must be >= 0")
+        if header["proof"] and not _is_key(header["proof"]):
+            raise MalformedFrame("Hello: proof must be 64 hex digits")
+        return cls(**header)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +313,7 @@ class Bye(_Message):
     FIELDS: ClassVar = {}
 
 
-_KINDS = {c.KIND: c for c in (Hello, Setup, RoundStart, Update, SecAggStart, RoundEnd, Bye)}
+_KINDS = {c.KIND: c for c in (Hello, Setup, RoundStart, Update, SecAggStart, RoundEnd, Bye, Challenge)}
 
 
 def encode(message: _Message) -> bytes:

@@ -14,6 +14,7 @@ measurements its halves record, and its masked vector inside SecAgg - never its 
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +40,10 @@ __all__ = ["NetworkSimulation", "network_pipeline", "CLIENT_MEASUREMENTS"]
 #: the measurements a client's halves record, which the server adds up; any other name a client
 #: sends is ignored (it cannot write the server's own columns)
 CLIENT_MEASUREMENTS = frozenset({"quantize_clipped", "client_nonfinite_zeroed"})
+#: the most one client's count can be, by name (``None``: the model's dimension); a larger one is ignored
+_MEASUREMENT_CAPS = {"quantize_clipped": None, "client_nonfinite_zeroed": 1.0}
+#: what a client may give as the reason tag of its own refusal (anything else is "client_refused")
+_REASON = re.compile(r"[a-z0-9_]{1,40}")
 #: the adversary's own columns (metric name -> its ``last_attack`` key), which only the attacker's
 #: process knows: taken from the slots the server's own schedule makes malicious, never others
 ADVERSARY_MEASUREMENTS = {"attack_boost": "boost", "attack_sent_norm": "sent_norm"}
@@ -102,6 +107,7 @@ class NetworkSimulation(Simulation):
         # the writers of the server's copy of the data (an honest claim never exceeds it); a
         # deployment whose server holds no data sets aggregation.max_weight
         mean = next((st for st in stages if isinstance(st, MeanStage)), None)
+        self._examples_weighting = mean is not None and mean.weighting == "examples"
         if mean is not None and mean.weighting == "examples" and mean.max_weight is None and self.population:
             mean.max_weight = float(max(dataset.num_train(c) for c in self.population))
             session.log(f"weights: each client's claimed example count is capped at {mean.max_weight:g}, "
@@ -131,16 +137,23 @@ class NetworkSimulation(Simulation):
                 ctx.record("net_missing", ctx.measurements.get("net_missing", 0.0) + 1)
                 continue
             # a client's own words reach run.log: one line each, bounded (no forged log lines)
-            refused = tuple(" ".join(x.split())[:200] for x in up.refused) if up.refused else None
+            refused = None
+            if up.refused:  # the tag from a fixed vocabulary's shape, the text quoted: no forged log lines
+                stage, reason, text = (" ".join(x.split())[:200] for x in up.refused)
+                refused = (stage, reason if _REASON.fullmatch(reason) else "client_refused",
+                           f"client {mid} refused its own update: {text!r}")
             why = self._malformed(up)
             if why is not None:  # excluded and named by the outermost stage, as an invalid update is
                 refused, extras = (self.pipeline.name, "malformed_update", f"client {mid}: {why}"), {}
             else:
                 extras = dict(up.extras)
                 for name, value in up.measurements.items():  # the client halves' counts add up, as in process
-                    if name in CLIENT_MEASUREMENTS and math.isfinite(value) and value >= 0:
+                    if name not in CLIENT_MEASUREMENTS:
+                        continue
+                    cap = _MEASUREMENT_CAPS[name] if _MEASUREMENT_CAPS[name] is not None else float(self.dim)
+                    if math.isfinite(value) and 0 <= value <= cap:
                         ctx.record(name, ctx.measurements.get(name, 0.0) + float(value))
-                ctx.events.extend(f"client {mid}: {' '.join(e.split())[:200]}" for e in up.events[:8])
+                ctx.events.extend(f"client {mid} says: {' '.join(e.split())[:200]!r}" for e in up.events[:8])
             if refused is None and self._field_width:
                 # the client sums its side vector (its commitment's blinding) inside SecAgg itself;
                 # the server's stages only see that one is there, never its value
@@ -170,6 +183,8 @@ class NetworkSimulation(Simulation):
         can make a stage raise anything but an exclusion."""
         if not (math.isfinite(up.weight) and up.weight >= 0):
             return f"weight {up.weight!r}"
+        if self._examples_weighting and up.weight < 1:  # a writer of the run has an example at least
+            return f"weight {up.weight!r} under weighting = \"examples\""
         if up.refused is not None:
             return None if up.refused[0] in self._stage_names else f"refused at an unknown stage {up.refused[0]!r}"
         if np.dtype(up.dtype) != self._vector_dtype:

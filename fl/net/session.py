@@ -27,7 +27,8 @@ from secagg.errors import SecAggError
 from secagg.net.framing import ClosedInFrame, ConnectionClosed, DeadlineExceeded, read_frame, write_frame
 from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
 
-from .messages import (SMALL_BOUND, Bye, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .auth import NONCE_BYTES, check_hello_proof
+from .messages import (SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, update_bound)
 
 __all__ = ["ServerSession", "NetworkTransport", "Link"]
@@ -61,18 +62,23 @@ class ServerSession:
       secagg_port: the port of each SecAgg round (0: a free one each round).
       timeout: seconds a client may take for any one answer (its training included).
       writers: the writer ids that may connect (``None``: any); another id is refused at once.
-      hello_timeout: seconds a new connection has to send its :class:`Hello`; at most
-        ``max(64, 4 * len(writers))`` connections may wait on theirs at a time: a newcomer beyond
-        that closes the one that has waited longest (idle connections cannot lock clients out,
-        which send their Hello the moment they connect).
+      hello_timeout: seconds a new connection has for each step of its join (the TLS handshake,
+        taking the challenge, sending its :class:`Hello`); at most ``max(64, 4 * len(writers))``
+        connections may be joining at a time, counted from the TCP accept: a newcomer beyond that
+        closes the one that has waited longest (idle connections cannot lock clients out, which
+        answer the moment they connect).
+      writer_secrets: ``{writer: secret}`` (:mod:`fl.net.auth`): a connection joins as a writer
+        only with a proof of that writer's secret. ``None``: an open join, where any connection
+        may claim any writer id (only between processes that trust each other).
       log: where to write what happens.
     """
 
     def __init__(self, config_text: str, dim: int, *, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None, secagg_port: int = 0, timeout: float = 600.0,
                  secagg_timeout: float = 60.0, writers: set[int] | None = None, hello_timeout: float = 30.0,
-                 log: Callable[[str], None] = lambda s: None):
+                 writer_secrets: Mapping[int, bytes] | None = None, log: Callable[[str], None] = lambda s: None):
         self.config_text = config_text
+        self.writer_secrets = None if writer_secrets is None else dict(writer_secrets)
         self.writers = None if writers is None else frozenset(writers)
         self.hello_timeout = hello_timeout
         # connections still waiting on their Hello, oldest first (a dict keeps insertion order)
@@ -92,7 +98,8 @@ class ServerSession:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sabre-serve", daemon=True)
         self._thread.start()
-        self._listener = self._call(asyncio.start_server(self._accept, host, port, ssl=ssl_context))
+        # TLS starts inside _accept, so that a connection in its handshake counts among the joining
+        self._listener = self._call(asyncio.start_server(self._accept, host, port))
         self.port: int = self._listener.sockets[0].getsockname()[1]
         #: message id -> writer of the round in progress
         self.round_writers: dict[int, int] = {}
@@ -114,9 +121,18 @@ class ServerSession:
             oldest.transport.abort()
         self._waiting[writer] = None
         try:
+            if self.ssl_context is not None:
+                await writer.start_tls(self.ssl_context, ssl_handshake_timeout=self.hello_timeout)
+            nonce = secrets.token_bytes(NONCE_BYTES)
+            await write_frame(writer, encode(Challenge(nonce.hex())), timeout=self.hello_timeout)
             hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
             if self.writers is not None and hello.writer not in self.writers:
                 raise MalformedFrame(f"Hello: writer {hello.writer} has no training data in this run")
+            if self.writer_secrets is not None:
+                secret = self.writer_secrets.get(hello.writer)
+                if secret is None or not hello.proof or \
+                        not check_hello_proof(secret, hello.writer, nonce, bytes.fromhex(hello.proof)):
+                    raise MalformedFrame(f"Hello: no valid proof of writer {hello.writer}'s secret")
             with self._changed:
                 if hello.writer in self.links:
                     raise MalformedFrame(f"a second connection for writer {hello.writer}")

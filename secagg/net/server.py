@@ -123,7 +123,8 @@ async def serve_round(
     # closes the one that has waited longest (a client sends at once, so idle ones cannot lock it out)
     joining: dict[_Conn, None] = {}
     max_pending = max(64, 4 * params.num_clients)
-    evicted = 0
+    evicted: set[_Conn] = set()
+    holding: set[_Conn] = set()  # connections that presented a valid token, not yet joined: never evicted
     all_joined = asyncio.Event()
     finished = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -142,7 +143,6 @@ async def serve_round(
             conn.abort()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal evicted
         conn = _Conn(reader, writer)
         if all_joined.is_set():
             conn.abort()
@@ -150,16 +150,22 @@ async def serve_round(
         if len(joining) >= max_pending:
             oldest = next(iter(joining))
             del joining[oldest]
-            evicted += 1
+            evicted.add(oldest)
             oldest.abort()
+        # counted from the TCP accept: a connection in its TLS handshake is one of the joining
         joining[conn] = None
         holder = None
         try:
+            if ssl is not None:
+                await writer.start_tls(ssl, ssl_handshake_timeout=max(join_deadline - loop.time(), 0.001))
             if join_tokens is not None:
                 token = await read_frame(reader, JOIN_TOKEN_BYTES, timeout=join_deadline - loop.time())
                 holder = next((c for c, t in join_tokens.items() if hmac.compare_digest(t, token)), None)
                 if len(token) != JOIN_TOKEN_BYTES or holder is None:
                     raise ProtocolViolation("a connection without a valid join token")
+                # it holds a secret only its client was sent: newcomers can no longer evict it
+                joining.pop(conn, None)
+                holding.add(conn)
             # before the client has joined, a frame may be no larger than the first message
             data = await read_frame(reader, join_bound, timeout=join_deadline - loop.time())
             msg = decode_message(data, join_bound, threshold=params.threshold)
@@ -173,7 +179,7 @@ async def serve_round(
                 raise ProtocolViolation(f"a second connection for client {msg.sender}")
             getattr(server, first.receive)(msg)
         except (SecAggError, OSError) as exc:
-            if conn in joining:  # (an evicted connection is only counted)
+            if conn not in evicted:  # (an evicted connection is only counted)
                 log(f"join refused: {type(exc).__name__}: {exc}")
             if holder is not None and isinstance(exc, SecAggError) and not all_joined.is_set():
                 # the invited client of this token misbehaved at its join: it is named, not just missing
@@ -182,6 +188,7 @@ async def serve_round(
             return
         finally:
             joining.pop(conn, None)
+            holding.discard(conn)
         conns[msg.sender] = conn
         count(msg.sender, up=4 + len(data))
         if len(conns) == params.num_clients:
@@ -229,7 +236,10 @@ async def serve_round(
             if u not in outbox:
                 conns.pop(u).close()
 
-    listener = await asyncio.start_server(handle, host, port, ssl=ssl)
+    listener = await asyncio.start_server(handle, host, port)  # TLS starts in handle (above)
+    if not listener.sockets:  # asyncio skips an address whose socket() failed (out of descriptors)
+        listener.close()
+        raise OSError(f"no socket could listen on {host}:{port}")
     bound_port = listener.sockets[0].getsockname()[1]
     if on_listening is not None:
         on_listening(bound_port)
@@ -255,10 +265,10 @@ async def serve_round(
     finally:
         finished.set()
         if evicted:
-            log(f"{evicted} connection(s) that sent nothing closed to make room for newer ones")
+            log(f"{len(evicted)} connection(s) that sent nothing closed to make room for newer ones")
         for c in conns.values():
             c.close()
-        for c in list(joining):  # a connection still on its first frame when the round ends
+        for c in list(joining) + list(holding):  # a connection still joining when the round ends
             c.abort()
         listener.close()
         await listener.wait_closed()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from fl.config import ConfigError, find_config, load_config
-from fl.net.messages import (MAX_CONTAINERS, MAX_SEPARATORS, Challenge, Hello, MalformedFrame, SecAggStart, Setup, Update,
+from fl.net.messages import (MAX_CONTAINERS, MAX_SEPARATORS, Challenge, Hello, Refused, MalformedFrame, SecAggStart, Setup, Update,
                              decode, encode)
 
 pytestmark = pytest.mark.network
@@ -389,19 +389,23 @@ def test_only_a_slot_the_schedule_makes_malicious_reports_the_attack_columns(tmp
 def test_hello_proof_known_answer_and_its_checks():
     from fl.net.auth import check_hello_proof, hello_proof
 
-    secret, nonce = bytes(range(32)), bytes(range(32, 64))
-    # HMAC-SHA256(secret, b"sabre/net/hello/v1" || u64be(3) || nonce), pinned
-    assert hello_proof(secret, 3, nonce).hex() == KAT_HELLO_PROOF
-    proof = hello_proof(secret, 3, nonce)
-    assert check_hello_proof(secret, 3, nonce, proof)
-    assert not check_hello_proof(secret, 4, nonce, proof)  # another writer
-    assert not check_hello_proof(secret, 3, bytes(32), proof)  # another challenge (a replay)
-    assert not check_hello_proof(bytes(32), 3, nonce, proof)  # another secret
+    secret, nonce, server = bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96))
+    # HMAC-SHA256(secret, b"sabre/net/hello/v1" || u64be(3) || nonce || server), pinned: over plain
+    # TCP the server binding is 32 zero bytes
+    assert hello_proof(secret, 3, nonce).hex() == KAT_HELLO_PROOF_TCP
+    assert hello_proof(secret, 3, nonce, server).hex() == KAT_HELLO_PROOF_TLS
+    proof = hello_proof(secret, 3, nonce, server)
+    assert check_hello_proof(secret, 3, nonce, proof, server)
+    assert not check_hello_proof(secret, 4, nonce, proof, server)  # another writer
+    assert not check_hello_proof(secret, 3, bytes(32), proof, server)  # another challenge (a replay)
+    assert not check_hello_proof(bytes(32), 3, nonce, proof, server)  # another secret
+    assert not check_hello_proof(secret, 3, nonce, proof)  # another server: a relayed challenge (C3)
     with pytest.raises(ValueError):
         hello_proof(secret[:31], 3, nonce)
 
 
-KAT_HELLO_PROOF = "d05dac9bde5c788a5b5b3d341c862617c63a2aa60ffeec3e1121c268860c6597"
+KAT_HELLO_PROOF_TCP = "f3667f66f5d626ca7e42771ab492f2e2183339811ada8eac91b7f8a30bf86edf"
+KAT_HELLO_PROOF_TLS = "90467beed8aea2649c20b873715d7148c298eba4c4f7bc5c388f0401f7c3b66d"
 
 
 def test_writer_secrets_files(tmp_path, capsys):
@@ -418,11 +422,23 @@ def test_writer_secrets_files(tmp_path, capsys):
     assert main(["writer-secrets", "--writers", "1", "--out", str(tmp_path / "a.json")]) == 2  # no overwrite
     assert main(["writer-secrets", "--writers", "11", "--from", str(tmp_path / "all.json"),
                  "--out", str(tmp_path / "b.json")]) == 2
+    good = "ab" * 32
     for bad in ['{"format": 1, "writers": {"x": "00"}}', '{"format": 2, "writers": {}}', "[]", "not json",
-                '{"format": 1, "writers": {}}', '{"format": 1, "writers": {"1": "' + "zz" * 32 + '"}}']:
+                '{"format": 1, "writers": {}}', '{"format": 1, "writers": {"1": "' + "zz" * 32 + '"}}',
+                # third review, C5: aliases of another id, a non-ASCII digit, an id past 2^64
+                '{"format": 1, "writers": {"03": "' + good + '"}}', '{"format": 1, "writers": {"\u0663": "' + good + '"}}',
+                '{"format": 1, "writers": {"\u00b2": "' + good + '"}}',
+                '{"format": 1, "writers": {"18446744073709551616": "' + good + '"}}']:
         (tmp_path / "bad.json").write_text(bad)
+        (tmp_path / "bad.json").chmod(0o600)
         with pytest.raises(ConfigError, match="writer secrets"):
             load_secrets(tmp_path / "bad.json")
+    (tmp_path / "loose.json").write_text('{"format": 1, "writers": {"3": "' + good + '"}}')
+    (tmp_path / "loose.json").chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_secrets(tmp_path / "loose.json")
+    (tmp_path / "loose.json").chmod(0o600)
+    assert load_secrets(tmp_path / "loose.json") == {3: bytes.fromhex(good)}
     with pytest.raises(ConfigError, match="exists"):
         write_secrets(tmp_path / "all.json", table)
 
@@ -448,7 +464,7 @@ def _answer(s) -> bytes:
 
 def test_a_writer_joins_only_with_a_proof_of_its_secret():
     from fl.net.auth import hello_proof, make_secrets
-    from fl.net.client import ClientProcess
+    from fl.net.client import ClientProcess, JoinRefused
     from fl.net.session import ServerSession
 
     table = make_secrets(range(4))
@@ -462,8 +478,9 @@ def test_a_writer_joins_only_with_a_proof_of_its_secret():
             "a proof for writer 2": lambda nonce: hello_proof(table[2], 2, nonce).hex(),
             "a random secret": lambda nonce: hello_proof(bytes(32), 3, nonce).hex(),
         }
-        for name, how in attempts.items():  # an outsider claims writer 3
+        for name, how in attempts.items():  # an outsider claims writer 3: told no, then closed
             s, _, _ = _raw_hello(session.port, 3, how)
+            assert "no valid proof of writer 3's secret" in decode(_answer(s), Refused).reason, name
             with pytest.raises((ConnectionError, OSError)):
                 _answer(s)
             s.close()
@@ -478,8 +495,7 @@ def test_a_writer_joins_only_with_a_proof_of_its_secret():
         _answer(s)  # a fresh challenge; the old proof answers another one
         payload = encode(Hello(3, proof))
         s.sendall(struct.pack(">I", len(payload)) + payload)
-        with pytest.raises((ConnectionError, OSError)):
-            _answer(s)
+        assert isinstance(decode(_answer(s), Refused), Refused)
         s.close()
         # the honest writer with its secret joins, over the real client code
         cp = ClientProcess("127.0.0.1", session.port, "synthetic", [3], timeout=5, secrets={3: table[3]})
@@ -491,6 +507,12 @@ def test_a_writer_joins_only_with_a_proof_of_its_secret():
 
         assert asyncio.run(join()).config == "[run]\n"
         assert any("no valid proof of writer 3's secret" in line for line in lines)
+        # a refusal is final: the client says why at once instead of trying again
+        wrong = ClientProcess("127.0.0.1", session.port, "synthetic", [1], timeout=30, secrets={1: bytes(32)})
+        t0 = time.monotonic()
+        with pytest.raises(JoinRefused, match="writer 1: the server refused it: no valid proof"):
+            asyncio.run(wrong._join(1))
+        assert time.monotonic() - t0 < 5
     finally:
         session.close()
 
@@ -498,8 +520,8 @@ def test_a_writer_joins_only_with_a_proof_of_its_secret():
 def test_one_refused_writer_does_not_end_its_process_siblings():
     from fl.net.auth import make_secrets
     from fl.net.client import ClientProcess
+    from fl.net.client import JoinRefused
     from fl.net.session import ServerSession
-    from secagg.net.client import ServerClosed
 
     table = make_secrets(range(3))
     session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1, 2}, hello_timeout=5, writer_secrets=table)
@@ -522,12 +544,12 @@ def test_one_refused_writer_does_not_end_its_process_siblings():
     t.start()
     try:
         assert session.wait_for({0, 2}, 10) == {0, 2}
-        time.sleep(4)  # writer 1 has tried (0.5 + 1 + 2 s) and given up; 0 and 2 are still there
+        time.sleep(1)  # writer 1 was refused; 0 and 2 are still there
         assert session.connected() == [0, 2]
     finally:
         session.close()  # Bye: writers 0 and 2 end normally
         t.join(20)
-    assert isinstance(outcome[0], ServerClosed) and "writer 1" in str(outcome[0])
+    assert isinstance(outcome[0], JoinRefused) and "writer 1" in str(outcome[0])
 
 
 def test_serve_cli_needs_writer_secrets_or_an_explicit_open_join(tmp_path, capsys):
@@ -544,14 +566,19 @@ def test_connections_in_their_tls_handshake_count_among_the_joining(tmp_path):
     from fl.net.session import ServerSession
     from fl.net.tls import client_context, make_certificates, server_context
 
+    from fl.net.auth import make_secrets
+
     ca, cert, key = make_certificates(tmp_path, ("127.0.0.1",))
+    table = make_secrets([0])
     session = ServerSession("[run]\n", dim=4, timeout=5, writers={0}, hello_timeout=30,
-                            ssl_context=server_context(cert, key))
+                            ssl_context=server_context(cert, key), writer_secrets=table)
     try:
         idle = [socket.create_connection(("127.0.0.1", session.port)) for _ in range(80)]  # no handshake
         time.sleep(0.5)
         assert session.evicted >= 80 - 64  # counted from the TCP accept, so capped and evicted
-        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [0], timeout=5, ssl_context=client_context(ca))
+        # the writer's proof binds the server's certificate as the client received it
+        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [0], timeout=5, ssl_context=client_context(ca),
+                           secrets=table)
 
         async def join():
             reader, conn, setup = await cp._join(0)
@@ -646,3 +673,99 @@ def test_client_counts_are_bounded_and_a_zero_weight_claim_is_excluded():
     assert ctx.measurements == {"quantize_clipped": 7.0, "client_nonfinite_zeroed": 1.0}
     assert msgs[3].adversary.refused[1] == "malformed_update" and "examples" in msgs[3].adversary.refused[2]
     assert all(m.adversary.refused is None for m in msgs[:3])
+
+
+# ---------------------------------------------------------------- third review: C1, C2
+def test_a_flood_from_one_address_closes_its_own_connections_not_a_clients(tmp_path):
+    from fl.net.auth import make_secrets
+    from fl.net.client import ClientProcess
+    from fl.net.session import ServerSession
+    from fl.net.tls import client_context, make_certificates, server_context
+
+    ca, cert, key = make_certificates(tmp_path, ("127.0.0.1",))
+    table = make_secrets([0, 1])
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1}, hello_timeout=30,
+                            ssl_context=server_context(cert, key), writer_secrets=table)
+    stop = threading.Event()
+    opened: list[socket.socket] = []
+
+    def flood():  # idle connections from another loopback address, as fast as one thread opens them
+        while not stop.is_set():
+            try:
+                opened.append(socket.create_connection(("127.0.0.1", session.port), timeout=2,
+                                                       source_address=("127.0.0.2", 0)))
+            except OSError:
+                time.sleep(0.01)
+            if len(opened) > 400:
+                for s in opened[:200]:
+                    s.close()
+                del opened[:200]
+
+    t = threading.Thread(target=flood)
+    t.start()
+    try:
+        time.sleep(0.5)
+        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [0, 1], timeout=20,
+                           ssl_context=client_context(ca), secrets=table)
+
+        async def join(w):
+            reader, conn, setup = await cp._join(w)
+            return conn
+
+        async def both():
+            conns = await asyncio.gather(join(0), join(1))
+            joined = await asyncio.to_thread(session.wait_for, {0, 1}, 5)
+            for c in conns:
+                c.close()
+            return joined
+
+        assert asyncio.run(both()) == {0, 1}
+        assert session.evicted > 0  # the flood was there, and paid for itself
+    finally:
+        stop.set()
+        t.join(10)
+        for s in opened:
+            s.close()
+        session.close()
+
+
+def test_a_join_token_on_a_second_connection_excludes_and_names_its_holder():
+    import secrets as secrets_module
+
+    from secagg.net.client import demo_input, run_client
+    from secagg.net.framing import read_frame, write_frame
+    from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
+    from secagg.params import SecAggParams
+
+    params = SecAggParams(num_clients=4, threshold=3)
+    tokens = {u: secrets_module.token_bytes(JOIN_TOKEN_BYTES) for u in params.client_ids}
+
+    async def main():
+        ports: asyncio.Queue = asyncio.Queue()
+        faults: dict = {}
+        server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, join_timeout=3,
+                                                 step_timeout=5, join_tokens=tokens, faults=faults))
+        port = await ports.get()
+        xs = {u: demo_input(5, u, DIM, BITS) for u in params.client_ids}
+        honest = [asyncio.create_task(run_client(params, u, RID, xs[u], port=port, timeout=10, join_token=tokens[u]))
+                  for u in (2, 3)]
+        first = asyncio.create_task(run_client(params, 1, RID, xs[1], port=port, timeout=10, join_token=tokens[1]))
+        await asyncio.sleep(0.3)
+        extra = []
+        for _ in range(5):  # client 1 presents its token again, on more connections, while others still join
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await write_frame(writer, tokens[1], timeout=5)
+            extra.append((reader, writer))
+        await asyncio.sleep(0.2)
+        honest.append(asyncio.create_task(run_client(params, 4, RID, xs[4], port=port, timeout=10,
+                                                     join_token=tokens[4])))
+        res = await server
+        await asyncio.gather(first, *honest, return_exceptions=True)
+        for _, w in extra:
+            w.close()
+        return res, faults, xs
+
+    res, faults, xs = asyncio.run(main())
+    assert res.survivors == (2, 3, 4)  # client 1 is out, the round goes on with the exact sum of the others
+    assert np.array_equal(res.vector, sum(xs[u].astype(np.uint64) for u in (2, 3, 4)).astype(np.uint32))
+    assert faults[1].reason == "duplicate_join"

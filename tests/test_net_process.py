@@ -18,7 +18,7 @@ from fl.config import load_config, find_config
 from fl.experiment import read_checkpoint, run_experiment
 from fl.model import init_params
 from fl.net.client import parse_writers
-from fl.net.messages import (Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
+from fl.net.messages import (Bye, Challenge, Hello, Refused, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
                              encode)
 
 pytestmark = pytest.mark.network
@@ -146,7 +146,7 @@ def test_tcp_refuses_a_plaintext_pipeline(tmp_path, capsys):
 # ---------------------------------------------------------------------------- messages
 def test_messages_round_trip():
     params = np.arange(7, dtype=np.float32) / 3
-    msgs = [Challenge("cd" * 32), Hello(3), Hello(4, "ab" * 32), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
+    msgs = [Challenge("cd" * 32), Refused("no"), Hello(3), Hello(4, "ab" * 32), Setup("[run]\nseed = 1\n"), RoundStart(2, 15, 4, [1, 2, 0], params),
             Update(15, 20.0, "int64", {"norm_proof": {"commitment": b"\x00\x01", "proof": b"\xff" * 9},
                                        "field_vector": [2 ** 255 + 7]}, {"quantize_clipped": 3.0}, ["e"], None),
             Update(16, 1.0, "uint32", {}, {}, [], None, "0f" * 32),
@@ -285,7 +285,8 @@ def test_session_drops_misbehaving_clients_and_keeps_the_others():
     from fl.net.session import ServerSession
     session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1, 2, 3}, hello_timeout=2)
     try:
-        stranger = _client(session.port, 7)  # not a writer of this run: refused at its Hello
+        stranger = _client(session.port, 7)  # not a writer of this run: refused at its Hello, told why
+        assert "writer 7 has no training data" in decode(_recv(stranger), Refused).reason
         with pytest.raises((ConnectionError, OSError)):
             _recv(stranger)
         import socket
@@ -295,6 +296,7 @@ def test_session_drops_misbehaving_clients_and_keeps_the_others():
         for s in socks.values():
             assert decode(_recv(s), Setup).config == "[run]\n"
         twin = _client(session.port, 0)  # a second connection for writer 0 is refused
+        assert "a second connection for writer 0" in decode(_recv(twin), Refused).reason
         with pytest.raises((ConnectionError, OSError)):
             _recv(twin)
 

@@ -36,15 +36,16 @@ from secagg.net.client import ServerClosed, run_client
 from secagg.net.framing import ConnectionClosed, read_frame, write_frame
 from secagg.randomness import SystemRandom
 
-from .auth import hello_proof
-from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .auth import hello_proof, server_binding
+from .messages import (SETUP_BOUND, SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, Refused, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, round_bound)
 
-__all__ = ["ClientProcess", "PolicyRefused", "parse_writers", "run_clients"]
+__all__ = ["ClientProcess", "JoinRefused", "PolicyRefused", "parse_writers", "run_clients"]
 
 
-#: how many times a writer connects before it gives up (waits of 0.5, 1, 2 s between)
-JOIN_TRIES = 4
+class JoinRefused(SabreError):
+    """The server refused a writer at its join (no data for it there, no valid proof of its
+    secret, or a connection for it already)."""
 
 
 class PolicyRefused(SabreError):
@@ -240,35 +241,54 @@ class ClientProcess:
         return run.forged[r]
 
     async def _join(self, writer: int):
-        """Connect, say Hello and take the Setup; a connection refused or closed before the Setup
-        is tried again (the server may not listen yet, or may have closed this one to make room
-        among connections that sent nothing), at most :data:`JOIN_TRIES` times."""
-        for attempt in range(JOIN_TRIES):
+        """Connect, answer the challenge and take the Setup.
+
+        A connection refused or closed before the Setup is tried again, with waits growing from
+        0.5 to 5 s, until ``timeout`` seconds have passed (the server may not listen yet, or may
+        have closed this connection to make room among joining ones during a flood). A
+        :class:`Refused` answer is final.
+
+        Raises:
+          JoinRefused: the server refused this writer (and said why).
+          ServerClosed: no Setup within ``timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        wait, tries, last = 0.5, 0, None
+        while True:
             conn = None
+            tries += 1
             try:
                 reader, conn = await asyncio.wait_for(asyncio.open_connection(
                     self.host, self.port, ssl=self.ssl_context,
-                    server_hostname=self.server_hostname if self.ssl_context is not None else None), self.timeout)
+                    server_hostname=self.server_hostname if self.ssl_context is not None else None),
+                    max(deadline - loop.time(), 0.001))
                 challenge = decode(await read_frame(reader, SMALL_BOUND, timeout=self.timeout), Challenge)
                 secret = self.secrets.get(writer)
-                proof = hello_proof(secret, writer, bytes.fromhex(challenge.nonce)).hex() if secret else ""
+                proof = ""
+                if secret is not None:
+                    tls = conn.get_extra_info("ssl_object")
+                    binding = server_binding(tls.getpeercert(binary_form=True) if tls is not None else None)
+                    proof = hello_proof(secret, writer, bytes.fromhex(challenge.nonce), binding).hex()
                 await write_frame(conn, encode(Hello(writer, proof)), timeout=self.timeout)
-                setup = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup)
-                return reader, conn, setup
-            except (ConnectionError, ConnectionClosed) as exc:
+                answer = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup, Refused)
+                if isinstance(answer, Refused):
+                    raise JoinRefused(f"writer {writer}: the server refused it: {' '.join(answer.reason.split())[:200]}")
+                return reader, conn, answer
+            except (ConnectionError, ConnectionClosed, asyncio.TimeoutError) as exc:
                 if conn is not None:
                     conn.close()
-                if attempt == JOIN_TRIES - 1:
-                    raise ServerClosed(f"writer {writer}: the server closed the connection before its Setup "
-                                       f"{JOIN_TRIES} times (it refuses this writer: no training data there, "
-                                       f"or a missing or wrong secret in --secrets; or it is not there): "
-                                       f"{type(exc).__name__}") from None
-                await asyncio.sleep(0.5 * 2 ** attempt)
+                last = exc
+                if loop.time() + wait >= deadline:
+                    raise ServerClosed(f"writer {writer}: no Setup from the server in {self.timeout:g} s "
+                                       f"({tries} connection(s), each closed or refused before it; the last: "
+                                       f"{type(last).__name__})") from None
+                await asyncio.sleep(wait)
+                wait = min(2 * wait, 5.0)
             except BaseException:
                 if conn is not None:
                     conn.close()
                 raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _writer(self, writer: int) -> None:
         reader, conn, setup = await self._join(writer)

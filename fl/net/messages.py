@@ -14,7 +14,7 @@ Flow of one round (the SecAgg protocol itself runs on its own connection, :mod:`
 
     server -> client   Challenge(nonce)                   once, on connecting
     client -> server   Hello(writer, proof)               the writer and its proof (fl.net.auth)
-    server -> client   Setup(config)                      once: the run's config (TOML)
+    server -> client   Setup(config)                      once: the run's config (TOML), or Refused(reason)
     server -> client   RoundStart(round, message_id, ..)  the model; the client trains and runs
     client -> server   Update(message_id, weight, ..)       its pipeline halves, keeping the vector
     server -> client   SecAggStart(pid, n, ..)            join the SecAgg round on port ``port``
@@ -34,7 +34,7 @@ import numpy as np
 
 from rangeproof.blame import SabreError
 
-__all__ = ["MalformedFrame", "Challenge", "Hello", "Setup", "RoundStart", "Update", "SecAggStart", "RoundEnd", "Bye",
+__all__ = ["MalformedFrame", "Challenge", "Refused", "Hello", "Setup", "RoundStart", "Update", "SecAggStart", "RoundEnd", "Bye",
            "encode", "decode", "SMALL_BOUND", "SETUP_BOUND", "round_bound", "update_bound"]
 
 #: the largest frame of a message without a vector (Hello, SecAggStart, RoundEnd, Bye)
@@ -152,6 +152,15 @@ class Challenge(_Message):
         if not _is_key(header["nonce"]):
             raise MalformedFrame("Challenge: nonce must be 64 hex digits")
         return cls(**header)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused(_Message):
+    """The server's answer to a Hello it refuses, instead of :class:`Setup` (final: no retry)."""
+
+    KIND: ClassVar[int] = 9
+    FIELDS: ClassVar = {"reason": (str,)}
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,7 +322,7 @@ class Bye(_Message):
     FIELDS: ClassVar = {}
 
 
-_KINDS = {c.KIND: c for c in (Hello, Setup, RoundStart, Update, SecAggStart, RoundEnd, Bye, Challenge)}
+_KINDS = {c.KIND: c for c in (Hello, Setup, RoundStart, Update, SecAggStart, RoundEnd, Bye, Challenge, Refused)}
 
 
 def encode(message: _Message) -> bytes:

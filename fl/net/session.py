@@ -27,8 +27,8 @@ from secagg.errors import SecAggError
 from secagg.net.framing import ClosedInFrame, ConnectionClosed, DeadlineExceeded, read_frame, write_frame
 from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
 
-from .auth import NONCE_BYTES, check_hello_proof
-from .messages import (SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, RoundEnd, RoundStart, SecAggStart,
+from .auth import NONCE_BYTES, check_hello_proof, server_binding
+from .messages import (SMALL_BOUND, Bye, Challenge, Hello, MalformedFrame, Refused, RoundEnd, RoundStart, SecAggStart,
                        Setup, Update, decode, encode, update_bound)
 
 __all__ = ["ServerSession", "NetworkTransport", "Link"]
@@ -36,6 +36,10 @@ __all__ = ["ServerSession", "NetworkTransport", "Link"]
 _FAILURES = (SecAggError, OSError, MalformedFrame, asyncio.TimeoutError)
 #: what a client that vanished looks like (not a refused message)
 _DROPOUTS = (ConnectionClosed, ClosedInFrame, DeadlineExceeded)
+
+
+class _Refusal(Exception):
+    """A joining connection refused for a reason its client is told (it is final)."""
 
 
 @dataclasses.dataclass
@@ -81,14 +85,21 @@ class ServerSession:
         self.writer_secrets = None if writer_secrets is None else dict(writer_secrets)
         self.writers = None if writers is None else frozenset(writers)
         self.hello_timeout = hello_timeout
-        # connections still waiting on their Hello, oldest first (a dict keeps insertion order)
-        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        # connections still joining, oldest first (a dict keeps insertion order), with their address
+        self._waiting: dict[asyncio.StreamWriter, str] = {}
+        self._tasks: dict[asyncio.StreamWriter, asyncio.Task] = {}  # their handlers
         self._max_pending = max(64, 4 * len(writers or ()))
         #: connections closed to make room for newer ones before they sent their Hello
         self.evicted = 0
         self.dim = dim
         self.host = host
         self.ssl_context = ssl_context
+        if ssl_context is not None and not hasattr(ssl_context, "sabre_certificate"):
+            raise ValueError("ServerSession: make the TLS context with fl.net.tls.server_context (the writers' "
+                             "proofs bind its certificate)")
+        #: what each writer's proof binds of this server (fl.net.auth)
+        self._binding = server_binding(getattr(ssl_context, "sabre_certificate", None))
+        self._evicted_logged = 0
         self.secagg_port = secagg_port
         self.timeout = timeout
         self.secagg_timeout = secagg_timeout
@@ -110,16 +121,31 @@ class ServerSession:
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def _make_room(self) -> None:
+        """Close one joining connection: the longest waiter of the address holding the most.
+
+        A flood from one address then closes its own connections, never those of clients on
+        other addresses (on one shared address, such as 127.0.0.1, the longest waiter goes).
+        """
+        count: dict[str, int] = {}
+        for host in self._waiting.values():
+            count[host] = count.get(host, 0) + 1
+        heaviest = max(count, key=count.__getitem__)
+        victim = next(w for w, host in self._waiting.items() if host == heaviest)
+        del self._waiting[victim]
+        self.evicted += 1
+        # cancel its handler (which closes it): aborting the socket under a TLS handshake in
+        # progress would leave asyncio's stream writer without a transport
+        self._tasks.pop(victim).cancel()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = str(writer.get_extra_info("peername"))
+        peername = writer.get_extra_info("peername")
+        peer = str(peername)
         if len(self._waiting) >= self._max_pending:
-            # full: the longest waiter goes (an honest client says Hello at once, so it is never
-            # the oldest unless someone opens connections faster than one round trip)
-            oldest = next(iter(self._waiting))
-            del self._waiting[oldest]
-            self.evicted += 1
-            oldest.transport.abort()
-        self._waiting[writer] = None
+            self._make_room()
+        self._waiting[writer] = str(peername[0]) if isinstance(peername, tuple) else peer
+        self._tasks[writer] = asyncio.current_task()
+        hello = None
         try:
             if self.ssl_context is not None:
                 await writer.start_tls(self.ssl_context, ssl_handshake_timeout=self.hello_timeout)
@@ -127,23 +153,39 @@ class ServerSession:
             await write_frame(writer, encode(Challenge(nonce.hex())), timeout=self.hello_timeout)
             hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
             if self.writers is not None and hello.writer not in self.writers:
-                raise MalformedFrame(f"Hello: writer {hello.writer} has no training data in this run")
+                raise _Refusal(f"writer {hello.writer} has no training data in this run")
             if self.writer_secrets is not None:
                 secret = self.writer_secrets.get(hello.writer)
-                if secret is None or not hello.proof or \
-                        not check_hello_proof(secret, hello.writer, nonce, bytes.fromhex(hello.proof)):
-                    raise MalformedFrame(f"Hello: no valid proof of writer {hello.writer}'s secret")
+                if secret is None or not hello.proof or not check_hello_proof(
+                        secret, hello.writer, nonce, bytes.fromhex(hello.proof), self._binding):
+                    raise _Refusal(f"no valid proof of writer {hello.writer}'s secret (for this server)")
             with self._changed:
                 if hello.writer in self.links:
-                    raise MalformedFrame(f"a second connection for writer {hello.writer}")
+                    raise _Refusal(f"a second connection for writer {hello.writer}")
             await write_frame(writer, encode(Setup(self.config_text)), timeout=self.timeout)
-        except _FAILURES as exc:
+        except _Refusal as exc:  # final: the client is told why, and does not try again
+            self._waiting.pop(writer, None)  # (no longer joining: nothing can evict it while it is told)
+            self._tasks.pop(writer, None)
+            self.log(f"connection from {peer} refused: {exc}")
+            try:
+                await write_frame(writer, encode(Refused(str(exc))), timeout=1.0)
+            except Exception:  # noqa: BLE001 - it is being closed anyway
+                pass
+            writer.transport.abort()
+            return
+        except asyncio.CancelledError:  # evicted (_make_room), or the session closes
+            if writer.transport is not None:
+                writer.transport.abort()
+            return
+        except Exception as exc:  # noqa: BLE001 - a joining connection that fails in any way is closed
             if writer in self._waiting:  # (an evicted connection is only counted, not logged)
                 self.log(f"connection from {peer} refused: {type(exc).__name__}: {exc}")
-            writer.transport.abort()
+            if writer.transport is not None:
+                writer.transport.abort()
             return
         finally:
             self._waiting.pop(writer, None)
+            self._tasks.pop(writer, None)
         with self._changed:
             if hello.writer in self.links:  # a twin registered while this one was being set up
                 writer.transport.abort()
@@ -180,6 +222,10 @@ class ServerSession:
         Returns:
           ``{message id: Update}``, or the reason (a string) for a slot whose client failed.
         """
+        if self.evicted > self._evicted_logged:
+            self.log(f"{self.evicted - self._evicted_logged} joining connection(s) closed to make room for newer "
+                     f"ones since the last round (a flood of connections from {self.evicted} in all)")
+            self._evicted_logged = self.evicted
         self.round_writers = {mid: w for w, mid in slots}
         self.verify_keys = {}
         return self._call(self._updates(round_index, slots, expected_clients, params))

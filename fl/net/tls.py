@@ -73,10 +73,16 @@ def make_certificates(directory: str | Path, hosts: Sequence[str] = ("127.0.0.1"
 
 
 def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
-    """The server's TLS context (TLS 1.2 or later) for certificate ``cert`` and its ``key``."""
+    """The server's TLS context (TLS 1.2 or later) for certificate ``cert`` and its ``key``.
+
+    The context carries ``sabre_certificate`` (the leaf certificate, DER), which the writers'
+    proofs bind (:func:`fl.net.auth.server_binding`).
+    """
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
+    ctx.sabre_certificate = x509.load_pem_x509_certificate(Path(cert).read_bytes()).public_bytes(
+        serialization.Encoding.DER)
     return ctx
 
 

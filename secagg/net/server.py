@@ -121,10 +121,10 @@ async def serve_round(
     conns: dict[int, _Conn] = {}
     # connections that have not sent their first message yet, oldest first; when full, a newcomer
     # closes the one that has waited longest (a client sends at once, so idle ones cannot lock it out)
-    joining: dict[_Conn, None] = {}
+    joining: dict[_Conn, asyncio.Task] = {}  # (with the task handling each)
     max_pending = max(64, 4 * params.num_clients)
     evicted: set[_Conn] = set()
-    holding: set[_Conn] = set()  # connections that presented a valid token, not yet joined: never evicted
+    holding: dict[_Conn, int] = {}  # connections that presented a valid token, not yet joined: never evicted
     all_joined = asyncio.Event()
     finished = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -149,11 +149,12 @@ async def serve_round(
             return
         if len(joining) >= max_pending:
             oldest = next(iter(joining))
-            del joining[oldest]
             evicted.add(oldest)
-            oldest.abort()
+            # cancel its handler (which closes it): aborting the socket under a TLS handshake in
+            # progress would leave asyncio's stream writer without a transport
+            joining.pop(oldest).cancel()
         # counted from the TCP accept: a connection in its TLS handshake is one of the joining
-        joining[conn] = None
+        joining[conn] = asyncio.current_task()
         holder = None
         try:
             if ssl is not None:
@@ -163,9 +164,19 @@ async def serve_round(
                 holder = next((c for c, t in join_tokens.items() if hmac.compare_digest(t, token)), None)
                 if len(token) != JOIN_TOKEN_BYTES or holder is None:
                     raise ProtocolViolation("a connection without a valid join token")
+                if holder in conns or holder in holding.values():  # one connection per token
+                    exc = ProtocolViolation(f"client {holder}'s join token on a second connection",
+                                            blamed=(holder,), reason="duplicate_join")
+                    # the holder misbehaves: it is excluded (its first connection too) and named
+                    if holder in conns:
+                        drop(holder, exc)
+                    for other, h in list(holding.items()):
+                        if h == holder:
+                            other.abort()
+                    raise exc
                 # it holds a secret only its client was sent: newcomers can no longer evict it
                 joining.pop(conn, None)
-                holding.add(conn)
+                holding[conn] = holder
             # before the client has joined, a frame may be no larger than the first message
             data = await read_frame(reader, join_bound, timeout=join_deadline - loop.time())
             msg = decode_message(data, join_bound, threshold=params.threshold)
@@ -178,17 +189,22 @@ async def serve_round(
             if msg.sender in conns:
                 raise ProtocolViolation(f"a second connection for client {msg.sender}")
             getattr(server, first.receive)(msg)
-        except (SecAggError, OSError) as exc:
+        except asyncio.CancelledError:  # evicted, or the round ends while it joins
+            if writer.transport is not None:
+                conn.abort()
+            return
+        except Exception as exc:  # noqa: BLE001 - a joining connection that fails in any way is closed
             if conn not in evicted:  # (an evicted connection is only counted)
                 log(f"join refused: {type(exc).__name__}: {exc}")
             if holder is not None and isinstance(exc, SecAggError) and not all_joined.is_set():
                 # the invited client of this token misbehaved at its join: it is named, not just missing
                 faults.setdefault(holder, exc)
-            conn.close()  # nothing is buffered for a peer that never joined; the close is prompt
+            if writer.transport is not None:
+                conn.close()  # nothing is buffered for a peer that never joined; the close is prompt
             return
         finally:
             joining.pop(conn, None)
-            holding.discard(conn)
+            holding.pop(conn, None)
         conns[msg.sender] = conn
         count(msg.sender, up=4 + len(data))
         if len(conns) == params.num_clients:
@@ -268,7 +284,9 @@ async def serve_round(
             log(f"{len(evicted)} connection(s) that sent nothing closed to make room for newer ones")
         for c in conns.values():
             c.close()
-        for c in list(joining) + list(holding):  # a connection still joining when the round ends
+        for task in list(joining.values()):  # a connection still joining when the round ends
+            task.cancel()
+        for c in list(holding):
             c.abort()
         listener.close()
         await listener.wait_closed()

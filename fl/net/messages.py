@@ -134,7 +134,12 @@ class _Message:
     def build(cls, header: dict[str, Any], blob: bytes) -> "_Message":
         if blob:
             raise MalformedFrame(f"{cls.__name__} carries no blob")
+        cls.check(header)
         return cls(**header)
+
+    @classmethod
+    def check(cls, header: dict[str, Any]) -> None:
+        """Refuse field values a well-formed message cannot have (types are already checked)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,12 +151,9 @@ class Challenge(_Message):
     nonce: str
 
     @classmethod
-    def build(cls, header, blob):
-        if blob:
-            raise MalformedFrame("Challenge carries no blob")
+    def check(cls, header):
         if not _is_key(header["nonce"]):
             raise MalformedFrame("Challenge: nonce must be 64 hex digits")
-        return cls(**header)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,14 +176,11 @@ class Hello(_Message):
     proof: str = ""
 
     @classmethod
-    def build(cls, header, blob):
-        if blob:
-            raise MalformedFrame("Hello carries no blob")
+    def check(cls, header):
         if header["writer"] < 0:
             raise MalformedFrame("Hello: writer must be >= 0")
         if header["proof"] and not _is_key(header["proof"]):
             raise MalformedFrame("Hello: proof must be 64 hex digits")
-        return cls(**header)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,9 +292,7 @@ class SecAggStart(_Message):
     join_token: str = ""
 
     @classmethod
-    def build(cls, header, blob):
-        if blob:
-            raise MalformedFrame("SecAggStart carries no blob")
+    def check(cls, header):
         if not _is_key(header["join_token"]):
             raise MalformedFrame("SecAggStart: join_token must be 64 hex digits")
         keys = header["verify_keys"]
@@ -306,7 +303,6 @@ class SecAggStart(_Message):
                 raise ValueError
         except ValueError:
             raise MalformedFrame("SecAggStart: round_id must be 32 hex digits") from None
-        return cls(**header)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,11 +37,10 @@ from .session import NetworkTransport, ServerSession
 
 __all__ = ["NetworkSimulation", "network_pipeline", "CLIENT_MEASUREMENTS"]
 
-#: the measurements a client's halves record, which the server adds up; any other name a client
-#: sends is ignored (it cannot write the server's own columns)
-CLIENT_MEASUREMENTS = frozenset({"quantize_clipped", "client_nonfinite_zeroed"})
-#: the most one client's count can be, by name (``None``: the model's dimension); a larger one is ignored
-_MEASUREMENT_CAPS = {"quantize_clipped": None, "client_nonfinite_zeroed": 1.0}
+#: the measurements a client's halves record, which the server adds up, with the most one client
+#: can count (``None``: the model's dimension); any other name a client sends (it cannot write
+#: the server's own columns), or a larger count, is ignored
+CLIENT_MEASUREMENTS = {"quantize_clipped": None, "client_nonfinite_zeroed": 1.0}
 #: what a client may give as the reason tag of its own refusal (anything else is "client_refused")
 _REASON = re.compile(r"[a-z0-9_]{1,40}")
 #: the adversary's own columns (metric name -> its ``last_attack`` key), which only the attacker's
@@ -108,7 +107,7 @@ class NetworkSimulation(Simulation):
         # deployment whose server holds no data sets aggregation.max_weight
         mean = next((st for st in stages if isinstance(st, MeanStage)), None)
         self._examples_weighting = mean is not None and mean.weighting == "examples"
-        if mean is not None and mean.weighting == "examples" and mean.max_weight is None and self.population:
+        if self._examples_weighting and mean.max_weight is None and self.population:
             mean.max_weight = float(max(dataset.num_train(c) for c in self.population))
             session.log(f"weights: each client's claimed example count is capped at {mean.max_weight:g}, "
                         f"the largest among this run's writers (aggregation.max_weight is not set)")
@@ -150,8 +149,8 @@ class NetworkSimulation(Simulation):
                 for name, value in up.measurements.items():  # the client halves' counts add up, as in process
                     if name not in CLIENT_MEASUREMENTS:
                         continue
-                    cap = _MEASUREMENT_CAPS[name] if _MEASUREMENT_CAPS[name] is not None else float(self.dim)
-                    if math.isfinite(value) and 0 <= value <= cap:
+                    cap = CLIENT_MEASUREMENTS[name]
+                    if math.isfinite(value) and 0 <= value <= (self.dim if cap is None else cap):
                         ctx.record(name, ctx.measurements.get(name, 0.0) + float(value))
                 ctx.events.extend(f"client {mid} says: {' '.join(e.split())[:200]!r}" for e in up.events[:8])
             if refused is None and self._field_width:

@@ -485,6 +485,10 @@ def test_a_writer_joins_only_with_a_proof_of_its_secret():
                 _answer(s)
             s.close()
         assert session.connected() == []
+        # fourth review, D4: an unknown writer gets the same answer as a known one without a proof
+        s, _, _ = _raw_hello(session.port, 9, lambda nonce: "")
+        assert decode(_answer(s), Refused).reason == "no valid proof of writer 9's secret (for this server)"
+        s.close()
         # a recorded good Hello cannot be replayed on a new connection (a new challenge)
         good, nonce, proof = _raw_hello(session.port, 3, lambda n: hello_proof(table[3], 3, n).hex())
         assert decode(_answer(good), Setup).config == "[run]\n"
@@ -676,51 +680,56 @@ def test_client_counts_are_bounded_and_a_zero_weight_claim_is_excluded():
 
 
 # ---------------------------------------------------------------- third review: C1, C2
-def test_a_flood_from_one_address_closes_its_own_connections_not_a_clients(tmp_path):
+def test_a_flood_of_idle_connections_from_many_addresses_cannot_keep_writers_out(tmp_path):
+    # third review, C1: idle TLS connections from one address at thousands a second closed every
+    # writer's connection in its handshake (the longest waiter went); fourth review, D1: evicting
+    # the busiest address's longest waiter let idle connections from many addresses aim at a
+    # client joining several writers at once (20-50 a second sufficed). The victim is now drawn
+    # at random and a client tries again until its timeout.
     from fl.net.auth import make_secrets
     from fl.net.client import ClientProcess
     from fl.net.session import ServerSession
     from fl.net.tls import client_context, make_certificates, server_context
 
     ca, cert, key = make_certificates(tmp_path, ("127.0.0.1",))
-    table = make_secrets([0, 1])
-    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0, 1}, hello_timeout=30,
+    writers = list(range(6))
+    table = make_secrets(writers)
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers=set(writers), hello_timeout=30,
                             ssl_context=server_context(cert, key), writer_secrets=table)
     stop = threading.Event()
     opened: list[socket.socket] = []
 
-    def flood():  # idle connections from another loopback address, as fast as one thread opens them
+    def flood():  # idle connections, round-robin over 60 loopback addresses, about 200 a second
+        i = 0
         while not stop.is_set():
+            i += 1
             try:
                 opened.append(socket.create_connection(("127.0.0.1", session.port), timeout=2,
-                                                       source_address=("127.0.0.2", 0)))
+                                                       source_address=(f"127.0.1.{1 + i % 60}", 0)))
             except OSError:
-                time.sleep(0.01)
-            if len(opened) > 400:
-                for s in opened[:200]:
+                pass
+            if len(opened) > 300:
+                for s in opened[:150]:
                     s.close()
-                del opened[:200]
+                del opened[:150]
+            time.sleep(0.005)
 
     t = threading.Thread(target=flood)
     t.start()
     try:
-        time.sleep(0.5)
-        cp = ClientProcess("127.0.0.1", session.port, "synthetic", [0, 1], timeout=20,
+        time.sleep(1.0)  # the cap is full of idle connections before the writers come
+        cp = ClientProcess("127.0.0.1", session.port, "synthetic", writers, timeout=60,
                            ssl_context=client_context(ca), secrets=table)
 
-        async def join(w):
-            reader, conn, setup = await cp._join(w)
-            return conn
+        async def all_writers():
+            joined = await asyncio.gather(*(cp._join(w) for w in writers))
+            got = await asyncio.to_thread(session.wait_for, set(writers), 5)
+            for _, conn, _ in joined:
+                conn.close()
+            return got
 
-        async def both():
-            conns = await asyncio.gather(join(0), join(1))
-            joined = await asyncio.to_thread(session.wait_for, {0, 1}, 5)
-            for c in conns:
-                c.close()
-            return joined
-
-        assert asyncio.run(both()) == {0, 1}
-        assert session.evicted > 0  # the flood was there, and paid for itself
+        assert asyncio.run(all_writers()) == set(writers)
+        assert session.evicted > 0  # the flood was there
     finally:
         stop.set()
         t.join(10)
@@ -769,3 +778,18 @@ def test_a_join_token_on_a_second_connection_excludes_and_names_its_holder():
     assert res.survivors == (2, 3, 4)  # client 1 is out, the round goes on with the exact sum of the others
     assert np.array_equal(res.vector, sum(xs[u].astype(np.uint64) for u in (2, 3, 4)).astype(np.uint32))
     assert faults[1].reason == "duplicate_join"
+
+
+def test_closing_the_session_closes_the_connections_still_joining():
+    # fourth review, D3: close() left the joining handlers pending and their sockets open
+    from fl.net.session import ServerSession
+
+    session = ServerSession("[run]\n", dim=4, timeout=5, writers={0}, hello_timeout=60)
+    idle = [socket.create_connection(("127.0.0.1", session.port), timeout=5) for _ in range(10)]
+    for s in idle:
+        decode(_answer(s), Challenge)  # each is joining: challenged, no Hello yet
+    session.close()
+    for s in idle:
+        with pytest.raises((ConnectionError, OSError)):
+            _answer(s)
+        s.close()

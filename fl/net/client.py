@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import random
 import ssl
 from fl.config import tomllib
 from typing import Callable, Mapping, Sequence
@@ -273,17 +274,20 @@ class ClientProcess:
                 await write_frame(conn, encode(Hello(writer, proof)), timeout=self.timeout)
                 answer = decode(await read_frame(reader, SETUP_BOUND, timeout=self.timeout), Setup, Refused)
                 if isinstance(answer, Refused):
-                    raise JoinRefused(f"writer {writer}: the server refused it: {' '.join(answer.reason.split())[:200]}")
+                    reason = "".join(c for c in " ".join(answer.reason.split()) if c.isprintable())[:200]
+                    raise JoinRefused(f"writer {writer}: the server refused it: {reason}")
                 return reader, conn, answer
             except (ConnectionError, ConnectionClosed, asyncio.TimeoutError) as exc:
                 if conn is not None:
                     conn.close()
                 last = exc
-                if loop.time() + wait >= deadline:
+                left = deadline - loop.time()
+                if left <= 0:
                     raise ServerClosed(f"writer {writer}: no Setup from the server in {self.timeout:g} s "
                                        f"({tries} connection(s), each closed or refused before it; the last: "
                                        f"{type(last).__name__})") from None
-                await asyncio.sleep(wait)
+                # jittered, so that the writers of one process do not come back all at once
+                await asyncio.sleep(min(wait * (0.5 + random.random()), left))
                 wait = min(2 * wait, 5.0)
             except BaseException:
                 if conn is not None:

@@ -177,8 +177,8 @@ class Hello(_Message):
 
     @classmethod
     def check(cls, header):
-        if header["writer"] < 0:
-            raise MalformedFrame("Hello: writer must be >= 0")
+        if not 0 <= header["writer"] < 1 << 64:
+            raise MalformedFrame("Hello: writer must be in [0, 2^64)")
         if header["proof"] and not _is_key(header["proof"]):
             raise MalformedFrame("Hello: proof must be 64 hex digits")
 

@@ -69,8 +69,7 @@ class ServerSession:
       hello_timeout: seconds a new connection has for each step of its join (the TLS handshake,
         taking the challenge, sending its :class:`Hello`); at most ``max(64, 4 * len(writers))``
         connections may be joining at a time, counted from the TCP accept: a newcomer beyond that
-        closes the one that has waited longest (idle connections cannot lock clients out, which
-        answer the moment they connect).
+        closes one of them drawn at random (:meth:`_make_room`).
       writer_secrets: ``{writer: secret}`` (:mod:`fl.net.auth`): a connection joins as a writer
         only with a proof of that writer's secret. ``None``: an open join, where any connection
         may claim any writer id (only between processes that trust each other).
@@ -85,9 +84,8 @@ class ServerSession:
         self.writer_secrets = None if writer_secrets is None else dict(writer_secrets)
         self.writers = None if writers is None else frozenset(writers)
         self.hello_timeout = hello_timeout
-        # connections still joining, oldest first (a dict keeps insertion order), with their address
-        self._waiting: dict[asyncio.StreamWriter, str] = {}
-        self._tasks: dict[asyncio.StreamWriter, asyncio.Task] = {}  # their handlers
+        # connections still joining, with the task handling each
+        self._waiting: dict[asyncio.StreamWriter, asyncio.Task] = {}
         self._max_pending = max(64, 4 * len(writers or ()))
         #: connections closed to make room for newer ones before they sent their Hello
         self.evicted = 0
@@ -122,29 +120,27 @@ class ServerSession:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _make_room(self) -> None:
-        """Close one joining connection: the longest waiter of the address holding the most.
+        """Close one joining connection, drawn uniformly at random.
 
-        A flood from one address then closes its own connections, never those of clients on
-        other addresses (on one shared address, such as 127.0.0.1, the longest waiter goes).
+        The longest waiter would let anyone opening connections faster than a client's TLS
+        handshake close every client's; the longest waiter of the busiest address would let
+        anyone holding many addresses aim at a client joining several writers at once. Drawn at
+        random, a client's connection survives a flood of ``R`` connections a second with
+        probability about ``exp(-R T / cap)`` over its ``T`` seconds of joining, and the client
+        tries again until its timeout.
         """
-        count: dict[str, int] = {}
-        for host in self._waiting.values():
-            count[host] = count.get(host, 0) + 1
-        heaviest = max(count, key=count.__getitem__)
-        victim = next(w for w, host in self._waiting.items() if host == heaviest)
-        del self._waiting[victim]
+        victims = list(self._waiting)
+        victim = victims[secrets.randbelow(len(victims))]
         self.evicted += 1
         # cancel its handler (which closes it): aborting the socket under a TLS handshake in
         # progress would leave asyncio's stream writer without a transport
-        self._tasks.pop(victim).cancel()
+        self._waiting.pop(victim).cancel()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
-        peer = str(peername)
+        peer = str(writer.get_extra_info("peername"))
         if len(self._waiting) >= self._max_pending:
             self._make_room()
-        self._waiting[writer] = str(peername[0]) if isinstance(peername, tuple) else peer
-        self._tasks[writer] = asyncio.current_task()
+        self._waiting[writer] = asyncio.current_task()
         hello = None
         try:
             if self.ssl_context is not None:
@@ -152,20 +148,19 @@ class ServerSession:
             nonce = secrets.token_bytes(NONCE_BYTES)
             await write_frame(writer, encode(Challenge(nonce.hex())), timeout=self.hello_timeout)
             hello = decode(await read_frame(reader, SMALL_BOUND, timeout=self.hello_timeout), Hello)
-            if self.writers is not None and hello.writer not in self.writers:
-                raise _Refusal(f"writer {hello.writer} has no training data in this run")
-            if self.writer_secrets is not None:
+            if self.writer_secrets is not None:  # first: one answer for an unknown and a known writer
                 secret = self.writer_secrets.get(hello.writer)
                 if secret is None or not hello.proof or not check_hello_proof(
                         secret, hello.writer, nonce, bytes.fromhex(hello.proof), self._binding):
                     raise _Refusal(f"no valid proof of writer {hello.writer}'s secret (for this server)")
+            if self.writers is not None and hello.writer not in self.writers:
+                raise _Refusal(f"writer {hello.writer} has no training data in this run")
             with self._changed:
                 if hello.writer in self.links:
                     raise _Refusal(f"a second connection for writer {hello.writer}")
             await write_frame(writer, encode(Setup(self.config_text)), timeout=self.timeout)
         except _Refusal as exc:  # final: the client is told why, and does not try again
             self._waiting.pop(writer, None)  # (no longer joining: nothing can evict it while it is told)
-            self._tasks.pop(writer, None)
             self.log(f"connection from {peer} refused: {exc}")
             try:
                 await write_frame(writer, encode(Refused(str(exc))), timeout=1.0)
@@ -185,7 +180,6 @@ class ServerSession:
             return
         finally:
             self._waiting.pop(writer, None)
-            self._tasks.pop(writer, None)
         with self._changed:
             if hello.writer in self.links:  # a twin registered while this one was being set up
                 writer.transport.abort()
@@ -325,16 +319,25 @@ class ServerSession:
         return result, faults, traffic
 
     def close(self) -> None:
-        """Say goodbye to every client and stop listening."""
+        """Say goodbye to every client, close the connections still joining, stop listening."""
         try:
             self._call(self._send_all(self.connected(), Bye()))
             for w in self.connected():
                 self.links[w].writer.close()
             self._listener.close()
+            self._call(self._end_joining())
             self._call(self._listener.wait_closed())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    async def _end_joining(self) -> None:
+        tasks = list(self._waiting.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class NetworkTransport:

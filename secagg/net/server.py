@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import hmac
 import json
+import secrets
 import ssl as ssl_module
 import sys
 from typing import Callable, Mapping
@@ -148,11 +149,14 @@ async def serve_round(
             conn.abort()
             return
         if len(joining) >= max_pending:
-            oldest = next(iter(joining))
-            evicted.add(oldest)
+            # one drawn at random (not the longest waiter, which a fast flood would always make a
+            # client's; fl.net.session.ServerSession._make_room has the argument)
+            victims = list(joining)
+            victim = victims[secrets.randbelow(len(victims))]
+            evicted.add(victim)
             # cancel its handler (which closes it): aborting the socket under a TLS handshake in
             # progress would leave asyncio's stream writer without a transport
-            joining.pop(oldest).cancel()
+            joining.pop(victim).cancel()
         # counted from the TCP accept: a connection in its TLS handshake is one of the joining
         joining[conn] = asyncio.current_task()
         holder = None

@@ -22,6 +22,8 @@ from fl.config import ConfigError, find_config, load_config
 from fl.net.messages import (MAX_CONTAINERS, MAX_SEPARATORS, Challenge, Hello, Refused, MalformedFrame, SecAggStart, Setup, Update,
                              decode, encode)
 
+from net_fakes import FakeSession
+
 pytestmark = pytest.mark.network
 
 RID, DIM, BITS = bytes(range(16)), 8, 32
@@ -117,23 +119,6 @@ def test_an_honest_update_with_large_bytes_still_decodes():
 
 
 # ---------------------------------------------------------------- F8 (whitelist): extras no stage sends
-class _Session:
-    dim = 14410
-
-    def __init__(self, ups):
-        self.ups = ups
-        self.lines: list[str] = []
-
-    def connected(self):
-        return list(range(12))
-
-    def updates(self, r, slots, k, params):
-        return self.ups
-
-    def log(self, text):
-        self.lines.append(text)
-
-
 def test_extras_no_stage_sends_are_excluded_and_named():
     from fl.aggregation import RoundContext
     from fl.data import load_dataset
@@ -148,7 +133,7 @@ def test_extras_no_stage_sends_are_excluded_and_named():
            4: Update(4, extras={"norm_proof": {**proof, "opening": b"o"}}, **good)}
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true", "aggregation.weighting=fixed",
                                                         "aggregation.norm_bound=1.0"])
-    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=_Session(ups))
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=FakeSession(ups))
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=5)
     msgs = sim.client_messages(0, ctx, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [])
     assert msgs[0].adversary.refused is None
@@ -168,7 +153,7 @@ def test_claimed_weights_are_capped_at_the_largest_writer_when_no_cap_is_set():
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
     assert cfg.aggregation.weighting == "examples" and cfg.aggregation.max_weight == 0
     data = load_dataset("synthetic:12:0")
-    session = _Session({})
+    session = FakeSession({})
     sim = NetworkSimulation(cfg, data, session=session)
     stage = sim.pipeline
     while not isinstance(stage, MeanStage):
@@ -181,7 +166,7 @@ def test_claimed_weights_are_capped_at_the_largest_writer_when_no_cap_is_set():
     assert any("capped at" in line for line in session.lines)
     # a public cap from the config is kept as set
     cfg2 = load_config(find_config("synthetic_small"), ["aggregation.secure=true", "aggregation.max_weight=7"])
-    sim2 = NetworkSimulation(cfg2, data, session=_Session({}))
+    sim2 = NetworkSimulation(cfg2, data, session=FakeSession({}))
     stage2 = sim2.pipeline
     while not isinstance(stage2, MeanStage):
         stage2 = stage2.inner
@@ -366,7 +351,7 @@ def test_only_a_slot_the_schedule_makes_malicious_reports_the_attack_columns(tmp
     from fl.aggregation import RoundContext
     from fl.experiment import build_run_adversary, open_dataset
     from fl.net.server import NetworkSimulation
-    from tests.test_net_process import ATTACK_CONFIG
+    from test_net_process import ATTACK_CONFIG
 
     path = tmp_path / "attack.toml"
     path.write_text(ATTACK_CONFIG)
@@ -377,7 +362,7 @@ def test_only_a_slot_the_schedule_makes_malicious_reports_the_attack_columns(tmp
            1: Update(1, measurements={"attack_boost": 3.0, "attack_sent_norm": 0.5}, **good),
            2: Update(2, measurements={}, **good)}
     adversary = build_run_adversary(cfg, data)
-    sim = NetworkSimulation(cfg, data, session=_Session(ups), adversary=adversary)
+    sim = NetworkSimulation(cfg, data, session=FakeSession(ups), adversary=adversary)
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=3)
     sim.client_messages(0, ctx, [0, 1, 2], [0, 1, 2], [0, 2], [])  # nobody malicious: nothing taken
     assert adversary.last_attack == {}
@@ -671,7 +656,7 @@ def test_client_counts_are_bounded_and_a_zero_weight_claim_is_excluded():
            2: Update(2, weight=3.0, measurements={"quantize_clipped": 7.0, "client_nonfinite_zeroed": 1.0}, **good),
            3: Update(3, weight=0.0, measurements={}, **good)}
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
-    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=_Session(ups))
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=FakeSession(ups))
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=4)
     msgs = sim.client_messages(0, ctx, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [])
     assert ctx.measurements == {"quantize_clipped": 7.0, "client_nonfinite_zeroed": 1.0}

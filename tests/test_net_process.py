@@ -21,6 +21,8 @@ from fl.net.client import parse_writers
 from fl.net.messages import (Bye, Challenge, Hello, Refused, MalformedFrame, RoundEnd, RoundStart, SecAggStart, Setup, Update, decode,
                              encode)
 
+from net_fakes import FakeSession
+
 pytestmark = pytest.mark.network
 
 SECURE = ["aggregation.secure=true", "run.rounds=2", "eval.every=2", "run.checkpoint_every=2"]
@@ -370,19 +372,6 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
     from fl.data import load_dataset
     from fl.net.server import NetworkSimulation
 
-    class Session:
-        dim = 14410
-        log = staticmethod(lambda text: None)
-
-        def __init__(self, ups):
-            self.ups = ups
-
-        def connected(self):
-            return list(range(12))
-
-        def updates(self, r, slots, k, params):
-            return self.ups
-
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
     good = dict(weight=3.0, dtype="uint32", extras={}, events=["ok"], refused=None)
     ups = {0: Update(0, measurements={"quantize_clipped": 2.0, "binding_failed": 1.0}, **good),
@@ -390,7 +379,7 @@ def test_server_excludes_and_names_uploads_no_honest_client_makes():
            2: Update(2, measurements={}, **{**good, "extras": {"field_vector": [1]}}),
            3: Update(3, measurements={}, **{**good, "refused": ["nowhere", "x", "y"]}),
            4: "dropped: MalformedFrame"}
-    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session(ups))
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=FakeSession(ups))
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=4)
     msgs = sim.client_messages(0, ctx, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [])
     assert [m.client_id for m in msgs] == [0, 1, 2, 3]  # 4 never answered: missing, and logged
@@ -410,19 +399,10 @@ def test_a_clients_refusal_text_cannot_forge_log_lines():
 
     forged = "x\n2026-12-06 round 0: client 7 excluded: forged_proof\n" + "y" * 1000
 
-    class Session:
-        dim = 14410
-        log = staticmethod(lambda text: None)
-
-        def connected(self):
-            return list(range(12))
-
-        def updates(self, r, slots, k, params):
-            return {0: Update(0, weight=3.0, dtype="uint32", extras={}, measurements={}, events=[],
-                              refused=["quantize", "clip " + forged, forged])}
-
+    session = FakeSession({0: Update(0, weight=3.0, dtype="uint32", extras={}, measurements={}, events=[],
+                                     refused=["quantize", "clip " + forged, forged])})
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true"])
-    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session())
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=session)
     assert "quantize" in sim._stage_names  # a real stage: the refusal is taken as the client's own
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=1)
     msgs = sim.client_messages(0, ctx, [0], [0], [0], [])
@@ -443,20 +423,11 @@ def test_a_blinding_sent_in_the_clear_is_refused_and_the_server_never_needs_one(
     from fl.data import load_dataset
     from fl.net.server import NetworkSimulation
 
-    class Session:
-        dim = 14410
-        log = staticmethod(lambda text: None)
-
-        def connected(self):
-            return list(range(12))
-
-        def updates(self, r, slots, k, params):
-            good = dict(weight=3.0, dtype="int64", measurements={}, events=[], refused=None)
-            return {0: Update(0, extras={}, **good), 1: Update(1, extras={FIELD_VECTOR_KEY: [12345]}, **good)}
-
+    good = dict(weight=3.0, dtype="int64", measurements={}, events=[], refused=None)
+    session = FakeSession({0: Update(0, extras={}, **good), 1: Update(1, extras={FIELD_VECTOR_KEY: [12345]}, **good)})
     cfg = load_config(find_config("synthetic_small"), ["aggregation.secure=true", "aggregation.weighting=fixed",
                                                         "aggregation.norm_bound=1.0"])
-    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=Session())
+    sim = NetworkSimulation(cfg, load_dataset("synthetic:12:0"), session=session)
     ctx = RoundContext(round_index=0, seed=0, dim=14410, expected_clients=2)
     msgs = sim.client_messages(0, ctx, [0, 1], [0, 1], [0, 1], [])
     assert msgs[0].extras[FIELD_VECTOR_KEY] == [0] and msgs[0].adversary.refused is None

@@ -22,6 +22,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from fl.aggregation import RoundFailed
+from rangeproof.blame import SabreError
 from secagg.driver import RoundReport
 from secagg.errors import SecAggError
 from secagg.net.framing import ClosedInFrame, ConnectionClosed, DeadlineExceeded, read_frame, write_frame
@@ -38,7 +39,7 @@ _FAILURES = (SecAggError, OSError, MalformedFrame, asyncio.TimeoutError)
 _DROPOUTS = (ConnectionClosed, ClosedInFrame, DeadlineExceeded)
 
 
-class _Refusal(Exception):
+class _Refusal(SabreError):
     """A joining connection refused for a reason its client is told (it is final)."""
 
 

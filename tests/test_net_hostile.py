@@ -778,3 +778,28 @@ def test_closing_the_session_closes_the_connections_still_joining():
         with pytest.raises((ConnectionError, OSError)):
             _answer(s)
         s.close()
+
+
+def test_a_refusal_keeps_only_printable_text_at_the_client():
+    # fourth review, D5: a (plain TCP, or impersonated) server's Refused reason reached the
+    # client's error with terminal control characters in it
+    from fl.net.client import ClientProcess, JoinRefused
+    from secagg.net.framing import read_frame, write_frame
+
+    async def main():
+        async def hostile(reader, writer):
+            await write_frame(writer, encode(Challenge("ab" * 32)), timeout=5)
+            await read_frame(reader, 1 << 16, timeout=5)
+            await write_frame(writer, encode(Refused("\x1b[2J\x07go away\x1b]0;owned\x07")), timeout=5)
+            writer.close()
+
+        server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await ClientProcess("127.0.0.1", port, "synthetic", [0], timeout=5)._join(0)
+        finally:
+            server.close()
+
+    with pytest.raises(JoinRefused) as info:
+        asyncio.run(main())
+    assert "go away" in str(info.value) and all(c.isprintable() for c in str(info.value))

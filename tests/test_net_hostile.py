@@ -803,3 +803,56 @@ def test_a_refusal_keeps_only_printable_text_at_the_client():
     with pytest.raises(JoinRefused) as info:
         asyncio.run(main())
     assert "go away" in str(info.value) and all(c.isprintable() for c in str(info.value))
+
+
+_IDLE_FLOOD = """
+import socket, sys, time
+port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+held = []
+for i in range(n):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", port)))
+    except OSError:
+        pass
+    time.sleep(1 / rate)
+time.sleep(2)
+"""
+
+
+def test_a_steady_flood_on_the_secagg_port_drops_no_invited_client(tmp_path):
+    # fifth review, E1: drawing the connection to close at random on the SecAgg port let a flood
+    # of a hundred idle connections a second (another process) drop invited clients in their
+    # TLS handshakes; they connect only once
+    import secrets as secrets_module
+    import subprocess
+    import sys
+
+    from fl.net.tls import client_context, make_certificates, server_context
+    from secagg.net.client import demo_input, run_client
+    from secagg.net.server import JOIN_TOKEN_BYTES, serve_round
+    from secagg.params import SecAggParams
+
+    ca, cert, key = make_certificates(tmp_path, ("127.0.0.1",))
+    params = SecAggParams(num_clients=8, threshold=5)
+    tokens = {u: secrets_module.token_bytes(JOIN_TOKEN_BYTES) for u in params.client_ids}
+
+    async def main():
+        ports: asyncio.Queue = asyncio.Queue()
+        server = asyncio.create_task(serve_round(params, RID, DIM, on_listening=ports.put_nowait, join_timeout=8,
+                                                 step_timeout=8, join_tokens=tokens, ssl=server_context(cert, key)))
+        port = await ports.get()
+        flood = subprocess.Popen([sys.executable, "-c", _IDLE_FLOOD, str(port), "300", "100"])
+        try:
+            await asyncio.sleep(1.0)  # the cap of 64 is full of idle connections, and more keep coming
+            xs = {u: demo_input(9, u, DIM, BITS) for u in params.client_ids}
+            out = await asyncio.gather(*(run_client(params, u, RID, xs[u], port=port, timeout=8, join_token=tokens[u],
+                                                    ssl=client_context(ca), server_hostname="127.0.0.1")
+                                         for u in params.client_ids), return_exceptions=True)
+            return out, await server
+        finally:
+            flood.kill()
+            flood.wait()
+
+    out, res = asyncio.run(main())
+    assert out == ["done"] * 8, out
+    assert res.survivors == tuple(range(1, 9))

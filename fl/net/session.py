@@ -87,6 +87,7 @@ class ServerSession:
         self.hello_timeout = hello_timeout
         # connections still joining, with the task handling each
         self._waiting: dict[asyncio.StreamWriter, asyncio.Task] = {}
+        self._closing: set[asyncio.Task] = set()  # handlers of evicted connections, still ending
         self._max_pending = max(64, 4 * len(writers or ()))
         #: connections closed to make room for newer ones before they sent their Hello
         self.evicted = 0
@@ -135,7 +136,10 @@ class ServerSession:
         self.evicted += 1
         # cancel its handler (which closes it): aborting the socket under a TLS handshake in
         # progress would leave asyncio's stream writer without a transport
-        self._waiting.pop(victim).cancel()
+        task = self._waiting.pop(victim)
+        task.cancel()
+        self._closing.add(task)  # until it has run its cancellation (close() waits for it)
+        task.add_done_callback(self._closing.discard)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
@@ -335,7 +339,7 @@ class ServerSession:
                 self._loop.close()
 
     async def _end_joining(self) -> None:
-        tasks = list(self._waiting.values())
+        tasks = list(self._waiting.values()) + list(self._closing)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

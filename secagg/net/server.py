@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import hmac
 import json
-import secrets
 import ssl as ssl_module
 import sys
 from typing import Callable, Mapping
@@ -149,10 +148,11 @@ async def serve_round(
             conn.abort()
             return
         if len(joining) >= max_pending:
-            # one drawn at random (not the longest waiter, which a fast flood would always make a
-            # client's; fl.net.session.ServerSession._make_room has the argument)
-            victims = list(joining)
-            victim = victims[secrets.randbelow(len(victims))]
+            # the longest waiter: a client sends its token the moment it connects and does not
+            # connect again, so here the longest waiter is the idle one (at random, a flood of a
+            # hundred connections a second dropped invited clients; the control port, whose
+            # clients retry, draws at random: fl.net.session.ServerSession._make_room)
+            victim = next(iter(joining))
             evicted.add(victim)
             # cancel its handler (which closes it): aborting the socket under a TLS handshake in
             # progress would leave asyncio's stream writer without a transport

@@ -49,6 +49,7 @@ JOIN_TOKEN_BYTES = 32
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
+        self.evicted = False  # closed to make room for a newer connection while it joined
 
     def close(self) -> None:
         if not self.writer.is_closing():
@@ -123,7 +124,7 @@ async def serve_round(
     # closes the one that has waited longest (a client sends at once, so idle ones cannot lock it out)
     joining: dict[_Conn, asyncio.Task] = {}  # (with the task handling each)
     max_pending = max(64, 4 * params.num_clients)
-    evicted: set[_Conn] = set()
+    evicted = 0  # how many (a count, not the connections: a flood would keep them all alive)
     holding: dict[_Conn, int] = {}  # connections that presented a valid token, not yet joined: never evicted
     all_joined = asyncio.Event()
     finished = asyncio.Event()
@@ -143,6 +144,7 @@ async def serve_round(
             conn.abort()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal evicted
         conn = _Conn(reader, writer)
         if all_joined.is_set():
             conn.abort()
@@ -153,7 +155,8 @@ async def serve_round(
             # hundred connections a second dropped invited clients; the control port, whose
             # clients retry, draws at random: fl.net.session.ServerSession._make_room)
             victim = next(iter(joining))
-            evicted.add(victim)
+            victim.evicted = True
+            evicted += 1
             # cancel its handler (which closes it): aborting the socket under a TLS handshake in
             # progress would leave asyncio's stream writer without a transport
             joining.pop(victim).cancel()
@@ -198,7 +201,7 @@ async def serve_round(
                 conn.abort()
             return
         except Exception as exc:  # noqa: BLE001 - a joining connection that fails in any way is closed
-            if conn not in evicted:  # (an evicted connection is only counted)
+            if not conn.evicted:  # (an evicted connection is only counted)
                 log(f"join refused: {type(exc).__name__}: {exc}")
             if holder is not None and isinstance(exc, SecAggError) and not all_joined.is_set():
                 # the invited client of this token misbehaved at its join: it is named, not just missing
@@ -285,7 +288,7 @@ async def serve_round(
     finally:
         finished.set()
         if evicted:
-            log(f"{len(evicted)} connection(s) that sent nothing closed to make room for newer ones")
+            log(f"{evicted} connection(s) that sent nothing closed to make room for newer ones")
         for c in conns.values():
             c.close()
         for task in list(joining.values()):  # a connection still joining when the round ends

@@ -29,7 +29,7 @@ import numpy as np
 from ..group import ORDER, batch_inverse
 
 __all__ = ["challenge_products", "challenge_products_unreduced", "add_challenge_products", "dot_limbs",
-           "LOW_BITS"]
+           "challenge_factors", "LOW_BITS"]
 
 LOW_BITS = 10
 """``m``: the low index bits that make the inner factor ``B`` (1024 entries)."""
@@ -68,6 +68,17 @@ def challenge_products(us: Sequence[int], d: int, scale: int = 1, *, lo_one: boo
         s += [a * m % q for a in s[:d - len(s)]]
         t += 1
     return s[:d]
+
+
+def challenge_factors(us: Sequence[int], d: int, scale: int = 1, *, lo_one: bool = False
+                      ) -> tuple[list[int], list[int], int]:
+    """``(A, B, m)`` with ``scale * s_i = A[i >> m] * B[i & (2^m - 1)] mod q`` for ``i < d``
+    (both reduced mod q; ``len(B) = min(d, 2^m)``, ``len(A) = ceil(d / 2^m)``).
+
+    Raises:
+      ValueError: ``d > 2^k``.
+    """
+    return _factors(us, d, scale, lo_one)
 
 
 def _factors(us: Sequence[int], d: int, scale: int, lo_one: bool = False

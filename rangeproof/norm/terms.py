@@ -15,12 +15,42 @@ from petlib.ec import EcPt
 
 from ..generators import pedersen_bases
 from ..group import ORDER, msm, random_scalar
-from ..range_proof import VerificationTerms, range_generators
-from .commitment import vector_generators
-from .challenge_products import add_challenge_products, challenge_products_unreduced
+from ..labels import PEDERSEN_BASES
+from ..native_msm import available as native_available, generator_table, msm_public, tensor_add
+from ..range_proof import _G_LABEL, _H_LABEL, VerificationTerms, range_generators
+from .commitment import VECTOR_LABEL, vector_generators
+from .challenge_products import (add_challenge_products, challenge_factors,
+                                 challenge_products_unreduced)
 from .linear_form import LinearFormTerms
 
-__all__ = ["Accumulator"]
+__all__ = ["Accumulator", "prepare_verifier_tables"]
+
+_MONT = (1 << 256) % ORDER
+"""2^256 mod q: :func:`.native_msm.tensor_add` multiplies in Montgomery form, so each row factor
+is handed over times this."""
+
+
+def _encode(values: list[int]) -> bytes:
+    q = ORDER
+    return b"".join([(v % q).to_bytes(32, "big") for v in values])
+
+
+def _decode(buf: bytearray) -> list[int]:
+    return [int.from_bytes(buf[i:i + 32], "big") for i in range(0, len(buf), 32)]
+
+
+def prepare_verifier_tables(dim: int, range_count: int) -> None:
+    """Derives (or loads) the generators a verification over ``dim`` coordinates and
+    ``range_count`` range-proof generators uses, and, where the native multi-exponentiation is in
+    use, their affine tables (about 7 us per point, once per process, like the derivation).
+    """
+    VG = vector_generators(dim)
+    G, H = range_generators(range_count)
+    if native_available():
+        generator_table(VECTOR_LABEL, VG)
+        generator_table(_G_LABEL, G)
+        generator_table(_H_LABEL, H)
+        generator_table(PEDERSEN_BASES, list(pedersen_bases()))
 
 
 class Accumulator:
@@ -34,7 +64,11 @@ class Accumulator:
         # offset) stands for scale * s on G_offset.., s the d challenge products (formed only
         # when summed)
         self._vec_g: list[tuple[int, list[int], int, bool, int]] = []
-        self._vec_total: list[int] = []  # what has been summed (unreduced)
+        # what has been summed: Python ints (unreduced), or, with the native code, 32-byte
+        # big-endian entries reduced mod q in one buffer (summed in C, handed to the
+        # multi-exponentiation as they are)
+        self._native = native_available()
+        self._vec_total: list[int] | bytearray = bytearray() if self._native else []
         self._b = 0
         self._bt = 0
         self._scalars: list[int] = []
@@ -95,14 +129,22 @@ class Accumulator:
         self._add_into(self._range_h, other._range_h, w)
         self._vec_g.extend((w * scale % ORDER, us, d, lo, o) for scale, us, d, lo, o in other._vec_g)
         if other._vec_total:
-            self._add_vector([w * a for a in other._vec_total])
+            self._add_vector(other._vec_total, w)
         self._sum_vectors()  # one running sum: memory stays one d-vector however many merge
         self._b += w * other._b
         self._bt += w * other._bt
         self._scalars.extend(w * s % ORDER for s in other._scalars)
         self._points.extend(other._points)
 
-    def _add_vector(self, g: list[int]) -> None:
+    def _add_vector(self, g: list[int] | bytearray, w: int) -> None:
+        """Adds ``w`` times another accumulator's summed vector to this one's."""
+        if self._native:
+            enc = bytes(g) if isinstance(g, bytearray) else _encode(g)
+            self._grow(len(enc) // 32)
+            tensor_add(self._vec_total, _encode([w * _MONT % ORDER]), enc, 0, len(enc) // 32)
+            return
+        vals = _decode(g) if isinstance(g, bytearray) else g
+        g = [w * a for a in vals]
         total = self._vec_total
         if not total:
             self._vec_total = g
@@ -111,11 +153,22 @@ class Accumulator:
             total, g = g, total
         self._vec_total = list(map(operator.add, total[:len(g)], g)) + total[len(g):]
 
+    def _grow(self, n: int) -> None:
+        """Extends the native buffer to ``n`` entries (zeros)."""
+        have = len(self._vec_total) // 32
+        if have < n:
+            self._vec_total.extend(bytes(32 * (n - have)))
+
     def _sum_vectors(self) -> None:
         """Adds the pending linear forms into the running sum: per client one fused pass that
-        forms its scaled challenge products (unreduced) and adds them (:mod:`.challenge_products`)."""
+        forms its scaled challenge products and adds them (:mod:`.challenge_products`; with the
+        native code, ``s = A (x) B`` is added as a tensor product in C, mod q)."""
         for scale, us, d, lo_one, offset in self._vec_g:
-            if self._vec_total or offset:
+            if self._native:
+                A, B, _ = challenge_factors(us, d, scale, lo_one=lo_one)
+                self._grow(offset + d)
+                tensor_add(self._vec_total, _encode([a * _MONT for a in A]), _encode(B), offset, d)
+            elif self._vec_total or offset:
                 self._vec_total = add_challenge_products(self._vec_total, us, d, scale,
                                                          lo_one=lo_one, offset=offset)
             else:
@@ -133,14 +186,24 @@ class Accumulator:
         return self._vec_total
 
     def check(self) -> bool:
-        """Whether every added equation holds (one multi-exponentiation)."""
+        """Whether every added equation holds (one multi-exponentiation).
+
+        Every scalar here is public (challenges, proof scalars and the verifier's weights, which
+        are fresh per check), so the variable-time bucket method may compute it
+        (:mod:`..native_msm`); the fixed generators go to it as cached affine tables.
+        """
         q = ORDER
         n = len(self._range_g)
         G, H = range_generators(n) if n else ([], [])
         vec = self._vector_scalars()
-        VG = vector_generators(len(vec)) if vec else []
+        n_vec = len(vec) // 32 if self._native else len(vec)
+        VG = vector_generators(n_vec) if n_vec else []
         B, Bt = pedersen_bases()
-        scalars = [s % q for s in self._range_g] + [s % q for s in self._range_h] + \
-                  vec + [self._b % q, self._bt % q] + self._scalars
-        points = list(G) + list(H) + list(VG) + [B, Bt] + self._points
-        return msm(scalars, points).is_infinite()
+        rest = [s % q for s in self._range_g] + [s % q for s in self._range_h] + \
+            [self._b % q, self._bt % q] + self._scalars
+        points = list(VG) + list(G) + list(H) + [B, Bt] + self._points
+        if not self._native:
+            return msm(list(vec) + rest, points).is_infinite()
+        table = b"".join([generator_table(VECTOR_LABEL, VG), generator_table(_G_LABEL, G),
+                          generator_table(_H_LABEL, H), generator_table(PEDERSEN_BASES, [B, Bt])])
+        return msm_public(rest, points, table=table, scalar_prefix=bytes(vec)).is_infinite()

@@ -1,0 +1,158 @@
+"""The verifier's multi-exponentiation for public scalars: a bucket method in C, or OpenSSL.
+
+A verification of a norm proof is one multi-exponentiation over the ``d`` vector generators with
+full-width scalars (products of challenges and the verifier's own weights, all public).
+OpenSSL's ``EC_POINTs_mul`` (:func:`.group.msm`) spends about 60-70 point operations per term on
+P-256 (a 16-point table and 52 window additions per point); Pippenger's bucket method with
+``c``-bit signed windows spends about ``256 / c`` additions per term plus ``2^c`` per window, 16
+to 20 at the model's size. ``rangeproof/_p256msm.c`` implements it (field, formulas and windows
+in ``docs/proofs.md``, "Native multi-exponentiation"); it is variable-time, so it serves
+**public scalars only**: the prover's secret vector and blindings keep going through
+:func:`.group.msm`.
+
+The module is built by ``pip install`` where a C compiler is present. Without it, or with
+``SABRE_NATIVE_MSM=0`` in the environment, :func:`msm_public` is :func:`.group.msm` (the same
+results, slower). Points are handed to C as affine coordinates; the vector generators' table is
+kept by :func:`generator_table` next to the generators themselves.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import threading
+from typing import Sequence
+
+from petlib.ec import EcPt
+
+from .group import ORDER, curve, msm
+
+__all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add"]
+
+try:
+    from . import _p256msm as _native
+except ImportError:  # no compiler at install time
+    _native = None
+
+_AFFINE = 64
+_UNCOMPRESSED = 4  # OpenSSL's POINT_CONVERSION_UNCOMPRESSED: 0x04 || x || y
+
+
+def available() -> bool:
+    """Whether the C bucket method is in use (built, and not switched off by
+    ``SABRE_NATIVE_MSM=0``)."""
+    return _native is not None and os.environ.get("SABRE_NATIVE_MSM", "1") != "0"
+
+
+def affine_bytes(points: Sequence[EcPt]) -> bytes:
+    """``x || y`` (32 bytes each, big-endian) of every point.
+
+    Raises:
+      TypeError: a point is not a petlib point.
+      ValueError: a point is the identity (it has no affine coordinates).
+    """
+    out = []
+    for P in points:
+        if type(P) is not EcPt:
+            raise TypeError("affine_bytes: points must be petlib EcPt objects")
+        if P.is_infinite():
+            raise ValueError("affine_bytes: the identity has no affine coordinates")
+        out.append(P.export(_UNCOMPRESSED)[1:])
+    return b"".join(out)
+
+
+_tables: dict[tuple[bytes, int], bytes] = {}
+_tables_lock = threading.Lock()
+
+
+def generator_table(label: bytes, points: Sequence[EcPt]) -> bytes:
+    """The affine table of a generator list (``points`` must be ``generators(label, n)``),
+    kept per label and extended when a longer prefix is asked for; about 7 us per point once.
+    """
+    n = len(points)
+    if n == 0:
+        return b""
+    with _tables_lock:
+        have = max((k for (lab, k) in _tables if lab == label), default=0)
+        if have >= n:
+            table = _tables[(label, have)]
+            # a table is only as good as its label: the last point asked for must match
+            if table[(n - 1) * _AFFINE:n * _AFFINE] != affine_bytes(points[n - 1:n]):
+                raise ValueError("generator_table: the points are not this label's generators")
+            return table[:n * _AFFINE]
+        old = _tables.pop((label, have), b"")
+        table = old + affine_bytes(points[have:])
+        _tables[(label, n)] = table
+        return table
+
+
+def clear_tables() -> None:
+    """Forgets the cached affine tables (tests)."""
+    with _tables_lock:
+        _tables.clear()
+
+
+def tensor_add(total: bytearray, a: bytes, b: bytes, offset: int, d: int) -> None:
+    """``total[offset + i] += a[i // w] * b[i % w] / 2^256 mod q`` for ``i < d`` (``w`` entries
+    in ``b``; every entry 32 bytes big-endian below q), in place, in C.
+
+    Raises:
+      ValueError: lengths that do not fit, or an entry not below q (``total`` unchanged up to
+        the entry found).
+      RuntimeError: the native module is not built.
+    """
+    if _native is None:
+        raise RuntimeError("tensor_add: the native module is not built")
+    _native.tensor_add(total, a, b, offset, d)
+
+
+def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
+               table: bytes | None = None, scalar_prefix: bytes = b"", window: int = 0) -> EcPt:
+    """``sum_i scalars[i] * points[i]`` for **public** scalars (variable time).
+
+    Args:
+      scalars: integers of any sign and size (reduced mod q here).
+      points: petlib points, as many as ``scalars``; or, with ``table``, the points that the
+        table's first entries stand for followed by further points.
+      table: affine bytes (:func:`affine_bytes` / :func:`generator_table`) of the first
+        ``len(table) // 64`` points, so that they are not converted again.
+      scalar_prefix: the first points' scalars already encoded (32 bytes big-endian each, below
+        q); ``scalars`` then holds the others' (native code only).
+      window: the bucket window in bits (tests); 0 chooses it from the size.
+
+    Returns:
+      The sum, a petlib point (the identity for empty input).
+
+    Raises:
+      ValueError: lengths disagree.
+      TypeError: a scalar is not an integer or a point is not a petlib point.
+    """
+    if len(scalar_prefix) % 32:
+        raise ValueError("msm_public: the scalar prefix is not whole 32-byte entries")
+    n_pre = len(scalar_prefix) // 32
+    n = n_pre + len(scalars)
+    if n != len(points):
+        raise ValueError(f"msm_public: {n} scalars but {len(points)} points")
+    if not available():
+        if n_pre:
+            raise ValueError("msm_public: a scalar prefix needs the native code")
+        return msm(scalars, points)
+    q, index = ORDER, operator.index
+    head = b"" if table is None else table
+    k = len(head) // _AFFINE
+    if len(head) % _AFFINE or k > n:
+        raise ValueError("msm_public: the table is longer than the points")
+    rest = list(points[k:])
+    if not all(type(P) is EcPt for P in rest):
+        raise TypeError("msm_public: points must be petlib EcPt objects")
+    # the identity adds nothing and has no affine form: it leaves with its scalar
+    keep = [i for i, P in enumerate(rest) if not P.is_infinite()]
+    if k < n_pre:  # the table covers part of the prefix: the prefix's tail is dropped by keep
+        raise ValueError("msm_public: the table must cover the scalar prefix")
+    body = scalars[:k - n_pre]
+    encoded = b"".join([scalar_prefix] + [(index(s) % q).to_bytes(32, "big") for s in body] +
+                       [(index(scalars[k - n_pre + i]) % q).to_bytes(32, "big") for i in keep])
+    affine = head + affine_bytes([rest[i] for i in keep])
+    res = _native.msm(affine, encoded, window)
+    if res is None:
+        return curve().infinite()
+    return EcPt.from_binary(b"\x04" + res, curve())

@@ -8,7 +8,7 @@
  *            additions by the Cohen-Miyaji-Ono formulas with the exceptional cases (equal
  *            points, opposite points, the identity) handled explicitly, so any input points
  *            (a prover chooses some of them) give the exact sum;
- *   scalars  signed c-bit digits in [-2^(c-1), 2^(c-1)], one set of 2^(c-1) buckets per window,
+ *   scalars  signed c-bit digits in (-2^(c-1), 2^(c-1)], one set of 2^(c-1) buckets per window,
  *            bucket sums by running sums, windows combined by c doublings each.
  *
  * Nothing here is constant-time: the verifier's scalars (challenges and its own weights) are
@@ -394,6 +394,10 @@ static PyObject *py_msm(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_ssize_t n = pb.len / 64;
+    if (n >= ((Py_ssize_t)1 << 40)) {
+        PyErr_SetString(PyExc_ValueError, "msm: too many terms");
+        goto done;
+    }
     if (n == 0) { Py_INCREF(Py_None); result = Py_None; goto done; }
     if (c == 0) c = pick_window(n);
     pts = malloc(sizeof(aff) * (size_t)n);
@@ -488,7 +492,7 @@ static PyObject *py_tensor_add(PyObject *self, PyObject *args) {
     const unsigned char *a = ab.buf, *b = bb.buf;
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS
-    u64 ah[4], bl[4], tv[4], pr[4];
+    u64 ah[4] = {0, 0, 0, 0}, bl[4], tv[4], pr[4];
     for (Py_ssize_t i = 0; i < d && !bad; i++) {
         Py_ssize_t h = i / width, l = i % width;
         if (l == 0) {

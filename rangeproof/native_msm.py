@@ -11,8 +11,9 @@ in ``docs/proofs.md``, "Native multi-exponentiation"); it is variable-time, so i
 :func:`.group.msm`.
 
 The module is built by ``pip install`` where a C compiler is present. Without it, or with
-``SABRE_NATIVE_MSM=0`` in the environment, :func:`msm_public` is :func:`.group.msm` (the same
-results, slower). Points are handed to C as affine coordinates; the vector generators' table is
+``SABRE_NATIVE_MSM=0`` in the environment, :func:`msm_public` on plain scalars and points is
+:func:`.group.msm` (the same results, slower), and the verifier's accumulator keeps its sums as
+Python integers. Points are handed to C as affine coordinates; the vector generators' table is
 kept by :func:`generator_table` next to the generators themselves.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Sequence
 
 from petlib.ec import EcPt
 
+from .generators import generators
 from .group import ORDER, curve, msm
 
 __all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add"]
@@ -51,38 +53,34 @@ def affine_bytes(points: Sequence[EcPt]) -> bytes:
       ValueError: a point is the identity (it has no affine coordinates).
     """
     out = []
+    group = curve()
     for P in points:
-        if type(P) is not EcPt:
-            raise TypeError("affine_bytes: points must be petlib EcPt objects")
+        if type(P) is not EcPt or P.group != group:
+            raise TypeError("affine_bytes: points must be petlib EcPt objects on P-256")
         if P.is_infinite():
             raise ValueError("affine_bytes: the identity has no affine coordinates")
         out.append(P.export(_UNCOMPRESSED)[1:])
     return b"".join(out)
 
 
-_tables: dict[tuple[bytes, int], bytes] = {}
+_tables: dict[bytes, bytes] = {}
 _tables_lock = threading.Lock()
 
 
-def generator_table(label: bytes, points: Sequence[EcPt]) -> bytes:
-    """The affine table of a generator list (``points`` must be ``generators(label, n)``),
-    kept per label and extended when a longer prefix is asked for; about 7 us per point once.
+def generator_table(label: bytes, n: int) -> bytes:
+    """The affine table of the first ``n`` generators of the list ``label``
+    (:func:`.generators.generators`), derived here from the label itself, so that no caller can
+    hand in points that are not the label's. Kept per label and extended when a longer prefix is
+    asked for; about 7 us per point, once.
     """
-    n = len(points)
-    if n == 0:
+    if n <= 0:
         return b""
     with _tables_lock:
-        have = max((k for (lab, k) in _tables if lab == label), default=0)
-        if have >= n:
-            table = _tables[(label, have)]
-            # a table is only as good as its label: the last point asked for must match
-            if table[(n - 1) * _AFFINE:n * _AFFINE] != affine_bytes(points[n - 1:n]):
-                raise ValueError("generator_table: the points are not this label's generators")
-            return table[:n * _AFFINE]
-        old = _tables.pop((label, have), b"")
-        table = old + affine_bytes(points[have:])
-        _tables[(label, n)] = table
-        return table
+        have = _tables.get(label, b"")
+        if len(have) < n * _AFFINE:
+            have = have + affine_bytes(generators(label, n)[len(have) // _AFFINE:])
+            _tables[label] = have
+        return have[:n * _AFFINE]
 
 
 def clear_tables() -> None:
@@ -96,8 +94,8 @@ def tensor_add(total: bytearray, a: bytes, b: bytes, offset: int, d: int) -> Non
     in ``b``; every entry 32 bytes big-endian below q), in place, in C.
 
     Raises:
-      ValueError: lengths that do not fit, or an entry not below q (``total`` unchanged up to
-        the entry found).
+      ValueError: lengths that do not fit (``total`` unchanged), or an entry not below q (the
+        entries before it already updated: the caller's buffer is then unusable).
       RuntimeError: the native module is not built.
     """
     if _native is None:
@@ -114,9 +112,11 @@ def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
       points: petlib points, as many as ``scalars``; or, with ``table``, the points that the
         table's first entries stand for followed by further points.
       table: affine bytes (:func:`affine_bytes` / :func:`generator_table`) of the first
-        ``len(table) // 64`` points, so that they are not converted again.
-      scalar_prefix: the first points' scalars already encoded (32 bytes big-endian each, below
-        q); ``scalars`` then holds the others' (native code only).
+        ``len(table) // 64`` points, so that they are not converted again; the caller vouches
+        that they are those points (the one caller, ``Accumulator.check``, builds it from
+        generator labels).
+      scalar_prefix: the first points' scalars already encoded (32 bytes big-endian each);
+        ``scalars`` then holds the others' (native code only: without it, ``ValueError``).
       window: the bucket window in bits (tests); 0 chooses it from the size.
 
     Returns:
@@ -141,16 +141,17 @@ def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
     k = len(head) // _AFFINE
     if len(head) % _AFFINE or k > n:
         raise ValueError("msm_public: the table is longer than the points")
-    rest = list(points[k:])
-    if not all(type(P) is EcPt for P in rest):
-        raise TypeError("msm_public: points must be petlib EcPt objects")
-    # the identity adds nothing and has no affine form: it leaves with its scalar
-    keep = [i for i, P in enumerate(rest) if not P.is_infinite()]
     if k < n_pre:  # the table covers part of the prefix: the prefix's tail is dropped by keep
         raise ValueError("msm_public: the table must cover the scalar prefix")
-    body = scalars[:k - n_pre]
-    encoded = b"".join([scalar_prefix] + [(index(s) % q).to_bytes(32, "big") for s in body] +
-                       [(index(scalars[k - n_pre + i]) % q).to_bytes(32, "big") for i in keep])
+    rest = list(points[k:])
+    group = curve()
+    if not all(type(P) is EcPt and P.group == group for P in rest):
+        raise TypeError("msm_public: points must be petlib EcPt objects on P-256")
+    enc = [(index(s) % q).to_bytes(32, "big") for s in scalars]  # every scalar checked first
+    # the identity adds nothing and has no affine form: it leaves with its scalar
+    keep = [i for i, P in enumerate(rest) if not P.is_infinite()]
+    body = enc[:k - n_pre]
+    encoded = b"".join([scalar_prefix] + body + [enc[k - n_pre + i] for i in keep])
     affine = head + affine_bytes([rest[i] for i in keep])
     res = _native.msm(affine, encoded, window)
     if res is None:

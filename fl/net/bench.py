@@ -57,6 +57,7 @@ from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable
 from rangeproof.group import point_from_bytes, point_to_bytes
 from rangeproof.norm import NormStatement, commit_and_prove, verify_batch
 from rangeproof.norm.commitment import vector_generators
+from rangeproof.norm.terms import prepare_verifier_tables
 from rangeproof.norm.params import SMALLNESS_PROJECTIONS
 from rangeproof.range_proof import range_generators
 from secagg.driver import run_round
@@ -162,7 +163,7 @@ def run_bench(clients: int, dim: int, *, tls: bool = False, active: bool = False
         if proofs:  # derived once here, as a server does at start-up; the clients load them from disk
             enable_disk_cache(tmp)
             t0 = time.process_time()
-            _off_thread(_derive_generators, dim)
+            _off_thread(_derive_generators, dim, True)
             server_generators_s = time.process_time() - t0
         ca, ctx = None, None
         if tls:
@@ -320,8 +321,12 @@ def _off_thread(fn, *args):
         return ex.submit(fn, *args).result()
 
 
-def _derive_generators(dim: int) -> None:
-    """Every generator an L2 proof of ``dim`` coordinates uses (derived once per process)."""
+def _derive_generators(dim: int, verifier: bool = False) -> None:
+    """Every generator an L2 proof of ``dim`` coordinates uses (derived once per process); for
+    the verifier also their affine tables (the native multi-exponentiation's input)."""
+    if verifier:
+        prepare_verifier_tables(dim, SMALLNESS_PROJECTIONS * 64)
+        return
     vector_generators(dim)
     range_generators(SMALLNESS_PROJECTIONS * 64)
 

@@ -44,13 +44,13 @@ def prepare_verifier_tables(dim: int, range_count: int) -> None:
     ``range_count`` range-proof generators uses, and, where the native multi-exponentiation is in
     use, their affine tables (about 7 us per point, once per process, like the derivation).
     """
-    VG = vector_generators(dim)
-    G, H = range_generators(range_count)
+    vector_generators(dim)
+    range_generators(range_count)
     if native_available():
-        generator_table(VECTOR_LABEL, VG)
-        generator_table(_G_LABEL, G)
-        generator_table(_H_LABEL, H)
-        generator_table(PEDERSEN_BASES, list(pedersen_bases()))
+        generator_table(VECTOR_LABEL, dim)
+        generator_table(_G_LABEL, range_count)
+        generator_table(_H_LABEL, range_count)
+        generator_table(PEDERSEN_BASES, 2)
 
 
 class Accumulator:
@@ -123,7 +123,13 @@ class Accumulator:
         self._points.extend(points)
 
     def merge(self, other: "Accumulator") -> None:
-        """Adds all of ``other``'s equations, weighted by one fresh random scalar."""
+        """Adds all of ``other``'s equations, weighted by one fresh random scalar.
+
+        Raises:
+          ValueError: ``other`` is this accumulator.
+        """
+        if other is self:
+            raise ValueError("Accumulator.merge: cannot merge an accumulator into itself")
         w = self._weight()
         self._add_into(self._range_g, other._range_g, w)
         self._add_into(self._range_h, other._range_h, w)
@@ -175,9 +181,10 @@ class Accumulator:
                 self._vec_total = challenge_products_unreduced(us, d, scale, lo_one=lo_one)
         self._vec_g = []
 
-    def _vector_scalars(self) -> list[int]:
-        """``sum_c w_c g_c`` over the linear forms on the vector generators (unreduced: the
-        multi-exponentiation reduces its scalars).
+    def _vector_scalars(self) -> list[int] | bytearray:
+        """``sum_c w_c g_c`` over the linear forms on the vector generators: Python ints
+        (unreduced: the multi-exponentiation reduces its scalars), or with the native code one
+        buffer of 32-byte entries reduced mod q.
 
         The generators are shared, so each client costs one pass over its ``d`` scalars and the
         multi-exponentiation stays ``d`` terms however many clients there are.
@@ -202,8 +209,10 @@ class Accumulator:
         rest = [s % q for s in self._range_g] + [s % q for s in self._range_h] + \
             [self._b % q, self._bt % q] + self._scalars
         points = list(VG) + list(G) + list(H) + [B, Bt] + self._points
-        if not self._native:
-            return msm(list(vec) + rest, points).is_infinite()
-        table = b"".join([generator_table(VECTOR_LABEL, VG), generator_table(_G_LABEL, G),
-                          generator_table(_H_LABEL, H), generator_table(PEDERSEN_BASES, [B, Bt])])
+        if not self._native or not native_available():
+            # (the backend was switched off since this accumulator started: decode its buffer)
+            vals = _decode(vec) if isinstance(vec, bytearray) else list(vec)
+            return msm(vals + rest, points).is_infinite()
+        table = b"".join([generator_table(VECTOR_LABEL, n_vec), generator_table(_G_LABEL, n),
+                          generator_table(_H_LABEL, n), generator_table(PEDERSEN_BASES, 2)])
         return msm_public(rest, points, table=table, scalar_prefix=bytes(vec)).is_infinite()

@@ -13,6 +13,7 @@ setup(
             "rangeproof._p256msm",
             sources=["rangeproof/_p256msm.c"],
             extra_compile_args=["-O3", "-std=c11"],
+            libraries=["crypto"],  # msm_small's additions call OpenSSL, as petlib does
             optional=True,
         )
     ]

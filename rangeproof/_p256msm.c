@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 
 typedef uint64_t u64;
 typedef unsigned __int128 u128;
@@ -520,7 +522,90 @@ done:
     return result;
 }
 
+/* small_sum(group, points, values, out): out = sum_i values[i] points[i] for OpenSSL points
+ * (addresses of EC_POINT objects of `group`, as 64-bit integers) and small signed values
+ * (int64, |v| <= 2^20), by OpenSSL's own point additions into one bucket per magnitude and
+ * sign, then running sums: rangeproof.group.msm_small's loop without a Python call per point.
+ * The caller (msm_small) takes the addresses from petlib points it has checked and keeps them
+ * alive; this is not a public interface. Variable time in the values. Returns None, or raises
+ * ArithmeticError when OpenSSL fails (out then undefined). */
+static PyObject *py_small_sum(PyObject *self, PyObject *args) {
+    unsigned long long gaddr, oaddr;
+    Py_buffer pb, vb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Ky*y*K", &gaddr, &pb, &vb, &oaddr)) return NULL;
+    PyObject *result = NULL;
+    EC_POINT **pos = NULL, **neg = NULL;
+    EC_POINT *run = NULL;
+    BN_CTX *ctx = NULL;
+    int64_t top = 0;
+    Py_ssize_t n = vb.len / 8;
+    const EC_GROUP *g = (const EC_GROUP *)(uintptr_t)gaddr;
+    EC_POINT *out = (EC_POINT *)(uintptr_t)oaddr;
+    const uint64_t *paddr = pb.buf;
+    const int64_t *vals = vb.buf;
+    if (vb.len % 8 || pb.len != vb.len || !g || !out) {
+        PyErr_SetString(PyExc_ValueError, "small_sum: one 8-byte address per 8-byte value");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v = vals[i];
+        if (v > (1 << 20) || v < -(1 << 20)) {
+            PyErr_SetString(PyExc_ValueError, "small_sum: a value above 2^20 in magnitude");
+            goto done;
+        }
+        if (v > top) top = v;
+        if (-v > top) top = -v;
+        if (!paddr[i]) {
+            PyErr_SetString(PyExc_ValueError, "small_sum: a null point");
+            goto done;
+        }
+    }
+    pos = calloc((size_t)top + 1, sizeof(EC_POINT *));
+    neg = calloc((size_t)top + 1, sizeof(EC_POINT *));
+    ctx = BN_CTX_new();
+    run = EC_POINT_new(g);
+    if (!pos || !neg || !ctx || !run) { PyErr_NoMemory(); goto done; }
+    for (int64_t b = 1; b <= top; b++) {
+        pos[b] = EC_POINT_new(g);
+        neg[b] = EC_POINT_new(g);
+        if (!pos[b] || !neg[b]) { PyErr_NoMemory(); goto done; }
+    }
+    int ok = EC_POINT_set_to_infinity(g, run) && EC_POINT_set_to_infinity(g, out);
+    for (int64_t b = 1; ok && b <= top; b++)
+        ok = EC_POINT_set_to_infinity(g, pos[b]) && EC_POINT_set_to_infinity(g, neg[b]);
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        int64_t v = vals[i];
+        const EC_POINT *P = (const EC_POINT *)(uintptr_t)paddr[i];
+        if (v > 0) ok = EC_POINT_add(g, pos[v], pos[v], P, ctx);
+        else if (v < 0) ok = EC_POINT_add(g, neg[-v], neg[-v], P, ctx);
+    }
+    for (int64_t b = top; ok && b >= 1; b--) {  /* run = sum_{b' >= b} (P_b' - N_b') */
+        ok = EC_POINT_invert(g, neg[b], ctx) && EC_POINT_add(g, run, run, pos[b], ctx) &&
+             EC_POINT_add(g, run, run, neg[b], ctx) && EC_POINT_add(g, out, out, run, ctx);
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ArithmeticError, "small_sum: an OpenSSL point operation failed");
+        goto done;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    if (pos) for (int64_t b = 0; b <= top; b++) EC_POINT_free(pos[b]);
+    if (neg) for (int64_t b = 0; b <= top; b++) EC_POINT_free(neg[b]);
+    free(pos);
+    free(neg);
+    EC_POINT_free(run);
+    BN_CTX_free(ctx);
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&vb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"small_sum", py_small_sum, METH_VARARGS,
+     "small_sum(group, points, values, out): sum of small signed values times OpenSSL points\n"
+     "(addresses), into the OpenSSL point at address out. Internal: rangeproof.group.msm_small."},
     {"tensor_add", py_tensor_add, METH_VARARGS,
      "tensor_add(total, a, b, offset, d): total[offset + i] += a[i // w] * b[i % w] / 2^256 mod q\n"
      "(32-byte big-endian entries below q, w = len(b) // 32), in place."},

@@ -6,9 +6,13 @@ Usage::
                       [--distinct P] [--profile] [--json]
 
 Prints a human summary and, with ``--json``, one JSON object as the last line:
-``dim, norm, projections, clients, generators_s, commit_s, prove_s, verify_s, batch_verify_s,
-batch_distinct, proof_bytes, soundness_bits, bound_factor, msm_us_per_term, commit_terms,
-prove_terms, verify_terms, batch_verify_terms, scaled_to_15us, cpu_model, load_avg``.
+``dim, norm, projections, clients, generators_s, tables_s, msm_backend, commit_s, prove_s,
+verify_s, batch_verify_s, batch_distinct, proof_bytes, soundness_bits, bound_factor,
+msm_us_per_term, commit_terms, prove_terms, verify_terms, batch_verify_terms, scaled_to_15us,
+cpu_model, load_avg``. ``msm_backend`` says which multi-exponentiation verified
+(``native-buckets``: the C bucket method of :mod:`rangeproof.native_msm`; ``openssl``: petlib's
+``EC_POINTs_mul``); ``tables_s`` is the one-time conversion of the generators to the affine
+tables the native code reads (once per process, like ``generators_s``, and timed apart).
 
 Machines differ (about 2x in P-256 speed), so the run also measures, on the same machine and in
 the same process, what one term of a full-width multi-exponentiation costs: ``msm_us_per_term``

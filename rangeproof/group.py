@@ -21,15 +21,23 @@ re-encoded and compared), and anything else raises :class:`~rangeproof.errors.En
 from __future__ import annotations
 
 import operator
+import os
 from itertools import repeat
 import secrets
 from typing import Callable, Sequence
+
+import numpy as np
 
 from petlib.bindings import _C, _FFI
 from petlib.bn import get_ctx
 from petlib.ec import EcGroup, EcPt, POINT_CONVERSION_COMPRESSED, POINT_CONVERSION_UNCOMPRESSED
 
 from .errors import EncodingError
+
+try:  # the C loop of msm_small (optional; rangeproof/_p256msm.c)
+    from ._p256msm import small_sum as _native_small
+except ImportError:
+    _native_small = None
 
 __all__ = [
     "CURVE_NID",
@@ -325,6 +333,15 @@ def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
     if top > SMALL_SCALAR_LIMIT or 2 * top > n + 64:
         return msm(vals, points)
     raw = _raw_points(points, "msm_small")
+    if _native_small is not None and os.environ.get("SABRE_NATIVE_MSM", "1") != "0":
+        # the same bucket loop in C (rangeproof/_p256msm.c, small_sum), on the same OpenSSL
+        # points: no Python call per point
+        total = EcPt(_GROUP)
+        arr = _FFI.new("EC_POINT *[]", raw)  # kept alive (with ``points``) during the call
+        addrs = np.frombuffer(_FFI.buffer(arr), dtype=np.uint64)
+        _native_small(int(_FFI.cast("uintptr_t", _GROUP.ecg)), addrs,
+                      np.asarray(vals, dtype=np.int64), int(_FFI.cast("uintptr_t", total.pt)))
+        return total
     ecg, ctx, add = _GROUP.ecg, get_ctx().bnctx, _C.EC_POINT_add
     pos = [EcPt(_GROUP) for _ in range(top + 1)]  # EcPt(group) is the identity
     neg = [EcPt(_GROUP) for _ in range(top + 1)]

@@ -22,6 +22,9 @@ def test_json_line_reports_terms_and_calibration(capsys, monkeypatch):
     assert line["projections"] == 128
     assert line["cpu_model"] and line["load_avg"] is not None
     assert line["proof_bytes"] > 0 and line["soundness_bits"] >= 64
+    from rangeproof import native_msm
+    assert line["msm_backend"] == ("native-buckets" if native_msm.available() else "openssl")
+    assert line["tables_s"] >= 0
 
 
 def test_calibration_measures_a_positive_cost():

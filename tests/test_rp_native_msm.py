@@ -274,3 +274,42 @@ def test_switching_the_backend_off_midway_keeps_the_verdicts(monkeypatch):
         assert acc.check() is honest
     with pytest.raises(ValueError):
         acc.merge(acc)
+
+
+@native
+def test_small_sums_in_c_match_openssl(monkeypatch):
+    """msm_small's bucket loop in C (small_sum) against the full multi-exponentiation, with
+    repeated points, opposite values, zeros and the largest bucket, and with the C loop off."""
+    from rangeproof.group import SMALL_SCALAR_LIMIT, msm_small
+    rnd = random.Random(17)
+    G = generators(b"sabre/test/native-msm/v1", 500)
+    for trial in range(40):
+        n = rnd.choice([1, 2, 7, 100, 500])
+        pts = [rnd.choice(G[:rnd.choice([1, 2, 500])]) for _ in range(n)]
+        vals = [rnd.choice([0, 1, -1, rnd.randrange(-300, 300), SMALL_SCALAR_LIMIT,
+                            -SMALL_SCALAR_LIMIT]) for _ in range(n)]
+        want = msm(vals, pts)
+        assert msm_small(vals, pts) == want
+        monkeypatch.setenv("SABRE_NATIVE_MSM", "0")
+        assert msm_small(vals, pts) == want
+        monkeypatch.delenv("SABRE_NATIVE_MSM")
+
+
+@native
+def test_small_sum_refuses_what_it_cannot_take():
+    from petlib.ec import EcPt
+    from rangeproof import group
+    total = EcPt(curve())  # a point of its own (curve().infinite() is petlib's shared one)
+    gaddr = int(group._FFI.cast("uintptr_t", group._GROUP.ecg))
+    oaddr = int(group._FFI.cast("uintptr_t", total.pt))
+    G = generators(b"sabre/test/native-msm/v1", 1)
+    arr = group._FFI.new("EC_POINT *[]", [G[0].pt])
+    addrs = np.frombuffer(group._FFI.buffer(arr), dtype=np.uint64)
+    with pytest.raises(ValueError):
+        group._native_small(gaddr, addrs, np.array([1 << 21], dtype=np.int64), oaddr)
+    with pytest.raises(ValueError):
+        group._native_small(gaddr, addrs, np.array([1, 2], dtype=np.int64), oaddr)
+    with pytest.raises(ValueError):
+        group._native_small(gaddr, np.zeros(1, dtype=np.uint64), np.array([1], dtype=np.int64), oaddr)
+    group._native_small(gaddr, addrs, np.array([3], dtype=np.int64), oaddr)
+    assert total == msm([3], G)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 
 typedef uint64_t u64;
 typedef unsigned __int128 u128;
@@ -585,6 +586,7 @@ static PyObject *py_small_sum(PyObject *self, PyObject *args) {
              EC_POINT_add(g, run, run, neg[b], ctx) && EC_POINT_add(g, out, out, run, ctx);
     }
     if (!ok) {
+        ERR_clear_error();  /* a stale entry would be read by the thread's next TLS call */
         PyErr_SetString(PyExc_ArithmeticError, "small_sum: an OpenSSL point operation failed");
         goto done;
     }
@@ -602,7 +604,85 @@ done:
     return result;
 }
 
+/* ternary_transpose(stream, rows, gamma, table, out): for a block of `cols` columns of the
+ * projection matrix P (rows x d, entries in {-1, 0, 1}, four per keystream byte: column j's
+ * entries are bytes [j rows / 4, (j + 1) rows / 4) of `stream`, entry 4t + i of byte t read
+ * through table[byte][i], the int8 table of rangeproof/norm/projection.py), writes
+ * v_j = sum_k P[k, j] gamma_k for each column as seven int32 limbs of 16 bits (six unsigned,
+ * the seventh the signed rest: v_j = sum_l limb_l 2^(16 l)). gamma: rows 16-byte little-endian
+ * values below 2^96 (so |v_j| < rows 2^96 < 2^127 for rows < 2^31). Per byte position t a
+ * 256-entry table of the four entries' signed sum is built first (rows / 4 tables of 128-bit
+ * integers), so a column costs rows / 4 lookups and additions. */
+static PyObject *py_ternary_transpose(PyObject *self, PyObject *args) {
+    Py_buffer sb, gb, tb, ob;
+    Py_ssize_t rows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*y*w*", &sb, &rows, &gb, &tb, &ob)) return NULL;
+    PyObject *result = NULL;
+    __int128 *T = NULL;
+    Py_ssize_t width = rows / 4;
+    if (rows <= 0 || rows % 8 || rows > (1 << 20) || gb.len != rows * 16 || tb.len != 1024 ||
+        sb.len % width || ob.len != (sb.len / width) * 7 * 4) {
+        PyErr_SetString(PyExc_ValueError, "ternary_transpose: lengths do not fit");
+        goto done;
+    }
+    Py_ssize_t cols = sb.len / width;
+    const unsigned char *g = gb.buf, *st = sb.buf;
+    const signed char *tab = tb.buf;
+    for (Py_ssize_t k = 0; k < rows; k++) {
+        if (g[16 * k + 12] | g[16 * k + 13] | g[16 * k + 14] | g[16 * k + 15]) {
+            PyErr_SetString(PyExc_ValueError, "ternary_transpose: a coefficient is not below 2^96");
+            goto done;
+        }
+    }
+    for (int i = 0; i < 1024; i++) {
+        if (tab[i] < -1 || tab[i] > 1) {
+            PyErr_SetString(PyExc_ValueError, "ternary_transpose: table entries must be -1, 0 or 1");
+            goto done;
+        }
+    }
+    T = malloc(sizeof(__int128) * 256 * (size_t)width);
+    if (!T) { PyErr_NoMemory(); goto done; }
+    int32_t *out = ob.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t t = 0; t < width; t++) {
+        __int128 gam[4];
+        for (int i = 0; i < 4; i++) {
+            unsigned __int128 v = 0;
+            for (int b = 11; b >= 0; b--) v = (v << 8) | g[16 * (4 * t + i) + b];
+            gam[i] = (__int128)v;
+        }
+        for (int byte = 0; byte < 256; byte++) {
+            __int128 acc = 0;
+            for (int i = 0; i < 4; i++) acc += (__int128)tab[4 * byte + i] * gam[i];
+            T[256 * t + byte] = acc;
+        }
+    }
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        const unsigned char *col = st + j * width;
+        __int128 acc = 0;
+        for (Py_ssize_t t = 0; t < width; t++) acc += T[256 * t + col[t]];
+        unsigned __int128 u = (unsigned __int128)acc;
+        int32_t *o = out + 7 * j;
+        for (int l = 0; l < 6; l++) o[l] = (int32_t)((u >> (16 * l)) & 0xFFFF);
+        o[6] = (int32_t)(acc >> 96);
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(T);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"ternary_transpose", py_ternary_transpose, METH_VARARGS,
+     "ternary_transpose(stream, rows, gamma, table, out): v = P^T gamma for a block of the\n"
+     "projection matrix, as seven 16-bit int32 limbs per column (rangeproof/norm/projection.py)."},
     {"small_sum", py_small_sum, METH_VARARGS,
      "small_sum(group, points, values, out): sum of small signed values times OpenSSL points\n"
      "(addresses), into the OpenSSL point at address out. Internal: rangeproof.group.msm_small."},

@@ -87,8 +87,19 @@ def curve() -> EcGroup:
 
 
 def identity() -> EcPt:
-    """Returns a fresh identity point (the point at infinity)."""
-    return _GROUP.infinite()
+    """Returns a fresh identity point (the point at infinity).
+
+    Fresh, not petlib's ``EcGroup.infinite()``: that one is cached and shared, and a point
+    changed in place (``pt_add_inplace``, or an OpenSSL call writing into it) would change what
+    ``is_infinite()`` compares against for the whole process.
+    """
+    return EcPt(_GROUP)  # a new EC_POINT is the identity
+
+
+def native_switched_off() -> bool:
+    """Whether ``SABRE_NATIVE_MSM`` switches the C code off (``0``, ``false``, ``off``, ``no``,
+    any case): then every multi-exponentiation and projection takes its Python and OpenSSL path."""
+    return os.environ.get("SABRE_NATIVE_MSM", "").strip().lower() in ("0", "false", "off", "no")
 
 
 def is_identity(P: EcPt) -> bool:
@@ -140,7 +151,7 @@ def _decode(b: bytes, length: int, prefixes: tuple[int, ...], identity_bytes: by
     if b == identity_bytes:
         if not allow_identity:
             raise EncodingError("the identity point is not allowed here")
-        return _GROUP.infinite()
+        return identity()
     if b[0] not in prefixes:
         raise EncodingError(f"bad point prefix byte 0x{b[0]:02x}")
     try:
@@ -237,11 +248,12 @@ def msm(scalars: Sequence[int], points: Sequence[EcPt]) -> EcPt:
       ValueError: the two sequences differ in length.
       TypeError: a scalar is not an integer or a point is not a petlib point.
     """
+    points = list(points)  # references held until the call returns: the raw addresses stay valid
     n = len(scalars)
     if n != len(points):
         raise ValueError(f"msm: {n} scalars but {len(points)} points")
     if not n:
-        return _GROUP.infinite()
+        return identity()
     # Everything that can raise (non-integers, non-points) happens before any allocation.
     encoded = _encode_scalars(scalars)
     raw_points = _raw_points(points, "msm")
@@ -323,17 +335,18 @@ def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
       ValueError: the two sequences differ in length.
       TypeError: a value is not an integer or a point is not a petlib point.
     """
+    points = list(points)  # references held until the call returns: the raw addresses stay valid
     n = len(values)
     if n != len(points):
         raise ValueError(f"msm_small: {n} values but {len(points)} points")
     if not n:
-        return _GROUP.infinite()
+        return identity()
     vals = [operator.index(v) for v in values]
     top = max(max(vals), -min(vals))
     if top > SMALL_SCALAR_LIMIT or 2 * top > n + 64:
         return msm(vals, points)
     raw = _raw_points(points, "msm_small")
-    if _native_small is not None and os.environ.get("SABRE_NATIVE_MSM", "1") != "0":
+    if _native_small is not None and not native_switched_off():
         # the same bucket loop in C (rangeproof/_p256msm.c, small_sum), on the same OpenSSL
         # points: no Python call per point
         total = EcPt(_GROUP)
@@ -364,6 +377,7 @@ def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
         failed |= add(ecg, u, u, nraw[b], ctx) != 1
         failed |= add(ecg, t, t, u, ctx) != 1
     if failed:
+        _drain_openssl_errors()
         raise ArithmeticError("msm_small: EC_POINT_add failed")
     return total
 
@@ -384,6 +398,8 @@ def msm_shared(scalars: Sequence[int], groups: Sequence[Sequence[EcPt]],
     """
     if bases is not None and len(bases) != len(groups):
         raise ValueError("msm_shared: one base per group")
+    groups = [list(grp) for grp in groups]  # references held until the call returns
+    bases = None if bases is None else list(bases)
     encoded = _encode_scalars(scalars)
     m = len(encoded)
     raw_groups = []
@@ -399,8 +415,10 @@ def msm_shared(scalars: Sequence[int], groups: Sequence[Sequence[EcPt]],
         for j, raw in enumerate(raw_groups):
             res = EcPt(_GROUP)
             if raw and mul(ecg, res.pt, null, len(raw), raw, bns[:len(raw)], ctx) != 1:
+                _drain_openssl_errors()
                 raise ArithmeticError("msm_shared: EC_POINTs_mul failed")
             if raw_bases is not None and add(ecg, res.pt, res.pt, raw_bases[j], ctx) != 1:
+                _drain_openssl_errors()
                 raise ArithmeticError("msm_shared: EC_POINT_add failed")
             out.append(res)
     return out
@@ -412,8 +430,16 @@ def _points_mul(encoded: list[bytes], raw_points: list) -> EcPt:
     with _Bignums(encoded, "msm") as bns:
         if _C.EC_POINTs_mul(_GROUP.ecg, res.pt, _FFI.NULL, len(bns), raw_points, bns,
                             get_ctx().bnctx) != 1:
+            _drain_openssl_errors()
             raise ArithmeticError("msm: EC_POINTs_mul failed")
     return res
+
+
+def _drain_openssl_errors() -> None:
+    """Empties this thread's OpenSSL error queue (a stale entry there is read by the next TLS
+    call on the thread as its own failure)."""
+    while _C.ERR_get_error():
+        pass
 
 
 def random_scalar(rng: Callable[[int], int] | None = None) -> int:

@@ -11,7 +11,7 @@ in ``docs/proofs.md``, "Native multi-exponentiation"); it is variable-time, so i
 :func:`.group.msm`.
 
 The module is built by ``pip install`` where a C compiler is present. Without it, or with
-``SABRE_NATIVE_MSM=0`` in the environment, :func:`msm_public` on plain scalars and points is
+``SABRE_NATIVE_MSM=0`` (or ``false``, ``off``, ``no``) in the environment, :func:`msm_public` on plain scalars and points is
 :func:`.group.msm` (the same results, slower), and the verifier's accumulator keeps its sums as
 Python integers. Points are handed to C as affine coordinates; the vector generators' table is
 kept by :func:`generator_table` next to the generators themselves.
@@ -19,14 +19,13 @@ kept by :func:`generator_table` next to the generators themselves.
 from __future__ import annotations
 
 import operator
-import os
 import threading
 from typing import Sequence
 
 from petlib.ec import EcPt
 
 from .generators import generators
-from .group import ORDER, curve, msm
+from .group import ORDER, curve, identity, msm, native_switched_off
 
 __all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add"]
 
@@ -42,7 +41,7 @@ _UNCOMPRESSED = 4  # OpenSSL's POINT_CONVERSION_UNCOMPRESSED: 0x04 || x || y
 def available() -> bool:
     """Whether the C bucket method is in use (built, and not switched off by
     ``SABRE_NATIVE_MSM=0``)."""
-    return _native is not None and os.environ.get("SABRE_NATIVE_MSM", "1") != "0"
+    return _native is not None and not native_switched_off()
 
 
 def affine_bytes(points: Sequence[EcPt]) -> bytes:
@@ -143,7 +142,8 @@ def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
         raise ValueError("msm_public: the table is longer than the points")
     if k < n_pre:  # the table covers part of the prefix: the prefix's tail is dropped by keep
         raise ValueError("msm_public: the table must cover the scalar prefix")
-    rest = list(points[k:])
+    points = list(points)  # held until the call returns
+    rest = points[k:]
     group = curve()
     if not all(type(P) is EcPt and P.group == group for P in rest):
         raise TypeError("msm_public: points must be petlib EcPt objects on P-256")
@@ -155,5 +155,5 @@ def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
     affine = head + affine_bytes([rest[i] for i in keep])
     res = _native.msm(affine, encoded, window)
     if res is None:
-        return curve().infinite()
+        return identity()
     return EcPt.from_binary(b"\x04" + res, curve())

@@ -313,3 +313,111 @@ def test_small_sum_refuses_what_it_cannot_take():
         group._native_small(gaddr, np.zeros(1, dtype=np.uint64), np.array([1], dtype=np.int64), oaddr)
     group._native_small(gaddr, addrs, np.array([3], dtype=np.int64), oaddr)
     assert total == msm([3], G)
+
+
+@native
+def test_the_transpose_in_c_is_the_projection_s(monkeypatch):
+    """v = P^T gamma from the C transpose (16-bit limbs) against the float32 path (8-bit limbs)
+    and the dense matrix, across block boundaries, with the extreme coefficients; and <s, v>
+    from both layouts."""
+    from rangeproof.norm.projection import Projection
+    rnd = random.Random(18)
+    for d in (1, 5, 4095, 4096, 4097, 8193):
+        for rows in (8, 128):
+            P = Projection(bytes(rnd.randrange(256) for _ in range(32)), rows, d)
+            g = [rnd.choice([0, 1, (1 << 96) - 1, rnd.randrange(1 << 96)]) for _ in range(rows)]
+            fast = P.transpose(g)
+            monkeypatch.setenv("SABRE_NATIVE_MSM", "0")
+            slow = P.transpose(g)
+            monkeypatch.delenv("SABRE_NATIVE_MSM")
+            assert (fast.limb_bits, slow.limb_bits) == (16, 8)
+            assert fast.residues() == slow.residues()
+            if d <= 4097 and rows == 8:
+                dense = P.dense()
+                assert fast.residues() == [sum(int(dense[k, j]) * g[k] for k in range(rows)) % ORDER
+                                           for j in range(d)]
+            us = [rnd.randrange(1, ORDER) for _ in range(max(1, (d - 1).bit_length()))]
+            for lo_one in (False, True):
+                assert fast.dot_challenge_products(us, 7, lo_one=lo_one) == \
+                    slow.dot_challenge_products(us, 7, lo_one=lo_one)
+                assert fast.sliced(0, d // 2 + 1).residues() == slow.residues()[:d // 2 + 1]
+
+
+@native
+def test_the_transpose_refuses_what_it_cannot_take():
+    from rangeproof.norm.projection import _TABLE_BYTES
+    m = native_msm._native
+    out = np.empty((2, 7), dtype=np.int32)
+    gam = bytes(16 * 8)
+    m.ternary_transpose(bytes(4), 8, gam, _TABLE_BYTES, out)       # two columns of 2 bytes
+    assert not out.any()
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(5), 8, gam, _TABLE_BYTES, out)   # ragged stream
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(4), 8, gam[:-1], _TABLE_BYTES, out)
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(4), 8, b"\x00" * 12 + b"\x01" + bytes(16 * 8 - 13), _TABLE_BYTES, out)
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(4), 8, gam, b"\x02" + _TABLE_BYTES[1:], out)
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(4), 12, bytes(16 * 12), _TABLE_BYTES, out)  # rows not a multiple of 8
+    with pytest.raises(ValueError):
+        m.ternary_transpose(bytes(4), 8, gam, _TABLE_BYTES, np.empty((3, 7), dtype=np.int32))
+
+
+class _LazyPoints:
+    """A sequence that makes a new point object on every access (a review found the raw
+    addresses of such points freed before the C loop read them)."""
+
+    def __init__(self, points):
+        self._points = points
+
+    def __len__(self):
+        return len(self._points)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        P = self._points[i]
+        return P + curve().infinite()  # a new EcPt, equal to P
+
+
+def test_points_made_on_access_stay_alive_through_the_call():
+    from rangeproof.group import msm_shared, msm_small
+    G = generators(b"sabre/test/native-msm/v1", 300)
+    vals = [(i % 41) - 20 for i in range(300)]
+    want = msm(vals, G)
+    for _ in range(5):
+        assert msm_small(vals, _LazyPoints(G)) == want
+        assert msm(vals, _LazyPoints(G)) == want
+        assert msm_shared([2, 3], [_LazyPoints(G[:2])])[0] == msm([2, 3], G[:2])
+
+
+def test_identities_are_fresh_points():
+    from rangeproof.group import identity
+    g = curve().generator()
+    P = identity()
+    assert P is not curve().infinite() and P.is_infinite()
+    Q = msm([], [])
+    P.pt_add_inplace(g)  # changing one identity changes no other
+    assert Q.is_infinite() and identity().is_infinite() and not g.is_infinite()
+    assert msm_public([], []) is not curve().infinite()
+
+
+def test_switched_off_by_the_usual_words(monkeypatch):
+    for word in ("0", "false", "OFF", " no "):
+        monkeypatch.setenv("SABRE_NATIVE_MSM", word)
+        assert not native_msm.available()
+    monkeypatch.setenv("SABRE_NATIVE_MSM", "1")
+    assert native_msm.available() == (native_msm._native is not None)
+
+
+def test_merging_a_shallow_copy_terminates():
+    import copy
+    from rangeproof.norm.terms import Accumulator
+    G = generators(b"sabre/test/native-msm/v1", 3)
+    acc = Accumulator()
+    acc.add_points([1, 2, ORDER - 3], [G[0], G[0], G[0]])
+    twin = copy.copy(acc)
+    acc.merge(twin)  # the same lists behind both: copied before extending
+    assert acc.check()

@@ -30,6 +30,7 @@ float32 BLAS calls on 8-bit limbs that are exact because every partial sum stays
 """
 from __future__ import annotations
 
+
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..group import ORDER
+from ..group import ORDER, native_switched_off
 from ..labels import NORM_PROJECTION_KEY
 from .blas_threads import single_threaded
 from .challenge_products import dot_limbs
@@ -57,6 +58,12 @@ for _byte in range(256):
         _two = (_byte >> (2 * _slot)) & 3
         _TABLE[_byte, _slot] = 0 if not (_two & 1) else (1 if _two & 2 else -1)
 _TABLE32 = _TABLE.astype(np.float32)
+_TABLE_BYTES = _TABLE.tobytes()  # the C transpose reads the same table
+
+try:  # v = P^T gamma in C (optional; rangeproof/_p256msm.c)
+    from .._p256msm import ternary_transpose as _native_transpose
+except ImportError:
+    _native_transpose = None
 
 _AES_BLOCK = 16
 
@@ -219,6 +226,16 @@ class Projection:
             raise ValueError("Projection.transpose: wrong number of coefficients")
         if any(g < 0 or g >> 96 for g in gamma):
             raise ValueError("Projection.transpose: coefficients must be in [0, 2^96)")
+        if _native_transpose is not None and not native_switched_off():
+            # the same v in C: per keystream byte position a table of the four entries' sums,
+            # one lookup and one 128-bit addition per byte (seven 16-bit limbs per column)
+            gam = b"".join(int(g).to_bytes(16, "little") for g in gamma)
+            out = np.empty((self.dim, 7), dtype=np.int32)
+            for b in range(self._nblocks()):
+                cols = self._cols(b)
+                _native_transpose(self._stream(b, cols), self.rows, gam, _TABLE_BYTES,
+                                  out[b * BLOCK:b * BLOCK + cols])
+            return TransposedProjection(out, limb_bits=16)
         limbs = np.array([[(g >> (8 * i)) & 255 for i in range(12)] for g in gamma], dtype=np.float32)
         prod32 = np.empty((self.dim, 12), dtype=np.float32)
         with single_threaded():
@@ -228,10 +245,12 @@ class Projection:
 
 
 class TransposedProjection:
-    """``v = P^T gamma`` as integer limbs: ``v_j = sum_l limbs[j, l] 2^(8 l)`` (not reduced).
+    """``v = P^T gamma`` as integer limbs: ``v_j = sum_l limbs[j, l] 2^(limb_bits l)`` (not
+    reduced).
 
-    The limbs are the float32 products themselves (integers below ``2^24`` in magnitude, so
-    exact); they are converted only where needed.
+    Two layouts, the same ``v``: twelve float32 products of ``P^T`` with the 8-bit limbs of
+    ``gamma`` (integers below ``2^24`` in magnitude, so exact), or, from the C transpose, seven
+    int32 limbs of 16 bits (the last one signed). They are converted only where needed.
 
     The prover needs ``v`` as residues (:meth:`residues`); the verifier only needs ``<s, v>``
     for the challenge products ``s`` of the linear-form argument, which
@@ -240,8 +259,9 @@ class TransposedProjection:
 
     LIMB_BITS = 8
 
-    def __init__(self, limbs: np.ndarray):
+    def __init__(self, limbs: np.ndarray, limb_bits: int = LIMB_BITS):
         self.limbs = limbs
+        self.limb_bits = limb_bits
 
     def __len__(self) -> int:
         return self.limbs.shape[0]
@@ -249,17 +269,23 @@ class TransposedProjection:
     def residues(self) -> list[int]:
         """``v`` as ``d`` Python ints in ``[0, q)``."""
         prod = self.limbs.astype(np.int64)
-        shifts = np.array([8 * i for i in range(5)], dtype=np.int64)
-        lo = (prod[:, 0:5] << shifts).sum(axis=1).tolist()  # |.| < 2^24 2^33: no overflow
-        mid = (prod[:, 5:10] << shifts).sum(axis=1).tolist()
-        hi = (prod[:, 10:12] << shifts[:2]).sum(axis=1).tolist()
+        b = self.limb_bits
+        per = (62 - 24 - 1) // b + 1  # limbs per int64 partial sum (|limb| < 2^24): no overflow
+        n = prod.shape[1]
+        parts = []
+        for g0 in range(0, n, per):
+            shifts = np.array([b * i for i in range(min(per, n - g0))], dtype=np.int64)
+            parts.append(((prod[:, g0:g0 + len(shifts)] << shifts).sum(axis=1).tolist(), b * g0))
         q = ORDER
-        return [(a + (b << 40) + (c << 80)) % q for a, b, c in zip(lo, mid, hi)]
+        total = [0] * prod.shape[0]
+        for vals, shift in parts:
+            total = [t + (v << shift) for t, v in zip(total, vals)]
+        return [t % q for t in total]
 
     def sliced(self, start: int, stop: int) -> "TransposedProjection":
         """``v[start:stop]`` (a view of the limbs)."""
-        return TransposedProjection(self.limbs[start:stop])
+        return TransposedProjection(self.limbs[start:stop], self.limb_bits)
 
     def dot_challenge_products(self, us: Sequence[int], scale: int, *, lo_one: bool = False) -> int:
         """``<scale * s, v> mod q`` (:func:`.challenge_products.dot_limbs`)."""
-        return dot_limbs(self.limbs, self.LIMB_BITS, us, scale, lo_one=lo_one)
+        return dot_limbs(self.limbs, self.limb_bits, us, scale, lo_one=lo_one)

@@ -133,14 +133,15 @@ class Accumulator:
         w = self._weight()
         self._add_into(self._range_g, other._range_g, w)
         self._add_into(self._range_h, other._range_h, w)
-        self._vec_g.extend((w * scale % ORDER, us, d, lo, o) for scale, us, d, lo, o in other._vec_g)
+        # (copies first: ``other`` may share its lists with this accumulator, as a shallow copy does)
+        self._vec_g.extend([(w * scale % ORDER, us, d, lo, o) for scale, us, d, lo, o in other._vec_g])
         if other._vec_total:
             self._add_vector(other._vec_total, w)
         self._sum_vectors()  # one running sum: memory stays one d-vector however many merge
         self._b += w * other._b
         self._bt += w * other._bt
-        self._scalars.extend(w * s % ORDER for s in other._scalars)
-        self._points.extend(other._points)
+        self._scalars.extend([w * s % ORDER for s in other._scalars])
+        self._points.extend(list(other._points))
 
     def _add_vector(self, g: list[int] | bytearray, w: int) -> None:
         """Adds ``w`` times another accumulator's summed vector to this one's."""

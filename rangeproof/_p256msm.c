@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 
@@ -45,30 +46,42 @@ static inline int f_eq(const u64 a[4], const u64 b[4]) {
     return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
 }
 
-/* r = t - p if t (5 limbs, t < 2p) >= p, else t */
-static inline void f_reduce_once(u64 r[4], u64 t0, u64 t1, u64 t2, u64 t3, u64 t4) {
+/* r = t - m if t (5 limbs, t < 2m) >= m, else t; m is p or q */
+static inline void reduce_once(u64 r[4], u64 t0, u64 t1, u64 t2, u64 t3, u64 t4, const u64 m[4]) {
     u128 d;
     u64 s[4], borrow;
-    d = (u128)t0 - P[0];          s[0] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t1 - P[1] - borrow; s[1] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t2 - P[2] - borrow; s[2] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t3 - P[3] - borrow; s[3] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    if (t4 == 0 && borrow) {      /* t < p */
+    d = (u128)t0 - m[0];          s[0] = (u64)d; borrow = (u64)(d >> 64) & 1;
+    d = (u128)t1 - m[1] - borrow; s[1] = (u64)d; borrow = (u64)(d >> 64) & 1;
+    d = (u128)t2 - m[2] - borrow; s[2] = (u64)d; borrow = (u64)(d >> 64) & 1;
+    d = (u128)t3 - m[3] - borrow; s[3] = (u64)d; borrow = (u64)(d >> 64) & 1;
+    if (t4 == 0 && borrow) {      /* t < m */
         r[0] = t0; r[1] = t1; r[2] = t2; r[3] = t3;
     } else {
         r[0] = s[0]; r[1] = s[1]; r[2] = s[2]; r[3] = s[3];
     }
 }
 
-static inline void f_add(u64 r[4], const u64 a[4], const u64 b[4]) {
+/* r = a + b mod m for a, b < m */
+static inline void mod_add(u64 r[4], const u64 a[4], const u64 b[4], const u64 m[4]) {
     u128 c;
     u64 t0, t1, t2, t3;
     c = (u128)a[0] + b[0];             t0 = (u64)c;
     c = (u128)a[1] + b[1] + (c >> 64); t1 = (u64)c;
     c = (u128)a[2] + b[2] + (c >> 64); t2 = (u64)c;
     c = (u128)a[3] + b[3] + (c >> 64); t3 = (u64)c;
-    f_reduce_once(r, t0, t1, t2, t3, (u64)(c >> 64));
+    reduce_once(r, t0, t1, t2, t3, (u64)(c >> 64), m);
 }
+
+/* whether the 4-limb value is below m */
+static int below(const u64 a[4], const u64 m[4]) {
+    for (int i = 3; i >= 0; i--) {
+        if (a[i] < m[i]) return 1;
+        if (a[i] > m[i]) return 0;
+    }
+    return 0;
+}
+
+static inline void f_add(u64 r[4], const u64 a[4], const u64 b[4]) { mod_add(r, a, b, P); }
 
 static inline void f_sub(u64 r[4], const u64 a[4], const u64 b[4]) {
     u128 d;
@@ -107,7 +120,7 @@ static inline void f_mul(u64 r[4], const u64 a[4], const u64 b[4]) {
         c = (u128)t4 + (c >> 64);              t3 = (u64)c;
         t4 = t5 + (u64)(c >> 64);
     }
-    f_reduce_once(r, t0, t1, t2, t3, t4);
+    reduce_once(r, t0, t1, t2, t3, t4, P);
 }
 
 static inline void f_sqr(u64 r[4], const u64 a[4]) { f_mul(r, a, a); }
@@ -138,44 +151,13 @@ static void f_to_be(unsigned char *b, const u64 a[4]) {
         for (int k = 0; k < 8; k++) b[(3 - i) * 8 + k] = (unsigned char)(a[i] >> (56 - 8 * k));
 }
 
-/* whether the 4-limb value is below p */
-static int f_canonical(const u64 a[4]) {
-    for (int i = 3; i >= 0; i--) {
-        if (a[i] < P[i]) return 1;
-        if (a[i] > P[i]) return 0;
-    }
-    return 0;
-}
-
 /* ---- scalars mod q (the group order): the verifier's sums of challenge products ----------- */
 
 static const u64 Q[4] = {0xF3B9CAC2FC632551ULL, 0xBCE6FAADA7179E84ULL, 0xFFFFFFFFFFFFFFFFULL,
                          0xFFFFFFFF00000000ULL};
 static u64 Q_N0;  /* -q^-1 mod 2^64 (computed at import) */
 
-static inline void q_reduce_once(u64 r[4], u64 t0, u64 t1, u64 t2, u64 t3, u64 t4) {
-    u128 d;
-    u64 s[4], borrow;
-    d = (u128)t0 - Q[0];          s[0] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t1 - Q[1] - borrow; s[1] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t2 - Q[2] - borrow; s[2] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    d = (u128)t3 - Q[3] - borrow; s[3] = (u64)d; borrow = (u64)(d >> 64) & 1;
-    if (t4 == 0 && borrow) {
-        r[0] = t0; r[1] = t1; r[2] = t2; r[3] = t3;
-    } else {
-        r[0] = s[0]; r[1] = s[1]; r[2] = s[2]; r[3] = s[3];
-    }
-}
-
-static inline void q_add(u64 r[4], const u64 a[4], const u64 b[4]) {
-    u128 c;
-    u64 t0, t1, t2, t3;
-    c = (u128)a[0] + b[0];             t0 = (u64)c;
-    c = (u128)a[1] + b[1] + (c >> 64); t1 = (u64)c;
-    c = (u128)a[2] + b[2] + (c >> 64); t2 = (u64)c;
-    c = (u128)a[3] + b[3] + (c >> 64); t3 = (u64)c;
-    q_reduce_once(r, t0, t1, t2, t3, (u64)(c >> 64));
-}
+static inline void q_add(u64 r[4], const u64 a[4], const u64 b[4]) { mod_add(r, a, b, Q); }
 
 /* r = a b / 2^256 mod q (CIOS; a, b < q gives r < q) */
 static inline void q_mul(u64 r[4], const u64 a[4], const u64 b[4]) {
@@ -196,15 +178,7 @@ static inline void q_mul(u64 r[4], const u64 a[4], const u64 b[4]) {
         c = (u128)t4 + (c >> 64);              t3 = (u64)c;
         t4 = t5 + (u64)(c >> 64);
     }
-    q_reduce_once(r, t0, t1, t2, t3, t4);
-}
-
-static int q_canonical(const u64 a[4]) {
-    for (int i = 3; i >= 0; i--) {
-        if (a[i] < Q[i]) return 1;
-        if (a[i] > Q[i]) return 0;
-    }
-    return 0;
+    reduce_once(r, t0, t1, t2, t3, t4, Q);
 }
 
 /* ---- points ----------------------------------------------------------------------------- */
@@ -414,7 +388,7 @@ static PyObject *py_msm(PyObject *self, PyObject *args) {
         u64 x[4], y[4];
         f_from_be(x, pbytes + 64 * i);
         f_from_be(y, pbytes + 64 * i + 32);
-        if (!f_canonical(x) || !f_canonical(y)) { bad = 1; break; }
+        if (!below(x, P) || !below(y, P)) { bad = 1; break; }
         f_mul(pts[i].x, x, R2);
         f_mul(pts[i].y, y, R2);
         f_from_be(sc[i], sbytes + 32 * i);
@@ -460,7 +434,7 @@ static PyObject *py_field_mul(PyObject *self, PyObject *args) {
         unsigned char out[32];
         f_from_be(a, ab.buf);
         f_from_be(b, bb.buf);
-        if (!f_canonical(a) || !f_canonical(b)) {
+        if (!below(a, P) || !below(b, P)) {
             PyErr_SetString(PyExc_ValueError, "field_mul: operand not below p");
         } else {
             f_mul(a, a, R2);
@@ -500,11 +474,11 @@ static PyObject *py_tensor_add(PyObject *self, PyObject *args) {
         Py_ssize_t h = i / width, l = i % width;
         if (l == 0) {
             f_from_be(ah, a + 32 * h);
-            if (!q_canonical(ah)) { bad = 1; break; }
+            if (!below(ah, Q)) { bad = 1; break; }
         }
         f_from_be(bl, b + 32 * l);
         f_from_be(tv, t + 32 * (offset + i));
-        if (!q_canonical(bl) || !q_canonical(tv)) { bad = 1; break; }
+        if (!below(bl, Q) || !below(tv, Q)) { bad = 1; break; }
         q_mul(pr, ah, bl);
         q_add(tv, tv, pr);
         f_to_be(t + 32 * (offset + i), tv);
@@ -679,7 +653,16 @@ done:
     return result;
 }
 
+/* the OpenSSL this module runs against: small_sum handles petlib's points, so both must be the
+ * same library (rangeproof.group compares this with petlib's before using small_sum) */
+static PyObject *py_openssl_version_num(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    return PyLong_FromUnsignedLong(OpenSSL_version_num());
+}
+
 static PyMethodDef methods[] = {
+    {"openssl_version_num", py_openssl_version_num, METH_NOARGS,
+     "openssl_version_num() -> int: OpenSSL_version_num() of the libcrypto this module uses."},
     {"ternary_transpose", py_ternary_transpose, METH_VARARGS,
      "ternary_transpose(stream, rows, gamma, table, out): v = P^T gamma for a block of the\n"
      "projection matrix, as seven 16-bit int32 limbs per column (rangeproof/norm/projection.py)."},

@@ -35,7 +35,9 @@ from petlib.ec import EcGroup, EcPt, POINT_CONVERSION_COMPRESSED, POINT_CONVERSI
 from .errors import EncodingError
 
 try:  # the C loop of msm_small (optional; rangeproof/_p256msm.c)
-    from ._p256msm import small_sum as _native_small
+    from ._p256msm import openssl_version_num as _native_openssl, small_sum as _native_small
+    if _native_openssl() != _C.OpenSSL_version_num():  # it handles petlib's OpenSSL points
+        _native_small = None
 except ImportError:
     _native_small = None
 

@@ -8,13 +8,14 @@ P-256 (a 16-point table and 52 window additions per point); Pippenger's bucket m
 to 20 at the model's size. ``rangeproof/_p256msm.c`` implements it (field, formulas and windows
 in ``docs/proofs.md``, "Native multi-exponentiation"); it is variable-time, so it serves
 **public scalars only**: the prover's secret vector and blindings keep going through
-:func:`.group.msm`.
+:func:`.group.msm` (and :func:`.group.msm_small`, whose loop also runs in C but on OpenSSL's own
+point additions, variable-time in the values as it always was).
 
 The module is built by ``pip install`` where a C compiler is present. Without it, or with
-``SABRE_NATIVE_MSM=0`` (or ``false``, ``off``, ``no``) in the environment, :func:`msm_public` on plain scalars and points is
-:func:`.group.msm` (the same results, slower), and the verifier's accumulator keeps its sums as
-Python integers. Points are handed to C as affine coordinates; the vector generators' table is
-kept by :func:`generator_table` next to the generators themselves.
+``SABRE_NATIVE_MSM=0`` (or ``false``, ``off``, ``no``) in the environment, :func:`msm_public`
+on plain scalars and points is :func:`.group.msm` (the same results, slower), and the verifier's accumulator keeps its sums as
+Python integers. Points are handed to C as affine coordinates; the generators' tables are kept
+per label by :func:`generator_table`.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def affine_bytes(points: Sequence[EcPt]) -> bytes:
     out = []
     group = curve()
     for P in points:
-        if type(P) is not EcPt or P.group != group:
+        if type(P) is not EcPt or (P.group is not group and P.group != group):
             raise TypeError("affine_bytes: points must be petlib EcPt objects on P-256")
         if P.is_infinite():
             raise ValueError("affine_bytes: the identity has no affine coordinates")
@@ -80,12 +81,6 @@ def generator_table(label: bytes, n: int) -> bytes:
             have = have + affine_bytes(generators(label, n)[len(have) // _AFFINE:])
             _tables[label] = have
         return have[:n * _AFFINE]
-
-
-def clear_tables() -> None:
-    """Forgets the cached affine tables (tests)."""
-    with _tables_lock:
-        _tables.clear()
 
 
 def tensor_add(total: bytearray, a: bytes, b: bytes, offset: int, d: int) -> None:
@@ -145,7 +140,7 @@ def msm_public(scalars: Sequence[int], points: Sequence[EcPt], *,
     points = list(points)  # held until the call returns
     rest = points[k:]
     group = curve()
-    if not all(type(P) is EcPt and P.group == group for P in rest):
+    if not all(type(P) is EcPt and (P.group is group or P.group == group) for P in rest):
         raise TypeError("msm_public: points must be petlib EcPt objects on P-256")
     enc = [(index(s) % q).to_bytes(32, "big") for s in scalars]  # every scalar checked first
     # the identity adds nothing and has no affine form: it leaves with its scalar

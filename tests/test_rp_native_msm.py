@@ -421,3 +421,12 @@ def test_merging_a_shallow_copy_terminates():
     twin = copy.copy(acc)
     acc.merge(twin)  # the same lists behind both: copied before extending
     assert acc.check()
+
+
+@native
+def test_the_c_loop_runs_against_petlibs_openssl():
+    """small_sum adds petlib's own OpenSSL points, so it is used only when the module and petlib
+    run against the same OpenSSL."""
+    from rangeproof import group
+    assert native_msm._native.openssl_version_num() == group._C.OpenSSL_version_num()
+    assert group._native_small is not None

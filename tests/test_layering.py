@@ -68,10 +68,20 @@ def _module_files() -> dict[str, Path]:
 MODULES = _module_files()
 
 
+def _extension_modules() -> set[str]:
+    """Compiled modules (a ``.c`` source beside the package's ``.py`` files, built by setup.py):
+    project modules that import no project code."""
+    return {".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for package in PACKAGES for path in (ROOT / package).rglob("*.c")}
+
+
+EXTENSIONS = _extension_modules()
+
+
 def _project_module(name: str) -> str:
     """The longest prefix of ``name`` that is a project module."""
     parts = name.split(".")
-    while parts and ".".join(parts) not in MODULES:
+    while parts and ".".join(parts) not in MODULES and ".".join(parts) not in EXTENSIONS:
         parts.pop()
     return ".".join(parts)
 
@@ -87,7 +97,8 @@ def _targets(module: str, is_package: bool, node: ast.Import | ast.ImportFrom) -
         else:
             prefix = node.module or ""
         # `from pkg import sub` names the submodule; `from pkg import name` the package
-        names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES else prefix for a in node.names]
+        names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES or f"{prefix}.{a.name}" in EXTENSIONS
+                 else prefix for a in node.names]
     out = []
     for name in names:
         if name.split(".")[0] in PACKAGES:
@@ -214,7 +225,7 @@ def _edges() -> dict[str, set[str]]:
     """Module -> the project modules its imports run. Importing ``a.b.c`` also runs the packages
     ``a`` and ``a.b``, except those the importer sits in (they are running already: a package
     importing its own submodules is no cycle)."""
-    edges: dict[str, set[str]] = {m: set() for m in MODULES}
+    edges: dict[str, set[str]] = {m: set() for m in [*MODULES, *EXTENSIONS]}
     for i in IMPORTS:
         if not i.project or i.target == i.module:
             continue

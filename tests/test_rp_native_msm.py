@@ -145,6 +145,14 @@ def test_a_table_is_derived_from_its_label_alone():
 
 
 @native
+def test_the_pedersen_table_is_the_pedersen_bases():
+    """The verifier tables B and B~ under their label: the bases must be that label's first two
+    generators, or every check would fail."""
+    from rangeproof.labels import PEDERSEN_BASES
+    assert generator_table(PEDERSEN_BASES, 2) == affine_bytes(list(pedersen_bases()))
+
+
+@native
 def test_points_of_other_curves_and_bad_scalars_are_refused():
     from petlib.ec import EcGroup
     other = EcGroup(713)  # P-224

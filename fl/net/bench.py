@@ -163,7 +163,8 @@ def run_bench(clients: int, dim: int, *, tls: bool = False, active: bool = False
         if proofs:  # derived once here, as a server does at start-up; the clients load them from disk
             enable_disk_cache(tmp)
             t0 = time.process_time()
-            _off_thread(_derive_generators, dim, True)
+            # as the verifier: the generators and their affine tables for the C multi-exponentiation
+            _off_thread(prepare_verifier_tables, dim, SMALLNESS_PROJECTIONS * 64)
             server_generators_s = time.process_time() - t0
         ca, ctx = None, None
         if tls:
@@ -321,12 +322,8 @@ def _off_thread(fn, *args):
         return ex.submit(fn, *args).result()
 
 
-def _derive_generators(dim: int, verifier: bool = False) -> None:
-    """Every generator an L2 proof of ``dim`` coordinates uses (derived once per process); for
-    the verifier also their affine tables (the native multi-exponentiation's input)."""
-    if verifier:
-        prepare_verifier_tables(dim, SMALLNESS_PROJECTIONS * 64)
-        return
+def _derive_generators(dim: int) -> None:
+    """Every generator an L2 proof of ``dim`` coordinates uses (derived once per process)."""
     vector_generators(dim)
     range_generators(SMALLNESS_PROJECTIONS * 64)
 

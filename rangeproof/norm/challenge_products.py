@@ -70,7 +70,7 @@ def challenge_products(us: Sequence[int], d: int, scale: int = 1, *, lo_one: boo
     return s[:d]
 
 
-def challenge_factors(us: Sequence[int], d: int, scale: int = 1, *, lo_one: bool = False
+def challenge_factors(us: Sequence[int], d: int, scale: int = 1, lo_one: bool = False
                       ) -> tuple[list[int], list[int], int]:
     """``(A, B, m)`` with ``scale * s_i = A[i >> m] * B[i & (2^m - 1)] mod q`` for ``i < d``
     (both reduced mod q; ``len(B) = min(d, 2^m)``, ``len(A) = ceil(d / 2^m)``).
@@ -78,11 +78,6 @@ def challenge_factors(us: Sequence[int], d: int, scale: int = 1, *, lo_one: bool
     Raises:
       ValueError: ``d > 2^k``.
     """
-    return _factors(us, d, scale, lo_one)
-
-
-def _factors(us: Sequence[int], d: int, scale: int, lo_one: bool = False
-             ) -> tuple[list[int], list[int], int]:
     k = len(us)
     if d > 1 << k:
         raise ValueError("challenge_products: d exceeds 2^(number of rounds)")
@@ -96,7 +91,7 @@ def _factors(us: Sequence[int], d: int, scale: int, lo_one: bool = False
 def challenge_products_unreduced(us: Sequence[int], d: int, scale: int = 1, *,
                                  lo_one: bool = False) -> list[int]:
     """``scale * s_i`` for ``i < d`` up to multiples of q (each entry below ``q^2``)."""
-    A, B, m = _factors(us, d, scale, lo_one)
+    A, B, m = challenge_factors(us, d, scale, lo_one)
     if len(A) == 1:
         return B[:d]
     full, rest = divmod(d, 1 << m)
@@ -122,7 +117,7 @@ def add_challenge_products(total: list[int], us: Sequence[int], d: int, scale: i
     Returns:
       The new sum, of length ``max(len(total), offset + d)``.
     """
-    A, B, m = _factors(us, d, scale, lo_one)
+    A, B, m = challenge_factors(us, d, scale, lo_one)
     end = offset + d
     if len(total) < end:
         total = total + [0] * (end - len(total))
@@ -161,7 +156,7 @@ def dot_limbs(limbs: np.ndarray, limb_bits: int, us: Sequence[int], scale: int =
     """
     q = ORDER
     d, L = limbs.shape
-    A, B, m = _factors(us, d, scale, lo_one)
+    A, B, m = challenge_factors(us, d, scale, lo_one)
     low = 1 << m
     bound = 1 << (53 - _B_LIMB - m)
     if d and int(np.abs(limbs).max()) >= bound:

@@ -30,7 +30,6 @@ float32 BLAS calls on 8-bit limbs that are exact because every partial sum stays
 """
 from __future__ import annotations
 
-
 from typing import Iterator, Sequence
 
 import numpy as np

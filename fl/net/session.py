@@ -327,16 +327,21 @@ class ServerSession:
         """Say goodbye to every client, close the connections still joining, stop listening."""
         try:
             self._call(self._send_all(self.connected(), Bye()))
-            for w in self.connected():
-                self.links[w].writer.close()
-            self._listener.close()
-            self._call(self._end_joining())
-            self._call(self._listener.wait_closed())
+            self._call(self._stop_serving())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             if not self._thread.is_alive():
                 self._loop.close()
+
+    async def _stop_serving(self) -> None:
+        # On the loop's own thread: asyncio's streams and servers are not thread-safe, and
+        # closing the listener from another thread races the loop's own bookkeeping of it.
+        for w in self.connected():
+            self.links[w].writer.close()
+        self._listener.close()
+        await self._end_joining()
+        await self._listener.wait_closed()
 
     async def _end_joining(self) -> None:
         tasks = list(self._waiting.values()) + list(self._closing)

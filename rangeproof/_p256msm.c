@@ -354,6 +354,24 @@ static int pippenger(jac *out, const aff *pts, const u64 (*sc)[4], Py_ssize_t n,
 
 /* ---- Python interface ------------------------------------------------------------------------ */
 
+/* The point as affine x || y (64 bytes big-endian, out of Montgomery form), or None for the
+ * identity (a new reference, or NULL with an exception set). */
+static PyObject *affine_result(const jac *r) {
+    if (j_is_inf(r)) { Py_INCREF(Py_None); return Py_None; }
+    u64 zi[4], zi2[4], x[4], y[4], one[4] = {1, 0, 0, 0};
+    unsigned char outb[64];
+    f_inv(zi, r->Z);
+    f_sqr(zi2, zi);
+    f_mul(x, r->X, zi2);
+    f_mul(zi2, zi2, zi);
+    f_mul(y, r->Y, zi2);
+    f_mul(x, x, one);                          /* out of Montgomery form */
+    f_mul(y, y, one);
+    f_to_be(outb, x);
+    f_to_be(outb + 32, y);
+    return PyBytes_FromStringAndSize((const char *)outb, 64);
+}
+
 static PyObject *py_msm(PyObject *self, PyObject *args) {
     Py_buffer pb, sb;
     (void)self;
@@ -397,21 +415,7 @@ static PyObject *py_msm(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     if (bad) { PyErr_SetString(PyExc_ValueError, "msm: a coordinate is not below p"); goto done; }
     if (oom) { PyErr_NoMemory(); goto done; }
-    if (j_is_inf(&r)) { Py_INCREF(Py_None); result = Py_None; goto done; }
-    {
-        u64 zi[4], zi2[4], x[4], y[4], one[4] = {1, 0, 0, 0};
-        unsigned char outb[64];
-        f_inv(zi, r.Z);
-        f_sqr(zi2, zi);
-        f_mul(x, r.X, zi2);
-        f_mul(zi2, zi2, zi);
-        f_mul(y, r.Y, zi2);
-        f_mul(x, x, one);                          /* out of Montgomery form */
-        f_mul(y, y, one);
-        f_to_be(outb, x);
-        f_to_be(outb + 32, y);
-        result = PyBytes_FromStringAndSize((const char *)outb, 64);
-    }
+    result = affine_result(&r);
 done:
     free(pts);
     free(sc);
@@ -494,6 +498,72 @@ done:
     PyBuffer_Release(&tb);
     PyBuffer_Release(&ab);
     PyBuffer_Release(&bb);
+    return result;
+}
+
+/* table_sum(table, start, values) -> bytes | None: sum_i values[i] T[start + i] for the affine
+ * table T (64 bytes x || y big-endian per point, as msm takes) and small signed values (int64,
+ * |v| <= 2^20): each point is added into the bucket of |v| (its negative for v < 0) by a mixed
+ * Jacobian-affine addition, then sum_b b S_b by running sums. The result as msm returns it.
+ * Variable time in the values (the prover's own vector, on its own machine). */
+static PyObject *py_table_sum(PyObject *self, PyObject *args) {
+    Py_buffer tb, vb;
+    Py_ssize_t start;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*", &tb, &start, &vb)) return NULL;
+    PyObject *result = NULL;
+    jac *buckets = NULL;
+    int64_t top = 0;
+    Py_ssize_t n = vb.len / 8, npts = tb.len / 64;
+    const int64_t *vals = vb.buf;
+    if (tb.len % 64 || vb.len % 8 || start < 0 || start > npts || n > npts - start) {
+        PyErr_SetString(PyExc_ValueError, "table_sum: 64 bytes per point, 8 per value, and the "
+                                          "values' points inside the table");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v = vals[i];
+        if (v > (1 << 20) || v < -(1 << 20)) {
+            PyErr_SetString(PyExc_ValueError, "table_sum: a value above 2^20 in magnitude");
+            goto done;
+        }
+        if (v > top) top = v;
+        if (-v > top) top = -v;
+    }
+    buckets = calloc((size_t)top + 1, sizeof(jac));   /* all zero: Z = 0, the identity */
+    if (!buckets) { PyErr_NoMemory(); goto done; }
+    int bad = 0;
+    jac acc;
+    const unsigned char *tbytes = (const unsigned char *)tb.buf + 64 * start;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v = vals[i];
+        if (!v) continue;
+        u64 x[4], y[4];
+        f_from_be(x, tbytes + 64 * i);
+        f_from_be(y, tbytes + 64 * i + 32);
+        if (!below(x, P) || !below(y, P)) { bad = 1; break; }
+        f_mul(x, x, R2);
+        f_mul(y, y, R2);
+        if (v < 0) { f_sub(y, (const u64[4]){0, 0, 0, 0}, y); v = -v; }
+        j_add_aff(&buckets[v], &buckets[v], x, y);
+    }
+    if (!bad) {
+        jac run;
+        j_set_inf(&run);
+        j_set_inf(&acc);
+        for (int64_t b = top; b >= 1; b--) {     /* acc = sum_b b S_b */
+            j_add(&run, &run, &buckets[b]);
+            j_add(&acc, &acc, &run);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) { PyErr_SetString(PyExc_ValueError, "table_sum: a coordinate is not below p"); goto done; }
+    result = affine_result(&acc);
+done:
+    free(buckets);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&vb);
     return result;
 }
 
@@ -666,6 +736,9 @@ static PyMethodDef methods[] = {
     {"ternary_transpose", py_ternary_transpose, METH_VARARGS,
      "ternary_transpose(stream, rows, gamma, table, out): v = P^T gamma for a block of the\n"
      "projection matrix, as seven 16-bit int32 limbs per column (rangeproof/norm/projection.py)."},
+    {"table_sum", py_table_sum, METH_VARARGS,
+     "table_sum(table, start, values) -> bytes | None: sum of small signed values (int64) times\n"
+     "the affine table's points from index start on, as msm returns it. Variable time."},
     {"small_sum", py_small_sum, METH_VARARGS,
      "small_sum(group, points, values, out): sum of small signed values times OpenSSL points\n"
      "(addresses), into the OpenSSL point at address out. Internal: rangeproof.group.msm_small."},

@@ -55,6 +55,7 @@ from petlib.bn import Bn
 
 from .group import ORDER, curve
 from .norm.fixed_point import clip_and_quantize, integer_bound
+from .norm.norm_linear import padded_dim
 from .norm.params import SMALLNESS_PROJECTIONS
 from .native_msm import available as native_msm_available
 from .norm.terms import prepare_verifier_tables
@@ -159,13 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
-    vector_generators(args.dim)
+    vector_generators(padded_dim(args.dim) if norm == "l2" else args.dim)
     if norm == "l2":  # the range proofs' generators too: derived once per process, like G
         range_generators(SMALLNESS_PROJECTIONS * 64)
     generators_s = time.perf_counter() - start
     start = time.perf_counter()
-    # the verifier's affine tables for the native multi-exponentiation (once per process)
-    prepare_verifier_tables(args.dim, SMALLNESS_PROJECTIONS * 64 if norm == "l2" else 0)
+    # the affine tables of the native code (once per process): the verifier's
+    # multi-exponentiation, and the prover's small-value sums on the same generators
+    prepare_verifier_tables(padded_dim(args.dim) if norm == "l2" else args.dim,
+                            SMALLNESS_PROJECTIONS * 64 if norm == "l2" else 0)
     tables_s = time.perf_counter() - start
     calibrations: list[float] = []
     cpu_calibrations: list[float] = []

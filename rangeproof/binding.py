@@ -27,8 +27,9 @@ from petlib.ec import EcPt
 
 from .errors import VerificationError
 from .generators import pedersen_bases
-from .group import ORDER, msm, msm_small
-from .norm.commitment import to_ints, vector_generators
+from .group import ORDER, msm
+from .native_msm import label_small_sum
+from .norm.commitment import VECTOR_LABEL, to_ints
 
 __all__ = ["BindingError", "check_binding", "aggregate_commitments"]
 
@@ -77,12 +78,11 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
         raise BindingError("empty aggregate")
     if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):
         raise BindingError("the blinding sum must be an int")
-    G = vector_generators(len(xs))
     Bt = pedersen_bases()[1]
     q = ORDER
-    # <X, G> by point additions (the aggregate is small and signed: msm_small), the rest as one
-    # multi-exponentiation
-    total = msm_small(xs, G) + msm([blinding_sum % q] + [q - 1] * len(commitments),
+    # <X, G> by point additions (the aggregate is small and signed: on the generators' affine
+    # table, or msm_small), the rest as one multi-exponentiation
+    total = label_small_sum(VECTOR_LABEL, 0, xs) + msm([blinding_sum % q] + [q - 1] * len(commitments),
                                    [Bt] + list(commitments))
     if not total.is_infinite():
         raise BindingError()

@@ -25,10 +25,13 @@ from typing import Sequence
 
 from petlib.ec import EcPt
 
-from .generators import generators
-from .group import ORDER, curve, identity, msm, native_switched_off
+import numpy as np
 
-__all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add"]
+from .generators import are_generators, generators
+from .group import SMALL_SCALAR_LIMIT, ORDER, curve, identity, msm, msm_small, native_switched_off
+
+__all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add",
+           "label_small_sum"]
 
 try:
     from . import _p256msm as _native
@@ -75,12 +78,59 @@ def generator_table(label: bytes, n: int) -> bytes:
     """
     if n <= 0:
         return b""
+    have = _whole_table(label, n)
+    return have if len(have) == n * _AFFINE else have[:n * _AFFINE]
+
+
+def _whole_table(label: bytes, n: int) -> bytes:
+    """The label's whole table, extended to at least ``n`` points (not copied: a slice of a
+    table of a million points is 77 MB)."""
     with _tables_lock:
         have = _tables.get(label, b"")
         if len(have) < n * _AFFINE:
             have = have + affine_bytes(generators(label, n)[len(have) // _AFFINE:])
             _tables[label] = have
-        return have[:n * _AFFINE]
+        return have
+
+
+def label_small_sum(label: bytes, offset: int, values: Sequence[int] | np.ndarray) -> EcPt:
+    """``sum_i values[i] G_{offset + i}`` for small signed integers, ``G = generators(label)``
+    (derived here when not yet held): :func:`.group.msm_small` on those generators.
+
+    With the native module in use, and values of at most :data:`.group.SMALL_SCALAR_LIMIT` in
+    size, the sum runs in C on the label's affine table (:func:`generator_table`, built on first
+    use): a mixed Jacobian-affine addition per nonzero value into one bucket per magnitude, then
+    running sums (``table_sum``: about 0.4 us per value against about 1.1 us per OpenSSL
+    ``EC_POINT_add``). Variable time in the values, as ``msm_small``: the prover's own vector,
+    or the public aggregate.
+
+    Raises:
+      ValueError: a negative offset.
+      TypeError: a value is not an integer.
+    """
+    n = len(values)
+    if offset < 0:
+        raise ValueError("label_small_sum: negative offset")
+    if not n:
+        return identity()
+    vals = None
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        top = max(int(values.max()), -int(values.min()))
+        if top <= SMALL_SCALAR_LIMIT:
+            vals = values.astype(np.int64)
+    else:
+        ints = [operator.index(v) for v in values]
+        top = max(max(ints), -min(ints))
+        if top <= SMALL_SCALAR_LIMIT:
+            vals = np.array(ints, dtype=np.int64)
+        values = ints
+    if vals is None or 2 * top > n + 64 or not available():
+        G = generators(label, offset + n)[offset:]
+        return msm_small(values.tolist() if isinstance(values, np.ndarray) else values, G)
+    res = _native.table_sum(_whole_table(label, offset + n), offset, vals)
+    if res is None:
+        return identity()
+    return EcPt.from_binary(b"\x04" + res, curve())
 
 
 def tensor_add(total: bytearray, a: bytes, b: bytes, offset: int, d: int) -> None:

@@ -438,3 +438,131 @@ def test_the_c_loop_runs_against_petlibs_openssl():
     from rangeproof import group
     assert native_msm._native.openssl_version_num() == group._C.OpenSSL_version_num()
     assert group._native_small is not None
+
+
+@native
+def test_sums_on_a_generator_table_match_openssl(monkeypatch):
+    """label_small_sum (table_sum on the label's affine table) against the full
+    multi-exponentiation on the same generators, at offsets, with zeros, +-1, the largest
+    bucket, values that cancel, and with the native code switched off."""
+    from rangeproof.group import SMALL_SCALAR_LIMIT
+    from rangeproof.native_msm import label_small_sum
+    label = b"sabre/test/native-msm/table-sum/v1"
+    G = generators(label, 700)
+    rnd = random.Random(23)
+    for trial in range(30):
+        n = rnd.choice([1, 2, 9, 300])
+        off = rnd.choice([0, 1, 399, 700 - n])
+        vals = [rnd.choice([0, 1, -1, rnd.randrange(-300, 301), SMALL_SCALAR_LIMIT // 64])
+                for _ in range(n)]
+        want = msm(vals, G[off:off + n])
+        assert label_small_sum(label, off, vals) == want
+        assert label_small_sum(label, off, np.array(vals, dtype=np.int32)) == want
+        monkeypatch.setenv("SABRE_NATIVE_MSM", "0")
+        assert label_small_sum(label, off, vals) == want
+        monkeypatch.delenv("SABRE_NATIVE_MSM")
+    # all values zero, or summing to the identity; values past the bucket limit (msm_small's
+    # fallback to the full multi-exponentiation)
+    assert label_small_sum(label, 5, [0, 0, 0]).is_infinite()
+    big = [SMALL_SCALAR_LIMIT + 1, -3]
+    assert label_small_sum(label, 2, big) == msm(big, G[2:4])
+    assert label_small_sum(label, 0, [2**70, 1]) == msm([2**70, 1], G[:2])
+    with pytest.raises(ValueError):
+        label_small_sum(label, -1, [1])
+    with pytest.raises(TypeError):
+        label_small_sum(label, 0, [1.5])
+
+
+@native
+def test_table_sum_exceptional_cases_and_refusals():
+    """The same point twice in a bucket (a doubling), a point and its negative (the identity),
+    buckets that cancel in the running sums; malformed tables, offsets and values refused."""
+    from petlib.ec import EcPt
+    nat = native_msm._native
+    P = generators(b"sabre/test/native-msm/table-sum/v1", 2)
+    row = affine_bytes([P[0]])
+
+    def point(res):
+        return None if res is None else EcPt.from_binary(b"\x04" + res, curve())
+
+    def vals(*v):
+        return np.array(v, dtype=np.int64)
+
+    assert point(nat.table_sum(row * 2, 0, vals(1, 1))) == msm([2], [P[0]])
+    assert nat.table_sum(row * 2, 0, vals(1, -1)) is None
+    assert point(nat.table_sum(row * 3, 0, vals(2, -1, 3))) == msm([4], [P[0]])
+    assert nat.table_sum(row * 3, 0, vals(2, -1, -1)) is None
+    two = affine_bytes(P)
+    assert point(nat.table_sum(two + row, 0, vals(1, 5, -1))) == msm([5], [P[1]])
+    assert nat.table_sum(two, 1, vals()) is None
+    assert point(nat.table_sum(two, 1, vals(7))) == msm([7], [P[1]])
+    for table, start, v in ((row[:-1], 0, vals(1)), (row, 0, vals(1, 1)), (row, 1, vals(1)),
+                            (row, -1, vals(1)), (row, 0, vals(1 << 21)), (row, 0, vals(-(1 << 21)))):
+        with pytest.raises(ValueError):
+            nat.table_sum(table, start, v)
+    with pytest.raises(ValueError):
+        nat.table_sum(row, 0, b"\x01" * 7)
+    bad = (P256_P).to_bytes(32, "big") + row[32:]
+    with pytest.raises(ValueError):
+        nat.table_sum(bad, 0, vals(1))
+
+
+@native
+def test_the_folding_on_tables_is_the_folding_on_points(monkeypatch):
+    """The bucket rounds' cross terms on the generators' table equal those on OpenSSL points,
+    and only the label's own generator objects are taken for the table."""
+    from rangeproof.generators import are_generators
+    from rangeproof.norm.generator_fold import FoldedGenerators
+    label = b"sabre/test/native-msm/fold/v1"
+    G = generators(label, 1000)
+    rnd = random.Random(29)
+    x0 = [rnd.randrange(-40, 41) for _ in range(1000 - 8)]
+    assert are_generators(G[8:], label, 8) and not are_generators(G[8:], label, 7)
+    assert not are_generators(G[8:], b"sabre/test/native-msm/other/v1", 8)
+    assert not are_generators([msm([1], [P]) for P in G[8:]], label, 8)  # equal, not the same
+    tabled = FoldedGenerators(G[8:], small_x=x0, label=label, offset=8)
+    plain = FoldedGenerators(G[8:], small_x=x0)
+    wrong = FoldedGenerators(G[8:], small_x=x0, label=label, offset=9)
+    assert tabled._table is not None and plain._table is None and wrong._table is None
+    e = [1]
+    while tabled.uses_buckets():
+        assert tabled.small_cross_terms(e) == plain.small_cross_terms(e)
+        u = rnd.randrange(1, ORDER)
+        e = [c for a in e for c in (a, a * u % ORDER)]
+        for f in (tabled, plain):
+            f.fold_by(pow(u, -1, ORDER), 1)
+
+
+def test_proofs_are_the_same_bytes_with_and_without_the_tables(monkeypatch):
+    """A deterministic L2 proof (several chunks, bucket rounds) is the same byte for byte
+    whether its sums run on the generators' tables in C or on OpenSSL points."""
+    from rangeproof.norm import NormStatement, commit_vector, prove, verify
+    d = 5000
+    st = NormStatement(round_id=1, client_id=2, dim=d, norm="l2", bound=1 << 12, scale=1024.0)
+    x = np.random.default_rng(3).integers(-50, 51, d)
+    out = []
+    for flag in (None, "0"):
+        if flag:
+            monkeypatch.setenv("SABRE_NATIVE_MSM", flag)
+        rnd = random.Random(5)
+        C, r = commit_vector(x, rng=rnd.getrandbits)
+        out.append((C, prove(st, x, C, r, rng=rnd.getrandbits).to_bytes()))
+    assert out[0] == out[1]
+    monkeypatch.delenv("SABRE_NATIVE_MSM")
+    from rangeproof.norm import proof_from_bytes
+    verify(st, out[0][0], proof_from_bytes(st, out[0][1]))
+
+
+def test_residues_of_hand_made_limbs():
+    """The 16-bit limb layout's fast conversion and the general one agree, and a layout that
+    is not the C transpose's (a low limb out of range) takes the general path."""
+    from rangeproof.norm.projection import TransposedProjection
+    rnd = np.random.default_rng(31)
+    lim = rnd.integers(0, 1 << 16, size=(50, 7)).astype(np.int32)
+    lim[:, 6] = rnd.integers(-(1 << 30), 1 << 30, size=50)
+    want = [sum(int(lim[j, i]) << (16 * i) for i in range(7)) % ORDER for j in range(50)]
+    assert TransposedProjection(lim, 16).residues() == want
+    odd = lim.copy()
+    odd[3, 2] = -5
+    want[3] = sum(int(odd[3, i]) << (16 * i) for i in range(7)) % ORDER
+    assert TransposedProjection(odd, 16).residues() == want

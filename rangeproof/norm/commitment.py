@@ -15,8 +15,9 @@ import numpy as np
 from petlib.ec import EcPt
 
 from ..generators import generators, pedersen_bases
-from ..group import ORDER, msm, msm_small, random_scalar
+from ..group import ORDER, msm, random_scalar
 from ..labels import NORM_VECTOR_G
+from ..native_msm import label_small_sum
 
 __all__ = ["VECTOR_LABEL", "vector_generators", "commit_vector", "to_ints", "to_residues"]
 
@@ -60,6 +61,6 @@ def commit_vector(x: np.ndarray | Sequence[int], blinding: int | None = None, *,
     """
     vals = to_ints(x)
     r = random_scalar(rng) if blinding is None else blinding % ORDER
-    G = vector_generators(len(vals))
-    # <x, G> by point additions when the entries are small (msm_small), plus r B~
-    return msm_small(vals, G) + msm([r], [pedersen_bases()[1]]), r
+    # <x, G> by point additions when the entries are small (on the generators' affine table
+    # where the native module is built, else msm_small), plus r B~
+    return label_small_sum(VECTOR_LABEL, 0, vals) + msm([r], [pedersen_bases()[1]]), r

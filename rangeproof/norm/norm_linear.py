@@ -62,7 +62,7 @@ from typing import Callable, Sequence
 from petlib.ec import EcPt
 
 from ..errors import EncodingError, ProvingError, VerificationError
-from ..generators import pedersen_bases
+from ..generators import are_generators, pedersen_bases
 from ..group import (
     COMPACT_POINT_BYTES,
     ORDER,
@@ -77,8 +77,10 @@ from ..group import (
     scalar_to_bytes,
 )
 from ..labels import NORM_LINEAR, NORM_LINEAR_SPLIT
+from ..native_msm import label_small_sum
 from ..transcript import Transcript
 from .challenge_products import challenge_products_unreduced
+from .commitment import VECTOR_LABEL
 from .generator_fold import FoldedGenerators
 from .linear_form import LinearFormTerms
 
@@ -129,7 +131,8 @@ class NormLinearProof:
     @classmethod
     def create(cls, transcript: Transcript, G: Sequence[EcPt], x: Sequence[int], r: int,
                v: Sequence[int], s: int, sigma: int, *, rng: Rng | None = None, index: int = 0,
-               offset: int = 0, pad_v: Sequence[int] = ()) -> "NormLinearProof":
+               offset: int = 0, pad_v: Sequence[int] = (),
+               label: bytes | None = None) -> "NormLinearProof":
         """Proves the statement of the module docstring for one power-of-two chunk; ``C``, ``Y``
         (or what determines them) and ``C_S`` must already be in ``transcript``.
 
@@ -147,6 +150,8 @@ class NormLinearProof:
           rng: optional deterministic randomness (tests).
           index, offset: the chunk's place in :func:`chunk_layout` (bound in the transcript).
           pad_v: the public vector's entries on the padding coordinates (``x`` is zero there).
+          label: when ``G`` are ``generators(label)[offset:]`` themselves (checked), the first
+            rounds' sums use the label's affine table (faster only).
 
         Returns:
           The proof.
@@ -170,7 +175,7 @@ class NormLinearProof:
         xs = [a - q if a > half_q else a for a in xs] + pad  # centered: small ints stay small
         vs = [int(a) % q for a in v] + [int(a) % q for a in pad_v]
         vs += [0] * (n - len(vs))
-        folder = FoldedGenerators(G, small_x=xs)
+        folder = FoldedGenerators(G, small_x=xs, label=label, offset=offset)
         e = [1]  # bucket rounds: the current x is sum_a e_a x0[a n + k]
         rho = (r + w1 * s + w2 * sigma) % q
         n = folder.length
@@ -427,11 +432,12 @@ def _slice(v, start: int, stop: int):
     return sliced(start, stop) if sliced is not None else v[start:stop]
 
 
-def _small_or_msm(values: list[int], points: Sequence[EcPt]) -> EcPt | None:
-    """``<values, points>`` (centered ints), or ``None`` for the identity."""
+def _small_or_msm(values: list[int], points: Sequence[EcPt], tabled: bool, offset: int) -> EcPt | None:
+    """``<values, points>`` (centered ints), or ``None`` for the identity; ``tabled``: the
+    points are the vector generators from ``offset`` on (their affine table is used)."""
     if not values:
         return None
-    P = msm_small(values, points)
+    P = label_small_sum(VECTOR_LABEL, offset, values) if tabled else msm_small(values, points)
     return None if P.is_infinite() else P
 
 
@@ -479,6 +485,7 @@ class NormLinearArgument:
         half_q = q // 2
         B, Bt = pedersen_bases()
         layout = chunk_layout(d)
+        tabled = are_generators(G[:padded_dim(d)], VECTOR_LABEL, 0)
         cls._bind_layout(transcript, d, layout)
         xs = [int(a) % q for a in x]
         xs = [a - q if a > half_q else a for a in xs]
@@ -490,7 +497,7 @@ class NormLinearArgument:
             xj = xs[ch.offset:ch.offset + ch.length]
             vj = v[ch.offset:ch.offset + ch.length]
             rj, sj, gj = random_scalar(rng), random_scalar(rng), random_scalar(rng)
-            Cx = _small_or_msm(xj, G[ch.offset:ch.offset + ch.length])
+            Cx = _small_or_msm(xj, G[ch.offset:ch.offset + ch.length], tabled, ch.offset)
             Cj = msm([rj], [Bt]) if Cx is None else Cx + msm([rj], [Bt])
             Yj = msm([_dot(xj, [int(a) for a in vj]) % q, sj], [B, Bt])
             Sj = msm([_dot(xj, xj) % q, gj], [B, Bt])
@@ -507,7 +514,7 @@ class NormLinearArgument:
             parts.append(NormLinearProof.create(
                 transcript, G[ch.offset:ch.offset + ch.size], xs[ch.offset:ch.offset + ch.length],
                 rj, v[ch.offset:ch.offset + ch.length], sj, gj, rng=rng, index=j, offset=ch.offset,
-                pad_v=pad_v if j == len(layout) - 1 else ()))
+                pad_v=pad_v if j == len(layout) - 1 else (), label=VECTOR_LABEL if tabled else None))
         return cls(splits, parts)
 
     def verification_terms(self, transcript: Transcript, d: int, v, C: EcPt, Y: EcPt | YTerms,

@@ -267,6 +267,18 @@ class TransposedProjection:
 
     def residues(self) -> list[int]:
         """``v`` as ``d`` Python ints in ``[0, q)``."""
+        q = ORDER
+        lim = self.limbs
+        if (self.limb_bits == 16 and lim.ndim == 2 and lim.shape[1] == 7 and lim.dtype == np.int32
+                and ((lim[:, :6] >> 16) == 0).all()):
+            # the C layout: six limbs in [0, 2^16) and a signed int32 rest are, written out
+            # little-endian (each limb as 2 bytes, the rest as 4), v_j's 16-byte two's complement
+            raw = np.empty((lim.shape[0], 16), dtype=np.uint8)
+            raw[:, :12] = lim[:, :6].astype("<u2").view(np.uint8).reshape(-1, 12)
+            raw[:, 12:] = lim[:, 6:].astype("<i4").view(np.uint8).reshape(-1, 4)
+            buf = raw.tobytes()
+            frm = int.from_bytes
+            return [frm(buf[i:i + 16], "little", signed=True) % q for i in range(0, len(buf), 16)]
         prod = self.limbs.astype(np.int64)
         b = self.limb_bits
         per = (62 - 24 - 1) // b + 1  # limbs per int64 partial sum (|limb| < 2^24): no overflow
@@ -275,7 +287,6 @@ class TransposedProjection:
         for g0 in range(0, n, per):
             shifts = np.array([b * i for i in range(min(per, n - g0))], dtype=np.int64)
             parts.append(((prod[:, g0:g0 + len(shifts)] << shifts).sum(axis=1).tolist(), b * g0))
-        q = ORDER
         total = [0] * prod.shape[0]
         for vals, shift in parts:
             total = [t + (v << shift) for t, v in zip(total, vals)]

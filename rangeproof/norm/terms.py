@@ -43,6 +43,7 @@ def prepare_verifier_tables(dim: int, range_count: int) -> None:
     """Derives (or loads) the generators a verification over ``dim`` coordinates and
     ``range_count`` range-proof generators uses, and, where the native multi-exponentiation is in
     use, their affine tables (about 7 us per point, once per process, like the derivation).
+    A prover's small-value sums (:func:`..native_msm.label_small_sum`) use the same vector table.
     """
     vector_generators(dim)
     range_generators(range_count)

@@ -506,21 +506,40 @@ done:
  * |v| <= 2^20): each point is added into the bucket of |v| (its negative for v < 0) by a mixed
  * Jacobian-affine addition, then sum_b b S_b by running sums. The result as msm returns it.
  * Variable time in the values (the prover's own vector, on its own machine). */
+static int is_int64_format(const Py_buffer *b) {
+    const char *f = b->format ? b->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    return b->itemsize == 8 && (f[0] == 'q' || f[0] == 'l') && f[1] == 0;
+}
+
 static PyObject *py_table_sum(PyObject *self, PyObject *args) {
     Py_buffer tb, vb;
+    PyObject *vobj;
     Py_ssize_t start;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*ny*", &tb, &start, &vb)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*nO", &tb, &start, &vobj)) return NULL;
+    if (PyObject_GetBuffer(vobj, &vb, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
     PyObject *result = NULL;
     jac *buckets = NULL;
-    int64_t top = 0;
+    int64_t top = 0, *vals = NULL;
     Py_ssize_t n = vb.len / 8, npts = tb.len / 64;
-    const int64_t *vals = vb.buf;
-    if (tb.len % 64 || vb.len % 8 || start < 0 || start > npts || n > npts - start) {
-        PyErr_SetString(PyExc_ValueError, "table_sum: 64 bytes per point, 8 per value, and the "
-                                          "values' points inside the table");
+    if (!is_int64_format(&vb) || vb.ndim > 1) {
+        PyErr_SetString(PyExc_ValueError, "table_sum: the values must be a flat int64 buffer");
         goto done;
     }
+    if (tb.len % 64 || start < 0 || start > npts || n > npts - start) {
+        PyErr_SetString(PyExc_ValueError, "table_sum: 64 bytes per point and the values' points "
+                                          "inside the table");
+        goto done;
+    }
+    /* a private copy, checked and then used: the caller's buffer may change once the lock is
+     * released below (and need not be aligned) */
+    vals = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!vals) { PyErr_NoMemory(); goto done; }
+    memcpy(vals, vb.buf, sizeof(int64_t) * (size_t)n);
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t v = vals[i];
         if (v > (1 << 20) || v < -(1 << 20)) {
@@ -562,6 +581,7 @@ static PyObject *py_table_sum(PyObject *self, PyObject *args) {
     result = affine_result(&acc);
 done:
     free(buckets);
+    free(vals);
     PyBuffer_Release(&tb);
     PyBuffer_Release(&vb);
     return result;

@@ -108,6 +108,8 @@ def label_small_sum(label: bytes, offset: int, values: Sequence[int] | np.ndarra
       ValueError: a negative offset.
       TypeError: a value is not an integer.
     """
+    if isinstance(values, np.ndarray) and values.ndim != 1:
+        raise ValueError("label_small_sum: the values must be a one-dimensional array")
     n = len(values)
     if offset < 0:
         raise ValueError("label_small_sum: negative offset")

@@ -469,6 +469,8 @@ def test_sums_on_a_generator_table_match_openssl(monkeypatch):
     assert label_small_sum(label, 0, [2**70, 1]) == msm([2**70, 1], G[:2])
     with pytest.raises(ValueError):
         label_small_sum(label, -1, [1])
+    with pytest.raises(ValueError):  # a 2-D array would sum over more points than it names
+        label_small_sum(label, 0, np.ones((2, 3), dtype=np.int64))
     with pytest.raises(TypeError):
         label_small_sum(label, 0, [1.5])
 
@@ -500,8 +502,13 @@ def test_table_sum_exceptional_cases_and_refusals():
                             (row, -1, vals(1)), (row, 0, vals(1 << 21)), (row, 0, vals(-(1 << 21)))):
         with pytest.raises(ValueError):
             nat.table_sum(table, start, v)
-    with pytest.raises(ValueError):
-        nat.table_sum(row, 0, b"\x01" * 7)
+    # only a flat buffer of int64 values: no bytes, no int32 read as pairs, no 2-D array
+    for v in (b"\x01" * 8, np.array([1, 1], dtype=np.int32), np.ones((1, 1), dtype=np.int64),
+              np.array([1], dtype=">i8")):
+        with pytest.raises(ValueError):
+            nat.table_sum(row, 0, v)
+    with pytest.raises(ValueError):  # not contiguous
+        nat.table_sum(two + row, 0, np.arange(6, dtype=np.int64)[::2])
     bad = (P256_P).to_bytes(32, "big") + row[32:]
     with pytest.raises(ValueError):
         nat.table_sum(bad, 0, vals(1))
@@ -562,6 +569,7 @@ def test_residues_of_hand_made_limbs():
     lim[:, 6] = rnd.integers(-(1 << 30), 1 << 30, size=50)
     want = [sum(int(lim[j, i]) << (16 * i) for i in range(7)) % ORDER for j in range(50)]
     assert TransposedProjection(lim, 16).residues() == want
+    assert TransposedProjection(np.asfortranarray(lim), 16).residues() == want
     odd = lim.copy()
     odd[3, 2] = -5
     want[3] = sum(int(odd[3, i]) << (16 * i) for i in range(7)) % ORDER

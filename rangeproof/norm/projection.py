@@ -274,8 +274,8 @@ class TransposedProjection:
             # the C layout: six limbs in [0, 2^16) and a signed int32 rest are, written out
             # little-endian (each limb as 2 bytes, the rest as 4), v_j's 16-byte two's complement
             raw = np.empty((lim.shape[0], 16), dtype=np.uint8)
-            raw[:, :12] = lim[:, :6].astype("<u2").view(np.uint8).reshape(-1, 12)
-            raw[:, 12:] = lim[:, 6:].astype("<i4").view(np.uint8).reshape(-1, 4)
+            raw[:, :12] = np.ascontiguousarray(lim[:, :6], dtype="<u2").view(np.uint8).reshape(-1, 12)
+            raw[:, 12:] = np.ascontiguousarray(lim[:, 6:], dtype="<i4").view(np.uint8).reshape(-1, 4)
             buf = raw.tobytes()
             frm = int.from_bytes
             return [frm(buf[i:i + 16], "little", signed=True) % q for i in range(0, len(buf), 16)]

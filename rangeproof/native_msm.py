@@ -7,9 +7,11 @@ P-256 (a 16-point table and 52 window additions per point); Pippenger's bucket m
 ``c``-bit signed windows spends about ``256 / c`` additions per term plus ``2^c`` per window, 16
 to 20 at the model's size. ``rangeproof/_p256msm.c`` implements it (field, formulas and windows
 in ``docs/proofs.md``, "Native multi-exponentiation"); it is variable-time, so it serves
-**public scalars only**: the prover's secret vector and blindings keep going through
-:func:`.group.msm` (and :func:`.group.msm_small`, whose loop also runs in C but on OpenSSL's own
-point additions, variable-time in the values as it always was).
+**public scalars only**: the prover's blindings and folded vector keep going through
+:func:`.group.msm`. Sums with small integer values (the commitment, the prover's first rounds,
+the binding check) run on the generators' affine tables in C (:func:`label_small_sum`), or
+through :func:`.group.msm_small` on other points: variable-time in the values, as they always
+were.
 
 The module is built by ``pip install`` where a C compiler is present. Without it, or with
 ``SABRE_NATIVE_MSM=0`` (or ``false``, ``off``, ``no``) in the environment, :func:`msm_public`

@@ -506,6 +506,22 @@ done:
  * |v| <= 2^20): each point is added into the bucket of |v| (its negative for v < 0) by a mixed
  * Jacobian-affine addition, then sum_b b S_b by running sums. The result as msm returns it.
  * Variable time in the values (the prover's own vector, on its own machine). */
+/* *top = max |vals[i]|; -1 with ValueError when a value exceeds 2^20 in magnitude */
+static int values_top(const int64_t *vals, Py_ssize_t n, const char *who, int64_t *top) {
+    int64_t t = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v = vals[i];
+        if (v > (1 << 20) || v < -(1 << 20)) {
+            PyErr_Format(PyExc_ValueError, "%s: a value above 2^20 in magnitude", who);
+            return -1;
+        }
+        if (v > t) t = v;
+        if (-v > t) t = -v;
+    }
+    *top = t;
+    return 0;
+}
+
 static int is_int64_format(const Py_buffer *b) {
     const char *f = b->format ? b->format : "B";
     if (*f == '@' || *f == '=' || *f == '<') f++;
@@ -540,15 +556,7 @@ static PyObject *py_table_sum(PyObject *self, PyObject *args) {
     vals = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     if (!vals) { PyErr_NoMemory(); goto done; }
     memcpy(vals, vb.buf, sizeof(int64_t) * (size_t)n);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t v = vals[i];
-        if (v > (1 << 20) || v < -(1 << 20)) {
-            PyErr_SetString(PyExc_ValueError, "table_sum: a value above 2^20 in magnitude");
-            goto done;
-        }
-        if (v > top) top = v;
-        if (-v > top) top = -v;
-    }
+    if (values_top(vals, n, "table_sum", &top) < 0) goto done;
     buckets = calloc((size_t)top + 1, sizeof(jac));   /* all zero: Z = 0, the identity */
     if (!buckets) { PyErr_NoMemory(); goto done; }
     int bad = 0;
@@ -613,14 +621,8 @@ static PyObject *py_small_sum(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "small_sum: one 8-byte address per 8-byte value");
         goto done;
     }
+    if (values_top(vals, n, "small_sum", &top) < 0) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t v = vals[i];
-        if (v > (1 << 20) || v < -(1 << 20)) {
-            PyErr_SetString(PyExc_ValueError, "small_sum: a value above 2^20 in magnitude");
-            goto done;
-        }
-        if (v > top) top = v;
-        if (-v > top) top = -v;
         if (!paddr[i]) {
             PyErr_SetString(PyExc_ValueError, "small_sum: a null point");
             goto done;

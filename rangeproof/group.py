@@ -62,6 +62,7 @@ __all__ = [
     "msm_shared",
     "msm_small",
     "SMALL_SCALAR_LIMIT",
+    "buckets_pay",
     "random_scalar",
     "inverse",
     "batch_inverse",
@@ -314,6 +315,13 @@ SMALL_SCALAR_LIMIT = 1 << 14
 """Largest ``|scalar|`` for which :func:`msm_small` uses buckets (one bucket per magnitude)."""
 
 
+def buckets_pay(top: int, n: int) -> bool:
+    """Whether ``n`` values of at most ``top`` in size are summed by buckets (one per magnitude)
+    rather than by a full multi-exponentiation: ``top <= SMALL_SCALAR_LIMIT`` and the buckets'
+    running sums (``2 top`` additions) not outnumbering the terms."""
+    return top <= SMALL_SCALAR_LIMIT and 2 * top <= n + 64
+
+
 def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
     """``sum_i values[i] * points[i]`` for small signed integers, by point additions.
 
@@ -345,7 +353,7 @@ def msm_small(values: Sequence[int], points: Sequence[EcPt]) -> EcPt:
         return identity()
     vals = [operator.index(v) for v in values]
     top = max(max(vals), -min(vals))
-    if top > SMALL_SCALAR_LIMIT or 2 * top > n + 64:
+    if not buckets_pay(top, n):
         return msm(vals, points)
     raw = _raw_points(points, "msm_small")
     if _native_small is not None and not native_switched_off():

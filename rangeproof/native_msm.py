@@ -30,7 +30,7 @@ from petlib.ec import EcPt
 import numpy as np
 
 from .generators import are_generators, generators
-from .group import SMALL_SCALAR_LIMIT, ORDER, curve, identity, msm, msm_small, native_switched_off
+from .group import ORDER, buckets_pay, curve, identity, msm, msm_small, native_switched_off
 
 __all__ = ["available", "msm_public", "affine_bytes", "generator_table", "tensor_add",
            "label_small_sum"]
@@ -99,8 +99,8 @@ def label_small_sum(label: bytes, offset: int, values: Sequence[int] | np.ndarra
     """``sum_i values[i] G_{offset + i}`` for small signed integers, ``G = generators(label)``
     (derived here when not yet held): :func:`.group.msm_small` on those generators.
 
-    With the native module in use, and values of at most :data:`.group.SMALL_SCALAR_LIMIT` in
-    size, the sum runs in C on the label's affine table (:func:`generator_table`, built on first
+    With the native module in use, and values small enough for buckets
+    (:func:`.group.buckets_pay`), the sum runs in C on the label's affine table (:func:`generator_table`, built on first
     use): a mixed Jacobian-affine addition per nonzero value into one bucket per magnitude, then
     running sums (``table_sum``: about 0.4 us per value against about 1.1 us per OpenSSL
     ``EC_POINT_add``). Variable time in the values, as ``msm_small``: the prover's own vector,
@@ -117,21 +117,15 @@ def label_small_sum(label: bytes, offset: int, values: Sequence[int] | np.ndarra
         raise ValueError("label_small_sum: negative offset")
     if not n:
         return identity()
-    vals = None
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         top = max(int(values.max()), -int(values.min()))
-        if top <= SMALL_SCALAR_LIMIT:
-            vals = values.astype(np.int64)
     else:
-        ints = [operator.index(v) for v in values]
-        top = max(max(ints), -min(ints))
-        if top <= SMALL_SCALAR_LIMIT:
-            vals = np.array(ints, dtype=np.int64)
-        values = ints
-    if vals is None or 2 * top > n + 64 or not available():
+        values = [operator.index(v) for v in values]
+        top = max(max(values), -min(values))
+    if not buckets_pay(top, n) or not available():
         G = generators(label, offset + n)[offset:]
         return msm_small(values.tolist() if isinstance(values, np.ndarray) else values, G)
-    res = _native.table_sum(_whole_table(label, offset + n), offset, vals)
+    res = _native.table_sum(_whole_table(label, offset + n), offset, np.asarray(values, dtype=np.int64))
     if res is None:
         return identity()
     return EcPt.from_binary(b"\x04" + res, curve())

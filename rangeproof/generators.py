@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from petlib.bindings import _C as _openssl
 from petlib.ec import EcPt
@@ -32,6 +32,7 @@ from .labels import GENERATORS, PEDERSEN_BASES
 from .group import POINT_BYTES, curve, point_from_bytes, point_to_bytes
 
 __all__ = ["generators", "are_generators", "pedersen_bases", "enable_disk_cache", "disable_disk_cache",
+           "on_memory_clear",
            "clear_memory_cache"]
 
 _DOMAIN = GENERATORS
@@ -207,7 +208,19 @@ def disable_disk_cache() -> None:
         _disk_dir = None
 
 
+_derived_caches: list[Callable[[], None]] = []
+
+
+def on_memory_clear(forget: Callable[[], None]) -> None:
+    """Registers ``forget``, called by :func:`clear_memory_cache`: for caches derived from the
+    generators (the native code's affine tables)."""
+    _derived_caches.append(forget)
+
+
 def clear_memory_cache() -> None:
-    """Forgets every generator list held in memory (tests and memory pressure)."""
+    """Forgets every generator list held in memory, and what was derived from them (tests and
+    memory pressure)."""
     with _lock:
         _memory.clear()
+    for forget in _derived_caches:
+        forget()

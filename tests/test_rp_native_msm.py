@@ -574,3 +574,18 @@ def test_residues_of_hand_made_limbs():
     odd[3, 2] = -5
     want[3] = sum(int(odd[3, i]) << (16 * i) for i in range(7)) % ORDER
     assert TransposedProjection(odd, 16).residues() == want
+
+
+def test_clearing_the_generators_drops_their_tables():
+    """clear_memory_cache() frees what was derived from the generators as well (the tables are
+    64 bytes a point), and sums afterwards are the same."""
+    from rangeproof.generators import clear_memory_cache
+    from rangeproof.native_msm import label_small_sum
+    label = b"sabre/test/native-msm/clear/v1"
+    want = msm([3, -2], generators(label, 2))
+    assert label_small_sum(label, 0, [3, -2]) == want
+    generator_table(label, 2)
+    assert label in native_msm._tables
+    clear_memory_cache()
+    assert not native_msm._tables
+    assert label_small_sum(label, 0, [3, -2]) == want

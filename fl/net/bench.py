@@ -56,10 +56,9 @@ from rangeproof.binding import check_binding
 from rangeproof.generators import clear_memory_cache, disable_disk_cache, enable_disk_cache
 from rangeproof.group import point_from_bytes, point_to_bytes
 from rangeproof.norm import NormStatement, commit_and_prove, verify_batch
-from rangeproof.norm.commitment import vector_generators
+from rangeproof.norm.norm_linear import padded_dim
 from rangeproof.norm.terms import prepare_verifier_tables
 from rangeproof.norm.params import SMALLNESS_PROJECTIONS
-from rangeproof.range_proof import range_generators
 from secagg.driver import run_round
 from secagg.errors import ConfigError
 from secagg.keys import SigningKey
@@ -323,9 +322,9 @@ def _off_thread(fn, *args):
 
 
 def _derive_generators(dim: int) -> None:
-    """Every generator an L2 proof of ``dim`` coordinates uses (derived once per process)."""
-    vector_generators(dim)
-    range_generators(SMALLNESS_PROJECTIONS * 64)
+    """Every generator an L2 proof of ``dim`` coordinates uses, with the padding's, and the
+    affine tables of the native code's sums (once per process)."""
+    prepare_verifier_tables(padded_dim(dim), SMALLNESS_PROJECTIONS * 64)
 
 
 def _split_upload(data: bytes) -> tuple:

@@ -25,7 +25,8 @@ vector with its blinding as the side vector; the server verifies all proofs in o
 (``verify_s``), leaves out any client whose proof fails before unmasking, and checks the binding
 of the sum (``binding_ok``). The server derives the generators once before the round
 (``net.server_generators_s``, CPU seconds) into a disk cache the clients load
-(``net.generators_s_mean``); each client's proving is timed in CPU seconds of its process
+(``net.generators_s_mean``, with the affine tables of the native code's sums where it is
+built); each client's proving is timed in CPU seconds of its process
 (``net.prove_s_mean``: N processes share the machine's cores, at most one proving per core at a
 time). The round in process verifies the very proofs the clients made (``inprocess.verify_s``)
 and sums the same inputs: proving, each client's own work before either round, is timed once.

@@ -22,8 +22,8 @@ per materialized point, a materialization about ``1.25`` terms per point for gro
 ``f sum_a e_a x0[a n + k]`` for the committed small integer vector ``x0``, so a cross term is
 ``sum_{a,b} e_a c_b (sum_k x0[.] pts[.])``: the inner sums have small integer coefficients and
 are computed by point additions (on the generators' affine table in C,
-:func:`rangeproof.native_msm.label_small_sum`, about 0.4 us per term, or
-:func:`rangeproof.group.msm_small`, about 0.9 us, against 10 us). Their number doubles per
+:func:`rangeproof.native_msm.label_small_sum`, about 0.6 us per term, or
+:func:`rangeproof.group.msm_small`, about 1.2 us, against 10 us). Their number doubles per
 round (four times the inner sums, each half as long) while the rest halves, so only the first
 few rounds (three at ``d = 1,199,882``) are done this way, then the points are grouped once.
 
@@ -70,7 +70,7 @@ def _materialize_cost(count: int, n: int) -> float:
 
 
 _ADD = 0.09  # one point addition in msm_small's loop (about 0.9 us), in the same units; on the
-# generators' affine table in C (label_small_sum) about 0.04, which picks the same plans from
+# generators' affine table in C (label_small_sum) about 0.05, which picks the same plans from
 # 2^12 to 2^20 coordinates
 _BUCKET = 0.5  # per bucket of one msm_small call (two allocations, the running sums: 5 us)
 

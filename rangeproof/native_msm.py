@@ -111,8 +111,8 @@ def label_small_sum(label: bytes, offset: int, values: Sequence[int] | np.ndarra
     (:func:`.group.buckets_pay`), the sum runs in C on the label's affine table (:func:`generator_table`, built on first
     use): a mixed Jacobian-affine addition per nonzero value into one bucket per magnitude, then
     running sums (``table_sum``: 0.64 us per value against 1.2 us through OpenSSL's
-    ``EC_POINT_add``, measured in the prover at 1.2M). Variable time in the values, as ``msm_small``: the prover's own vector,
-    or the public aggregate.
+    ``EC_POINT_add``, measured in the prover at 1.2M). Variable time in the values, as
+    ``msm_small``: the prover's own vector, or the public aggregate.
 
     Raises:
       ValueError: a negative offset.

@@ -82,7 +82,7 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
     q = ORDER
     # <X, G> by point additions (the aggregate is small and signed: on the generators' affine
     # table, or msm_small), the rest as one multi-exponentiation
-    total = label_small_sum(VECTOR_LABEL, 0, xs) + msm([blinding_sum % q] + [q - 1] * len(commitments),
-                                   [Bt] + list(commitments))
+    total = label_small_sum(VECTOR_LABEL, 0, xs) + msm(
+        [blinding_sum % q] + [q - 1] * len(commitments), [Bt] + list(commitments))
     if not total.is_infinite():
         raise BindingError()

@@ -514,7 +514,7 @@ class NormLinearArgument:
             parts.append(NormLinearProof.create(
                 transcript, G[ch.offset:ch.offset + ch.size], xs[ch.offset:ch.offset + ch.length],
                 rj, v[ch.offset:ch.offset + ch.length], sj, gj, rng=rng, index=j, offset=ch.offset,
-                pad_v=pad_v if j == len(layout) - 1 else (), label=VECTOR_LABEL if tabled else None))
+                pad_v=pad_v if j == len(layout) - 1 else (), label=VECTOR_LABEL))
         return cls(splits, parts)
 
     def verification_terms(self, transcript: Transcript, d: int, v, C: EcPt, Y: EcPt | YTerms,

@@ -52,30 +52,46 @@ def aggregate_commitments(commitments: Sequence[EcPt]) -> EcPt:
 
 
 def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[int],
-                  blinding_sum: int) -> None:
+                  blinding_sum: int, *, dim: int) -> None:
     """Checks that ``aggregate`` is the sum of the vectors behind ``commitments``.
 
     Args:
       commitments: the surviving clients' commitments ``C_c``.
       aggregate: the secure sum ``X`` as signed integers (already lifted from the secure sum's
-        modulus), length ``d``.
+        modulus), one-dimensional, of length ``dim``.
       blinding_sum: ``R = sum_c r_c mod q`` from the field-valued secure sum.
+      dim: the length of the committed vectors (the statement's ``d``).
+
+    The equation holds only modulo the group order ``q``, so each entry must be the canonical
+    signed representative, ``|X_j| <= (q - 1) / 2``: otherwise ``X + q e_j`` would pass for
+    ``X``. A lifted secure sum is always canonical (its modulus is far below ``q``).
 
     Raises:
-      BindingError: the equation does not hold, there is nothing to check against, or the
-        aggregate or the blinding sum is not made of integers.
+      BindingError: the equation does not hold, there is nothing to check against, the aggregate
+        is not a vector of ``dim`` canonical integers, or the blinding sum is not an int.
     """
     if not commitments:
         raise BindingError("no commitments to check the aggregate against")
-    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
-        xs = to_ints(aggregate)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise BindingError(f"dim must be a positive int, got {dim!r}")
+    if isinstance(aggregate, np.ndarray):
+        if aggregate.ndim != 1:
+            raise BindingError(f"the aggregate must be one-dimensional, got shape {aggregate.shape}")
+    elif isinstance(aggregate, (str, bytes)) or not isinstance(aggregate, Sequence):
+        raise BindingError(f"the aggregate must be a vector of integers, got {type(aggregate).__name__}")
+    if len(aggregate) != dim:
+        raise BindingError(f"the aggregate has {len(aggregate)} entries, the commitments are to {dim}")
+    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu" and aggregate.dtype.itemsize <= 8:
+        xs = to_ints(aggregate)  # a 64-bit entry is always canonical
     else:  # a list or an object array: every entry must be an int (a float must not be truncated)
         vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             raise BindingError("the aggregate must be a vector of integers")
         xs = to_ints(vals)
-    if not xs:
-        raise BindingError("empty aggregate")
+        half = (ORDER - 1) // 2
+        if any(v > half or v < -half for v in xs):
+            raise BindingError("an entry of the aggregate is not a canonical signed residue "
+                               "(|X_j| > (q - 1) / 2)")
     if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):
         raise BindingError("the blinding sum must be an int")
     Bt = pedersen_bases()[1]

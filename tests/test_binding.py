@@ -19,23 +19,57 @@ def test_binding_accepts_the_true_sum_only():
     C = [c for c, _ in commits]
     R = sum(r for _, r in commits) % ORDER
     total = sum(xs)
-    check_binding(C, total, R)
+    check_binding(C, total, R, dim=DIM)
     bumped = total.copy()
     bumped[5] += 1
     for args in ((C, bumped, R), (C, total, (R + 1) % ORDER), (C[:3], total, R), ([], total, R)):
         with pytest.raises(BindingError):
-            check_binding(*args)
+            check_binding(*args, dim=DIM)
     assert aggregate_commitments(C) == commit_vector(total, R)[0]
-    check_binding(C, total.tolist(), R)
-    check_binding(C, total.astype(object), R)
+    check_binding(C, total.tolist(), R, dim=DIM)
+    check_binding(C, total.astype(object), R, dim=DIM)
     # a non-integer aggregate is refused, never truncated into the committed sum
     halves = [v + 0.5 if i == 5 else v for i, v in enumerate(total.tolist())]
     for bad in (halves, np.asarray(halves), total.astype(np.float64), [True] + total.tolist()[1:]):
         with pytest.raises(BindingError, match="integers"):
-            check_binding(C, bad, R)
+            check_binding(C, bad, R, dim=DIM)
     # two colluders shifting mass between their masked inputs keep the sum: still bound to the
     # committed vectors, whose proofs are checked one by one (docs/proofs.md)
-    check_binding(C, xs[0] + xs[1] + xs[2] + xs[3], R)
+    check_binding(C, xs[0] + xs[1] + xs[2] + xs[3], R, dim=DIM)
+
+
+def test_binding_refuses_aggregates_that_match_only_modulo_the_order_or_in_another_shape():
+    rng = np.random.default_rng(1)
+    xs = [rng.integers(-1000, 1000, DIM) for _ in range(3)]
+    commits = [commit_vector(x) for x in xs]
+    C = [c for c, _ in commits]
+    R = sum(r for _, r in commits) % ORDER
+    total = sum(xs)
+    check_binding(C, total.tolist(), R, dim=DIM)
+    # X + q e_j satisfies the equation (it holds modulo q): refused as non-canonical
+    for j, shift in ((0, ORDER), (7, -ORDER), (DIM - 1, 2 * ORDER)):
+        wrapped = total.tolist()
+        wrapped[j] += shift
+        with pytest.raises(BindingError, match="canonical"):
+            check_binding(C, wrapped, R, dim=DIM)
+        with pytest.raises(BindingError, match="canonical"):
+            check_binding(C, np.asarray(wrapped, dtype=object), R, dim=DIM)
+    # trailing zeros commit to nothing more but are not the statement's vector: refused by length
+    for wrong in (total.tolist() + [0], np.append(total, [0, 0]), total[:-1]):
+        with pytest.raises(BindingError, match="entries"):
+            check_binding(C, wrong, R, dim=DIM)
+    with pytest.raises(BindingError, match="entries"):
+        check_binding(C, total, R, dim=DIM + 1)
+    # other shapes and types: a BindingError, never a TypeError
+    for bad in (total.reshape(8, 8), np.asarray(total[0]), None, 5, "1234", b"\x00" * DIM,
+                {i: int(v) for i, v in enumerate(total)}):
+        with pytest.raises(BindingError):
+            check_binding(C, bad, R, dim=DIM)
+    for bad_dim in (0, -1, True, 64.0, None):
+        with pytest.raises(BindingError, match="dim"):
+            check_binding(C, total, R, dim=bad_dim)
+    with pytest.raises(TypeError):  # dim is required
+        check_binding(C, total, R)
 
 
 def ctx(round_index=1, dim=DIM):

@@ -303,7 +303,7 @@ class NormProofStage(Stage):
             if not field:
                 raise BindingError("the inner sum did not return the summed blindings (field_sum)")
             check_binding([commitments[c] for c in result.included], np.asarray(result.vector),
-                          int(field[0]))
+                          int(field[0]), dim=ctx.dim)
         except (BindingError, KeyError) as exc:
             ctx.events.append(f"round {ctx.round_index}: binding check failed ({exc}); round discarded")
             ctx.record("binding_failed", 1.0)

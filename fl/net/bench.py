@@ -269,7 +269,7 @@ def run_bench(clients: int, dim: int, *, tls: bool = False, active: bool = False
     binding_ok = None
     if proofs:
         binding_ok = _binding_ok([verified[u][0] for u in result.survivors], to_signed(result.vector, BITS),
-                                 result.field_vector[0])
+                                 result.field_vector[0], dim)
         # the same round in process, on the very proofs the clients made (proving is each
         # client's own work before either round starts: it is timed once, in the clients)
         owners = sorted(uploads)
@@ -286,7 +286,8 @@ def run_bench(clients: int, dim: int, *, tls: bool = False, active: bool = False
                        "proof_bytes_per_client": float(np.mean([len(b) - 5 for b in uploads.values()]))}
         local_wall = time.perf_counter() - t0
         binding_ok = binding_ok and _binding_ok([items[owners.index(u)][1] for u in report.result.survivors],
-                                                to_signed(report.result.vector, BITS), report.result.field_vector[0])
+                                                to_signed(report.result.vector, BITS), report.result.field_vector[0],
+                                                dim)
     else:
         t0 = time.perf_counter()
         report = run_round(params, inputs, round_id=round_id)
@@ -349,9 +350,9 @@ def _decode_and_verify(uploads, dim: int) -> list[tuple]:
     return out
 
 
-def _binding_ok(commitments, vector, blinding_sum) -> bool:
+def _binding_ok(commitments, vector, blinding_sum, dim) -> bool:
     try:
-        check_binding(commitments, np.asarray(vector), int(blinding_sum))
+        check_binding(commitments, np.asarray(vector), int(blinding_sum), dim=dim)
     except Exception:  # noqa: BLE001 - any failure of the check is a failed binding for the record
         return False
     return True

@@ -12,13 +12,16 @@ from fl.aggregation.norm_proof import ExactIntegerSum, NormProofStage, clip_and_
 DIM = 64
 
 
-def test_binding_accepts_the_true_sum_only():
-    rng = np.random.default_rng(0)
-    xs = [rng.integers(-1000, 1000, DIM) for _ in range(4)]
+def committed(seed, n):
+    """``n`` random vectors, their commitments, the blinding sum and the vectors' sum."""
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(-1000, 1000, DIM) for _ in range(n)]
     commits = [commit_vector(x) for x in xs]
-    C = [c for c, _ in commits]
-    R = sum(r for _, r in commits) % ORDER
-    total = sum(xs)
+    return xs, [c for c, _ in commits], sum(r for _, r in commits) % ORDER, sum(xs)
+
+
+def test_binding_accepts_the_true_sum_only():
+    xs, C, R, total = committed(0, 4)
     check_binding(C, total, R, dim=DIM)
     bumped = total.copy()
     bumped[5] += 1
@@ -39,12 +42,7 @@ def test_binding_accepts_the_true_sum_only():
 
 
 def test_binding_refuses_aggregates_that_match_only_modulo_the_order_or_in_another_shape():
-    rng = np.random.default_rng(1)
-    xs = [rng.integers(-1000, 1000, DIM) for _ in range(3)]
-    commits = [commit_vector(x) for x in xs]
-    C = [c for c, _ in commits]
-    R = sum(r for _, r in commits) % ORDER
-    total = sum(xs)
+    _, C, R, total = committed(1, 3)
     check_binding(C, total.tolist(), R, dim=DIM)
     # X + q e_j satisfies the equation (it holds modulo q): refused as non-canonical
     for j, shift in ((0, ORDER), (7, -ORDER), (DIM - 1, 2 * ORDER)):

@@ -81,8 +81,8 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
         raise BindingError(f"the aggregate must be a vector of integers, got {type(aggregate).__name__}")
     if len(aggregate) != dim:
         raise BindingError(f"the aggregate has {len(aggregate)} entries, the commitments are to {dim}")
-    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu" and aggregate.dtype.itemsize <= 8:
-        xs = to_ints(aggregate)  # a 64-bit entry is always canonical
+    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
+        xs = to_ints(aggregate)  # numpy integers have at most 64 bits: always canonical
     else:  # a list or an object array: every entry must be an int (a float must not be truncated)
         vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):

@@ -20,6 +20,7 @@ masks, which needs verifiable masks (ACORN-robust, Armadillo); see ``docs/proofs
 """
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ from .errors import VerificationError
 from .generators import pedersen_bases
 from .group import ORDER, msm
 from .native_msm import label_small_sum
-from .norm.commitment import VECTOR_LABEL, to_ints
+from .norm.commitment import VECTOR_LABEL
 
 __all__ = ["BindingError", "check_binding", "aggregate_commitments"]
 
@@ -70,31 +71,16 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
       BindingError: the equation does not hold, there is nothing to check against, the aggregate
         is not a vector of ``dim`` canonical integers, or the blinding sum is not an int.
     """
-    if not commitments:
-        raise BindingError("no commitments to check the aggregate against")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+    if not isinstance(commitments, (list, tuple)) or not commitments:
+        raise BindingError("no commitments (a non-empty list of points) to check the aggregate against")
+    if type(dim) is not int or dim < 1:
         raise BindingError(f"dim must be a positive int, got {dim!r}")
-    if isinstance(aggregate, np.ndarray):
-        if aggregate.ndim != 1:
-            raise BindingError(f"the aggregate must be one-dimensional, got shape {aggregate.shape}")
-    elif isinstance(aggregate, (str, bytes)) or not isinstance(aggregate, Sequence):
-        raise BindingError(f"the aggregate must be a vector of integers, got {type(aggregate).__name__}")
-    if len(aggregate) != dim:
-        raise BindingError(f"the aggregate has {len(aggregate)} entries, the commitments are to {dim}")
-    if isinstance(aggregate, np.ndarray) and aggregate.dtype.kind in "iu":
-        xs = to_ints(aggregate)  # numpy integers have at most 64 bits: always canonical
-    else:  # a list or an object array: every entry must be an int (a float must not be truncated)
-        vals = aggregate.tolist() if isinstance(aggregate, np.ndarray) else list(aggregate)
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-            raise BindingError("the aggregate must be a vector of integers")
-        xs = to_ints(vals)
-        half = (ORDER - 1) // 2
-        if any(v > half or v < -half for v in xs):
-            raise BindingError("an entry of the aggregate is not a canonical signed residue "
-                               "(|X_j| > (q - 1) / 2)")
-    if isinstance(blinding_sum, bool) or not isinstance(blinding_sum, int):
+    xs = _canonical_vector(aggregate, dim)
+    if type(blinding_sum) is not int:
         raise BindingError("the blinding sum must be an int")
     Bt = pedersen_bases()[1]
+    if not all(isinstance(C, EcPt) and C.group == Bt.group for C in commitments):
+        raise BindingError("a commitment is not a point of the commitments' group")
     q = ORDER
     # <X, G> by point additions (the aggregate is small and signed: on the generators' affine
     # table, or msm_small), the rest as one multi-exponentiation
@@ -102,3 +88,40 @@ def check_binding(commitments: Sequence[EcPt], aggregate: np.ndarray | Sequence[
         [blinding_sum % q] + [q - 1] * len(commitments), [Bt] + list(commitments))
     if not total.is_infinite():
         raise BindingError()
+
+
+def _canonical_vector(aggregate, dim: int) -> list[int]:
+    """The aggregate's entries as plain ints, read once: exactly ``dim`` of them, each an ``int``
+    (or a numpy integer) of at most ``(q - 1) / 2`` in absolute value.
+
+    Lengths and values are checked on what was read, never on what the object says of itself
+    (an ndarray subclass is read as a plain array; a list or tuple up to ``dim + 1`` items).
+    """
+    try:
+        if isinstance(aggregate, np.ndarray):
+            arr = np.asarray(aggregate)  # a subclass's own len() and tolist() are not used
+            if arr.ndim != 1:
+                raise BindingError(f"the aggregate must be one-dimensional, got shape {arr.shape}")
+            if arr.dtype.kind not in "iuO":
+                raise BindingError(f"the aggregate must be a vector of integers, got dtype {arr.dtype}")
+            vals = arr.tolist()
+        elif isinstance(aggregate, (list, tuple)):
+            vals = list(itertools.islice(aggregate, dim + 1))
+        else:
+            raise BindingError(f"the aggregate must be a vector of integers, got {type(aggregate).__name__}")
+    except BindingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever reading it raised, the aggregate is malformed
+        raise BindingError(f"the aggregate could not be read: {type(exc).__name__}") from exc
+    if len(vals) != dim:
+        raise BindingError(f"the aggregate has {'more than ' + str(dim) if len(vals) > dim else len(vals)} "
+                           f"entries, the commitments are to {dim}")
+    if not all(type(v) is int or (isinstance(v, np.integer) and not isinstance(v, np.timedelta64))
+               for v in vals):
+        raise BindingError("the aggregate must be a vector of integers")
+    xs = [int(v) for v in vals]
+    half = (ORDER - 1) // 2
+    if any(v > half or v < -half for v in xs):
+        raise BindingError("an entry of the aggregate is not a canonical signed residue (|X_j| > (q - 1) / 2)")
+    return xs
+

@@ -60,14 +60,42 @@ def test_binding_refuses_aggregates_that_match_only_modulo_the_order_or_in_anoth
         check_binding(C, total, R, dim=DIM + 1)
     # other shapes and types: a BindingError, never a TypeError
     for bad in (total.reshape(8, 8), np.asarray(total[0]), None, 5, "1234", b"\x00" * DIM,
-                {i: int(v) for i, v in enumerate(total)}):
+                {i: int(v) for i, v in enumerate(total)}, range(DIM), memoryview(total),
+                total.astype("datetime64[ns]")):
         with pytest.raises(BindingError):
             check_binding(C, bad, R, dim=DIM)
-    for bad_dim in (0, -1, True, 64.0, None):
+    # what is checked is what is read: a list or array that misreports its length or entries
+    class LongerThanItSays(list):
+        def __len__(self):
+            return DIM
+
+    class Endless(list):
+        def __iter__(self):
+            return iter(int, 1)  # zeros, forever
+
+    for liar in (LongerThanItSays(total.tolist() + [0]), LongerThanItSays(total.tolist()[:-1]),
+                 Endless(total.tolist())):
+        with pytest.raises(BindingError, match="entries"):
+            check_binding(C, liar, R, dim=DIM)
+
+    class ClaimsAWrap(np.ndarray):
+        def tolist(self):
+            return [v + ORDER for v in np.asarray(self).tolist()]
+
+    check_binding(C, total.view(ClaimsAWrap), R, dim=DIM)  # the array's own entries are checked
+    with pytest.raises(BindingError, match="integers"):
+        check_binding(C, np.array([np.timedelta64(int(v), "ns") for v in total], dtype=object), R, dim=DIM)
+    for bad_dim in (0, -1, True, 64.0, None, np.int64(DIM)):
         with pytest.raises(BindingError, match="dim"):
             check_binding(C, total, R, dim=bad_dim)
     with pytest.raises(TypeError):  # dim is required
         check_binding(C, total, R)
+    # the commitments: a non-empty list of points of the group, nothing else
+    for bad_commitments in ((C[0], None), [C[0], b"\x02" * 33], iter(C), np.array(C, dtype=object)):
+        with pytest.raises(BindingError):
+            check_binding(bad_commitments, total, R, dim=DIM)
+    with pytest.raises(BindingError, match="int"):
+        check_binding(C, total, np.int64(5), dim=DIM)
 
 
 def ctx(round_index=1, dim=DIM):
@@ -222,6 +250,65 @@ def test_with_the_real_secure_sum():
     with pytest.raises(RoundFailed) as info:
         pipeline().aggregate(msgs, c)
     assert info.value.reason == "binding_failed"
+
+
+class Mangler:
+    """Commits to and proves its clipped update honestly, then masks a malformed payload."""
+
+    def __init__(self, mangle):
+        self.mangle = mangle
+
+    def client_step(self, st, message, ctx, honest):
+        out = honest(message, ctx)
+        if not isinstance(st, NormProofStage):
+            return out
+        vector, field = self.mangle(out.vector, out.extras.get("field_vector"))
+        extras = {k: v for k, v in out.extras.items() if k != "field_vector"}
+        if field is not None:
+            extras["field_vector"] = field
+        return out.replace(vector=vector, extras=extras)
+
+
+MANGLES = {
+    "one entry too many": lambda x, f: (np.append(x, 0), f),
+    "one entry too few": lambda x, f: (x[:-1], f),
+    "float vector": lambda x, f: (x.astype(np.float64), f),
+    "unsigned vector": lambda x, f: (x.astype(np.uint64), f),
+    "2-D vector": lambda x, f: (x.reshape(8, 8), f),
+    "blinding + q": lambda x, f: (x, [f[0] + ORDER]),
+    "blinding not an int": lambda x, f: (x, ["abc"]),
+    "two blindings": lambda x, f: (x, [f[0], f[0]]),
+    "no blinding": lambda x, f: (x, None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", sorted(MANGLES))
+def test_a_verified_client_masking_a_malformed_payload_is_excluded_and_named(how):
+    """A client whose proof verifies but whose masked payload the sum cannot take (wrong length,
+    dtype or shape; a side vector that is not one blinding in [0, q)) is excluded before
+    unmasking and named; the round goes on with the others, on secagg's real SecureSum."""
+    from fl.aggregation import secure_sum as secagg_stage
+
+    msgs = updates(4, seed=7)
+    msgs[3].adversary = Mangler(MANGLES[how])
+    c = ctx()
+    out = MeanStage(NormProofStage(secagg_stage.SecureSum(bits=32), bound=0.5, norm="l2", scale=4096.0),
+                    "uniform").aggregate(msgs, c)
+    assert out.included == [0, 1, 2] and out.rejected == {3: "malformed_payload"}
+    assert c.measurements["binding_failed"] == 0.0
+    assert any("client 3 excluded before unmasking (malformed_payload)" in e for e in c.events)
+    np.testing.assert_array_equal(out.vector, stage(False).aggregate(updates(3, seed=7), ctx()).vector)
+
+
+def test_the_twin_excludes_a_malformed_payload_too():
+    msgs = updates(3, seed=8)
+    msgs[2].adversary = Mangler(lambda x, f: (np.append(x, 0), f))
+    out = stage(False).aggregate(msgs, ctx())
+    assert out.included == [0, 1] and out.rejected == {2: "malformed_payload"}
+    msgs = updates(3, seed=8)
+    msgs[2].adversary = Mangler(lambda x, f: (x, [5]))  # a side vector the twin has no use for
+    assert stage(False).aggregate(msgs, ctx()).rejected == {2: "malformed_payload"}
 
 
 def test_an_inner_sum_that_ignores_exclusions_fails_closed():

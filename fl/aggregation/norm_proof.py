@@ -73,6 +73,20 @@ class FieldSumResult(AggregateResult):
     field_sum: list[int] = dataclasses.field(default_factory=list)
 
 
+def _payload_ok(m: ClientMessage, dim: int, width: int) -> bool:
+    """Whether ``m`` masks a signed integer vector of length ``dim`` (at most 64-bit entries, as
+    every honest client's ``int64``) and exactly ``width`` field entries, each an int in ``[0, q)``
+    (none at all when ``width`` is 0)."""
+    v = m.vector
+    if not (type(v) is np.ndarray and v.shape == (dim,) and v.dtype.kind == "i" and v.dtype.itemsize <= 8):
+        return False
+    fv = m.extras.get(FIELD_KEY)
+    if width == 0:
+        return fv is None
+    return (type(fv) in (list, tuple) and len(fv) == width
+            and all(type(e) is int and 0 <= e < ORDER for e in fv))
+
+
 class ExactIntegerSum(Aggregator):
     """Plaintext reference sum: exact over the integers, plus the field vectors mod q.
 
@@ -233,6 +247,15 @@ class NormProofStage(Stage):
                     commitments[m.client_id] = (blob["commitment"], blob["opening"])
                 else:
                     rejected[m.client_id] = "norm_proof_failed"
+        # what a verified client masks must be a payload the sum below can take: its vector an
+        # integer vector of the statement's length and, under real proofs, its field vector the
+        # one blinding in [0, q). Anything else is that client's fault: it is excluded like a
+        # failed proof, never left to abort the round inside the sum.
+        width = 1 if self.secure else 0
+        for m in [m for m in survivors if not _payload_ok(m, ctx.dim, width)]:
+            survivors.remove(m)
+            commitments.pop(m.client_id, None)
+            rejected[m.client_id] = "malformed_payload"
         for cid, why in rejected.items():
             ctx.events.append(f"round {ctx.round_index}: client {cid} excluded before unmasking ({why})")
         ctx.record("norm_proof_rejected", len(rejected))
@@ -242,7 +265,6 @@ class NormProofStage(Stage):
         # treated as dropouts before unmasking (secagg's exclusion mark). Their payload is never
         # unmasked, so it is replaced by a well-formed zero input (a malformed one must not be
         # able to abort the round).
-        width = len(survivors[0].extras.get(FIELD_KEY, []))
         marked = [m if m.client_id not in rejected else
                   m.replace(vector=np.zeros(ctx.dim, dtype=np.int64),
                             extras={FIELD_KEY: [0] * width, EXCLUDE_KEY: rejected[m.client_id]})
